@@ -1,0 +1,303 @@
+//! A durable local backend on redb, for the CLI, examples and tests that need no infrastructure.
+//!
+//! It keeps DynamoDB's contract where a store could notice the difference: batch limits,
+//! distinct keys per batch, and one fixed partition key attribute per database. Items are kept
+//! in the [`codec`](crate::codec) encoding; each batch is one redb transaction, committed with
+//! redb's default (fsync) durability.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+
+use super::{
+    key_schema_mismatch, write_key, Backend, BatchGet, Write, MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
+};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::item::Item;
+
+const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const PARTITION_KEY: &str = "partition_key";
+
+/// Items in a local redb database file.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBackend {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl EmbeddedBackend {
+    /// Opens the database at `path`, creating it if it does not exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path).map_err(|err| {
+            Error::permanent(
+                "Open",
+                format!("cannot open embedded database {}: {err}", path.display()),
+                Some(Arc::new(redb::Error::from(err))),
+            )
+        })?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs blocking database work off the async runtime.
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        match tokio::task::spawn_blocking(move || work(&db)).await {
+            Ok(result) => result.map_err(|err| database_error(operation, err)),
+            Err(join) => Err(Error::permanent(
+                operation,
+                format!("embedded database task failed: {join}"),
+                None,
+            )),
+        }
+    }
+}
+
+/// Classifies a redb error: I/O may succeed on retry, everything else will not.
+fn database_error(operation: &'static str, err: redb::Error) -> Error {
+    let message = format!("embedded database: {err}");
+    let retryable = matches!(err, redb::Error::Io(_));
+    Error::DynamoDb {
+        operation,
+        message,
+        retryable,
+        source: Some(Arc::new(err)),
+    }
+}
+
+fn corrupt(key: &str, err: codec::DecodeError) -> redb::Error {
+    redb::Error::Corrupted(format!("item `{key}`: {err}"))
+}
+
+fn read_items(db: &Database, keys: &[String]) -> Result<Vec<Item>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(ITEMS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut items = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(bytes) = table.get(key.as_str())? {
+            items.push(codec::decode(bytes.value()).map_err(|err| corrupt(key, err))?);
+        }
+    }
+    Ok(items)
+}
+
+#[async_trait]
+impl Backend for EmbeddedBackend {
+    async fn check_table(&self, partition_key: &str) -> Result<()> {
+        let wanted = partition_key.to_owned();
+        let found = self
+            .run("DescribeTable", move |db| {
+                let txn = db.begin_write()?;
+                let found = {
+                    let mut meta = txn.open_table(META)?;
+                    let found = meta.get(PARTITION_KEY)?.map(|v| v.value().to_owned());
+                    if found.is_none() {
+                        meta.insert(PARTITION_KEY, wanted.as_str())?;
+                    }
+                    txn.open_table(ITEMS)?;
+                    found
+                };
+                txn.commit()?;
+                Ok(found)
+            })
+            .await?;
+        match found {
+            Some(found) if found != partition_key => Err(key_schema_mismatch(
+                &self.path.display().to_string(),
+                partition_key,
+                &format!("[{found} (HASH, S)]"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn get(
+        &self,
+        _partition_key: &str,
+        key: &str,
+        _consistent: bool,
+    ) -> Result<Option<Item>> {
+        let keys = vec![key.to_owned()];
+        let mut items = self.run("GetItem", move |db| read_items(db, &keys)).await?;
+        Ok(items.pop())
+    }
+
+    async fn batch_get(
+        &self,
+        _partition_key: &str,
+        keys: &[String],
+        _consistent: bool,
+    ) -> Result<BatchGet> {
+        if keys.len() > MAX_BATCH_GET_KEYS {
+            return Err(Error::permanent(
+                "BatchGetItem",
+                format!(
+                    "{} keys requested, over the limit of {MAX_BATCH_GET_KEYS}",
+                    keys.len()
+                ),
+                None,
+            ));
+        }
+        if keys.iter().collect::<HashSet<_>>().len() != keys.len() {
+            return Err(Error::permanent(
+                "BatchGetItem",
+                "the requested keys contain duplicates",
+                None,
+            ));
+        }
+        let keys = keys.to_vec();
+        let items = self
+            .run("BatchGetItem", move |db| read_items(db, &keys))
+            .await?;
+        Ok(BatchGet {
+            items,
+            unprocessed: Vec::new(),
+        })
+    }
+
+    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
+        if writes.is_empty() || writes.len() > MAX_BATCH_WRITE_ITEMS {
+            return Err(Error::permanent(
+                "BatchWriteItem",
+                format!(
+                    "{} writes in one batch; a batch holds 1 to {MAX_BATCH_WRITE_ITEMS}",
+                    writes.len()
+                ),
+                None,
+            ));
+        }
+        let mut encoded = Vec::with_capacity(writes.len());
+        let mut seen = HashSet::with_capacity(writes.len());
+        for write in writes {
+            let Some(key) = write_key(write, partition_key) else {
+                return Err(Error::permanent(
+                    "BatchWriteItem",
+                    format!("an item lacks its string partition key attribute `{partition_key}`"),
+                    None,
+                ));
+            };
+            if !seen.insert(key) {
+                return Err(Error::permanent(
+                    "BatchWriteItem",
+                    format!("the batch writes key `{key}` twice"),
+                    None,
+                ));
+            }
+            let bytes = match write {
+                Write::Put(item) => {
+                    let mut bytes = Vec::new();
+                    codec::encode(item, &mut bytes)
+                        .map_err(|err| Error::permanent("BatchWriteItem", err.to_string(), None))?;
+                    Some(bytes)
+                }
+                Write::Delete(_) => None,
+            };
+            encoded.push((key.to_owned(), bytes));
+        }
+        self.run("BatchWriteItem", move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(ITEMS)?;
+                for (key, bytes) in &encoded {
+                    match bytes {
+                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                        None => table.remove(key.as_str())?,
+                    };
+                }
+            }
+            txn.commit()?;
+            Ok(Vec::new())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    fn item(key: &str, n: &str) -> Item {
+        [
+            ("_key".to_string(), AttributeValue::S(key.into())),
+            ("n".to_string(), AttributeValue::N(n.into())),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::validation(e.to_string()))?;
+        let path = dir.path().join("db.redb");
+        {
+            let backend = EmbeddedBackend::open(&path)?;
+            backend.check_table("_key").await?;
+            let unprocessed = backend
+                .batch_write(
+                    "_key",
+                    &[Write::Put(item("A1", "1")), Write::Put(item("A2", "2"))],
+                )
+                .await?;
+            assert!(unprocessed.is_empty());
+            backend
+                .batch_write("_key", &[Write::Delete("A2".into())])
+                .await?;
+        }
+        let backend = EmbeddedBackend::open(&path)?;
+        backend.check_table("_key").await?;
+        assert_eq!(
+            backend.get("_key", "A1", true).await?,
+            Some(item("A1", "1"))
+        );
+        assert_eq!(backend.get("_key", "A2", true).await?, None);
+        let got = backend
+            .batch_get("_key", &["A1".into(), "A2".into()], true)
+            .await?;
+        assert_eq!(got.items, vec![item("A1", "1")]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_partition_key_name_is_fixed_at_creation() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::validation(e.to_string()))?;
+        let backend = EmbeddedBackend::open(dir.path().join("db.redb"))?;
+        backend.check_table("_key").await?;
+        let err = backend.check_table("pk").await.err();
+        assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn batches_keep_dynamodb_limits() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::validation(e.to_string()))?;
+        let backend = EmbeddedBackend::open(dir.path().join("db.redb"))?;
+        let twice = [Write::Put(item("A", "1")), Write::Delete("A".into())];
+        assert!(backend.batch_write("_key", &twice).await.is_err());
+        let too_many: Vec<Write> = (0..26).map(|i| Write::Delete(format!("K{i}"))).collect();
+        assert!(backend.batch_write("_key", &too_many).await.is_err());
+        Ok(())
+    }
+}

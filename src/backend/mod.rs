@@ -1,0 +1,93 @@
+//! Backends: where items live durably. DynamoDB in production; an embedded database for tools,
+//! examples and tests that should run with no infrastructure.
+//!
+//! A backend speaks in DynamoDB's terms: items are whole attribute maps that include the
+//! partition key attribute, keys are rendered key strings, and batch calls may leave part of the
+//! work unprocessed. Retrying, batching limits and coalescing are the store's business, so a
+//! backend makes exactly one request per call.
+
+mod dynamodb;
+mod embedded;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::item::Item;
+
+pub use dynamodb::DynamoDbBackend;
+pub use embedded::EmbeddedBackend;
+
+/// DynamoDB's limit on the number of writes in one `BatchWriteItem` request.
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+
+/// DynamoDB's limit on the number of keys in one `BatchGetItem` request.
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Store this item; it carries its partition key attribute.
+    Put(Item),
+    /// Delete the item under this rendered key.
+    Delete(String),
+}
+
+/// The outcome of one `batch_get`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchGet {
+    /// Items found, each carrying its partition key attribute.
+    pub items: Vec<Item>,
+    /// Keys the backend did not get to (DynamoDB's `UnprocessedKeys`); ask again.
+    pub unprocessed: Vec<String>,
+}
+
+/// Durable storage behind a [`Store`](crate::Store).
+///
+/// Errors are [`Error::DynamoDb`]; mark them with [`Error::transient`] when repeating the request
+/// may succeed (throttling, 5xx, timeouts, I/O) and [`Error::permanent`] otherwise. The store
+/// retries transient errors with backoff and isolates permanent ones to the writes that caused
+/// them.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Checks, before any other call, that the table exists and has exactly one partition key:
+    /// a string attribute named `partition_key`, and no sort key.
+    async fn check_table(&self, partition_key: &str) -> Result<()>;
+
+    /// Reads one item by rendered key.
+    async fn get(&self, partition_key: &str, key: &str, consistent: bool) -> Result<Option<Item>>;
+
+    /// Reads up to [`MAX_BATCH_GET_KEYS`] distinct keys in one request.
+    async fn batch_get(
+        &self,
+        partition_key: &str,
+        keys: &[String],
+        consistent: bool,
+    ) -> Result<BatchGet>;
+
+    /// Applies up to [`MAX_BATCH_WRITE_ITEMS`] writes to distinct keys in one request, and
+    /// returns the indices (into `writes`) of those left unprocessed.
+    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>>;
+}
+
+/// The rendered key a write is for.
+pub(crate) fn write_key<'a>(write: &'a Write, partition_key: &str) -> Option<&'a str> {
+    match write {
+        Write::Put(item) => string_attribute(item, partition_key),
+        Write::Delete(key) => Some(key),
+    }
+}
+
+/// The value of a string attribute.
+pub(crate) fn string_attribute<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The error for a table whose key schema does not match the store's.
+pub(crate) fn key_schema_mismatch(table: &str, partition_key: &str, found: &str) -> Error {
+    Error::validation(format!(
+        "table `{table}` must have exactly one key, a string partition key named \
+         `{partition_key}`, but its key schema is {found}"
+    ))
+}

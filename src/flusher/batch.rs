@@ -1,0 +1,123 @@
+//! One batch of writes, carried to the backend: `UnprocessedItems`, throttling, 5xx and
+//! timeouts are retried with backoff until they succeed; a permanent failure is narrowed down to
+//! the writes that cause it by retrying each write of the failed batch on its own.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::backend::{Backend, Write};
+use crate::error::Result;
+use crate::retry::Backoff;
+use crate::stats::Counters;
+
+/// Which dirty state a write carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub shard: usize,
+    pub key: String,
+    /// The oldest mutation the write covers.
+    pub first_seq: u64,
+    /// The newest mutation the write covers.
+    pub seq: u64,
+}
+
+/// Writes and their metadata, index-aligned.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub metas: Vec<Meta>,
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    pub(crate) fn push(&mut self, meta: Meta, write: Write) {
+        self.metas.push(meta);
+        self.writes.push(write);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Splits off the writes at `indices`, keeping the rest.
+    fn split_off(&mut self, indices: &HashSet<usize>) -> Batch {
+        let mut kept = Batch::default();
+        let mut taken = Batch::default();
+        for (i, (meta, write)) in self.metas.drain(..).zip(self.writes.drain(..)).enumerate() {
+            if indices.contains(&i) {
+                taken.push(meta, write);
+            } else {
+                kept.push(meta, write);
+            }
+        }
+        *self = kept;
+        taken
+    }
+
+    fn singles(self) -> impl Iterator<Item = Batch> {
+        self.metas
+            .into_iter()
+            .zip(self.writes)
+            .map(|(meta, write)| {
+                let mut single = Batch::default();
+                single.push(meta, write);
+                single
+            })
+    }
+}
+
+/// Writes `batch`, retrying what may succeed, and returns each write's outcome.
+pub(crate) async fn write(
+    backend: Arc<dyn Backend>,
+    partition_key: Arc<str>,
+    batch: Batch,
+    counters: Arc<Counters>,
+) -> Vec<(Meta, Result<()>)> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut groups = VecDeque::from([batch]);
+    while let Some(mut group) = groups.pop_front() {
+        let mut backoff = Backoff::default();
+        loop {
+            counters.add(&counters.write_requests, 1);
+            match backend.batch_write(&partition_key, &group.writes).await {
+                Ok(unprocessed) => {
+                    let unprocessed: HashSet<usize> = unprocessed.into_iter().collect();
+                    let retry = group.split_off(&unprocessed);
+                    counters.add(&counters.items_written, group.len() as u64);
+                    outcomes.extend(group.metas.into_iter().map(|meta| (meta, Ok(()))));
+                    if retry.len() == 0 {
+                        break;
+                    }
+                    group = retry;
+                    counters.add(&counters.retries, 1);
+                    tracing::debug!(
+                        unprocessed = group.len(),
+                        "BatchWriteItem left items unprocessed; retrying"
+                    );
+                    backoff.wait().await;
+                }
+                Err(err) if err.is_retryable() => {
+                    counters.add(&counters.retries, 1);
+                    if backoff.attempts() % 10 == 9 {
+                        tracing::warn!(error = %err, attempts = backoff.attempts() + 1, "writes keep failing; retrying");
+                    } else {
+                        tracing::debug!(error = %err, "write failed; retrying");
+                    }
+                    backoff.wait().await;
+                }
+                Err(err) if group.len() > 1 => {
+                    tracing::debug!(error = %err, writes = group.len(), "batch refused; retrying its writes one by one");
+                    groups.extend(group.singles());
+                    break;
+                }
+                Err(err) => {
+                    for meta in group.metas {
+                        tracing::error!(key = %meta.key, error = %err, "the backend refused a write; it will not be retried");
+                        outcomes.push((meta, Err(err.duplicate())));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    outcomes
+}

@@ -1,0 +1,292 @@
+//! The flusher's loop: queue dirty keys oldest first, cut them into batches, keep a bounded
+//! number of batches in flight, settle their outcomes with the shards, and answer barriers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use super::batch::{self, Batch, Meta};
+use super::Submission;
+use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
+use crate::error::{Error, Result};
+use crate::shard::Completed;
+use crate::store::Shared;
+
+/// A key waiting to be written.
+struct Queued {
+    shard: usize,
+    key: String,
+}
+
+/// A pending `flush` (or `close`).
+struct Barrier {
+    upto: u64,
+    /// A close: answered only once everything is drained.
+    close: bool,
+    done: Option<oneshot::Sender<Result<()>>>,
+    /// The first refused write the barrier covers.
+    error: Option<Error>,
+}
+
+/// Owns the flush queue and runs the loop; see the module docs.
+pub(crate) struct Runner {
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Submission>,
+    /// Dirty keys not in flight, by the sequence of their oldest unwritten mutation. Each key
+    /// is here at most once, and never while a write of it is in flight.
+    queue: BTreeMap<u64, Queued>,
+    /// First sequences of the keys being written.
+    in_flight: BTreeSet<u64>,
+    tasks: JoinSet<Vec<(Meta, Result<()>)>>,
+    /// The metadata of each running task, to requeue its keys if the task dies.
+    task_metas: std::collections::HashMap<tokio::task::Id, Vec<Meta>>,
+    barriers: Vec<Barrier>,
+    /// Queued keys with a first sequence up to this are due now.
+    due_until: u64,
+    /// The newest first sequence submitted.
+    newest: u64,
+    closing: bool,
+}
+
+impl Runner {
+    pub(crate) fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Submission>) -> Self {
+        Self {
+            shared,
+            rx,
+            queue: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
+            tasks: JoinSet::new(),
+            task_metas: std::collections::HashMap::new(),
+            barriers: Vec::new(),
+            due_until: 0,
+            newest: 0,
+            closing: false,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.shared.config.flush_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                submission = self.rx.recv() => match submission {
+                    Some(submission) => self.accept(submission),
+                    // Every handle is gone; nothing more can arrive.
+                    None => self.closing = true,
+                },
+                _ = ticker.tick() => self.due_until = self.newest,
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.settle(joined);
+                }
+            }
+            // Take whatever else has arrived, so that it joins this round's batches.
+            while let Ok(submission) = self.rx.try_recv() {
+                self.accept(submission);
+            }
+            self.dispatch();
+            self.answer_barriers();
+            if self.closing && self.queue.is_empty() && self.tasks.is_empty() {
+                break;
+            }
+        }
+        self.answer_barriers();
+        tracing::debug!("flusher stopped");
+    }
+
+    fn accept(&mut self, submission: Submission) {
+        match submission {
+            Submission::Dirty {
+                first_seq,
+                shard,
+                key,
+            } => {
+                self.newest = self.newest.max(first_seq);
+                self.queue.insert(first_seq, Queued { shard, key });
+            }
+            Submission::Flush { upto, close, done } => {
+                self.closing |= close;
+                self.due_until = self.due_until.max(upto.min(self.newest));
+                self.barriers.push(Barrier {
+                    upto,
+                    close,
+                    done,
+                    error: None,
+                });
+            }
+        }
+        if self.closing {
+            self.due_until = u64::MAX;
+        }
+    }
+
+    /// Starts batches while there is room in flight and due work in the queue.
+    fn dispatch(&mut self) {
+        let config = &self.shared.config;
+        while self.tasks.len() < config.max_in_flight_batches {
+            let crowded = self.queue.len() >= config.batch_threshold;
+            let mut batch = Batch::default();
+            while batch.len() < MAX_BATCH_WRITE_ITEMS {
+                let Some(entry) = self.queue.first_entry() else {
+                    break;
+                };
+                if !crowded && *entry.key() > self.due_until {
+                    break;
+                }
+                let (first_seq, queued) = entry.remove_entry();
+                let Some((value, seq)) =
+                    self.shared.shards[queued.shard].take_for_write(&queued.key)
+                else {
+                    // Not dirty any more, or already in flight: nothing to write for it now.
+                    continue;
+                };
+                let write = match value {
+                    Some(item) => {
+                        let mut item = (*item).clone();
+                        item.insert(
+                            config.partition_key.to_string(),
+                            AttributeValue::S(queued.key.clone()),
+                        );
+                        Write::Put(item)
+                    }
+                    None => Write::Delete(queued.key.clone()),
+                };
+                self.in_flight.insert(first_seq);
+                batch.push(
+                    Meta {
+                        shard: queued.shard,
+                        key: queued.key,
+                        first_seq,
+                        seq,
+                    },
+                    write,
+                );
+            }
+            if batch.len() == 0 {
+                break;
+            }
+            let metas = batch.metas.clone();
+            let handle = self.tasks.spawn(batch::write(
+                Arc::clone(&self.shared.backend),
+                Arc::clone(&config.partition_key),
+                batch,
+                Arc::clone(&self.shared.counters),
+            ));
+            self.task_metas.insert(handle.id(), metas);
+        }
+    }
+
+    fn settle(
+        &mut self,
+        joined: Result<(tokio::task::Id, Vec<(Meta, Result<()>)>), tokio::task::JoinError>,
+    ) {
+        let outcomes = match joined {
+            Ok((id, outcomes)) => {
+                self.task_metas.remove(&id);
+                outcomes
+            }
+            Err(join) => {
+                // The task panicked or was cancelled: its writes are in an unknown state, so they
+                // are written again. Writing a key's state twice is harmless.
+                tracing::error!(error = %join, "a flush task died; its writes will be retried");
+                let metas = self.task_metas.remove(&join.id()).unwrap_or_default();
+                for meta in metas {
+                    self.in_flight.remove(&meta.first_seq);
+                    let shard = &self.shared.shards[meta.shard];
+                    if let Some(first) = shard.abandon_write(&meta.key, meta.seq) {
+                        self.queue.insert(
+                            first,
+                            Queued {
+                                shard: meta.shard,
+                                key: meta.key,
+                            },
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        for (meta, outcome) in outcomes {
+            self.in_flight.remove(&meta.first_seq);
+            let persisted = outcome.is_ok();
+            if let Err(err) = outcome {
+                self.reject(&meta, err);
+            }
+            let shard = &self.shared.shards[meta.shard];
+            match shard.complete_write(&meta.key, meta.seq, persisted) {
+                Some(Completed::Settled) => {
+                    self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+                Some(Completed::StillDirty(first)) => {
+                    self.queue.insert(
+                        first,
+                        Queued {
+                            shard: meta.shard,
+                            key: meta.key,
+                        },
+                    );
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn reject(&mut self, meta: &Meta, err: Error) {
+        let counters = &self.shared.counters;
+        counters.add(&counters.rejected_writes, 1);
+        for barrier in &mut self.barriers {
+            if barrier.upto >= meta.first_seq && barrier.error.is_none() {
+                barrier.error = Some(refusal(&meta.key, &err));
+            }
+        }
+    }
+
+    /// Answers the barriers whose mutations are all written or refused.
+    fn answer_barriers(&mut self) {
+        let oldest = [self.queue.keys().next(), self.in_flight.first()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied();
+        let drained = self.closing && self.queue.is_empty() && self.tasks.is_empty();
+        self.barriers.retain_mut(|barrier| {
+            let done = if barrier.close {
+                drained
+            } else {
+                oldest.is_none_or(|oldest| oldest > barrier.upto)
+            };
+            if done {
+                if let Some(tx) = barrier.done.take() {
+                    let _ = tx.send(barrier.error.take().map_or(Ok(()), Err));
+                }
+            }
+            !done
+        });
+    }
+}
+
+/// The error a barrier reports for a refused write: the backend's, naming the key.
+fn refusal(key: &str, err: &Error) -> Error {
+    match err {
+        Error::DynamoDb {
+            operation,
+            message,
+            source,
+            ..
+        } => Error::DynamoDb {
+            operation,
+            message: format!("the write of key `{key}` was refused: {message}"),
+            retryable: false,
+            source: source.clone(),
+        },
+        other => Error::permanent(
+            "BatchWriteItem",
+            format!("the write of key `{key}` was refused: {other}"),
+            None,
+        ),
+    }
+}

@@ -1,0 +1,72 @@
+//! # quickstore
+//!
+//! A fast, sharded, write-back cache in front of Amazon DynamoDB.
+//!
+//! Reads of cached items never leave memory; misses read through to the table once, however
+//! many tasks ask at the same time, and absent items are cached too. Mutations are applied to
+//! the cache and acknowledged at once, then written to DynamoDB in the background: coalesced
+//! per key (only the newest state is written), batched 25 to a `BatchWriteItem`, with several
+//! batches in flight, and retried through throttling and outages.
+//!
+//! ```no_run
+//! use quickstore::{DynamoDbBackend, Key, Store};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct User { name: String }
+//!
+//! # async fn example() -> quickstore::Result<()> {
+//! let config = aws_config::load_from_env().await;
+//! let backend = DynamoDbBackend::new(aws_sdk_dynamodb::Client::new(&config), "users");
+//! let store = Store::builder(backend).open().await?;
+//! let key = Key::new("User", "ada");
+//! store.upsert(&key, &User { name: "Ada".into() }).await?; // acknowledged from memory
+//! let user: User = store.get(&key).await?;                  // served from memory
+//! store.close().await?;                                      // drains to DynamoDB
+//! # Ok(()) }
+//! ```
+//!
+//! ## Keys
+//! A [`Key`] has a parent, a kind and an identifier, rendered into one string partition key
+//! exactly as the Go library of the same name renders it, so tables it wrote read back.
+//! [`Kinds`] parses rendered keys back.
+//!
+//! ## Guarantees
+//! - **Read your writes**: a read never returns a state older than the last acknowledged
+//!   mutation of its key. Pending (dirty) entries are never evicted.
+//! - **Ordered writes per key**: one write of a key is in flight at a time, so an older state
+//!   never lands over a newer one.
+//! - **Nothing dropped silently**: transient failures are retried until they succeed; writes
+//!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`] and
+//!   reported by the next [`Store::flush`] or [`Store::close`].
+//! - Mutations live in memory until written: a crash loses what was not yet flushed. Call
+//!   [`Store::flush`] where that matters.
+
+#![forbid(unsafe_code)]
+
+mod backend;
+mod codec;
+mod config;
+mod error;
+mod flusher;
+mod item;
+mod key;
+mod retry;
+mod shard;
+mod stats;
+mod store;
+
+pub use backend::{
+    Backend, BatchGet, DynamoDbBackend, EmbeddedBackend, Write, MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
+};
+pub use codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
+pub use config::StoreBuilder;
+pub use error::{Cause, Error, Result};
+pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
+pub use key::{rand_identifier, Key, Kinds, MAX_KEY_BYTES};
+pub use stats::Stats;
+pub use store::Store;
+
+/// The AWS SDK's attribute value, re-exported for building and reading [`Item`]s.
+pub use aws_sdk_dynamodb::types::AttributeValue;

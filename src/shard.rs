@@ -1,0 +1,450 @@
+//! One cache shard: the state of every key it holds, and the transitions between states.
+//!
+//! A key is in at most one of four states:
+//!
+//! - **unknown**: not in the shard; the backend must be asked.
+//! - **loading**: one caller is reading it from the backend; others wait for that read
+//!   (single flight) instead of making their own.
+//! - **clean**: the value (or its absence: negative caching) matches the backend. Clean
+//!   entries live in a byte-bounded, scan-resistant `quick_cache` and may be evicted.
+//! - **dirty**: acknowledged to a caller but not yet in the backend. Dirty entries live in a
+//!   plain map outside the cache, so eviction cannot reach them: a read never falls back to an
+//!   older backend state while a newer one is pending.
+//!
+//! The flusher moves dirty keys back to clean once the backend has their newest state. While
+//! one write of a key is in flight, newer mutations of it stay dirty and are written after it
+//! completes, so an older state never lands over a newer one.
+//!
+//! Each shard is guarded by a `parking_lot` mutex. Critical sections are short, never await,
+//! and never touch the network, so a blocking lock is cheaper than an async one here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use quick_cache::Weighter;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+use crate::item::{self, Item};
+
+/// An item's state: `Some` when present, `None` when known to be absent.
+pub(crate) type Value = Option<Arc<Item>>;
+
+/// Bytes counted for an entry besides its key and item: map slots, `Arc`s, bookkeeping.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// A change requested by a caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Mutation {
+    /// Store the item only if none exists.
+    Insert(Arc<Item>),
+    /// Replace the item only if one exists.
+    Update(Arc<Item>),
+    /// Store the item.
+    Upsert(Arc<Item>),
+    /// Remove the item.
+    Delete,
+}
+
+impl Mutation {
+    fn needs_current(&self) -> bool {
+        matches!(self, Mutation::Insert(_) | Mutation::Update(_))
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Mutation::Insert(item) | Mutation::Update(item) | Mutation::Upsert(item) => Some(item),
+            Mutation::Delete => None,
+        }
+    }
+}
+
+/// What a mutation needs from the rest of the store, borrowed for one call.
+pub(crate) struct WriteContext<'a> {
+    /// The store-wide mutation sequence.
+    pub seq: &'a AtomicU64,
+    /// Dirty keys in the whole store.
+    pub pending: &'a AtomicUsize,
+    /// The bound on `pending`.
+    pub max_pending: usize,
+    /// Set once the store starts closing.
+    pub closed: &'a AtomicBool,
+    /// Called, under the shard lock, when a key becomes dirty, with the key's first sequence.
+    pub on_dirty: &'a (dyn Fn(u64, &str) + Sync),
+}
+
+/// The outcome of [`Shard::mutate`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Mutated {
+    /// Applied and acknowledged, with this sequence number.
+    Applied(u64),
+    /// The key's current state is unknown and the mutation depends on it: load it first.
+    NeedsLoad,
+    /// An insert found an item: nothing changed.
+    Existed,
+    /// An update found no item: nothing changed.
+    NotExisted,
+}
+
+/// The outcome of [`Shard::lookup`].
+pub(crate) enum Lookup {
+    /// The key's current state.
+    Hit(Known),
+    /// Another caller is loading the key: wait, then look again.
+    Wait(OwnedNotified),
+    /// The caller must load the key and report with [`Shard::finish_load`] or
+    /// [`Shard::abort_load`].
+    Load(Ticket),
+}
+
+/// The right to install one load's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+/// A key's state as of a shard generation, so a mutation can rely on it only while nothing in
+/// the shard has changed since.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    pub value: Value,
+    generation: u64,
+}
+
+/// The outcome of [`Shard::complete_write`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Completed {
+    /// The written state was the newest: the key left the dirty set.
+    Settled,
+    /// Newer mutations arrived meanwhile; the key stays dirty, with this first sequence.
+    StillDirty(u64),
+}
+
+/// What a shard holds, for statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Usage {
+    pub clean_entries: usize,
+    pub clean_bytes: u64,
+    pub dirty_entries: usize,
+    pub dirty_bytes: u64,
+}
+
+#[derive(Clone)]
+struct Cached {
+    value: Value,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct ByWeight;
+
+impl Weighter<String, Cached> for ByWeight {
+    fn weight(&self, _key: &String, cached: &Cached) -> u64 {
+        cached.weight
+    }
+}
+
+struct Dirty {
+    value: Value,
+    weight: u64,
+    /// The newest mutation.
+    seq: u64,
+    /// The oldest mutation not yet in the backend.
+    first_seq: u64,
+    /// The sequence of the state being written, while a write is in flight.
+    in_flight: Option<u64>,
+    /// The first mutation after the in-flight state.
+    next_first: Option<u64>,
+}
+
+struct Flight {
+    ticket: Ticket,
+    notify: Arc<Notify>,
+    /// A mutation arrived while loading: the loaded state must not be cached.
+    stale: bool,
+}
+
+struct State {
+    clean: quick_cache::unsync::Cache<String, Cached, ByWeight>,
+    dirty: HashMap<String, Dirty>,
+    loading: HashMap<String, Flight>,
+    dirty_bytes: u64,
+    next_ticket: u64,
+    /// Bumped whenever a key's backend state may have changed without the shard knowing it
+    /// (a mutation, or a rejected write), invalidating [`Known`] states.
+    generation: u64,
+}
+
+/// One shard of the cache.
+pub(crate) struct Shard {
+    state: Mutex<State>,
+}
+
+fn weight(key: &str, value: &Value) -> u64 {
+    let item = value.as_deref().map_or(0, item::size);
+    (key.len() + item) as u64 + ENTRY_OVERHEAD
+}
+
+impl Shard {
+    /// A shard whose clean entries weigh at most `capacity` bytes.
+    pub(crate) fn new(capacity: u64) -> Self {
+        let estimated_items = usize::try_from(capacity / 512)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Self {
+            state: Mutex::new(State {
+                clean: quick_cache::unsync::Cache::with_weighter(
+                    estimated_items,
+                    capacity,
+                    ByWeight,
+                ),
+                dirty: HashMap::new(),
+                loading: HashMap::new(),
+                dirty_bytes: 0,
+                next_ticket: 0,
+                generation: 0,
+            }),
+        }
+    }
+
+    /// The key's state, or what to do to learn it.
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        let mut state = self.state.lock();
+        if let Some(value) = state.current(key) {
+            return Lookup::Hit(Known {
+                value,
+                generation: state.generation,
+            });
+        }
+        if let Some(flight) = state.loading.get(key) {
+            // Created under the lock, so the loader's `notify_waiters` cannot be missed.
+            return Lookup::Wait(Arc::clone(&flight.notify).notified_owned());
+        }
+        state.next_ticket += 1;
+        let ticket = Ticket(state.next_ticket);
+        state.loading.insert(
+            key.to_owned(),
+            Flight {
+                ticket,
+                notify: Arc::new(Notify::new()),
+                stale: false,
+            },
+        );
+        Lookup::Load(ticket)
+    }
+
+    /// Reports a load's result. Returns the key's current state, which is the loaded one unless
+    /// a mutation overtook the load; `None` when the state is unknown again and the caller must
+    /// look again.
+    pub(crate) fn finish_load(&self, key: &str, ticket: Ticket, loaded: Value) -> Option<Known> {
+        let mut state = self.state.lock();
+        let stale = state.end_flight(key, ticket)?;
+        if !stale {
+            let weight = weight(key, &loaded);
+            state.clean.insert(
+                key.to_owned(),
+                Cached {
+                    value: loaded.clone(),
+                    weight,
+                },
+            );
+            return Some(Known {
+                value: loaded,
+                generation: state.generation,
+            });
+        }
+        let generation = state.generation;
+        state.current(key).map(|value| Known { value, generation })
+    }
+
+    /// Gives up a load (it failed or its caller went away) and wakes the waiters, one of whom
+    /// will load instead.
+    pub(crate) fn abort_load(&self, key: &str, ticket: Ticket) {
+        self.state.lock().end_flight(key, ticket);
+    }
+
+    /// Applies a mutation, if its precondition holds, and acknowledges it with a sequence
+    /// number. `known` is a state the caller loaded, used when the shard no longer has the key.
+    pub(crate) fn mutate(
+        &self,
+        key: &str,
+        mutation: Mutation,
+        known: Option<&Known>,
+        ctx: &WriteContext<'_>,
+    ) -> Result<Mutated> {
+        let mut state = self.state.lock();
+        // Checked under the lock: `close` takes every shard lock after setting the flag, so a
+        // mutation either lands before the flusher is told to drain, or sees the flag.
+        if ctx.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if mutation.needs_current() {
+            let current = state.current(key).or_else(|| {
+                known
+                    .filter(|k| k.generation == state.generation)
+                    .map(|k| k.value.clone())
+            });
+            let Some(current) = current else {
+                return Ok(Mutated::NeedsLoad);
+            };
+            match (&mutation, current.is_some()) {
+                (Mutation::Insert(_), true) => return Ok(Mutated::Existed),
+                (Mutation::Update(_), false) => return Ok(Mutated::NotExisted),
+                _ => {}
+            }
+        }
+        let state = &mut *state;
+        let is_dirty = state.dirty.contains_key(key);
+        if !is_dirty
+            && ctx
+                .pending
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                    (p < ctx.max_pending).then_some(p + 1)
+                })
+                .is_err()
+        {
+            return Err(Error::TooManyRequests {
+                pending: ctx.pending.load(Ordering::Acquire),
+                limit: ctx.max_pending,
+            });
+        }
+        let seq = ctx.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        state.generation += 1;
+        if let Some(flight) = state.loading.get_mut(key) {
+            flight.stale = true;
+        }
+        let value = mutation.into_value();
+        let new_weight = weight(key, &value);
+        match state.dirty.get_mut(key) {
+            Some(entry) => {
+                state.dirty_bytes = state.dirty_bytes - entry.weight + new_weight;
+                entry.value = value;
+                entry.weight = new_weight;
+                entry.seq = seq;
+                if entry.in_flight.is_some() && entry.next_first.is_none() {
+                    entry.next_first = Some(seq);
+                }
+            }
+            None => {
+                state.clean.remove(key);
+                state.dirty_bytes += new_weight;
+                state.dirty.insert(
+                    key.to_owned(),
+                    Dirty {
+                        value,
+                        weight: new_weight,
+                        seq,
+                        first_seq: seq,
+                        in_flight: None,
+                        next_first: None,
+                    },
+                );
+                (ctx.on_dirty)(seq, key);
+            }
+        }
+        Ok(Mutated::Applied(seq))
+    }
+
+    /// Marks the key's newest state as being written and returns it with its sequence number;
+    /// `None` if the key is not dirty or a write of it is already in flight.
+    pub(crate) fn take_for_write(&self, key: &str) -> Option<(Value, u64)> {
+        let mut state = self.state.lock();
+        let entry = state.dirty.get_mut(key)?;
+        if entry.in_flight.is_some() {
+            return None;
+        }
+        entry.in_flight = Some(entry.seq);
+        Some((entry.value.clone(), entry.seq))
+    }
+
+    /// Reports the end of a write taken with [`take_for_write`](Self::take_for_write).
+    /// `persisted` is false when the backend rejected the write for good: the key is then
+    /// forgotten rather than cached, so reads go back to the backend's state.
+    pub(crate) fn complete_write(&self, key: &str, seq: u64, persisted: bool) -> Option<Completed> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if !persisted {
+            state.generation += 1;
+        }
+        let entry = state.dirty.get_mut(key)?;
+        if entry.in_flight != Some(seq) {
+            return None;
+        }
+        if entry.seq != seq {
+            entry.in_flight = None;
+            let first = entry.next_first.take().unwrap_or(entry.seq);
+            entry.first_seq = first;
+            return Some(Completed::StillDirty(first));
+        }
+        let entry = state.dirty.remove(key)?;
+        state.dirty_bytes -= entry.weight;
+        if persisted {
+            state.clean.insert(
+                key.to_owned(),
+                Cached {
+                    value: entry.value,
+                    weight: entry.weight,
+                },
+            );
+        }
+        Some(Completed::Settled)
+    }
+
+    /// Forgets a write whose outcome is unknown (its task died); the key stays dirty. Returns
+    /// the key's first unwritten sequence, to queue it again.
+    pub(crate) fn abandon_write(&self, key: &str, seq: u64) -> Option<u64> {
+        let mut state = self.state.lock();
+        let entry = state.dirty.get_mut(key)?;
+        if entry.in_flight != Some(seq) {
+            return None;
+        }
+        entry.in_flight = None;
+        entry.next_first = None;
+        Some(entry.first_seq)
+    }
+
+    /// The oldest unwritten sequence of a dirty key.
+    #[cfg(test)]
+    fn first_seq(&self, key: &str) -> Option<u64> {
+        self.state.lock().dirty.get(key).map(|d| d.first_seq)
+    }
+
+    pub(crate) fn usage(&self) -> Usage {
+        let state = self.state.lock();
+        Usage {
+            clean_entries: state.clean.len(),
+            clean_bytes: state.clean.weight(),
+            dirty_entries: state.dirty.len(),
+            dirty_bytes: state.dirty_bytes,
+        }
+    }
+
+    /// Waits for nothing: taking the lock proves that no mutation is inside it.
+    pub(crate) fn barrier(&self) {
+        drop(self.state.lock());
+    }
+}
+
+impl State {
+    fn current(&self, key: &str) -> Option<Value> {
+        if let Some(entry) = self.dirty.get(key) {
+            return Some(entry.value.clone());
+        }
+        self.clean.get(key).map(|cached| cached.value.clone())
+    }
+
+    /// Ends the flight of `ticket` and wakes its waiters; returns whether it went stale, or
+    /// `None` if the flight is not (or no longer) this ticket's.
+    fn end_flight(&mut self, key: &str, ticket: Ticket) -> Option<bool> {
+        if self.loading.get(key)?.ticket != ticket {
+            return None;
+        }
+        let flight = self.loading.remove(key)?;
+        flight.notify.notify_waiters();
+        Some(flight.stale)
+    }
+}
+
+#[cfg(test)]
+mod tests;

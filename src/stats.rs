@@ -1,0 +1,72 @@
+//! Statistics: atomic counters on the hot paths, and the [`Stats`] snapshot built from them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters updated as the store works. Relaxed ordering: they are statistics, not
+/// synchronisation.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub backend_reads: AtomicU64,
+    pub read_requests: AtomicU64,
+    pub mutations: AtomicU64,
+    pub items_written: AtomicU64,
+    pub write_requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub rejected_writes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of a store's activity since it was opened, and of what it holds now.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups answered from memory.
+    pub hits: u64,
+    /// Lookups that needed the backend (their own read, or one they waited for).
+    pub misses: u64,
+    /// Keys read from the backend.
+    pub backend_reads: u64,
+    /// Read requests sent to the backend (`GetItem` and `BatchGetItem`, retries included).
+    pub read_requests: u64,
+    /// Mutations acknowledged.
+    pub mutations: u64,
+    /// Item writes the backend accepted. Fewer than `mutations` when writes coalesced.
+    pub items_written: u64,
+    /// `BatchWriteItem` requests sent, retries included.
+    pub write_requests: u64,
+    /// Requests repeated after throttling, unprocessed items or transient failures.
+    pub retries: u64,
+    /// Writes the backend refused for good; each is logged with its key and reason.
+    pub rejected_writes: u64,
+    /// Keys with acknowledged mutations not yet in the backend.
+    pub pending: usize,
+    /// Bytes held by pending keys.
+    pub pending_bytes: u64,
+    /// Clean entries (present or known absent) in the cache.
+    pub cached_entries: usize,
+    /// Bytes held by clean entries; bounded by the cache capacity.
+    pub cached_bytes: u64,
+}
+
+impl Stats {
+    /// Hits over lookups, between 0 and 1 (0 when nothing was looked up).
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
