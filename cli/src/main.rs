@@ -1,1 +1,191 @@
-fn main() {}
+//! `quickstore`: command-line tools for the quickstore write-back cache.
+//!
+//! `quickstore bench` runs a load-then-mixed workload against a store, on an embedded database
+//! by default (no infrastructure needed) or on a DynamoDB table, and prints throughput,
+//! latency and the store's own counters.
+
+mod backend;
+mod bench;
+mod keys;
+mod latency;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line tools for quickstore, a sharded write-back cache in front of DynamoDB.
+#[derive(Debug, Parser)]
+#[command(name = "quickstore", version, about, propagate_version = true)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load items into a store, then run a mix of reads and upserts, and report throughput,
+    /// latency and the store's counters.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen subcommand on a multi-threaded Tokio runtime.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+    }
+}
+
+/// An error and its causes, joined by `: `, leaving out each cause whose text the message
+/// before it already contains (errors that quote their source's text).
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if previous.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+        previous = message;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyDistribution;
+
+    fn bench_args(args: &[&str]) -> Result<bench::BenchArgs, clap::Error> {
+        let argv = ["quickstore", "bench"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Bench(args) => Ok(args),
+        }
+    }
+
+    #[test]
+    fn error_descriptions_skip_repeated_causes() {
+        let io = std::io::Error::other("disk on fire");
+        let quoted = anyhow::Error::new(io).context("cannot open db: disk on fire");
+        let err = quoted.context("cannot start");
+        assert_eq!(describe(&err), "cannot start: cannot open db: disk on fire");
+        let plain = anyhow::anyhow!("root").context("outer");
+        assert_eq!(describe(&plain), "outer: root");
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_defaults() -> Result<(), clap::Error> {
+        let args = bench_args(&[])?;
+        assert_eq!(args.items, 10_000);
+        assert_eq!(args.ops, 100_000);
+        assert_eq!(args.tasks, 8);
+        assert_eq!(args.value_size, 100);
+        assert!((args.read_ratio - 0.9).abs() < f64::EPSILON);
+        assert_eq!(args.seed, 42);
+        assert_eq!(args.cache_bytes, None);
+        assert_eq!(args.distribution, KeyDistribution::Uniform);
+        assert_eq!(args.distribution.to_string(), "uniform");
+        assert_eq!(args.stall_timeout, 30);
+        assert!(!args.quiet);
+        assert!(args.backend.path.is_none());
+        assert!(args.backend.table.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn bench_options_parse() -> Result<(), clap::Error> {
+        let args = bench_args(&[
+            "--items",
+            "2000",
+            "--ops",
+            "20000",
+            "--tasks",
+            "2",
+            "--read-ratio",
+            "0.5",
+            "--cache-bytes",
+            "4096",
+            "--seed",
+            "7",
+            "--quiet",
+            "--path",
+            "data.redb",
+        ])?;
+        assert_eq!((args.items, args.ops, args.tasks), (2000, 20000, 2));
+        assert!((args.read_ratio - 0.5).abs() < f64::EPSILON);
+        assert_eq!(args.cache_bytes, Some(4096));
+        assert_eq!(args.seed, 7);
+        assert!(args.quiet);
+        assert_eq!(
+            args.backend.path.as_deref(),
+            Some(std::path::Path::new("data.redb"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn dynamodb_options_parse() -> Result<(), clap::Error> {
+        let args = bench_args(&[
+            "--endpoint",
+            "http://localhost:4567",
+            "--table",
+            "bench",
+            "--region",
+            "eu-west-1",
+            "--create-table",
+        ])?;
+        assert_eq!(
+            args.backend.endpoint.as_deref(),
+            Some("http://localhost:4567")
+        );
+        assert_eq!(args.backend.table.as_deref(), Some("bench"));
+        assert_eq!(args.backend.region.as_deref(), Some("eu-west-1"));
+        assert!(args.backend.create_table);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_bench_options_are_refused() {
+        for bad in [
+            &["--read-ratio", "1.5"][..],
+            &["--read-ratio", "-0.1"],
+            &["--read-ratio", "NaN"],
+            &["--items", "0"],
+            &["--tasks", "0"],
+            &["--cache-bytes", "0"],
+            &["--stall-timeout", "0"],
+            &["--distribution", "pareto"],
+            &["--path", "a.redb", "--table", "t"],
+            &["--endpoint", "http://localhost:4567"],
+            &["--create-table"],
+            &["--region", "eu-west-1"],
+        ] {
+            assert!(bench_args(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -91,3 +91,28 @@ pub(crate) fn key_schema_mismatch(table: &str, partition_key: &str, found: &str)
          `{partition_key}`, but its key schema is {found}"
     ))
 }
+
+/// A shared backend is a backend, so one can be kept beside the store that uses it.
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    async fn check_table(&self, partition_key: &str) -> Result<()> {
+        (**self).check_table(partition_key).await
+    }
+
+    async fn get(&self, partition_key: &str, key: &str, consistent: bool) -> Result<Option<Item>> {
+        (**self).get(partition_key, key, consistent).await
+    }
+
+    async fn batch_get(
+        &self,
+        partition_key: &str,
+        keys: &[String],
+        consistent: bool,
+    ) -> Result<BatchGet> {
+        (**self).batch_get(partition_key, keys, consistent).await
+    }
+
+    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
+        (**self).batch_write(partition_key, writes).await
+    }
+}

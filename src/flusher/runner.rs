@@ -48,7 +48,7 @@ pub(crate) struct Runner {
     barriers: Vec<Barrier>,
     /// Queued keys with a first sequence up to this are due now.
     due_until: u64,
-    /// The newest first sequence submitted.
+    /// The newest first sequence queued.
     newest: u64,
     closing: bool,
 }
@@ -105,12 +105,11 @@ impl Runner {
                 shard,
                 key,
             } => {
-                self.newest = self.newest.max(first_seq);
-                self.queue.insert(first_seq, Queued { shard, key });
+                self.enqueue(first_seq, shard, key);
             }
             Submission::Flush { upto, close, done } => {
                 self.closing |= close;
-                self.due_until = self.due_until.max(upto.min(self.newest));
+                self.due_until = self.due_until.max(upto);
                 self.barriers.push(Barrier {
                     upto,
                     close,
@@ -122,6 +121,11 @@ impl Runner {
         if self.closing {
             self.due_until = u64::MAX;
         }
+    }
+
+    fn enqueue(&mut self, first_seq: u64, shard: usize, key: String) {
+        self.newest = self.newest.max(first_seq);
+        self.queue.insert(first_seq, Queued { shard, key });
     }
 
     /// Starts batches while there is room in flight and due work in the queue.
@@ -198,13 +202,7 @@ impl Runner {
                     self.in_flight.remove(&meta.first_seq);
                     let shard = &self.shared.shards[meta.shard];
                     if let Some(first) = shard.abandon_write(&meta.key, meta.seq) {
-                        self.queue.insert(
-                            first,
-                            Queued {
-                                shard: meta.shard,
-                                key: meta.key,
-                            },
-                        );
+                        self.enqueue(first, meta.shard, meta.key);
                     }
                 }
                 return;
@@ -221,15 +219,7 @@ impl Runner {
                 Some(Completed::Settled) => {
                     self.shared.pending.fetch_sub(1, Ordering::AcqRel);
                 }
-                Some(Completed::StillDirty(first)) => {
-                    self.queue.insert(
-                        first,
-                        Queued {
-                            shard: meta.shard,
-                            key: meta.key,
-                        },
-                    );
-                }
+                Some(Completed::StillDirty(first)) => self.enqueue(first, meta.shard, meta.key),
                 None => {}
             }
         }

@@ -1,1 +1,318 @@
+use std::sync::Mutex as StdMutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use super::*;
+
+/// A write context with its own counters, recording the keys that turned dirty.
+struct Harness {
+    seq: AtomicU64,
+    pending: AtomicUsize,
+    closed: AtomicBool,
+    max_pending: usize,
+    dirtied: StdMutex<Vec<(u64, String)>>,
+}
+
+impl Harness {
+    fn new(max_pending: usize) -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            max_pending,
+            dirtied: StdMutex::new(Vec::new()),
+        }
+    }
+
+    fn mutate(
+        &self,
+        shard: &Shard,
+        key: &str,
+        mutation: Mutation,
+        known: Option<&Known>,
+    ) -> Result<Mutated> {
+        let on_dirty = |seq: u64, key: &str| {
+            if let Ok(mut dirtied) = self.dirtied.lock() {
+                dirtied.push((seq, key.to_owned()));
+            }
+        };
+        let ctx = WriteContext {
+            seq: &self.seq,
+            pending: &self.pending,
+            max_pending: self.max_pending,
+            closed: &self.closed,
+            on_dirty: &on_dirty,
+        };
+        shard.mutate(key, mutation, known, &ctx)
+    }
+
+    fn dirtied(&self) -> Vec<(u64, String)> {
+        self.dirtied.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+fn item(n: u32) -> Arc<Item> {
+    Arc::new(
+        [("n".to_string(), AttributeValue::N(n.to_string()))]
+            .into_iter()
+            .collect(),
+    )
+}
+
+fn hit(shard: &Shard, key: &str) -> Option<Value> {
+    match shard.lookup(key) {
+        Lookup::Hit(known) => Some(known.value),
+        _ => None,
+    }
+}
+
+fn start_load(shard: &Shard, key: &str) -> Option<Ticket> {
+    match shard.lookup(key) {
+        Lookup::Load(ticket) => Some(ticket),
+        _ => None,
+    }
+}
+
+#[test]
+fn an_unknown_key_is_loaded_once_and_then_hit() {
+    let shard = Shard::new(1 << 20);
+    let ticket = start_load(&shard, "a");
+    assert!(ticket.is_some());
+    assert!(
+        matches!(shard.lookup("a"), Lookup::Wait(_)),
+        "a second reader waits"
+    );
+    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    assert_eq!(known.map(|k| k.value), Some(Some(item(1))));
+    assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
+}
+
+#[test]
+fn absent_keys_are_cached() {
+    let shard = Shard::new(1 << 20);
+    let ticket = start_load(&shard, "gone");
+    assert!(ticket
+        .and_then(|t| shard.finish_load("gone", t, None))
+        .is_some());
+    assert_eq!(hit(&shard, "gone"), Some(None));
+}
+
+#[tokio::test]
+async fn waiters_wake_when_the_load_ends() {
+    let shard = Arc::new(Shard::new(1 << 20));
+    let ticket = start_load(&shard, "a");
+    let lookup = shard.lookup("a");
+    assert!(matches!(lookup, Lookup::Wait(_)));
+    let Lookup::Wait(wait) = lookup else {
+        return;
+    };
+    let waiter = tokio::spawn(wait);
+    if let Some(ticket) = ticket {
+        shard.finish_load("a", ticket, Some(item(1)));
+    }
+    assert!(waiter.await.is_ok());
+}
+
+#[test]
+fn an_aborted_load_lets_the_next_reader_load() {
+    let shard = Shard::new(1 << 20);
+    let first = start_load(&shard, "a");
+    if let Some(ticket) = first {
+        shard.abort_load("a", ticket);
+    }
+    let second = start_load(&shard, "a");
+    assert!(second.is_some());
+    // The old ticket can no longer install anything.
+    assert!(first
+        .and_then(|t| shard.finish_load("a", t, Some(item(9))))
+        .is_none());
+    assert!(matches!(shard.lookup("a"), Lookup::Wait(_)));
+}
+
+#[test]
+fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    let ticket = start_load(&shard, "a");
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    // The write settles and its entry becomes clean, then evicted ...
+    let (value, seq) = shard.take_for_write("a").unwrap_or((None, 0));
+    assert_eq!(value, Some(item(2)));
+    assert_eq!(
+        shard.complete_write("a", seq, true),
+        Some(Completed::Settled)
+    );
+    // ... and the older state the load read must not replace it.
+    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    assert_eq!(known.map(|k| k.value), Some(Some(item(2))));
+    assert_eq!(hit(&shard, "a"), Some(Some(item(2))));
+    Ok(())
+}
+
+#[test]
+fn insert_and_update_check_the_current_state() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    assert_eq!(
+        harness.mutate(&shard, "a", Mutation::Insert(item(1)), None)?,
+        Mutated::NeedsLoad
+    );
+    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None));
+    assert_eq!(
+        harness.mutate(&shard, "a", Mutation::Update(item(1)), known.as_ref())?,
+        Mutated::NotExisted
+    );
+    assert!(matches!(
+        harness.mutate(&shard, "a", Mutation::Insert(item(1)), known.as_ref())?,
+        Mutated::Applied(1)
+    ));
+    assert_eq!(
+        harness.mutate(&shard, "a", Mutation::Insert(item(2)), None)?,
+        Mutated::Existed
+    );
+    assert!(matches!(
+        harness.mutate(&shard, "a", Mutation::Update(item(3)), None)?,
+        Mutated::Applied(2)
+    ));
+    assert_eq!(hit(&shard, "a"), Some(Some(item(3))));
+    Ok(())
+}
+
+#[test]
+fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1); // nothing clean is kept
+    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None));
+    harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
+    assert_eq!(
+        harness.mutate(&shard, "a", Mutation::Insert(item(1)), known.as_ref())?,
+        Mutated::NeedsLoad
+    );
+    Ok(())
+}
+
+#[test]
+fn dirty_entries_survive_any_cache_pressure() -> Result<()> {
+    let harness = Harness::new(1000);
+    let shard = Shard::new(200); // room for about one clean entry
+    for i in 0..100 {
+        harness.mutate(&shard, &format!("k{i}"), Mutation::Upsert(item(i)), None)?;
+    }
+    for i in 0..100 {
+        assert_eq!(hit(&shard, &format!("k{i}")), Some(Some(item(i))));
+    }
+    let usage = shard.usage();
+    assert_eq!(usage.dirty_entries, 100);
+    assert!(usage.clean_bytes <= 200);
+    Ok(())
+}
+
+#[test]
+fn a_key_turns_dirty_once_per_episode() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    harness.mutate(&shard, "a", Mutation::Delete, None)?;
+    assert_eq!(harness.dirtied(), vec![(1, "a".to_string())]);
+    assert_eq!(harness.pending.load(Ordering::Acquire), 1);
+    let (value, seq) = shard.take_for_write("a").unwrap_or((Some(item(0)), 0));
+    assert_eq!((value, seq), (None, 3), "only the newest state is written");
+    assert_eq!(shard.complete_write("a", 3, true), Some(Completed::Settled));
+    assert_eq!(hit(&shard, "a"), Some(None));
+    harness.mutate(&shard, "a", Mutation::Upsert(item(4)), None)?;
+    assert_eq!(harness.dirtied().len(), 2);
+    Ok(())
+}
+
+#[test]
+fn mutations_during_a_write_wait_for_it() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    let taken = shard.take_for_write("a");
+    assert_eq!(taken, Some((Some(item(1)), 1)));
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    harness.mutate(&shard, "a", Mutation::Upsert(item(3)), None)?;
+    assert_eq!(
+        shard.take_for_write("a"),
+        None,
+        "one write of a key at a time"
+    );
+    assert_eq!(
+        shard.complete_write("a", 1, true),
+        Some(Completed::StillDirty(2))
+    );
+    assert_eq!(shard.first_seq("a"), Some(2));
+    assert_eq!(
+        hit(&shard, "a"),
+        Some(Some(item(3))),
+        "the newer state stays visible"
+    );
+    assert_eq!(shard.take_for_write("a"), Some((Some(item(3)), 3)));
+    assert_eq!(shard.complete_write("a", 3, true), Some(Completed::Settled));
+    Ok(())
+}
+
+#[test]
+fn a_refused_write_forgets_the_key() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
+    assert_eq!(
+        shard.complete_write("a", seq, false),
+        Some(Completed::Settled)
+    );
+    assert!(
+        start_load(&shard, "a").is_some(),
+        "the backend's state is read again"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_abandoned_write_is_taken_again() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    assert_eq!(shard.abandon_write("a", seq), Some(1));
+    assert_eq!(shard.take_for_write("a"), Some((Some(item(2)), 2)));
+    Ok(())
+}
+
+#[test]
+fn pending_keys_are_bounded() -> Result<()> {
+    let harness = Harness::new(2);
+    let shard = Shard::new(1 << 20);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
+    let err = harness
+        .mutate(&shard, "c", Mutation::Upsert(item(1)), None)
+        .err();
+    assert!(
+        matches!(
+            err,
+            Some(Error::TooManyRequests {
+                pending: 2,
+                limit: 2
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(hit(&shard, "c"), None, "a refused mutation changes nothing");
+    // Keys already pending may still change.
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    Ok(())
+}
+
+#[test]
+fn a_closed_store_refuses_mutations() {
+    let harness = Harness::new(10);
+    harness.closed.store(true, Ordering::Release);
+    let shard = Shard::new(1 << 20);
+    let err = harness.mutate(&shard, "a", Mutation::Delete, None).err();
+    assert!(matches!(err, Some(Error::Closed)));
+}

@@ -1,0 +1,246 @@
+//! Choosing and opening the backend a command runs against: an embedded database (a temporary
+//! one by default) or a DynamoDB table.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+use aws_sdk_dynamodb::Client;
+use clap::Args;
+use quickstore::{DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
+use tempfile::TempDir;
+
+/// The partition key attribute the store uses (the library's default), and that
+/// `--create-table` gives the table.
+const PARTITION_KEY: &str = "_key";
+
+/// The region used with `--endpoint` when none is configured; local servers ignore it.
+const LOCAL_REGION: &str = "us-east-1";
+
+/// How long `--create-table` waits for a new table to become active.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the store keeps its items.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Backend (default: an embedded database in a temporary directory)")]
+pub struct BackendArgs {
+    /// Use this embedded (redb) database file, created if missing, and keep it afterwards.
+    #[arg(long, value_name = "FILE", conflicts_with = "table")]
+    pub path: Option<PathBuf>,
+
+    /// Use this DynamoDB table; its key must be one string partition key named `_key`.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Reach DynamoDB at this URL, e.g. a local dynalite or DynamoDB Local. Without AWS
+    /// credentials in the environment, dummy credentials are used.
+    #[arg(long, value_name = "URL", requires = "table")]
+    pub endpoint: Option<String>,
+
+    /// The AWS region (default: from the environment and AWS config; us-east-1 with
+    /// `--endpoint`).
+    #[arg(long, value_name = "REGION", requires = "table")]
+    pub region: Option<String>,
+
+    /// Create the table (string `_key` partition key, on-demand billing) if it does not exist.
+    #[arg(long, requires = "table")]
+    pub create_table: bool,
+}
+
+/// An open store, with what keeps its backend alive.
+#[derive(Debug)]
+pub struct OpenStore {
+    /// The store.
+    pub store: Store,
+    /// What the store runs against, for reports.
+    pub target: Target,
+}
+
+/// What a store runs against.
+#[derive(Debug)]
+pub enum Target {
+    /// An embedded database file, in `dir` when temporary (removed when this is dropped).
+    Embedded {
+        /// The database file.
+        path: PathBuf,
+        /// The temporary directory holding it, if any.
+        dir: Option<TempDir>,
+    },
+    /// A DynamoDB table.
+    DynamoDb {
+        /// The table name.
+        table: String,
+        /// The endpoint URL, when not AWS's own.
+        endpoint: Option<String>,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Embedded { path, dir } => {
+                write!(f, "embedded database {}", path.display())?;
+                if dir.is_some() {
+                    write!(f, " (temporary)")?;
+                }
+                Ok(())
+            }
+            Target::DynamoDb { table, endpoint } => {
+                write!(f, "DynamoDB table `{table}`")?;
+                if let Some(endpoint) = endpoint {
+                    write!(f, " at {endpoint}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Opens the backend `args` choose and a store over it, configured by `configure`.
+pub async fn open_store(
+    args: &BackendArgs,
+    configure: impl FnOnce(StoreBuilder) -> StoreBuilder,
+) -> anyhow::Result<OpenStore> {
+    let (builder, target) = match &args.table {
+        Some(table) => {
+            let client = dynamodb_client(args).await?;
+            if args.create_table {
+                create_table(&client, table).await?;
+            }
+            let target = Target::DynamoDb {
+                table: table.clone(),
+                endpoint: args.endpoint.clone(),
+            };
+            (
+                Store::builder(DynamoDbBackend::new(client, table.clone())),
+                target,
+            )
+        }
+        None => {
+            let (path, dir) = match &args.path {
+                Some(path) => (path.clone(), None),
+                None => {
+                    let dir = tempfile::Builder::new()
+                        .prefix("quickstore-bench-")
+                        .tempdir()
+                        .context("cannot create a temporary directory")?;
+                    (dir.path().join("bench.redb"), Some(dir))
+                }
+            };
+            let backend = EmbeddedBackend::open(&path)?;
+            (Store::builder(backend), Target::Embedded { path, dir })
+        }
+    };
+    let store = configure(builder)
+        .open()
+        .await
+        .with_context(|| format!("cannot open a store on the {target}"))?;
+    Ok(OpenStore { store, target })
+}
+
+/// A DynamoDB client from the standard AWS configuration chain, with `args`' overrides.
+async fn dynamodb_client(args: &BackendArgs) -> anyhow::Result<Client> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = &args.endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if !env_is_set(&["AWS_ACCESS_KEY_ID", "AWS_PROFILE"]) {
+            loader = loader.credentials_provider(Credentials::new(
+                "dummy",
+                "dummy",
+                None,
+                None,
+                "quickstore-cli",
+            ));
+        }
+        if args.region.is_none() && !env_is_set(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
+            loader = loader.region(Region::new(LOCAL_REGION));
+        }
+    }
+    if let Some(region) = &args.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        bail!("no AWS region is configured: pass --region or set AWS_REGION");
+    }
+    Ok(Client::new(&config))
+}
+
+/// True when any of `names` is set to a non-empty value.
+fn env_is_set(names: &[&str]) -> bool {
+    names
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// Creates `table` with the store's key schema unless it exists, and waits until it is active.
+async fn create_table(client: &Client, table: &str) -> anyhow::Result<()> {
+    let attribute = AttributeDefinition::builder()
+        .attribute_name(PARTITION_KEY)
+        .attribute_type(ScalarAttributeType::S)
+        .build()?;
+    let key = KeySchemaElement::builder()
+        .attribute_name(PARTITION_KEY)
+        .key_type(KeyType::Hash)
+        .build()?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute)
+        .key_schema(key)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(err) = created {
+        let exists = err
+            .as_service_error()
+            .is_some_and(|service| service.is_resource_in_use_exception());
+        if !exists {
+            return Err(sdk_error(err)).with_context(|| format!("cannot create table `{table}`"));
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("cannot describe table `{table}`"))?;
+        let status = described.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        if started.elapsed() > TABLE_ACTIVE_TIMEOUT {
+            bail!(
+                "table `{table}` is still not active after {}s (status {status:?})",
+                TABLE_ACTIVE_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An SDK error as `Code: message` when the service answered, else with its chain of causes.
+fn sdk_error<E, R>(err: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(service) => anyhow::anyhow!(
+            "{}: {}",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => anyhow::Error::new(err),
+    }
+}

@@ -1,0 +1,692 @@
+//! `quickstore bench`: load items, run a mix of reads and upserts over them from concurrent
+//! tasks, drain the store, and report throughput, latency and the store's counters.
+
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use quickstore::{Key, Stats, Store};
+use rand::distr::Alphanumeric;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng as _};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use crate::backend::{self, BackendArgs};
+use crate::keys::{KeyChooser, KeyDistribution};
+use crate::latency::{Recorder, Summary};
+
+/// The kind of the keys the benchmark writes.
+const KIND: &str = "BenchItem";
+
+/// Latency samples kept per operation kind, across all tasks.
+const MAX_LATENCY_SAMPLES: u64 = 1_000_000;
+
+/// How many operations a task runs between progress bar updates.
+const PROGRESS_EVERY: u64 = 256;
+
+/// How long a mutation waits for room when the store has too many pending keys.
+const PENDING_WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Options of `quickstore bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Items inserted in the load phase; the run phase touches these.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub items: u64,
+
+    /// Bytes of payload in each item's value.
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    pub value_size: usize,
+
+    /// Operations in the run phase, split evenly across the tasks.
+    #[arg(long, value_name = "M", default_value_t = 100_000)]
+    pub ops: u64,
+
+    /// Concurrent Tokio tasks issuing operations, in both phases.
+    #[arg(long, value_name = "T", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: u32,
+
+    /// Fraction of run-phase operations that are reads (`get`); the rest are upserts.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = parse_ratio)]
+    pub read_ratio: f64,
+
+    /// How run-phase operations pick their keys.
+    #[arg(long, value_enum, default_value_t = KeyDistribution::Uniform)]
+    pub distribution: KeyDistribution,
+
+    /// Seed of the random choices (keys, reads or writes, payloads).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Cache capacity in bytes for clean entries (default: the library's); a cache smaller
+    /// than the data set turns reads into misses.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_bytes: Option<u64>,
+
+    /// Fail a flush or close that makes no progress (nothing written, retried or settled)
+    /// for this many seconds, rather than wait forever.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_timeout: u64,
+
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Where the items live.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Parses a fraction between 0 and 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    let ratio: f64 = text.parse().map_err(|err| format!("{err}"))?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{ratio} is not between 0 and 1"))
+    }
+}
+
+/// The value stored under every benchmark key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Record {
+    /// The index of the item, also its key's identifier.
+    id: u64,
+    /// 0 when loaded, then counting up with each upsert by a task.
+    version: u64,
+    /// The task that wrote this state.
+    writer: u32,
+    /// A short label.
+    name: String,
+    /// Filler of `--value-size` bytes.
+    payload: String,
+}
+
+impl Record {
+    fn new(id: u64, version: u64, writer: u32, payload: &str) -> Self {
+        Self {
+            id,
+            version,
+            writer,
+            name: format!("item {id}"),
+            payload: payload.to_owned(),
+        }
+    }
+}
+
+/// A random alphanumeric string of `len` bytes.
+fn random_payload(rng: &mut impl Rng, len: usize) -> String {
+    rng.sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// The RNG of one task in one phase: distinct, reproducible streams from one seed.
+fn task_rng(seed: u64, phase: u64, task: u32) -> StdRng {
+    StdRng::seed_from_u64(
+        seed ^ phase.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(task).rotate_left(32),
+    )
+}
+
+/// The kinds of mutation the benchmark makes.
+#[derive(Debug, Clone, Copy)]
+enum Mutation {
+    /// `Store::insert`.
+    Insert,
+    /// `Store::upsert`.
+    Upsert,
+}
+
+/// Applies a mutation, waiting while the store has too many pending keys.
+async fn mutate(
+    store: &Store,
+    key: &Key,
+    record: &Record,
+    mutation: Mutation,
+) -> quickstore::Result<()> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(1);
+    loop {
+        let result = match mutation {
+            Mutation::Insert => store.insert(key, record).await,
+            Mutation::Upsert => store.upsert(key, record).await,
+        };
+        match result {
+            Err(quickstore::Error::TooManyRequests { .. })
+                if started.elapsed() < PENDING_WAIT_LIMIT =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A progress bar on stderr, hidden when quiet or when stderr is not a terminal.
+fn progress_bar(len: u64, label: &'static str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{prefix:>6} {wide_bar} {human_pos}/{human_len} {per_sec:0} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len).with_style(style).with_prefix(label)
+}
+
+/// A spinner on stderr for a step of unknown length, hidden like [`progress_bar`].
+fn spinner(message: &'static str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let spinner = ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    spinner
+}
+
+/// Waits for every task, failing on the first error (the others are then cancelled).
+async fn join_all<T: 'static>(mut tasks: JoinSet<anyhow::Result<T>>) -> anyhow::Result<Vec<T>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined.context("a benchmark task failed")??);
+    }
+    Ok(results)
+}
+
+/// The indices `task` handles when `count` items are split across `tasks` tasks.
+fn share(count: u64, tasks: u32, task: u32) -> u64 {
+    let (tasks, task) = (u64::from(tasks), u64::from(task));
+    count / tasks + u64::from(task < count % tasks)
+}
+
+/// What shows a draining store making progress.
+fn progress_mark(stats: &Stats) -> (u64, u64, u64, u64, usize) {
+    (
+        stats.items_written,
+        stats.write_requests,
+        stats.retries,
+        stats.rejected_writes,
+        stats.pending,
+    )
+}
+
+/// Awaits a flush or close of `store`, failing if the store makes no progress for `stall`.
+async fn drain(
+    store: &Store,
+    step: &str,
+    stall: Duration,
+    done: impl Future<Output = quickstore::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::pin!(done);
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = progress_mark(&store.stats());
+    let mut since = Instant::now();
+    loop {
+        tokio::select! {
+            result = &mut done => return result.with_context(|| format!("{step} failed")),
+            _ = ticker.tick() => {
+                let stats = store.stats();
+                let mark = progress_mark(&stats);
+                if mark != last {
+                    (last, since) = (mark, Instant::now());
+                } else if since.elapsed() >= stall {
+                    bail!(
+                        "{step} made no progress for {}s with {} keys still pending \
+                         ({} items written so far); the store's flusher seems stuck",
+                        stall.as_secs(),
+                        stats.pending,
+                        stats.items_written,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What the load phase did.
+#[derive(Debug, Default)]
+struct Loaded {
+    /// Items inserted.
+    inserted: u64,
+    /// Items already there (a reused `--path` or table).
+    existed: u64,
+}
+
+/// Inserts every item, from `args.tasks` tasks.
+async fn load(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::Result<Loaded> {
+    let bar = progress_bar(args.items, "load", args.quiet);
+    let step = usize::try_from(args.tasks)?;
+    let mut tasks = JoinSet::new();
+    for task in 0..args.tasks {
+        let (store, keys, bar) = (store.clone(), Arc::clone(keys), bar.clone());
+        let mut rng = task_rng(args.seed, 0, task);
+        let payload = random_payload(&mut rng, args.value_size);
+        let first = usize::try_from(task)?;
+        tasks.spawn(async move {
+            let mut loaded = Loaded::default();
+            for (index, key) in keys.iter().enumerate().skip(first).step_by(step) {
+                let record = Record::new(u64::try_from(index)?, 0, task, &payload);
+                match mutate(&store, key, &record, Mutation::Insert).await {
+                    Ok(()) => loaded.inserted += 1,
+                    Err(quickstore::Error::ItemExisted { .. }) => loaded.existed += 1,
+                    Err(err) => return Err(err).with_context(|| format!("cannot insert `{key}`")),
+                }
+                bar.inc(1);
+            }
+            Ok(loaded)
+        });
+    }
+    let results = join_all(tasks).await;
+    bar.finish_and_clear();
+    Ok(results?
+        .into_iter()
+        .fold(Loaded::default(), |total, task| Loaded {
+            inserted: total.inserted + task.inserted,
+            existed: total.existed + task.existed,
+        }))
+}
+
+/// What the run phase did, per operation kind.
+#[derive(Debug)]
+struct Ran {
+    /// Latencies of reads.
+    reads: Recorder,
+    /// Latencies of upserts.
+    writes: Recorder,
+    /// Reads that found no item.
+    not_found: u64,
+}
+
+/// Runs `args.ops` reads and upserts over the loaded keys, from `args.tasks` tasks.
+async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::Result<Ran> {
+    let chooser = KeyChooser::new(args.distribution, u64::try_from(keys.len())?)
+        .context("there are no keys to run operations on")?;
+    let bar = progress_bar(args.ops, "run", args.quiet);
+    let per_task_samples = MAX_LATENCY_SAMPLES / u64::from(args.tasks);
+    let mut tasks = JoinSet::new();
+    for task in 0..args.tasks {
+        let (store, keys, bar) = (store.clone(), Arc::clone(keys), bar.clone());
+        let chooser = chooser.clone();
+        let ops = share(args.ops, args.tasks, task);
+        let read_ratio = args.read_ratio;
+        let mut rng = task_rng(args.seed, 1, task);
+        let payload = random_payload(&mut rng, args.value_size);
+        tasks.spawn(async move {
+            let expected_reads = (ops as f64 * read_ratio).ceil() as u64;
+            let mut ran = Ran {
+                reads: Recorder::new(expected_reads, per_task_samples),
+                writes: Recorder::new(ops - expected_reads.min(ops), per_task_samples),
+                not_found: 0,
+            };
+            let mut version = 0;
+            for done in 1..=ops {
+                let index = chooser.choose(&mut rng);
+                let key = keys
+                    .get(usize::try_from(index)?)
+                    .context("the key chooser went out of range")?;
+                if rng.random_bool(read_ratio) {
+                    let started = Instant::now();
+                    let result = store.get::<Record>(key).await;
+                    ran.reads.record(started.elapsed());
+                    match result {
+                        Ok(record) if record.id == index => {}
+                        Ok(record) => bail!("`{key}` read back item {}", record.id),
+                        Err(quickstore::Error::ItemNotExisted { .. }) => ran.not_found += 1,
+                        Err(err) => {
+                            return Err(err).with_context(|| format!("cannot read `{key}`"))
+                        }
+                    }
+                } else {
+                    version += 1;
+                    let record = Record::new(index, version, task, &payload);
+                    let started = Instant::now();
+                    mutate(&store, key, &record, Mutation::Upsert)
+                        .await
+                        .with_context(|| format!("cannot upsert `{key}`"))?;
+                    ran.writes.record(started.elapsed());
+                }
+                if done % PROGRESS_EVERY == 0 {
+                    bar.inc(PROGRESS_EVERY);
+                }
+            }
+            bar.inc(ops % PROGRESS_EVERY);
+            Ok(ran)
+        });
+    }
+    let results = join_all(tasks).await;
+    bar.finish_and_clear();
+    let mut results = results?.into_iter();
+    let mut total = results.next().context("no task ran")?;
+    for ran in results {
+        total.reads.merge(ran.reads);
+        total.writes.merge(ran.writes);
+        total.not_found += ran.not_found;
+    }
+    Ok(total)
+}
+
+/// Runs `quickstore bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let cache_bytes = args.cache_bytes;
+    let opened = backend::open_store(&args.backend, |builder| match cache_bytes {
+        Some(bytes) => builder.cache_capacity(bytes),
+        None => builder,
+    })
+    .await?;
+    let store = opened.store;
+    let keys: Arc<[Key]> = (0..args.items)
+        .map(|index| Key::new(KIND, index.to_string()))
+        .collect();
+
+    let started = Instant::now();
+    let loaded = load(&store, &keys, &args).await?;
+    let load_acked = started.elapsed();
+    let stall = Duration::from_secs(args.stall_timeout);
+    let flushing = spinner("writing the loaded items", args.quiet);
+    let flushed = drain(&store, "flushing the loaded items", stall, store.flush()).await;
+    flushing.finish_and_clear();
+    flushed?;
+    let load_written = started.elapsed();
+    let after_load = store.stats();
+
+    let started = Instant::now();
+    let ran = run_ops(&store, &keys, &args).await?;
+    let run_time = started.elapsed();
+
+    let draining = spinner("flushing and closing", args.quiet);
+    let started = Instant::now();
+    let flushed = drain(&store, "the final flush", stall, store.flush()).await;
+    let flush_time = started.elapsed();
+    if flushed.is_err() {
+        draining.finish_and_clear();
+        return flushed;
+    }
+    let started = Instant::now();
+    let closed = drain(&store, "closing the store", stall, store.close()).await;
+    let close_time = started.elapsed();
+    draining.finish_and_clear();
+    closed?;
+    let end = store.stats();
+
+    let report = Report {
+        args: &args,
+        target: &opened.target,
+        loaded,
+        load_acked,
+        load_written,
+        run_time,
+        flush_time,
+        close_time,
+        after_load,
+        end,
+    };
+    print(&report.render(ran)?)?;
+    if report.end.pending != 0 {
+        bail!("{} keys were still pending after close", report.end.pending);
+    }
+    if report.end.rejected_writes != 0 {
+        bail!("the backend refused {} writes", report.end.rejected_writes);
+    }
+    Ok(())
+}
+
+/// The counters that moved between two snapshots; gauges are taken from `after`.
+fn since(after: &Stats, before: &Stats) -> Stats {
+    let mut delta = after.clone();
+    delta.hits = after.hits.saturating_sub(before.hits);
+    delta.misses = after.misses.saturating_sub(before.misses);
+    delta.backend_reads = after.backend_reads.saturating_sub(before.backend_reads);
+    delta.read_requests = after.read_requests.saturating_sub(before.read_requests);
+    delta.mutations = after.mutations.saturating_sub(before.mutations);
+    delta.items_written = after.items_written.saturating_sub(before.items_written);
+    delta.write_requests = after.write_requests.saturating_sub(before.write_requests);
+    delta.retries = after.retries.saturating_sub(before.retries);
+    delta.rejected_writes = after.rejected_writes.saturating_sub(before.rejected_writes);
+    delta
+}
+
+/// Per second, for throughput figures.
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Everything measured, for printing.
+struct Report<'a> {
+    /// The options the benchmark ran with.
+    args: &'a BenchArgs,
+    /// What the store ran against.
+    target: &'a backend::Target,
+    /// What the load phase did.
+    loaded: Loaded,
+    /// Until every insert was acknowledged.
+    load_acked: Duration,
+    /// Until every insert was written (the load phase's flush returned).
+    load_written: Duration,
+    /// The run phase.
+    run_time: Duration,
+    /// The final flush.
+    flush_time: Duration,
+    /// The close after it.
+    close_time: Duration,
+    /// The store's counters after the load phase.
+    after_load: Stats,
+    /// The store's counters after close.
+    end: Stats,
+}
+
+impl Report<'_> {
+    /// The report as text.
+    fn render(&self, ran: Ran) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        let args = self.args;
+        let cache = match args.cache_bytes {
+            Some(bytes) => format!("{bytes} bytes"),
+            None => "library default".to_owned(),
+        };
+        writeln!(out, "quickstore bench on the {}", self.target)?;
+        writeln!(
+            out,
+            "  {} items with {}-byte payloads; {} ops from {} tasks, {:.0}% reads, {} keys, \
+             seed {}; cache {cache}",
+            args.items,
+            args.value_size,
+            args.ops,
+            args.tasks,
+            args.read_ratio * 100.0,
+            args.distribution,
+            args.seed,
+        )?;
+        writeln!(out)?;
+
+        let Loaded { inserted, existed } = self.loaded;
+        let existed = if existed > 0 {
+            format!(" ({existed} already present)")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "load   {inserted} items inserted{existed} in {:.1?}: {:.0} items/s acknowledged, \
+             {:.0} items/s written ({:.1?})",
+            self.load_acked,
+            rate(args.items, self.load_acked),
+            rate(args.items, self.load_written),
+            self.load_written,
+        )?;
+        let (reads, writes) = (ran.reads.count(), ran.writes.count());
+        let not_found = if ran.not_found > 0 {
+            format!(" ({} not found)", ran.not_found)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "run    {} ops in {:.1?}: {:.0} ops/s; {reads} reads{not_found}, {writes} upserts",
+            reads + writes,
+            self.run_time,
+            rate(reads + writes, self.run_time),
+        )?;
+        writeln!(
+            out,
+            "drain  flush {:.1?}, close {:.1?}",
+            self.flush_time, self.close_time
+        )?;
+        writeln!(out)?;
+
+        writeln!(
+            out,
+            "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            "latency", "count", "mean", "p50", "p99", "max"
+        )?;
+        for (name, summary) in [
+            ("read", ran.reads.summary()),
+            ("upsert", ran.writes.summary()),
+        ] {
+            match summary {
+                Some(Summary {
+                    count,
+                    mean,
+                    p50,
+                    p99,
+                    max,
+                }) => writeln!(
+                    out,
+                    "{name:<8} {count:>9} {:>10} {:>10} {:>10} {:>10}",
+                    format!("{mean:.1?}"),
+                    format!("{p50:.1?}"),
+                    format!("{p99:.1?}"),
+                    format!("{max:.1?}"),
+                )?,
+                None => writeln!(out, "{name:<8} {:>9}", 0)?,
+            }
+        }
+        writeln!(out)?;
+
+        let run = since(&self.end, &self.after_load);
+        let total = &self.end;
+        writeln!(out, "{:<16} {:>10} {:>10}", "store", "run+drain", "total")?;
+        let rows: [(&str, u64, u64); 8] = [
+            ("hits", run.hits, total.hits),
+            ("misses", run.misses, total.misses),
+            ("backend reads", run.backend_reads, total.backend_reads),
+            ("read requests", run.read_requests, total.read_requests),
+            ("mutations", run.mutations, total.mutations),
+            ("items written", run.items_written, total.items_written),
+            ("write requests", run.write_requests, total.write_requests),
+            ("retries", run.retries, total.retries),
+        ];
+        for (name, run, total) in rows {
+            writeln!(out, "{name:<16} {run:>10} {total:>10}")?;
+        }
+        writeln!(
+            out,
+            "{:<16} {:>9.1}% {:>9.1}%",
+            "hit ratio",
+            run.hit_ratio() * 100.0,
+            total.hit_ratio() * 100.0
+        )?;
+        writeln!(
+            out,
+            "{:<16} {:>10} {:>10}",
+            "writes/mutation",
+            per_mutation(&run),
+            per_mutation(total)
+        )?;
+        writeln!(
+            out,
+            "at end: {} pending, {} rejected writes, {} entries cached ({} bytes)",
+            total.pending, total.rejected_writes, total.cached_entries, total.cached_bytes
+        )?;
+        Ok(out)
+    }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write the report"),
+    }
+}
+
+/// Items written per mutation, as text: below 1 when writes coalesced.
+fn per_mutation(stats: &Stats) -> String {
+    if stats.mutations == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.3}", stats.items_written as f64 / stats.mutations as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_must_be_fractions() {
+        assert_eq!(parse_ratio("0"), Ok(0.0));
+        assert_eq!(parse_ratio("1"), Ok(1.0));
+        assert_eq!(parse_ratio("0.25"), Ok(0.25));
+        for bad in ["1.01", "-0.5", "NaN", "inf", "half", ""] {
+            assert!(parse_ratio(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shares_add_up_and_differ_by_at_most_one() {
+        for (count, tasks) in [(0, 3), (10, 3), (20_000, 8), (7, 8), (1, 1)] {
+            let shares: Vec<u64> = (0..tasks).map(|task| share(count, tasks, task)).collect();
+            assert_eq!(shares.iter().sum::<u64>(), count);
+            let (min, max) = (shares.iter().min(), shares.iter().max());
+            assert!(max.zip(min).is_some_and(|(max, min)| max - min <= 1));
+        }
+    }
+
+    #[test]
+    fn task_streams_are_reproducible_and_distinct() {
+        let draw = |seed, phase, task| task_rng(seed, phase, task).random::<u64>();
+        assert_eq!(draw(42, 1, 3), draw(42, 1, 3));
+        assert_ne!(draw(42, 1, 3), draw(42, 1, 4));
+        assert_ne!(draw(42, 0, 3), draw(42, 1, 3));
+        assert_ne!(draw(42, 1, 3), draw(43, 1, 3));
+    }
+
+    #[test]
+    fn payloads_have_the_requested_size() {
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(random_payload(&mut rng, 100).len(), 100);
+        assert_eq!(random_payload(&mut rng, 0), "");
+    }
+
+    #[test]
+    fn deltas_subtract_counters() {
+        let mut before = Stats::default();
+        before.hits = 5;
+        before.mutations = 10;
+        let mut after = before.clone();
+        after.hits = 8;
+        after.mutations = 30;
+        after.items_written = 12;
+        after.pending = 2;
+        let delta = since(&after, &before);
+        assert_eq!((delta.hits, delta.mutations), (3, 20));
+        assert_eq!((delta.items_written, delta.pending), (12, 2));
+    }
+}

@@ -1,0 +1,293 @@
+//! The integration test harness: a real dynalite server on loopback per test (started by the
+//! test itself, killed on drop, and a loud failure if it never comes up), fixtures that run one
+//! scenario against either backend, and a backend wrapper that injects faults and checks the
+//! requests the store makes.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod faulty;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Store, StoreBuilder};
+
+#[allow(unused_imports)]
+pub use faulty::{Faults, FaultyBackend};
+
+/// Errors in tests: anything, with a message.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// How long dynalite may take to answer on its port.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A dynalite server on a free 127.0.0.1 port, killed when dropped.
+pub struct Dynalite {
+    child: Child,
+    endpoint: String,
+}
+
+impl Dynalite {
+    /// Starts dynalite, in memory, and waits until it accepts connections.
+    pub fn start() -> TestResult<Self> {
+        let program = dynalite_program()?;
+        let mut last_error = String::new();
+        // A freed port can be taken by someone else before dynalite binds it: try a few.
+        for _ in 0..3 {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+                .local_addr()?
+                .port();
+            let mut child = Command::new(&program)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--createTableMs",
+                    "0",
+                    "--deleteTableMs",
+                    "0",
+                    "--updateTableMs",
+                    "0",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+            match wait_for_port(&mut child, port) {
+                Ok(()) => {
+                    return Ok(Self {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                    })
+                }
+                Err(err) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_error = err;
+                }
+            }
+        }
+        Err(format!("dynalite did not start: {last_error}").into())
+    }
+
+    /// The server's URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A plain SDK client for the server.
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dynalite_program() -> TestResult<PathBuf> {
+    let program = match std::env::var_os("QUICKSTORE_DYNALITE") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/dynalite/node_modules/.bin/dynalite"),
+    };
+    if program.exists() {
+        Ok(program)
+    } else {
+        Err(format!(
+            "dynalite is not installed at {}: run `npm ci --prefix tests/dynalite` \
+             (scripts/test does it), or set QUICKSTORE_DYNALITE",
+            program.display()
+        )
+        .into())
+    }
+}
+
+fn wait_for_port(child: &mut Child, port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("dynalite exited with {status}"));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "nothing answered on port {port} within {STARTUP_TIMEOUT:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates a table keyed the way quickstore (and the Go library) expects.
+pub async fn create_table(client: &Client, table: &str, partition_key: &str) -> TestResult {
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(partition_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(partition_key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    Ok(())
+}
+
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
+/// Where a scenario's items live: a dynalite table, or an embedded database.
+pub enum Fixture {
+    DynamoDb {
+        server: Dynalite,
+        client: Client,
+        table: String,
+    },
+    Embedded {
+        _dir: tempfile::TempDir,
+        backend: EmbeddedBackend,
+    },
+}
+
+impl Fixture {
+    /// A fresh table on a fresh dynalite server.
+    pub async fn dynamodb() -> TestResult<Self> {
+        let server = Dynalite::start()?;
+        let client = server.client();
+        let table = format!("quickstore-{}", TABLES.fetch_add(1, Ordering::Relaxed));
+        create_table(&client, &table, "_key").await?;
+        Ok(Fixture::DynamoDb {
+            server,
+            client,
+            table,
+        })
+    }
+
+    /// A fresh embedded database in a temporary directory.
+    pub fn embedded() -> TestResult<Self> {
+        let dir = tempfile::tempdir()?;
+        let backend = EmbeddedBackend::open(dir.path().join("store.redb"))?;
+        Ok(Fixture::Embedded { _dir: dir, backend })
+    }
+
+    /// The backend, as a store would get it.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        match self {
+            Fixture::DynamoDb { client, table, .. } => {
+                Arc::new(DynamoDbBackend::new(client.clone(), table.clone()))
+            }
+            Fixture::Embedded { backend, .. } => Arc::new(backend.clone()),
+        }
+    }
+
+    /// A builder for a store over this fixture, with a short flush interval.
+    pub fn builder(&self) -> StoreBuilder {
+        Store::builder(self.backend()).flush_interval(Duration::from_millis(10))
+    }
+
+    /// A store over this fixture with the test defaults.
+    pub async fn store(&self) -> TestResult<Store> {
+        Ok(self.builder().open().await?)
+    }
+
+    /// Reads an item straight from the backend, bypassing any store: with the plain SDK for
+    /// DynamoDB, strongly consistent.
+    pub async fn read_back(&self, key: &str) -> TestResult<Option<Item>> {
+        match self {
+            Fixture::DynamoDb { client, table, .. } => Ok(client
+                .get_item()
+                .table_name(table)
+                .key("_key", AttributeValue::S(key.to_owned()))
+                .consistent_read(true)
+                .send()
+                .await?
+                .item),
+            Fixture::Embedded { backend, .. } => Ok(backend.get("_key", key, true).await?),
+        }
+    }
+
+    /// Every item in the table, by partition key, read straight from the backend.
+    pub async fn read_all(
+        &self,
+        keys: &[String],
+    ) -> TestResult<std::collections::BTreeMap<String, Item>> {
+        let mut all = std::collections::BTreeMap::new();
+        for key in keys {
+            if let Some(item) = self.read_back(key).await? {
+                all.insert(key.clone(), item);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Writes an item straight to the backend, bypassing any store.
+    pub async fn put_raw(&self, item: Item) -> TestResult {
+        match self {
+            Fixture::DynamoDb { client, table, .. } => {
+                client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .send()
+                    .await?;
+            }
+            Fixture::Embedded { backend, .. } => {
+                backend
+                    .batch_write("_key", &[quickstore::Write::Put(item)])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs each named scenario, an `async fn(Fixture) -> TestResult`, as one test per backend.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() -> crate::common::TestResult {
+                    super::$scenario(crate::common::Fixture::dynamodb().await?).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() -> crate::common::TestResult {
+                    super::$scenario(crate::common::Fixture::embedded()?).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,410 @@
+//! Every operation and every error, against DynamoDB (dynalite) and the embedded backend.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Fixture, TestResult};
+use quickstore::{AttributeValue, Error, Key, Kinds, MAX_ITEM_BYTES};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+}
+
+fn ada() -> User {
+    User {
+        name: "Ada".into(),
+        age: 36,
+    }
+}
+
+fn code<T: std::fmt::Debug>(result: quickstore::Result<T>) -> &'static str {
+    match result {
+        Ok(_) => "Ok",
+        Err(err) => err.code(),
+    }
+}
+
+async fn get_of_an_absent_key_is_item_not_existed(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "nobody");
+    let err = store.get::<User>(&key).await.err();
+    assert!(
+        matches!(&err, Some(Error::ItemNotExisted { key: k }) if *k == key),
+        "{err:?}"
+    );
+    assert_eq!(code(store.get_item(&key).await), "ItemNotExisted");
+    assert!(!store.exists(&key).await?);
+    store.close().await?;
+    Ok(())
+}
+
+async fn insert_then_get_round_trips(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "ada");
+    store.insert(&key, &ada()).await?;
+    assert_eq!(store.get::<User>(&key).await?, ada());
+    assert!(store.exists(&key).await?);
+    let item = store.get_item(&key).await?;
+    assert_eq!(item.get("name"), Some(&AttributeValue::S("Ada".into())));
+    assert!(
+        !item.contains_key("_key"),
+        "the partition key is not part of the value"
+    );
+    store.close().await?;
+    Ok(())
+}
+
+async fn insert_of_a_present_key_is_item_existed(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "ada");
+    store.insert(&key, &ada()).await?;
+    let err = store
+        .insert(
+            &key,
+            &User {
+                name: "Eve".into(),
+                age: 1,
+            },
+        )
+        .await
+        .err();
+    assert!(
+        matches!(&err, Some(Error::ItemExisted { key: k }) if *k == key),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get::<User>(&key).await?,
+        ada(),
+        "a refused insert changes nothing"
+    );
+    store.close().await?;
+    Ok(())
+}
+
+async fn insert_checks_the_backend_on_a_miss(fixture: Fixture) -> TestResult {
+    let key = Key::new("User", "ada");
+    let first = fixture.store().await?;
+    first.insert(&key, &ada()).await?;
+    first.close().await?;
+    // A new store has an empty cache: it must read the key before inserting.
+    let second = fixture.store().await?;
+    assert_eq!(code(second.insert(&key, &ada()).await), "ItemExisted");
+    assert_eq!(
+        code(second.update(&Key::new("User", "eve"), &ada()).await),
+        "ItemNotExisted"
+    );
+    second
+        .update(
+            &key,
+            &User {
+                name: "Ada L.".into(),
+                age: 37,
+            },
+        )
+        .await?;
+    second.close().await?;
+    let stored = fixture.read_back("Userada").await?.unwrap_or_default();
+    assert_eq!(stored.get("age"), Some(&AttributeValue::N("37".into())));
+    Ok(())
+}
+
+async fn update_of_an_absent_key_is_item_not_existed(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "ghost");
+    let err = store.update(&key, &ada()).await.err();
+    assert!(
+        matches!(&err, Some(Error::ItemNotExisted { key: k }) if *k == key),
+        "{err:?}"
+    );
+    assert!(
+        !store.exists(&key).await?,
+        "a refused update changes nothing"
+    );
+    store.close().await?;
+    Ok(())
+}
+
+async fn upsert_and_delete_need_no_prior_state(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "ada");
+    store.upsert(&key, &ada()).await?;
+    store
+        .upsert(
+            &key,
+            &User {
+                name: "Ada".into(),
+                age: 37,
+            },
+        )
+        .await?;
+    assert_eq!(store.get::<User>(&key).await?.age, 37);
+    store.delete(&key).await?;
+    assert!(!store.exists(&key).await?);
+    store.delete(&Key::new("User", "never")).await?;
+    store.flush().await?;
+    assert_eq!(fixture.read_back("Userada").await?, None);
+    // An insert after a delete succeeds without asking the backend.
+    store.insert(&key, &ada()).await?;
+    store.close().await?;
+    assert!(fixture.read_back("Userada").await?.is_some());
+    Ok(())
+}
+
+async fn flush_puts_every_acknowledged_mutation_in_the_backend(fixture: Fixture) -> TestResult {
+    let store = fixture
+        .builder()
+        .flush_interval(std::time::Duration::from_secs(3600))
+        .open()
+        .await?;
+    for i in 0..60 {
+        store
+            .upsert(
+                &Key::new("User", i.to_string()),
+                &User {
+                    name: format!("u{i}"),
+                    age: i,
+                },
+            )
+            .await?;
+    }
+    store.delete(&Key::new("User", "3")).await?;
+    store.flush().await?;
+    assert_eq!(store.stats().pending, 0);
+    for i in 0..60 {
+        let item = fixture.read_back(&format!("User{i}")).await?;
+        if i == 3 {
+            assert_eq!(item, None);
+        } else {
+            let item = item.ok_or("missing item")?;
+            assert_eq!(item.get("name"), Some(&AttributeValue::S(format!("u{i}"))));
+            assert_eq!(
+                item.get("_key"),
+                Some(&AttributeValue::S(format!("User{i}")))
+            );
+        }
+    }
+    store.close().await?;
+    Ok(())
+}
+
+async fn get_many_omits_absent_keys_and_batches_misses(fixture: Fixture) -> TestResult {
+    let writer = fixture.store().await?;
+    for i in (0..250).step_by(2) {
+        writer
+            .upsert(
+                &Key::new("User", i.to_string()),
+                &User {
+                    name: format!("u{i}"),
+                    age: i,
+                },
+            )
+            .await?;
+    }
+    writer.close().await?;
+    let store = fixture.store().await?;
+    let keys: Vec<Key> = (0..250).map(|i| Key::new("User", i.to_string())).collect();
+    let found: HashMap<Key, User> = store.get_many(&keys).await?;
+    assert_eq!(found.len(), 125);
+    for (key, user) in &found {
+        assert_eq!(user.name, format!("u{}", key.identifier));
+    }
+    let stats = store.stats();
+    assert_eq!(stats.backend_reads, 250);
+    assert!(
+        stats.read_requests >= 3,
+        "250 keys need at least 3 batch reads"
+    );
+    // Everything, present or absent, is now cached.
+    let again = store.get_many_items(&keys).await?;
+    assert_eq!(again.len(), 125);
+    assert_eq!(store.stats().backend_reads, 250);
+    assert_eq!(store.stats().hits, 250);
+    store.close().await?;
+    Ok(())
+}
+
+async fn bad_input_is_refused_and_changes_nothing(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let cases: Vec<(Key, &str)> = vec![
+        (Key::new("", "1"), "ValidationException"),
+        (Key::new("Us.er", "1"), "ValidationException"),
+        (Key::new("User", "a.b"), "ValidationException"),
+        (Key::new("User", "x".repeat(3000)), "ValidationException"),
+    ];
+    for (key, expected) in &cases {
+        assert_eq!(code(store.upsert(key, &ada()).await), *expected, "{key:?}");
+        assert_eq!(code(store.get::<User>(key).await), *expected, "{key:?}");
+        assert_eq!(code(store.delete(key).await), *expected, "{key:?}");
+    }
+    let key = Key::new("User", "ok");
+    assert_eq!(code(store.upsert(&key, &42u32).await), "SerializeException");
+    let with_key: HashMap<&str, &str> = [("_key", "forged")].into_iter().collect();
+    assert_eq!(
+        code(store.upsert(&key, &with_key).await),
+        "ValidationException"
+    );
+    let huge: HashMap<&str, String> = [("blob", "x".repeat(MAX_ITEM_BYTES))].into_iter().collect();
+    assert_eq!(code(store.insert(&key, &huge).await), "ValidationException");
+    assert!(!store.exists(&key).await?);
+    assert_eq!(store.stats().mutations, 0);
+    // The typed read of a value of the wrong shape is a serialization error.
+    store.upsert(&key, &HashMap::from([("name", 5)])).await?;
+    assert_eq!(code(store.get::<User>(&key).await), "SerializeException");
+    store.close().await?;
+    Ok(())
+}
+
+async fn registered_kinds_guard_keys(fixture: Fixture) -> TestResult {
+    let kinds = Kinds::of(["User", "UserGroup"])?;
+    let store = fixture.builder().kinds(kinds).open().await?;
+    store.upsert(&Key::new("User", "1"), &ada()).await?;
+    assert_eq!(
+        code(store.upsert(&Key::new("Post", "1"), &ada()).await),
+        "ValidationException"
+    );
+    // Kind User with identifier "Group1" would read back as kind UserGroup.
+    assert_eq!(
+        code(store.upsert(&Key::new("User", "Group1"), &ada()).await),
+        "ValidationException"
+    );
+    assert_eq!(
+        store.kinds().parse("UserGroup1")?,
+        Key::new("UserGroup", "1")
+    );
+    store.close().await?;
+    Ok(())
+}
+
+async fn every_call_after_close_is_closed(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let clone = store.clone();
+    let key = Key::new("User", "ada");
+    store.upsert(&key, &ada()).await?;
+    store.close().await?;
+    assert!(
+        fixture.read_back("Userada").await?.is_some(),
+        "close drains"
+    );
+    assert_eq!(code(clone.get::<User>(&key).await), "Closed");
+    assert_eq!(code(clone.get_item(&key).await), "Closed");
+    assert_eq!(code(clone.exists(&key).await), "Closed");
+    assert_eq!(code(clone.get_many_items([&key]).await), "Closed");
+    assert_eq!(code(clone.insert(&key, &ada()).await), "Closed");
+    assert_eq!(code(clone.update(&key, &ada()).await), "Closed");
+    assert_eq!(code(clone.upsert(&key, &ada()).await), "Closed");
+    assert_eq!(code(clone.delete(&key).await), "Closed");
+    assert_eq!(code(clone.flush().await), "Closed");
+    clone.close().await?; // closing twice is harmless
+    Ok(())
+}
+
+async fn too_many_pending_mutations_are_refused(fixture: Fixture) -> TestResult {
+    let store = fixture
+        .builder()
+        .max_pending(3)
+        .flush_interval(std::time::Duration::from_secs(3600))
+        .batch_threshold(1000)
+        .open()
+        .await?;
+    for i in 0..3 {
+        store
+            .upsert(&Key::new("User", i.to_string()), &ada())
+            .await?;
+    }
+    let err = store.upsert(&Key::new("User", "4"), &ada()).await.err();
+    assert!(
+        matches!(
+            err,
+            Some(Error::TooManyRequests {
+                pending: 3,
+                limit: 3
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_some_and(|e| e.is_retryable()));
+    store.upsert(&Key::new("User", "0"), &ada()).await?; // an already pending key may change
+    store.flush().await?;
+    store.upsert(&Key::new("User", "4"), &ada()).await?;
+    store.close().await?;
+    Ok(())
+}
+
+on_both_backends!(
+    get_of_an_absent_key_is_item_not_existed,
+    insert_then_get_round_trips,
+    insert_of_a_present_key_is_item_existed,
+    insert_checks_the_backend_on_a_miss,
+    update_of_an_absent_key_is_item_not_existed,
+    upsert_and_delete_need_no_prior_state,
+    flush_puts_every_acknowledged_mutation_in_the_backend,
+    get_many_omits_absent_keys_and_batches_misses,
+    bad_input_is_refused_and_changes_nothing,
+    registered_kinds_guard_keys,
+    every_call_after_close_is_closed,
+    too_many_pending_mutations_are_refused,
+);
+
+mod open {
+    use super::common::{create_table, Dynalite, TestResult};
+    use quickstore::{DynamoDbBackend, Error, Store};
+
+    #[tokio::test]
+    async fn a_missing_table_fails_at_open() -> TestResult {
+        let server = Dynalite::start()?;
+        let backend = DynamoDbBackend::new(server.client(), "absent");
+        let err = Store::builder(backend).open().await.err();
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        assert!(message.contains("absent"), "{message}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_table_keyed_otherwise_fails_at_open() -> TestResult {
+        let server = Dynalite::start()?;
+        let client = server.client();
+        create_table(&client, "pk-table", "pk").await?;
+        let err = Store::builder(DynamoDbBackend::new(client.clone(), "pk-table"))
+            .open()
+            .await
+            .err();
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        assert!(
+            message.contains("`_key`") && message.contains("pk"),
+            "{message}"
+        );
+        // With the matching partition key name, the same table opens.
+        let store = Store::builder(DynamoDbBackend::new(client, "pk-table"))
+            .partition_key("pk")
+            .open()
+            .await?;
+        store.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bad_options_fail_at_open() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let backend = quickstore::EmbeddedBackend::open(dir.path().join("db"))?;
+        for builder in [
+            Store::builder(backend.clone()).shards(0),
+            Store::builder(backend.clone()).cache_capacity(0),
+            Store::builder(backend.clone()).max_pending(0),
+            Store::builder(backend.clone()).batch_threshold(0),
+            Store::builder(backend.clone()).max_in_flight_batches(0),
+            Store::builder(backend.clone()).flush_interval(std::time::Duration::ZERO),
+            Store::builder(backend.clone()).partition_key(""),
+        ] {
+            let err = builder.open().await.err();
+            assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        }
+        Ok(())
+    }
+}
