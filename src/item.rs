@@ -19,7 +19,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_NESTING_DEPTH: usize = 32;
 
 /// The largest magnitude a DynamoDB number may have.
-const MAX_NUMBER: f64 = 9.999_999_999_999_999e125;
+const MAX_NUMBER: f64 = 1e126;
 
 /// The smallest non-zero magnitude a DynamoDB number may have.
 const MIN_NUMBER: f64 = 1e-130;
@@ -154,7 +154,7 @@ fn validate_number(n: &str) -> Result<()> {
         .ok()
         .filter(|m| m.is_finite());
     match magnitude {
-        Some(m) if m == 0.0 || (MIN_NUMBER..=MAX_NUMBER).contains(&m) => Ok(()),
+        Some(m) if m == 0.0 || (MIN_NUMBER..MAX_NUMBER).contains(&m) => Ok(()),
         _ => Err(Error::validation(format!(
             "`{n}` is not a number DynamoDB can store (finite, magnitude between 1e-130 and 1e126)"
         ))),

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 use crate::shard::Completed;
 use crate::store::Shared;
 
+/// What a batch task reports: each write's outcome.
+type Outcomes = Vec<(Meta, Result<()>)>;
+
 /// A key waiting to be written.
 struct Queued {
     shard: usize,
@@ -42,7 +45,7 @@ pub(crate) struct Runner {
     queue: BTreeMap<u64, Queued>,
     /// First sequences of the keys being written.
     in_flight: BTreeSet<u64>,
-    tasks: JoinSet<Vec<(Meta, Result<()>)>>,
+    tasks: JoinSet<Outcomes>,
     /// The metadata of each running task, to requeue its keys if the task dies.
     task_metas: std::collections::HashMap<tokio::task::Id, Vec<Meta>>,
     barriers: Vec<Barrier>,
@@ -70,7 +73,9 @@ impl Runner {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut ticker = tokio::time::interval(self.shared.config.flush_interval);
+        let period = self.shared.config.flush_interval;
+        // The first tick comes one period after start, not at once.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -184,10 +189,7 @@ impl Runner {
         }
     }
 
-    fn settle(
-        &mut self,
-        joined: Result<(tokio::task::Id, Vec<(Meta, Result<()>)>), tokio::task::JoinError>,
-    ) {
+    fn settle(&mut self, joined: Result<(tokio::task::Id, Outcomes), tokio::task::JoinError>) {
         let outcomes = match joined {
             Ok((id, outcomes)) => {
                 self.task_metas.remove(&id);
