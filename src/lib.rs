@@ -44,6 +44,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The README's examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod backend;
 mod codec;
 mod config;
