@@ -134,18 +134,21 @@ impl Store {
 
     /// Reads the value under `key`; [`Error::ItemNotExisted`] when there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<T> {
-        let item = self.get_item(key).await?;
-        item::to_value(&item)
+        item::to_value(&*self.read_present(key).await?)
     }
 
     /// Reads the item under `key` as attributes, without the partition key attribute;
     /// [`Error::ItemNotExisted`] when there is none.
     pub async fn get_item(&self, key: &Key) -> Result<Item> {
+        Ok((*self.read_present(key).await?).clone())
+    }
+
+    async fn read_present(&self, key: &Key) -> Result<Arc<Item>> {
         let rendered = self.check_key(key)?;
-        match self.read(&rendered).await?.value {
-            Some(item) => Ok((*item).clone()),
-            None => Err(Error::ItemNotExisted { key: key.clone() }),
-        }
+        self.read(&rendered)
+            .await?
+            .value
+            .ok_or_else(|| Error::ItemNotExisted { key: key.clone() })
     }
 
     /// True when an item exists under `key`.
@@ -160,7 +163,7 @@ impl Store {
         T: DeserializeOwned,
         I: IntoIterator<Item = &'k Key>,
     {
-        self.get_many_items(keys)
+        self.read_many_present(keys)
             .await?
             .into_iter()
             .map(|(key, item)| Ok((key, item::to_value(&item)?)))
@@ -173,6 +176,18 @@ impl Store {
     where
         I: IntoIterator<Item = &'k Key>,
     {
+        Ok(self
+            .read_many_present(keys)
+            .await?
+            .into_iter()
+            .map(|(key, item)| (key, (*item).clone()))
+            .collect())
+    }
+
+    async fn read_many_present<'k, I>(&self, keys: I) -> Result<Vec<(Key, Arc<Item>)>>
+    where
+        I: IntoIterator<Item = &'k Key>,
+    {
         let mut wanted: HashMap<String, &Key> = HashMap::new();
         for key in keys {
             wanted.insert(self.check_key(key)?, key);
@@ -180,11 +195,7 @@ impl Store {
         let values = self.read_many(wanted.keys().cloned().collect()).await?;
         Ok(values
             .into_iter()
-            .filter_map(|(rendered, value)| {
-                let item = value?;
-                let key = wanted.get(&rendered)?;
-                Some(((*key).clone(), (*item).clone()))
-            })
+            .filter_map(|(rendered, value)| Some(((*wanted.get(&rendered)?).clone(), value?)))
             .collect())
     }
 
@@ -521,5 +532,28 @@ impl Store {
             backoff.wait().await;
         }
         Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_and_their_futures_can_cross_threads() {
+        fn send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync_clone::<Store>();
+        // Never polled: this only checks, at compile time, that the futures are `Send`, so
+        // that they can run in `tokio::spawn` and web handlers.
+        let check = |store: Store, key: Key| {
+            send(&store.get::<HashMap<String, String>>(&key));
+            send(&store.get_many_items([&key]));
+            send(&store.insert(&key, &()));
+            send(&store.delete(&key));
+            send(&store.flush());
+            send(&store.close());
+        };
+        let _ = check;
     }
 }
