@@ -53,6 +53,12 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+impl EncodeError {
+    pub(crate) fn new(reason: &'static str) -> Self {
+        Self(reason)
+    }
+}
+
 const S: u8 = 0;
 const N: u8 = 1;
 const B: u8 = 2;

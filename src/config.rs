@@ -5,8 +5,38 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::journal::{Journal, JournalConfig};
 use crate::key::Kinds;
 use crate::store::Store;
+
+const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// When an acknowledged mutation is on stable storage, with a journal
+/// ([`StoreBuilder::journal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Each mutation is synced to disk (`fdatasync`) before it is acknowledged. Concurrent
+    /// mutations share one sync (group commit). Nothing acknowledged is lost, even when the
+    /// machine loses power.
+    #[default]
+    Always,
+    /// Mutations are acknowledged once written to the operating system, and synced at most
+    /// this long apart. A crash of the process loses nothing acknowledged; a crash of the
+    /// machine (power loss, kernel panic) may lose the mutations of the last interval.
+    Interval(Duration),
+}
+
+/// What opening a store does with a damaged journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recovery {
+    /// Accept a torn final record (what a crash mid-write leaves) and refuse to open on damage
+    /// anywhere else, with [`Error::Journal`].
+    #[default]
+    Strict,
+    /// Keep every readable record, skip damage wherever it is, and report it in
+    /// [`Stats::recovery`](crate::Stats::recovery).
+    Salvage,
+}
 
 /// The options a store runs with.
 #[derive(Debug, Clone)]
@@ -19,6 +49,7 @@ pub(crate) struct Config {
     pub max_pending: usize,
     pub consistent_reads: bool,
     pub partition_key: Arc<str>,
+    pub journal: Option<JournalConfig>,
 }
 
 impl Default for Config {
@@ -32,6 +63,7 @@ impl Default for Config {
             max_pending: 100_000,
             consistent_reads: true,
             partition_key: Arc::from("_key"),
+            journal: None,
         }
     }
 }
@@ -146,6 +178,51 @@ impl StoreBuilder {
         self
     }
 
+    /// Journals every mutation in `dir` before acknowledging it, so that a crash loses nothing
+    /// acknowledged: on `open`, mutations the backend had not received are read back, re-applied
+    /// to the cache and flushed. The directory is created if needed and locked while the store
+    /// is open. See [`durability`](Self::durability).
+    ///
+    /// Default: no journal; acknowledged mutations not yet flushed are lost in a crash.
+    pub fn journal(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.journal_config().dir = dir.into();
+        self
+    }
+
+    /// When a journaled mutation counts as durable; used with [`journal`](Self::journal).
+    ///
+    /// Default: [`Durability::Always`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.journal_config().durability = durability;
+        self
+    }
+
+    /// The size at which a journal segment is closed and a new one started. Closed segments
+    /// are deleted once the backend has every mutation in them.
+    ///
+    /// Default: 64 MiB.
+    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
+        self.journal_config().segment_bytes = bytes;
+        self
+    }
+
+    /// What `open` does with a damaged journal.
+    ///
+    /// Default: [`Recovery::Strict`].
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.journal_config().recovery = recovery;
+        self
+    }
+
+    fn journal_config(&mut self) -> &mut JournalConfig {
+        self.config.journal.get_or_insert_with(|| JournalConfig {
+            dir: Default::default(),
+            durability: Durability::default(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            recovery: Recovery::default(),
+        })
+    }
+
     /// The kinds in use. With a non-empty registry, keys of unregistered kinds, and keys that
     /// would not parse back to themselves (see [`Kinds`]), are refused.
     ///
@@ -190,6 +267,14 @@ impl StoreBuilder {
             return Err(Error::validation(*message));
         }
         self.backend.check_table(&config.partition_key).await?;
-        Ok(Store::start(self.backend, self.config, self.kinds))
+        let journal = match config.journal.clone() {
+            Some(journal) => Some(
+                tokio::task::spawn_blocking(move || Journal::open(&journal))
+                    .await
+                    .map_err(|e| Error::journal("the journal recovery task failed", e))??,
+            ),
+            None => None,
+        };
+        Ok(Store::start(self.backend, self.config, self.kinds, journal))
     }
 }

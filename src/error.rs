@@ -68,6 +68,16 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// The crash journal could not be read or written, or is damaged.
+    #[error("{message}")]
+    Journal {
+        /// What went wrong, naming the file.
+        message: String,
+        /// The I/O or decoding error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
+
     /// The input was invalid: a bad key, an oversized item, a misconfigured store or table.
     #[error("{message}")]
     Validation {
@@ -87,6 +97,7 @@ impl Error {
             Error::Closed => "Closed",
             Error::DynamoDb { .. } => "DynamoDBException",
             Error::Validation { .. } => "ValidationException",
+            Error::Journal { .. } => "JournalException",
         }
     }
 
@@ -137,6 +148,16 @@ impl Error {
         }
     }
 
+    pub(crate) fn journal(
+        message: impl Into<String>,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Journal {
+            message: format!("{}: {err}", message.into()),
+            source: Some(Arc::new(err)),
+        }
+    }
+
     pub(crate) fn serialize(err: serde_dynamo::Error) -> Self {
         Error::Serialize {
             message: err.to_string(),
@@ -170,6 +191,10 @@ impl Error {
                 source: source.clone(),
             },
             Error::Validation { message } => Error::validation(message.clone()),
+            Error::Journal { message, source } => Error::Journal {
+                message: message.clone(),
+                source: source.clone(),
+            },
         }
     }
 }
@@ -205,6 +230,13 @@ mod tests {
                 "DynamoDBException",
             ),
             (Error::validation("bad"), "ValidationException"),
+            (
+                Error::Journal {
+                    message: "x".into(),
+                    source: None,
+                },
+                "JournalException",
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code);

@@ -55,6 +55,7 @@ mod config;
 mod error;
 mod flusher;
 mod item;
+mod journal;
 mod key;
 mod retry;
 mod shard;
@@ -66,9 +67,10 @@ pub use backend::{
     MAX_BATCH_WRITE_ITEMS,
 };
 pub use codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
-pub use config::StoreBuilder;
+pub use config::{Durability, Recovery, StoreBuilder};
 pub use error::{Cause, Error, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
+pub use journal::{Op, Record, RecoveryReport, DEAD_LETTERS};
 pub use key::{rand_identifier, Key, Kinds, MAX_KEY_BYTES};
 pub use stats::Stats;
 pub use store::Store;

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
+use crate::journal::{Journal, Op};
 
 /// An item's state: `Some` when present, `None` when known to be absent.
 pub(crate) type Value = Option<Arc<Item>>;
@@ -54,6 +55,15 @@ impl Mutation {
         matches!(self, Mutation::Insert(_) | Mutation::Update(_))
     }
 
+    fn op(&self) -> Op {
+        match self {
+            Mutation::Insert(_) => Op::Insert,
+            Mutation::Update(_) => Op::Update,
+            Mutation::Upsert(_) => Op::Upsert,
+            Mutation::Delete => Op::Delete,
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
             Mutation::Insert(item) | Mutation::Update(item) | Mutation::Upsert(item) => Some(item),
@@ -74,6 +84,8 @@ pub(crate) struct WriteContext<'a> {
     pub closed: &'a AtomicBool,
     /// Called, under the shard lock, when a key becomes dirty, with the key's first sequence.
     pub on_dirty: &'a (dyn Fn(u64, &str) + Sync),
+    /// Where mutations are journaled, if anywhere; it then numbers them.
+    pub journal: Option<&'a Journal>,
 }
 
 /// The outcome of [`Shard::mutate`].
@@ -309,12 +321,25 @@ impl Shard {
                 limit: ctx.max_pending,
             });
         }
-        let seq = ctx.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let op = mutation.op();
+        let value = mutation.into_value();
+        // Journaled before anything changes: if the journal refuses, the mutation is refused.
+        let seq = match ctx.journal {
+            Some(journal) => match journal.append(ctx.seq, op, key, value.as_ref()) {
+                Ok(seq) => seq,
+                Err(err) => {
+                    if !is_dirty {
+                        ctx.pending.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    return Err(err);
+                }
+            },
+            None => ctx.seq.fetch_add(1, Ordering::AcqRel) + 1,
+        };
         state.generation += 1;
         if let Some(flight) = state.loading.get_mut(key) {
             flight.stale = true;
         }
-        let value = mutation.into_value();
         let new_weight = weight(key, &value);
         match state.dirty.get_mut(key) {
             Some(entry) => {
@@ -344,6 +369,35 @@ impl Shard {
             }
         }
         Ok(Mutated::Applied(seq))
+    }
+
+    /// Makes a recovered mutation dirty again, as it was before a crash. Not bounded by
+    /// `max_pending`: recovered mutations were acknowledged already.
+    pub(crate) fn restore(&self, key: &str, value: Value, seq: u64, ctx: &WriteContext<'_>) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let weight = weight(key, &value);
+        state.clean.remove(key);
+        state.dirty_bytes += weight;
+        state.generation += 1;
+        let previous = state.dirty.insert(
+            key.to_owned(),
+            Dirty {
+                value,
+                weight,
+                seq,
+                first_seq: seq,
+                in_flight: None,
+                next_first: None,
+            },
+        );
+        match previous {
+            Some(previous) => state.dirty_bytes -= previous.weight,
+            None => {
+                ctx.pending.fetch_add(1, Ordering::AcqRel);
+                (ctx.on_dirty)(seq, key);
+            }
+        }
     }
 
     /// Marks the key's newest state as being written and returns it with its sequence number;

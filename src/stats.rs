@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::journal::RecoveryReport;
+
 /// Counters updated as the store works. Relaxed ordering: they are statistics, not
 /// synchronisation.
 #[derive(Debug, Default)]
@@ -57,6 +59,14 @@ pub struct Stats {
     pub cached_entries: usize,
     /// Bytes held by clean entries; bounded by the cache capacity.
     pub cached_bytes: u64,
+    /// Bytes of journal segments on disk (0 without a journal).
+    pub journal_bytes: u64,
+    /// Journal segments on disk.
+    pub journal_segments: usize,
+    /// Writes recorded in the journal's dead-letter file, ever.
+    pub dead_letters: u64,
+    /// What recovering the journal found when the store opened.
+    pub recovery: Option<RecoveryReport>,
 }
 
 impl Stats {

@@ -15,6 +15,7 @@ use crate::config::{Config, StoreBuilder};
 use crate::error::{Error, Result};
 use crate::flusher::{self, Runner};
 use crate::item::{self, Item};
+use crate::journal::{Journal, Recovered, RecoveryReport};
 use crate::key::{Key, Kinds};
 use crate::retry::{Backoff, READ_ATTEMPTS};
 use crate::shard::{Known, Lookup, Mutated, Mutation, Shard, Ticket, Value, WriteContext};
@@ -34,6 +35,52 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     pub counters: Arc<Counters>,
     flusher: flusher::Handle,
+    pub journal: Option<Journal>,
+    recovery: Option<RecoveryReport>,
+}
+
+impl Shared {
+    pub(crate) fn write_context<'a>(
+        &'a self,
+        on_dirty: &'a (dyn Fn(u64, &str) + Sync),
+    ) -> WriteContext<'a> {
+        WriteContext {
+            seq: &self.seq,
+            pending: &self.pending,
+            max_pending: self.config.max_pending,
+            closed: &self.closed,
+            on_dirty,
+            journal: self.journal.as_ref(),
+        }
+    }
+
+    /// Takes every shard lock once: afterwards, every mutation numbered before the call has
+    /// submitted its key to the flusher.
+    pub(crate) fn barrier(&self) {
+        for shard in self.shards.iter() {
+            shard.barrier();
+        }
+    }
+
+    /// The last sequence number given out.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shard_index(&self, rendered: &str) -> usize {
+        (self.hasher.hash_one(rendered) % self.shards.len() as u64) as usize
+    }
+
+    /// Re-applies recovered mutations as dirty entries, to be flushed like any other.
+    fn restore(&self, recovered: Recovered) {
+        self.seq.store(recovered.max_seq, Ordering::Release);
+        for record in recovered.records {
+            let index = self.shard_index(&record.key);
+            let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
+            let ctx = self.write_context(&on_dirty);
+            self.shards[index].restore(&record.key, record.item, record.seq, &ctx);
+        }
+    }
 }
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
@@ -99,9 +146,15 @@ impl Store {
         StoreBuilder::new(Arc::new(backend))
     }
 
-    pub(crate) fn start(backend: Arc<dyn Backend>, config: Config, kinds: Kinds) -> Self {
+    pub(crate) fn start(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        kinds: Kinds,
+        journal: Option<(Journal, Recovered)>,
+    ) -> Self {
         let per_shard = (config.cache_capacity / config.shards as u64).max(1);
         let (handle, rx) = flusher::Handle::new();
+        let (journal, recovered) = journal.unzip();
         let shared = Arc::new(Shared {
             shards: (0..config.shards).map(|_| Shard::new(per_shard)).collect(),
             hasher: RandomState::new(),
@@ -113,7 +166,12 @@ impl Store {
             closed: AtomicBool::new(false),
             counters: Arc::default(),
             flusher: handle,
+            journal,
+            recovery: recovered.as_ref().map(|r| r.report.clone()),
         });
+        if let Some(recovered) = recovered {
+            shared.restore(recovered);
+        }
         let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx).run());
         Self {
             inner: Arc::new(Inner {
@@ -244,9 +302,7 @@ impl Store {
         shared.closed.store(true, Ordering::Release);
         // A mutation checks `closed` under its shard lock and submits its key before unlocking,
         // so once every lock has been taken, every acknowledged mutation has been submitted.
-        for shard in shared.shards.iter() {
-            shard.barrier();
-        }
+        shared.barrier();
         let drained = match shared.flusher.flush(u64::MAX, true) {
             Some(done) => done.await.unwrap_or(Ok(())),
             None => Ok(()),
@@ -255,6 +311,24 @@ impl Store {
         if let Some(runner) = runner {
             if let Err(err) = runner.await {
                 tracing::error!(error = %err, "the flusher stopped abnormally");
+            }
+            if let Some(journal) = &shared.journal {
+                // Everything is written (or dead-lettered) now: the whole journal can go.
+                let release = if drained.is_ok() && shared.pending.load(Ordering::Acquire) == 0 {
+                    shared.seq.load(Ordering::Acquire) + 1
+                } else {
+                    0
+                };
+                let shared = Arc::clone(&self.inner.shared);
+                let closed = tokio::task::spawn_blocking(move || {
+                    if let Some(journal) = &shared.journal {
+                        journal.close(release);
+                    }
+                })
+                .await;
+                if let Err(err) = closed {
+                    tracing::error!(error = %err, dir = %journal.dir().display(), "closing the journal failed");
+                }
             }
         }
         drained
@@ -274,8 +348,13 @@ impl Store {
             write_requests: Counters::get(&counters.write_requests),
             retries: Counters::get(&counters.retries),
             rejected_writes: Counters::get(&counters.rejected_writes),
+            recovery: shared.recovery.clone(),
             ..Stats::default()
         };
+        if let Some(journal) = &shared.journal {
+            (stats.journal_bytes, stats.journal_segments) = journal.usage();
+            stats.dead_letters = journal.dead_letters();
+        }
         for shard in shared.shards.iter() {
             let usage = shard.usage();
             stats.pending += usage.dirty_entries;
@@ -300,8 +379,7 @@ impl Store {
     }
 
     fn shard_index(&self, rendered: &str) -> usize {
-        let shared = self.shared();
-        (shared.hasher.hash_one(rendered) % shared.shards.len() as u64) as usize
+        self.shared().shard_index(rendered)
     }
 
     async fn mutate<T: Serialize + ?Sized>(
@@ -323,17 +401,14 @@ impl Store {
         let index = self.shard_index(&rendered);
         let shard = &shared.shards[index];
         let on_dirty = |first_seq: u64, key: &str| shared.flusher.dirty(first_seq, index, key);
-        let ctx = WriteContext {
-            seq: &shared.seq,
-            pending: &shared.pending,
-            max_pending: shared.config.max_pending,
-            closed: &shared.closed,
-            on_dirty: &on_dirty,
-        };
+        let ctx = shared.write_context(&on_dirty);
         let mut known = None;
         loop {
             match shard.mutate(&rendered, mutation.clone(), known.as_ref(), &ctx)? {
-                Mutated::Applied(_) => {
+                Mutated::Applied(seq) => {
+                    if let Some(journal) = &shared.journal {
+                        journal.wait(seq).await?;
+                    }
                     shared.counters.add(&shared.counters.mutations, 1);
                     return Ok(());
                 }

@@ -34,7 +34,7 @@ impl Recorder {
 
     /// Records one operation.
     pub fn record(&mut self, latency: Duration) {
-        if self.count % self.stride == 0 {
+        if self.count.is_multiple_of(self.stride) {
             self.samples.push(latency);
         }
         self.count += 1;

@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::backend::{Backend, Write};
-use crate::error::Result;
+use crate::error::Error;
 use crate::retry::Backoff;
 use crate::stats::Counters;
 
@@ -65,13 +65,22 @@ impl Batch {
     }
 }
 
+/// A write the backend refused for good, and why.
+pub(crate) struct Refusal {
+    pub error: Error,
+    pub write: Write,
+}
+
+/// Each write's outcome.
+pub(crate) type Outcomes = Vec<(Meta, Result<(), Refusal>)>;
+
 /// Writes `batch`, retrying what may succeed, and returns each write's outcome.
 pub(crate) async fn write(
     backend: Arc<dyn Backend>,
     partition_key: Arc<str>,
     batch: Batch,
     counters: Arc<Counters>,
-) -> Vec<(Meta, Result<()>)> {
+) -> Outcomes {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut groups = VecDeque::from([batch]);
     while let Some(mut group) = groups.pop_front() {
@@ -110,9 +119,10 @@ pub(crate) async fn write(
                     break;
                 }
                 Err(err) => {
-                    for meta in group.metas {
+                    for (meta, write) in group.metas.into_iter().zip(group.writes) {
                         tracing::error!(key = %meta.key, error = %err, "the backend refused a write; it will not be retried");
-                        outcomes.push((meta, Err(err.duplicate())));
+                        let error = err.duplicate();
+                        outcomes.push((meta, Err(Refusal { error, write })));
                     }
                     break;
                 }

@@ -10,15 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use super::batch::{self, Batch, Meta};
+use super::batch::{self, Batch, Meta, Outcomes, Refusal};
 use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Result};
 use crate::shard::Completed;
 use crate::store::Shared;
-
-/// What a batch task reports: each write's outcome.
-type Outcomes = Vec<(Meta, Result<()>)>;
 
 /// A key waiting to be written.
 struct Queued {
@@ -95,6 +92,7 @@ impl Runner {
             }
             self.dispatch();
             self.answer_barriers();
+            self.release_journal();
             if self.closing && self.queue.is_empty() && self.tasks.is_empty() {
                 break;
             }
@@ -213,8 +211,8 @@ impl Runner {
         for (meta, outcome) in outcomes {
             self.in_flight.remove(&meta.first_seq);
             let persisted = outcome.is_ok();
-            if let Err(err) = outcome {
-                self.reject(&meta, err);
+            if let Err(refusal) = outcome {
+                self.reject(&meta, refusal);
             }
             let shard = &self.shared.shards[meta.shard];
             match shard.complete_write(&meta.key, meta.seq, persisted) {
@@ -227,23 +225,56 @@ impl Runner {
         }
     }
 
-    fn reject(&mut self, meta: &Meta, err: Error) {
+    fn reject(&mut self, meta: &Meta, refusal: Refusal) {
+        let Refusal { error: err, write } = refusal;
         let counters = &self.shared.counters;
         counters.add(&counters.rejected_writes, 1);
+        if let Some(journal) = &self.shared.journal {
+            if let Err(dead) = journal.dead_letter(meta.seq, &meta.key, &write, &err.to_string()) {
+                tracing::error!(key = %meta.key, error = %dead, "the refused write could not be dead-lettered");
+            }
+        }
         for barrier in &mut self.barriers {
             if barrier.upto >= meta.first_seq && barrier.error.is_none() {
-                barrier.error = Some(refusal(&meta.key, &err));
+                barrier.error = Some(refused(&meta.key, &err));
             }
+        }
+    }
+
+    /// The first sequence of the oldest key not yet written.
+    fn oldest(&self) -> Option<u64> {
+        [self.queue.keys().next(), self.in_flight.first()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied()
+    }
+
+    /// Lets the journal delete segments whose mutations are all written (or dead-lettered).
+    fn release_journal(&mut self) {
+        let Some(journal) = &self.shared.journal else {
+            return;
+        };
+        let last = self.shared.last_seq();
+        let bound = |runner: &Self| runner.oldest().unwrap_or(last + 1).min(last + 1);
+        if !journal.could_release(bound(self)) {
+            return;
+        }
+        // Keys of mutations numbered up to `last` may still be on their way to the runner:
+        // after the barrier they have all arrived.
+        self.shared.barrier();
+        while let Ok(submission) = self.rx.try_recv() {
+            self.accept(submission);
+        }
+        let bound = bound(self);
+        if let Some(journal) = &self.shared.journal {
+            journal.release_below(bound);
         }
     }
 
     /// Answers the barriers whose mutations are all written or refused.
     fn answer_barriers(&mut self) {
-        let oldest = [self.queue.keys().next(), self.in_flight.first()]
-            .into_iter()
-            .flatten()
-            .min()
-            .copied();
+        let oldest = self.oldest();
         let drained = self.closing && self.queue.is_empty() && self.tasks.is_empty();
         self.barriers.retain_mut(|barrier| {
             let done = if barrier.close {
@@ -262,7 +293,7 @@ impl Runner {
 }
 
 /// The error a barrier reports for a refused write: the backend's, naming the key.
-fn refusal(key: &str, err: &Error) -> Error {
+fn refused(key: &str, err: &Error) -> Error {
     match err {
         Error::DynamoDb {
             operation,

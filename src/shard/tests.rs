@@ -42,6 +42,7 @@ impl Harness {
             max_pending: self.max_pending,
             closed: &self.closed,
             on_dirty: &on_dirty,
+            journal: None,
         };
         shard.mutate(key, mutation, known, &ctx)
     }

@@ -1,0 +1,324 @@
+//! The crash journal: every mutation is appended here before it is acknowledged, and stays
+//! until the backend has it, so a crash loses nothing acknowledged.
+//!
+//! The directory holds numbered segments (see [`segment`]), a `LOCK` file held while a store
+//! uses the directory, and `dead-letters.jsonl`, where writes the backend refused for good are
+//! kept with the reason.
+
+mod record;
+mod recovery;
+mod segment;
+mod writer;
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use parking_lot::Mutex;
+
+use crate::backend::Write;
+use crate::config::{Durability, Recovery};
+use crate::error::{Error, Result};
+use crate::item::Item;
+
+pub use record::{Op, Record};
+pub(crate) use recovery::Recovered;
+pub use recovery::RecoveryReport;
+
+/// The file that records refused writes, one JSON object a line.
+pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
+
+const LOCK: &str = "LOCK";
+
+/// Where and how the journal is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalConfig {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    pub segment_bytes: u64,
+    pub recovery: Recovery,
+}
+
+/// An open journal; see the module docs.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    durability: Durability,
+    shared: Arc<writer::Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    dead_letters: Mutex<Option<File>>,
+    dead_letter_count: AtomicU64,
+    /// The directory's lock, held until the journal is closed.
+    lock: Mutex<Option<File>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Locks the directory, recovers what is in it, and starts the writer thread on a fresh
+    /// segment. Blocking: call it off the async runtime.
+    pub(crate) fn open(config: &JournalConfig) -> Result<(Self, Recovered)> {
+        let dir = &config.dir;
+        create_dir(dir)?;
+        let lock = lock(dir)?;
+        let mut recovered = recovery::recover(dir, config.recovery)?;
+        let (file, path) = segment::create(dir, recovered.max_seq + 1)
+            .map_err(|e| Error::journal("cannot create a journal segment", e))?;
+        let mut segments = std::mem::take(&mut recovered.segments);
+        segments.push(writer::SegmentInfo {
+            path,
+            last_seq: 0,
+            bytes: segment::MAGIC.len() as u64,
+        });
+        let shared = writer::Shared::new(segments, recovered.max_seq);
+        let writer = writer::Writer {
+            shared: Arc::clone(&shared),
+            dir: dir.clone(),
+            file,
+            durability: config.durability,
+            segment_bytes: config.segment_bytes,
+        };
+        let thread = std::thread::Builder::new()
+            .name("quickstore-journal".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::journal("cannot start the journal writer", e))?;
+        let journal = Self {
+            dir: dir.clone(),
+            durability: config.durability,
+            shared,
+            thread: Mutex::new(Some(thread)),
+            dead_letters: Mutex::new(None),
+            dead_letter_count: AtomicU64::new(count_lines(&dir.join(DEAD_LETTERS))),
+            lock: Mutex::new(Some(lock)),
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Appends a mutation, numbering it from `seq`; returns its sequence number. Does not wait
+    /// for the disk: see [`wait`](Self::wait). Sequence numbers are taken under the journal's
+    /// lock, so they increase through the journal.
+    pub(crate) fn append(
+        &self,
+        seq: &AtomicU64,
+        op: Op,
+        key: &str,
+        item: Option<&Arc<Item>>,
+    ) -> Result<u64> {
+        let mut state = self.shared.state.lock();
+        if let Some(failure) = &state.failure {
+            return Err(poisoned(failure));
+        }
+        let next = seq.load(Ordering::Acquire) + 1;
+        let record = Record {
+            seq: next,
+            op,
+            key: key.to_owned(),
+            item: item.cloned(),
+        };
+        record::encode(&record, &mut state.buffer).map_err(|e| Error::Journal {
+            message: format!("cannot journal the mutation of `{key}`: {e}"),
+            source: Some(Arc::new(e)),
+        })?;
+        seq.store(next, Ordering::Release);
+        state.buffer_last_seq = next;
+        drop(state);
+        self.shared.wake();
+        Ok(next)
+    }
+
+    /// Waits until the mutation `seq` is as durable as the policy promises: synced under
+    /// `Always`, written to the operating system under `Interval`.
+    pub(crate) async fn wait(&self, seq: u64) -> Result<()> {
+        let synced = matches!(self.durability, Durability::Always);
+        let mut progress = self.shared.progress.subscribe();
+        let reached = progress
+            .wait_for(|p| {
+                p.failed
+                    || if synced {
+                        p.synced >= seq
+                    } else {
+                        p.written >= seq
+                    }
+            })
+            .await
+            .map(|p| !p.failed);
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(poisoned(
+                self.shared
+                    .state
+                    .lock()
+                    .failure
+                    .as_deref()
+                    .unwrap_or("the journal writer stopped"),
+            )),
+        }
+    }
+
+    /// Allows deleting segments whose mutations all have sequences below `seq`, all of which
+    /// are in the backend (or dead-lettered).
+    pub(crate) fn release_below(&self, seq: u64) {
+        self.shared.release_below(seq);
+    }
+
+    /// True when some closed segment holds only mutations below `seq`.
+    pub(crate) fn could_release(&self, seq: u64) -> bool {
+        let state = self.shared.state.lock();
+        let closed = state.segments.len().saturating_sub(1);
+        state.segments[..closed]
+            .first()
+            .is_some_and(|s| s.last_seq < seq)
+    }
+
+    /// Records a write the backend refused for good, with the reason, and syncs the record.
+    pub(crate) fn dead_letter(
+        &self,
+        seq: u64,
+        key: &str,
+        write: &Write,
+        reason: &str,
+    ) -> Result<()> {
+        let (kind, item) = match write {
+            Write::Put(item) => ("put", Some(item)),
+            Write::Delete(_) => ("delete", None),
+        };
+        let item = match item {
+            Some(item) => {
+                let mut bytes = Vec::new();
+                crate::codec::encode(item, &mut bytes).map_err(|e| Error::Journal {
+                    message: format!("cannot encode the dead letter of `{key}`: {e}"),
+                    source: Some(Arc::new(e)),
+                })?;
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            None => None,
+        };
+        let letter = DeadLetter {
+            seq,
+            key,
+            write: kind,
+            reason,
+            item,
+        };
+        let line = serde_json::to_string(&letter).map_err(|e| Error::Journal {
+            message: format!("cannot encode the dead letter of `{key}`: {e}"),
+            source: Some(Arc::new(e)),
+        })?;
+        let path = self.dir.join(DEAD_LETTERS);
+        let mut file = self.dead_letters.lock();
+        let written = match &mut *file {
+            Some(file) => append_line(file, &line),
+            None => segment::open_append(&path).and_then(|mut opened| {
+                append_line(&mut opened, &line)?;
+                *file = Some(opened);
+                Ok(())
+            }),
+        };
+        written.map_err(|e| Error::journal(format!("cannot write {}", path.display()), e))?;
+        self.dead_letter_count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes and segments on disk.
+    pub(crate) fn usage(&self) -> (u64, usize) {
+        let state = self.shared.state.lock();
+        (
+            state.segments.iter().map(|s| s.bytes).sum(),
+            state.segments.len(),
+        )
+    }
+
+    /// Writes refused for good, recorded in the dead-letter file.
+    pub(crate) fn dead_letters(&self) -> u64 {
+        self.dead_letter_count.load(Ordering::Relaxed)
+    }
+
+    /// Syncs what is buffered, releases segments below `seq`, and stops the writer thread.
+    pub(crate) fn close(&self, release_below: u64) {
+        self.shared.release_below(release_below);
+        self.shared.stop();
+        let thread = self.thread.lock().take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the journal writer panicked");
+            }
+        }
+        // Dropping the file releases the lock: another store may open the directory now.
+        self.lock.lock().take();
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn poisoned(failure: &str) -> Error {
+    Error::Journal {
+        message: format!("the journal failed earlier ({failure}); no mutation is accepted"),
+        source: None,
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::journal(format!("cannot create {}", dir.display()), e))
+}
+
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK);
+    let file = segment::open_append(&path)
+        .map_err(|e| Error::journal(format!("cannot open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Journal {
+            message: format!(
+                "the journal directory {} is in use by another store",
+                dir.display()
+            ),
+            source: None,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::journal(format!("cannot lock {}", path.display()), e))
+        }
+    }
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+/// A write the backend refused for good, as kept in the dead-letter file. `item` is the
+/// stored item (with its partition key attribute) in the codec encoding, base64.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DeadLetter<'a> {
+    pub seq: u64,
+    pub key: &'a str,
+    pub write: &'a str,
+    pub reason: &'a str,
+    pub item: Option<String>,
+}
+
+/// Appends one line to a file created with mode 0600.
+fn append_line(file: &mut File, line: &str) -> std::io::Result<()> {
+    file.write_all(line.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests;

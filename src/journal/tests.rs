@@ -1,0 +1,170 @@
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn config(dir: &Path, recovery: Recovery) -> JournalConfig {
+    JournalConfig {
+        dir: dir.to_path_buf(),
+        durability: Durability::Always,
+        segment_bytes: 4096,
+        recovery,
+    }
+}
+
+fn item(n: u64) -> Arc<Item> {
+    Arc::new(Item::from([(
+        "n".to_string(),
+        AttributeValue::N(n.to_string()),
+    )]))
+}
+
+/// Journals `n` upserts over keys K0..K9 and closes without releasing anything, as a crash
+/// would leave the journal.
+async fn journal_upserts(dir: &Path, n: u64) -> Result<()> {
+    let (journal, recovered) = Journal::open(&config(dir, Recovery::Strict))?;
+    let seq = AtomicU64::new(recovered.max_seq);
+    let mut last = 0;
+    for i in 0..n {
+        last = journal.append(&seq, Op::Upsert, &format!("K{}", i % 10), Some(&item(i)))?;
+    }
+    journal.wait(last).await?;
+    journal.close(0);
+    Ok(())
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    segment::list(dir)
+        .map(|s| s.into_iter().map(|(_, p)| p).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn recovery_returns_the_newest_record_of_each_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    journal_upserts(dir.path(), 500).await?;
+    assert!(segments(dir.path()).len() > 1, "4 KiB segments rotate");
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    assert_eq!(recovered.max_seq, 500);
+    assert_eq!(recovered.report.records, 500);
+    assert_eq!(recovered.records.len(), 10);
+    for record in &recovered.records {
+        let i: u64 = record.key[1..].parse()?;
+        assert_eq!(record.item, Some(item(490 + i)), "{}", record.key);
+        assert_eq!(record.seq, 491 + i);
+    }
+    assert_eq!(recovered.report.torn_tail, None);
+    journal.close(0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn released_segments_are_deleted() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    let seq = AtomicU64::new(0);
+    let mut last = 0;
+    for i in 0..300 {
+        last = journal.append(&seq, Op::Upsert, "K", Some(&item(i)))?;
+        journal.wait(last).await?;
+    }
+    let before = journal.usage().1;
+    assert!(before > 2);
+    assert!(journal.could_release(last + 1));
+    journal.release_below(last + 1);
+    // The writer releases before it reports the next record written.
+    let next = journal.append(&seq, Op::Delete, "K", None)?;
+    journal.wait(next).await?;
+    assert_eq!(
+        journal.usage().1,
+        1,
+        "only the segment being written is left"
+    );
+    journal.close(next + 1);
+    assert!(
+        segments(dir.path()).is_empty(),
+        "a fully released journal leaves no segment"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_off_and_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    journal_upserts(dir.path(), 20).await?;
+    let newest = segments(dir.path()).pop().ok_or("no segment")?;
+    let len = std::fs::metadata(&newest)?.len();
+    let file = std::fs::OpenOptions::new().write(true).open(&newest)?;
+    file.set_len(len - 5)?;
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    assert!(recovered.report.torn_tail.is_some());
+    assert_eq!(recovered.report.records, 19);
+    assert_eq!(recovered.max_seq, 19);
+    journal.close(0);
+    drop(journal);
+    // The cut is durable: the next recovery is clean.
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    assert_eq!(recovered.report.torn_tail, None);
+    assert_eq!(recovered.report.records, 19);
+    journal.close(0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn corruption_is_refused_unless_salvage_is_asked() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    journal_upserts(dir.path(), 400).await?;
+    let oldest = segments(dir.path())
+        .into_iter()
+        .next()
+        .ok_or("no segment")?;
+    let mut bytes = std::fs::read(&oldest)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&oldest, &bytes)?;
+    let err = Journal::open(&config(dir.path(), Recovery::Strict)).err();
+    assert!(matches!(&err, Some(Error::Journal { .. })), "{err:?}");
+    assert_eq!(err.map(|e| e.code()), Some("JournalException"));
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Salvage))?;
+    assert_eq!(recovered.report.salvaged.len(), 1);
+    assert_eq!(recovered.report.records, 399);
+    assert_eq!(recovered.records.len(), 10);
+    journal.close(0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_directory_is_used_by_one_journal_at_a_time() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    let err = Journal::open(&config(dir.path(), Recovery::Strict)).err();
+    let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(message.contains("in use"), "{message}");
+    journal.close(0);
+    drop(journal);
+    let (again, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    again.close(0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn journal_files_are_private() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    let seq = AtomicU64::new(0);
+    let s = journal.append(&seq, Op::Delete, "K", None)?;
+    journal.wait(s).await?;
+    journal.dead_letter(s, "K", &Write::Delete("K".into()), "refused")?;
+    for path in segments(dir.path())
+        .into_iter()
+        .chain([dir.path().join(DEAD_LETTERS)])
+    {
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    assert_eq!(journal.dead_letters(), 1);
+    journal.close(0);
+    Ok(())
+}
