@@ -1,0 +1,183 @@
+//! The crash journal through the store: nothing acknowledged is lost when the process is killed,
+//! refused writes are dead-lettered, and a journal directory serves one store at a time.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use common::{create_table, Dynalite, Faults, FaultyBackend, Fixture, TestResult};
+use quickstore::{AttributeValue, DynamoDbBackend, Durability, Key, Store, DEAD_LETTERS};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Counter {
+    n: u64,
+}
+
+const CHILD: &str = "QUICKSTORE_CRASH_CHILD";
+const KEYS: u64 = 16;
+
+/// The child side of the crash test: upsert increasing counters over a few keys and print
+/// each acknowledgement, until killed. Does nothing when run as an ordinary test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() -> TestResult {
+    let (Ok(endpoint), Ok(table), Ok(dir)) = (
+        std::env::var(format!("{CHILD}_ENDPOINT")),
+        std::env::var(format!("{CHILD}_TABLE")),
+        std::env::var(format!("{CHILD}_DIR")),
+    ) else {
+        return Ok(());
+    };
+    let store = Store::builder(DynamoDbBackend::new(client(&endpoint), table))
+        .journal(dir)
+        .durability(Durability::Always)
+        .flush_interval(std::time::Duration::from_millis(5))
+        .open()
+        .await?;
+    for i in 0.. {
+        let key = Key::new("Counter", (i % KEYS).to_string());
+        store.upsert(&key, &Counter { n: i }).await?;
+        println!("ack {} {i}", key.identifier);
+    }
+    Ok(())
+}
+
+fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Runs the child until it has acknowledged `acks` mutations, kills it with SIGKILL, and
+/// returns the newest acknowledged counter of each key.
+fn run_and_kill(endpoint: &str, table: &str, dir: &std::path::Path, acks: usize) -> TestResult<HashMap<String, u64>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env(format!("{CHILD}_ENDPOINT"), endpoint)
+        .env(format!("{CHILD}_TABLE"), table)
+        .env(format!("{CHILD}_DIR"), dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // Once the parent stops reading, the child's prints fail: that noise is not news.
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut acked = HashMap::new();
+    let mut seen = 0;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let Some(rest) = line.strip_prefix("ack ") else {
+            continue;
+        };
+        let (key, n) = rest.split_once(' ').ok_or("bad ack line")?;
+        acked.insert(key.to_owned(), n.parse()?);
+        seen += 1;
+        if seen == acks {
+            break;
+        }
+    }
+    child.kill()?; // SIGKILL: no destructor, no flush, no close
+    child.wait()?;
+    assert_eq!(seen, acks, "the child stopped before it was killed");
+    Ok(acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult {
+    let server = Dynalite::start()?;
+    let client = server.client();
+    let mut recovered_keys = 0;
+    for seed in 1..=10u64 {
+        let table = format!("crash-{seed}");
+        create_table(&client, &table, "_key").await?;
+        let dir = tempfile::tempdir()?;
+        let acks = StdRng::seed_from_u64(seed).random_range(1..400);
+        let acked = run_and_kill(server.endpoint(), &table, dir.path(), acks)?;
+
+        // Recovery re-applies what the backend may lack: reads see it at once...
+        let store = Store::builder(DynamoDbBackend::new(client.clone(), table.clone()))
+            .journal(dir.path())
+            .open()
+            .await?;
+        let recovery = store.stats().recovery.ok_or("no recovery report")?;
+        recovered_keys += recovery.keys;
+        for (key, n) in &acked {
+            let counter: Counter = store.get(&Key::new("Counter", key.as_str())).await?;
+            assert!(counter.n >= *n, "seed {seed}, key {key}: read {} after acknowledging {n}; {recovery:?}", counter.n);
+        }
+        // ... and the backend has it once the store is closed.
+        store.close().await?;
+        for (key, n) in &acked {
+            let item = client
+                .get_item()
+                .table_name(&table)
+                .key("_key", AttributeValue::S(format!("Counter{key}")))
+                .consistent_read(true)
+                .send()
+                .await?
+                .item
+                .ok_or_else(|| format!("seed {seed}: key {key} is missing"))?;
+            let stored: u64 = item.get("n").and_then(|v| v.as_n().ok()).ok_or("no n")?.parse()?;
+            assert!(stored >= *n, "seed {seed}, key {key}: stored {stored} after acknowledging {n}");
+        }
+        let left = std::fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+            .count();
+        assert_eq!(left, 0, "seed {seed}: a clean close leaves no segment");
+    }
+    assert!(recovered_keys > 0, "no trial left anything to recover: the test proved nothing");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_journal_directory_serves_one_store_at_a_time() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let dir = tempfile::tempdir()?;
+    let first = fixture.builder().journal(dir.path()).open().await?;
+    let err = fixture.builder().journal(dir.path()).open().await.err();
+    assert_eq!(err.as_ref().map(|e| e.code()), Some("JournalException"), "{err:?}");
+    first.upsert(&Key::new("K", "1"), &Counter { n: 1 }).await?;
+    first.close().await?;
+    let second = fixture.builder().journal(dir.path()).open().await?;
+    assert_eq!(second.get::<Counter>(&Key::new("K", "1")).await?, Counter { n: 1 });
+    second.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_writes_are_dead_lettered_with_the_reason() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let dir = tempfile::tempdir()?;
+    let faults = Faults {
+        refuse: ["Kbad".to_string()].into(),
+        ..Faults::default()
+    };
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
+    let store = Store::builder(Arc::clone(&backend))
+        .journal(dir.path())
+        .durability(Durability::Interval(std::time::Duration::from_millis(10)))
+        .open()
+        .await?;
+    store.upsert(&Key::new("K", "good"), &Counter { n: 1 }).await?;
+    store.upsert(&Key::new("K", "bad"), &Counter { n: 2 }).await?;
+    let err = store.flush().await.err();
+    assert_eq!(err.as_ref().map(|e| e.code()), Some("DynamoDBException"));
+    assert_eq!(store.stats().dead_letters, 1);
+    store.close().await?;
+    let letters = std::fs::read_to_string(dir.path().join(DEAD_LETTERS))?;
+    assert_eq!(letters.lines().count(), 1);
+    assert!(letters.contains("\"key\":\"Kbad\"") && letters.contains("injected refusal"), "{letters}");
+    assert!(fixture.read_back("Kgood").await?.is_some());
+    Ok(())
+}
