@@ -70,7 +70,10 @@ pub use codec::{decode as decode_item, encode as encode_item, DecodeError, Encod
 pub use config::{Durability, Recovery, StoreBuilder};
 pub use error::{Cause, Error, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
-pub use journal::{Op, Record, RecoveryReport, DEAD_LETTERS};
+pub use journal::{
+    inspect_journal, DeadLetterSummary, JournalSummary, Op, Record, RecoveryReport, SegmentSummary,
+    DEAD_LETTERS,
+};
 pub use key::{rand_identifier, Key, Kinds, MAX_KEY_BYTES};
 pub use stats::Stats;
 pub use store::Store;

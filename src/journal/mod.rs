@@ -5,6 +5,7 @@
 //! uses the directory, and `dead-letters.jsonl`, where writes the backend refused for good are
 //! kept with the reason.
 
+mod inspect;
 mod record;
 mod recovery;
 mod segment;
@@ -24,6 +25,7 @@ use crate::config::{Durability, Recovery};
 use crate::error::{Error, Result};
 use crate::item::Item;
 
+pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSummary};
 pub use record::{Op, Record};
 pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
@@ -203,9 +205,9 @@ impl Journal {
         };
         let letter = DeadLetter {
             seq,
-            key,
-            write: kind,
-            reason,
+            key: key.to_owned(),
+            write: kind.to_owned(),
+            reason: reason.to_owned(),
             item,
         };
         let line = serde_json::to_string(&letter).map_err(|e| Error::Journal {
@@ -305,11 +307,11 @@ fn count_lines(path: &Path) -> u64 {
 /// A write the backend refused for good, as kept in the dead-letter file. `item` is the
 /// stored item (with its partition key attribute) in the codec encoding, base64.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct DeadLetter<'a> {
+pub(crate) struct DeadLetter {
     pub seq: u64,
-    pub key: &'a str,
-    pub write: &'a str,
-    pub reason: &'a str,
+    pub key: String,
+    pub write: String,
+    pub reason: String,
     pub item: Option<String>,
 }
 

@@ -168,3 +168,53 @@ async fn journal_files_are_private() -> TestResult {
     journal.close(0);
     Ok(())
 }
+
+#[tokio::test]
+async fn inspection_lists_segments_damage_and_dead_letters() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+        journal.dead_letter(
+            7,
+            "K7",
+            &Write::Delete("K7".into()),
+            "ValidationException: \"no\"",
+        )?;
+        journal.close(0);
+    }
+    journal_upserts(dir.path(), 300).await?;
+    let newest = segments(dir.path())
+        .into_iter()
+        .rfind(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > segment::MAGIC.len() as u64))
+        .ok_or("no segment with records")?;
+    let len = std::fs::metadata(&newest)?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)?
+        .set_len(len - 3)?;
+    let summary = inspect_journal(dir.path())?;
+    assert!(summary.segments.len() > 1);
+    assert_eq!(summary.segments.iter().map(|s| s.records).sum::<u64>(), 299);
+    assert_eq!(
+        summary
+            .segments
+            .first()
+            .and_then(|s| s.seq_range)
+            .map(|r| r.0),
+        Some(1)
+    );
+    assert_eq!(
+        summary
+            .segments
+            .iter()
+            .map(|s| s.damage.len())
+            .sum::<usize>(),
+        1
+    );
+    assert_eq!(summary.dead_letters.len(), 1);
+    assert_eq!(
+        summary.dead_letters[0].reason,
+        "ValidationException: \"no\""
+    );
+    Ok(())
+}
