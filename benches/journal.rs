@@ -1,0 +1,2 @@
+//! Journal append throughput and acknowledgement latency, per durability policy.
+fn main() {}
