@@ -39,8 +39,10 @@
 //! - **Nothing dropped silently**: transient failures are retried until they succeed; writes
 //!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`] and
 //!   reported by the next [`Store::flush`] or [`Store::close`].
-//! - Mutations live in memory until written: a crash loses what was not yet flushed. Call
-//!   [`Store::flush`] where that matters.
+//! - **Crash safety with a journal**: with [`StoreBuilder::journal`], every mutation is
+//!   journaled before it is acknowledged ([`Durability`] says when it is on disk), and `open`
+//!   re-applies whatever the backend had not received. Without a journal, a crash loses the
+//!   mutations not yet flushed.
 
 #![forbid(unsafe_code)]
 
