@@ -312,24 +312,6 @@ impl Store {
             if let Err(err) = runner.await {
                 tracing::error!(error = %err, "the flusher stopped abnormally");
             }
-            if let Some(journal) = &shared.journal {
-                // Everything is written (or dead-lettered) now: the whole journal can go.
-                let release = if drained.is_ok() && shared.pending.load(Ordering::Acquire) == 0 {
-                    shared.seq.load(Ordering::Acquire) + 1
-                } else {
-                    0
-                };
-                let shared = Arc::clone(&self.inner.shared);
-                let closed = tokio::task::spawn_blocking(move || {
-                    if let Some(journal) = &shared.journal {
-                        journal.close(release);
-                    }
-                })
-                .await;
-                if let Err(err) = closed {
-                    tracing::error!(error = %err, dir = %journal.dir().display(), "closing the journal failed");
-                }
-            }
         }
         drained
     }

@@ -51,6 +51,8 @@ pub(crate) struct Runner {
     /// The newest first sequence queued.
     newest: u64,
     closing: bool,
+    /// Drained and the journal closed: close barriers can be answered.
+    stopped: bool,
 }
 
 impl Runner {
@@ -66,6 +68,7 @@ impl Runner {
             due_until: 0,
             newest: 0,
             closing: false,
+            stopped: false,
         }
     }
 
@@ -97,6 +100,8 @@ impl Runner {
                 break;
             }
         }
+        self.close_journal().await;
+        self.stopped = true;
         self.answer_barriers();
         tracing::debug!("flusher stopped");
     }
@@ -272,13 +277,35 @@ impl Runner {
         }
     }
 
+    /// Stops the journal once the flusher has drained, deleting every segment if nothing is
+    /// pending any more (refused writes are in the dead-letter file by then).
+    async fn close_journal(&self) {
+        if self.shared.journal.is_none() {
+            return;
+        }
+        let release = if self.shared.pending.load(Ordering::Acquire) == 0 {
+            self.shared.last_seq() + 1
+        } else {
+            0
+        };
+        let shared = Arc::clone(&self.shared);
+        let closed = tokio::task::spawn_blocking(move || {
+            if let Some(journal) = &shared.journal {
+                journal.close(release);
+            }
+        })
+        .await;
+        if let Err(err) = closed {
+            tracing::error!(error = %err, "closing the journal failed");
+        }
+    }
+
     /// Answers the barriers whose mutations are all written or refused.
     fn answer_barriers(&mut self) {
         let oldest = self.oldest();
-        let drained = self.closing && self.queue.is_empty() && self.tasks.is_empty();
         self.barriers.retain_mut(|barrier| {
             let done = if barrier.close {
-                drained
+                self.stopped
             } else {
                 oldest.is_none_or(|oldest| oldest > barrier.upto)
             };

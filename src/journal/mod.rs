@@ -256,10 +256,6 @@ impl Journal {
         // Dropping the file releases the lock: another store may open the directory now.
         self.lock.lock().take();
     }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn poisoned(failure: &str) -> Error {
