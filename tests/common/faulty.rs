@@ -31,6 +31,8 @@ pub struct Faults {
 pub struct Observed {
     pub gets: usize,
     pub gets_by_key: HashMap<String, usize>,
+    /// Single-key reads that have read the inner backend (and may still wait at the gate).
+    pub gets_read: usize,
     pub batch_get_sizes: Vec<usize>,
     pub batch_write_sizes: Vec<usize>,
     /// Problems with the store's requests; must stay empty.
@@ -45,6 +47,9 @@ pub struct FaultyBackend {
     rng: Mutex<StdRng>,
     observed: Arc<Mutex<Observed>>,
     gate: Option<Arc<Semaphore>>,
+    /// Whether single-key reads wait at the gate after reading rather than before, so that what
+    /// they return may be overtaken by writes while they wait.
+    gate_after_read: bool,
 }
 
 impl FaultyBackend {
@@ -56,12 +61,21 @@ impl FaultyBackend {
             rng: Mutex::new(rng),
             observed: Arc::default(),
             gate: None,
+            gate_after_read: false,
         }
     }
 
     /// Makes every single-key read wait for a permit from `gate` (permits are not consumed).
     pub fn with_read_gate(mut self, gate: Arc<Semaphore>) -> Self {
         self.gate = Some(gate);
+        self
+    }
+
+    /// Makes every single-key read read the inner backend first, then wait for a permit from
+    /// `gate` before returning what it read (permits are not consumed).
+    pub fn with_gate_after_read(mut self, gate: Arc<Semaphore>) -> Self {
+        self.gate = Some(gate);
+        self.gate_after_read = true;
         self
     }
 
@@ -147,13 +161,18 @@ impl Backend for FaultyBackend {
             observed.gets += 1;
             *observed.gets_by_key.entry(key.to_owned()).or_default() += 1;
         }
-        if let Some(gate) = &self.gate {
+        if let (Some(gate), false) = (&self.gate, self.gate_after_read) {
             let _permit = gate.acquire().await;
         }
         if self.roll(self.faults.transient) {
             return Err(Self::throttled("GetItem"));
         }
-        self.inner.get(partition_key, key, consistent).await
+        let item = self.inner.get(partition_key, key, consistent).await;
+        self.observed.lock().gets_read += 1;
+        if let (Some(gate), true) = (&self.gate, self.gate_after_read) {
+            let _permit = gate.acquire().await;
+        }
+        item
     }
 
     async fn batch_get(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    ScalarAttributeType, TableStatus,
 };
 use aws_sdk_dynamodb::Client;
 use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Store, StoreBuilder};
@@ -140,7 +140,8 @@ fn wait_for_port(child: &mut Child, port: u16) -> Result<(), String> {
     }
 }
 
-/// Creates a table keyed the way quickstore (and the Go library) expects.
+/// Creates a table keyed the way quickstore (and the Go library) expects, and waits until it is
+/// active: dynalite answers `ResourceNotFoundException` for items of a table still creating.
 pub async fn create_table(client: &Client, table: &str, partition_key: &str) -> TestResult {
     client
         .create_table()
@@ -160,7 +161,16 @@ pub async fn create_table(client: &Client, table: &str, partition_key: &str) -> 
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await?;
-    Ok(())
+    // Created with `--createTableMs 0`, the table turns active on dynalite's next tick; each
+    // poll is a round trip to it.
+    for _ in 0..1000 {
+        let described = client.describe_table().table_name(table).send().await?;
+        let status = described.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+    }
+    Err(format!("table {table} did not become active").into())
 }
 
 static TABLES: AtomicUsize = AtomicUsize::new(0);
@@ -168,7 +178,7 @@ static TABLES: AtomicUsize = AtomicUsize::new(0);
 /// Where a scenario's items live: a dynalite table, or an embedded database.
 pub enum Fixture {
     DynamoDb {
-        server: Dynalite,
+        server: Arc<Dynalite>,
         client: Client,
         table: String,
     },
@@ -181,12 +191,17 @@ pub enum Fixture {
 impl Fixture {
     /// A fresh table on a fresh dynalite server.
     pub async fn dynamodb() -> TestResult<Self> {
-        let server = Dynalite::start()?;
+        Self::dynamodb_on(&Arc::new(Dynalite::start()?)).await
+    }
+
+    /// A fresh table on a running dynalite server, which the fixture shares: for tests that
+    /// run many cases against one server.
+    pub async fn dynamodb_on(server: &Arc<Dynalite>) -> TestResult<Self> {
         let client = server.client();
         let table = format!("quickstore-{}", TABLES.fetch_add(1, Ordering::Relaxed));
         create_table(&client, &table, "_key").await?;
         Ok(Fixture::DynamoDb {
-            server,
+            server: Arc::clone(server),
             client,
             table,
         })
@@ -271,11 +286,14 @@ impl Fixture {
 }
 
 /// Runs each named scenario, an `async fn(Fixture) -> TestResult`, as one test per backend.
+/// Attributes written before a scenario's name (such as `#[ignore = "why"]`) go on both tests.
+#[allow(unused_macros)] // not every test binary runs scenarios on both backends
 macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $scenario:ident),* $(,)?) => {
         mod dynamodb {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                $(#[$attr])*
                 async fn $scenario() -> crate::common::TestResult {
                     super::$scenario(crate::common::Fixture::dynamodb().await?).await
                 }
@@ -284,6 +302,7 @@ macro_rules! on_both_backends {
         mod embedded {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                $(#[$attr])*
                 async fn $scenario() -> crate::common::TestResult {
                     super::$scenario(crate::common::Fixture::embedded()?).await
                 }
