@@ -1,5 +1,5 @@
 //! Choosing and opening the backend a command runs against: an embedded database (a temporary
-//! one by default) or a DynamoDB table.
+//! one by default, for commands that allow it) or a DynamoDB table.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -27,9 +27,9 @@ const LOCAL_REGION: &str = "us-east-1";
 /// How long `--create-table` waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Where the store keeps its items.
+/// Where the store keeps its items. Each command flattening these sets the help heading,
+/// since commands differ in whether a location is required.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Backend (default: an embedded database in a temporary directory)")]
 pub struct BackendArgs {
     /// Use this embedded (redb) database file, created if missing, and keep it afterwards.
     #[arg(long, value_name = "FILE", conflicts_with = "table")]
@@ -103,9 +103,20 @@ impl fmt::Display for Target {
     }
 }
 
-/// Opens the backend `args` choose and a store over it, configured by `configure`.
+/// What to do when `args` name neither `--path` nor `--table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unspecified {
+    /// Use an embedded database in a temporary directory, removed afterwards.
+    Temporary,
+    /// Fail: the command needs a lasting location.
+    Refuse,
+}
+
+/// Opens the backend `args` choose and a store over it, configured by `configure`. Without
+/// `--path` or `--table`, `unspecified` decides.
 pub async fn open_store(
     args: &BackendArgs,
+    unspecified: Unspecified,
     configure: impl FnOnce(StoreBuilder) -> StoreBuilder,
 ) -> anyhow::Result<OpenStore> {
     let (builder, target) = match &args.table {
@@ -126,6 +137,9 @@ pub async fn open_store(
         None => {
             let (path, dir) = match &args.path {
                 Some(path) => (path.clone(), None),
+                None if unspecified == Unspecified::Refuse => {
+                    bail!("no backend was chosen: pass --path FILE or --table NAME")
+                }
                 None => {
                     let dir = tempfile::Builder::new()
                         .prefix("quickstore-bench-")

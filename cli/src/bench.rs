@@ -2,25 +2,25 @@
 //! tasks, drain the store, and report throughput, latency and the store's counters.
 
 use std::fmt::{self, Write as _};
-use std::future::Future;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use quickstore::{Key, Stats, Store};
+use quickstore::{Key, Stats, Store, StoreBuilder};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
 
-use crate::backend::{self, BackendArgs};
+use crate::backend::{self, BackendArgs, Unspecified};
+use crate::drain::drain;
 use crate::keys::{KeyChooser, KeyDistribution};
 use crate::latency::{Recorder, Summary};
+use crate::print;
 
 /// The kind of the keys the benchmark writes.
 const KIND: &str = "BenchItem";
@@ -83,7 +83,10 @@ pub struct BenchArgs {
     pub quiet: bool,
 
     /// Where the items live.
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Backend (default: an embedded database in a temporary directory)"
+    )]
     pub backend: BackendArgs,
 }
 
@@ -211,51 +214,6 @@ fn share(count: u64, tasks: u32, task: u32) -> u64 {
     count / tasks + u64::from(task < count % tasks)
 }
 
-/// What shows a draining store making progress.
-fn progress_mark(stats: &Stats) -> (u64, u64, u64, u64, usize) {
-    (
-        stats.items_written,
-        stats.write_requests,
-        stats.retries,
-        stats.rejected_writes,
-        stats.pending,
-    )
-}
-
-/// Awaits a flush or close of `store`, failing if the store makes no progress for `stall`.
-async fn drain(
-    store: &Store,
-    step: &str,
-    stall: Duration,
-    done: impl Future<Output = quickstore::Result<()>>,
-) -> anyhow::Result<()> {
-    tokio::pin!(done);
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last = progress_mark(&store.stats());
-    let mut since = Instant::now();
-    loop {
-        tokio::select! {
-            result = &mut done => return result.with_context(|| format!("{step} failed")),
-            _ = ticker.tick() => {
-                let stats = store.stats();
-                let mark = progress_mark(&stats);
-                if mark != last {
-                    (last, since) = (mark, Instant::now());
-                } else if since.elapsed() >= stall {
-                    bail!(
-                        "{step} made no progress for {}s with {} keys still pending \
-                         ({} items written so far); the store's flusher seems stuck",
-                        stall.as_secs(),
-                        stats.pending,
-                        stats.items_written,
-                    );
-                }
-            }
-        }
-    }
-}
-
 /// What the load phase did.
 #[derive(Debug, Default)]
 struct Loaded {
@@ -381,11 +339,11 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
 /// Runs `quickstore bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cache_bytes = args.cache_bytes;
-    let opened = backend::open_store(&args.backend, |builder| match cache_bytes {
+    let configure = |builder: StoreBuilder| match cache_bytes {
         Some(bytes) => builder.cache_capacity(bytes),
         None => builder,
-    })
-    .await?;
+    };
+    let opened = backend::open_store(&args.backend, Unspecified::Temporary, configure).await?;
     let store = opened.store;
     let keys: Arc<[Key]> = (0..args.items)
         .map(|index| Key::new(KIND, index.to_string()))
@@ -611,18 +569,6 @@ impl Report<'_> {
             total.pending, total.rejected_writes, total.cached_entries, total.cached_bytes
         )?;
         Ok(out)
-    }
-}
-
-/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
-fn print(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("cannot write the report"),
     }
 }
 

@@ -3,14 +3,21 @@
 //! `quickstore bench` runs a load-then-mixed workload against a store, on an embedded database
 //! by default (no infrastructure needed) or on a DynamoDB table, and prints throughput,
 //! latency and the store's own counters.
+//!
+//! `quickstore journal inspect DIR` reports what a crash journal holds, and `quickstore journal
+//! replay DIR` writes what it holds to a backend.
 
 mod backend;
 mod bench;
+mod drain;
+mod journal;
 mod keys;
 mod latency;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// Command-line tools for quickstore, a sharded write-back cache in front of DynamoDB.
@@ -28,6 +35,8 @@ enum Command {
     /// Load items into a store, then run a mix of reads and upserts, and report throughput,
     /// latency and the store's counters.
     Bench(bench::BenchArgs),
+    /// Inspect a crash journal directory, or replay it into a backend.
+    Journal(journal::JournalArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +57,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Journal(args) => runtime.block_on(journal::run(args)),
+    }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write the report"),
     }
 }
 
@@ -79,6 +101,10 @@ mod tests {
         let argv = ["quickstore", "bench"].iter().chain(args);
         match Cli::try_parse_from(argv)?.command {
             Command::Bench(args) => Ok(args),
+            other => Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("`bench` parsed as {other:?}"),
+            )),
         }
     }
 

@@ -1,0 +1,210 @@
+//! End to end: `quickstore journal inspect` and `quickstore journal replay` on journals written
+//! by hand, record by record, as a crashed store would have left them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use anyhow::{ensure, Context as _};
+use quickstore::{AttributeValue, Backend as _, EmbeddedBackend, Item, Op, Record};
+
+/// The first bytes of every journal segment.
+const MAGIC: &[u8; 8] = b"QSJRNL01";
+
+/// The partition key attribute of the store's items.
+const PARTITION_KEY: &str = "_key";
+
+/// A segment's file name: its first sequence number, zero-padded.
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.wal")
+}
+
+/// The item upserted under `User{seq}`.
+fn item(seq: u64) -> Item {
+    Item::from([
+        ("name".to_owned(), AttributeValue::S(format!("user {seq}"))),
+        ("n".to_owned(), AttributeValue::N(seq.to_string())),
+    ])
+}
+
+/// A segment holding upserts of `User{seq}` for each `seq` in `seqs`.
+fn segment(seqs: impl IntoIterator<Item = u64>) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = MAGIC.to_vec();
+    for seq in seqs {
+        let record = Record {
+            seq,
+            op: Op::Upsert,
+            key: format!("User{seq}"),
+            item: Some(Arc::new(item(seq))),
+        };
+        record.encode(&mut bytes)?;
+    }
+    Ok(bytes)
+}
+
+/// Runs the CLI with `args` in `dir`.
+fn quickstore(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("cannot run quickstore")
+}
+
+/// The output's stdout and stderr, each line's runs of spaces squeezed to one so that
+/// assertions do not depend on column widths.
+fn texts(output: &Output) -> (String, String) {
+    let squeeze = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|line| {
+                line.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    (squeeze(&output.stdout), squeeze(&output.stderr))
+}
+
+/// The `.wal` files left in `dir`.
+fn segments_in(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wal") {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Checks that the embedded database at `path` holds `User{seq}` for exactly `present` of
+/// `all`, with the journaled item.
+async fn check_items(path: &Path, all: &[u64], present: &[u64]) -> anyhow::Result<()> {
+    let backend = EmbeddedBackend::open(path)?;
+    for &seq in all {
+        let key = format!("User{seq}");
+        let found = backend.get(PARTITION_KEY, &key, true).await?;
+        if present.contains(&seq) {
+            let mut expected = item(seq);
+            expected.insert(PARTITION_KEY.to_owned(), AttributeValue::S(key.clone()));
+            ensure!(found == Some(expected), "{key}: found {found:?}");
+        } else {
+            ensure!(found.is_none(), "{key} should be absent, found {found:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn inspect_then_replay_into_an_embedded_database() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir(&journal)?;
+    std::fs::write(journal.join(segment_name(1)), segment(1..=3)?)?;
+    // The newest segment ends in half a record: a crash mid-write.
+    let mut newest = segment(4..=5)?;
+    newest.truncate(newest.len() - 4);
+    std::fs::write(journal.join(segment_name(4)), newest)?;
+
+    let output = quickstore(tmp.path(), &["journal", "inspect", "journal"])?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "inspect failed: {stdout}{stderr}");
+    ensure!(stdout.contains(&segment_name(1)), "{stdout}");
+    ensure!(
+        stdout.contains("2 segments, 4 records"),
+        "the totals are missing: {stdout}"
+    );
+    ensure!(stdout.contains("sequences 1-4"), "{stdout}");
+    ensure!(stdout.contains("torn tail yes"), "{stdout}");
+    ensure!(stdout.contains("corruption none"), "{stdout}");
+
+    let output = quickstore(
+        tmp.path(),
+        &["journal", "replay", "journal", "--path", "db.redb"],
+    )?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "replay failed: {stdout}{stderr}");
+    ensure!(
+        stdout.contains("2 segments, 4 records, 4 keys"),
+        "the recovery report is missing: {stdout}"
+    );
+    ensure!(stdout.contains("written 4 items"), "{stdout}");
+    ensure!(stdout.contains("journal empty"), "{stdout}");
+    ensure!(segments_in(&journal)?.is_empty(), "segments were left");
+    check_items(&tmp.path().join("db.redb"), &[1, 2, 3, 4, 5], &[1, 2, 3, 4]).await
+}
+
+#[tokio::test]
+async fn a_corrupt_journal_fails_inspect_and_needs_salvage() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir(&journal)?;
+    let mut bytes = segment(1..=3)?;
+    // A flipped byte inside the second record, with a valid record after it.
+    let middle = MAGIC.len() + (bytes.len() - MAGIC.len()) / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(journal.join(segment_name(1)), bytes)?;
+
+    let output = quickstore(tmp.path(), &["journal", "inspect", "journal"])?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "inspect passed: {stdout}{stderr}");
+    ensure!(stdout.contains("corrupt at byte"), "{stdout}");
+    ensure!(stderr.contains("is corrupt"), "{stderr}");
+
+    let replay = ["journal", "replay", "journal", "--path", "db.redb"];
+    let output = quickstore(tmp.path(), &replay)?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "strict replay passed: {stdout}");
+    ensure!(stderr.contains("--salvage"), "no hint to salvage: {stderr}");
+    ensure!(segments_in(&journal)?.len() == 1, "the journal changed");
+
+    let output = quickstore(tmp.path(), &[&replay[..], &["--salvage"]].concat())?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "salvage failed: {stdout}{stderr}");
+    ensure!(stdout.contains("skipped 1 damaged place"), "{stdout}");
+    ensure!(segments_in(&journal)?.is_empty(), "segments were left");
+    check_items(&tmp.path().join("db.redb"), &[1, 2, 3], &[1, 3]).await
+}
+
+#[tokio::test]
+async fn replay_refuses_a_journal_in_use() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let journal = tmp.path().join("journal");
+    let store = quickstore::Store::builder(EmbeddedBackend::open(tmp.path().join("live.redb"))?)
+        .journal(&journal)
+        .open()
+        .await?;
+    let output = quickstore(
+        tmp.path(),
+        &["journal", "replay", "journal", "--path", "db.redb"],
+    );
+    store.close().await?;
+    let output = output?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "replay passed: {stdout}");
+    ensure!(stderr.contains("in use by another store"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn replay_needs_an_explicit_backend_and_an_existing_directory() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let output = quickstore(tmp.path(), &["journal", "replay", "journal"])?;
+    ensure!(!output.status.success());
+    let output = quickstore(
+        tmp.path(),
+        &["journal", "replay", "missing", "--path", "db.redb"],
+    )?;
+    let (_, stderr) = texts(&output);
+    ensure!(!output.status.success());
+    ensure!(stderr.contains("missing"), "{stderr}");
+    ensure!(
+        !tmp.path().join("missing").exists(),
+        "the directory was made"
+    );
+    Ok(())
+}
