@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::shard::Completed;
 use crate::store::Shared;
 
+/// Refusals kept for the next `flush` to report; beyond this, only the logs, the counters and
+/// the dead-letter file have them.
+const MAX_UNREPORTED: usize = 1024;
+
 /// A key waiting to be written.
 struct Queued {
     shard: usize,
@@ -46,6 +50,9 @@ pub(crate) struct Runner {
     /// The metadata of each running task, to requeue its keys if the task dies.
     task_metas: std::collections::HashMap<tokio::task::Id, Vec<Meta>>,
     barriers: Vec<Barrier>,
+    /// Refusals no barrier has reported yet, by first sequence: the next `flush` (or `close`)
+    /// that covers one reports it.
+    unreported: BTreeMap<u64, Error>,
     /// Queued keys with a first sequence up to this are due now.
     due_until: u64,
     /// The newest first sequence queued.
@@ -65,6 +72,7 @@ impl Runner {
             tasks: JoinSet::new(),
             task_metas: std::collections::HashMap::new(),
             barriers: Vec::new(),
+            unreported: BTreeMap::new(),
             due_until: 0,
             newest: 0,
             closing: false,
@@ -118,11 +126,14 @@ impl Runner {
             Submission::Flush { upto, close, done } => {
                 self.closing |= close;
                 self.due_until = self.due_until.max(upto);
+                // Refusals that happened before this call, among the mutations it covers.
+                let later = self.unreported.split_off(&upto.saturating_add(1));
+                let covered = std::mem::replace(&mut self.unreported, later);
                 self.barriers.push(Barrier {
                     upto,
                     close,
                     done,
-                    error: None,
+                    error: covered.into_values().next(),
                 });
             }
         }
@@ -239,10 +250,19 @@ impl Runner {
                 tracing::error!(key = %meta.key, error = %dead, "the refused write could not be dead-lettered");
             }
         }
+        let mut reported = false;
         for barrier in &mut self.barriers {
-            if barrier.upto >= meta.first_seq && barrier.error.is_none() {
-                barrier.error = Some(refused(&meta.key, &err));
+            if barrier.upto >= meta.first_seq {
+                reported = true;
+                if barrier.error.is_none() {
+                    barrier.error = Some(refused(&meta.key, &err));
+                }
             }
+        }
+        if !reported && self.unreported.len() < MAX_UNREPORTED {
+            // Beyond the bound, refusals are still logged, counted and dead-lettered.
+            self.unreported
+                .insert(meta.first_seq, refused(&meta.key, &err));
         }
     }
 
