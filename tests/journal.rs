@@ -8,8 +8,8 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{create_table, Dynalite, Faults, FaultyBackend, Fixture, TestResult};
-use quickstore::{AttributeValue, DynamoDbBackend, Durability, Key, Store, DEAD_LETTERS};
+use common::{client_for, create_table, Dynalite, Faults, FaultyBackend, Fixture, TestResult};
+use quickstore::{AttributeValue, Durability, DynamoDbBackend, Key, Store, DEAD_LETTERS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ async fn crash_child() -> TestResult {
     ) else {
         return Ok(());
     };
-    let store = Store::builder(DynamoDbBackend::new(client(&endpoint), table))
+    let store = Store::builder(DynamoDbBackend::new(client_for(&endpoint), table))
         .journal(dir)
         .durability(Durability::Always)
         .flush_interval(std::time::Duration::from_millis(5))
@@ -47,20 +47,14 @@ async fn crash_child() -> TestResult {
     Ok(())
 }
 
-fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
 /// Runs the child until it has acknowledged `acks` mutations, kills it with SIGKILL, and
 /// returns the newest acknowledged counter of each key.
-fn run_and_kill(endpoint: &str, table: &str, dir: &std::path::Path, acks: usize) -> TestResult<HashMap<String, u64>> {
+fn run_and_kill(
+    endpoint: &str,
+    table: &str,
+    dir: &std::path::Path,
+    acks: usize,
+) -> TestResult<HashMap<String, u64>> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(format!("{CHILD}_ENDPOINT"), endpoint)
@@ -113,7 +107,11 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult
         recovered_keys += recovery.keys;
         for (key, n) in &acked {
             let counter: Counter = store.get(&Key::new("Counter", key.as_str())).await?;
-            assert!(counter.n >= *n, "seed {seed}, key {key}: read {} after acknowledging {n}; {recovery:?}", counter.n);
+            assert!(
+                counter.n >= *n,
+                "seed {seed}, key {key}: read {} after acknowledging {n}; {recovery:?}",
+                counter.n
+            );
         }
         // ... and the backend has it once the store is closed.
         store.close().await?;
@@ -127,8 +125,15 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult
                 .await?
                 .item
                 .ok_or_else(|| format!("seed {seed}: key {key} is missing"))?;
-            let stored: u64 = item.get("n").and_then(|v| v.as_n().ok()).ok_or("no n")?.parse()?;
-            assert!(stored >= *n, "seed {seed}, key {key}: stored {stored} after acknowledging {n}");
+            let stored: u64 = item
+                .get("n")
+                .and_then(|v| v.as_n().ok())
+                .ok_or("no n")?
+                .parse()?;
+            assert!(
+                stored >= *n,
+                "seed {seed}, key {key}: stored {stored} after acknowledging {n}"
+            );
         }
         let left = std::fs::read_dir(dir.path())?
             .filter_map(|e| e.ok())
@@ -136,7 +141,10 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult
             .count();
         assert_eq!(left, 0, "seed {seed}: a clean close leaves no segment");
     }
-    assert!(recovered_keys > 0, "no trial left anything to recover: the test proved nothing");
+    assert!(
+        recovered_keys > 0,
+        "no trial left anything to recover: the test proved nothing"
+    );
     Ok(())
 }
 
@@ -146,11 +154,18 @@ async fn a_journal_directory_serves_one_store_at_a_time() -> TestResult {
     let dir = tempfile::tempdir()?;
     let first = fixture.builder().journal(dir.path()).open().await?;
     let err = fixture.builder().journal(dir.path()).open().await.err();
-    assert_eq!(err.as_ref().map(|e| e.code()), Some("JournalException"), "{err:?}");
+    assert_eq!(
+        err.as_ref().map(|e| e.code()),
+        Some("JournalException"),
+        "{err:?}"
+    );
     first.upsert(&Key::new("K", "1"), &Counter { n: 1 }).await?;
     first.close().await?;
     let second = fixture.builder().journal(dir.path()).open().await?;
-    assert_eq!(second.get::<Counter>(&Key::new("K", "1")).await?, Counter { n: 1 });
+    assert_eq!(
+        second.get::<Counter>(&Key::new("K", "1")).await?,
+        Counter { n: 1 }
+    );
     second.close().await?;
     Ok(())
 }
@@ -169,15 +184,22 @@ async fn refused_writes_are_dead_lettered_with_the_reason() -> TestResult {
         .durability(Durability::Interval(std::time::Duration::from_millis(10)))
         .open()
         .await?;
-    store.upsert(&Key::new("K", "good"), &Counter { n: 1 }).await?;
-    store.upsert(&Key::new("K", "bad"), &Counter { n: 2 }).await?;
+    store
+        .upsert(&Key::new("K", "good"), &Counter { n: 1 })
+        .await?;
+    store
+        .upsert(&Key::new("K", "bad"), &Counter { n: 2 })
+        .await?;
     let err = store.flush().await.err();
     assert_eq!(err.as_ref().map(|e| e.code()), Some("DynamoDBException"));
     assert_eq!(store.stats().dead_letters, 1);
     store.close().await?;
     let letters = std::fs::read_to_string(dir.path().join(DEAD_LETTERS))?;
     assert_eq!(letters.lines().count(), 1);
-    assert!(letters.contains("\"key\":\"Kbad\"") && letters.contains("injected refusal"), "{letters}");
+    assert!(
+        letters.contains("\"key\":\"Kbad\"") && letters.contains("injected refusal"),
+        "{letters}"
+    );
     assert!(fixture.read_back("Kgood").await?.is_some());
     Ok(())
 }

@@ -86,14 +86,19 @@ impl Dynalite {
 
     /// A plain SDK client for the server.
     pub fn client(&self) -> Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        Client::from_conf(config)
+        client_for(&self.endpoint)
     }
+}
+
+/// A plain SDK client for a local server at `endpoint`, with dummy credentials.
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
 }
 
 impl Drop for Dynalite {
