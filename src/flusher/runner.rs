@@ -87,11 +87,8 @@ impl Runner {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                submission = self.rx.recv() => match submission {
-                    Some(submission) => self.accept(submission),
-                    // Every handle is gone; nothing more can arrive.
-                    None => self.closing = true,
-                },
+                // The channel cannot close while the runner holds `shared`, which holds a sender.
+                Some(submission) = self.rx.recv() => self.accept(submission),
                 _ = ticker.tick() => self.due_until = self.newest,
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.settle(joined);
