@@ -73,8 +73,8 @@ pub use config::{Durability, Recovery, StoreBuilder};
 pub use error::{Cause, Error, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
 pub use journal::{
-    inspect_journal, DeadLetterSummary, JournalSummary, Op, Record, RecoveryReport, SegmentSummary,
-    DEAD_LETTERS,
+    inspect_journal, DeadLetterSummary, JournalDamage, JournalSummary, Op, Record, RecoveryReport,
+    SegmentSummary, DEAD_LETTERS,
 };
 pub use key::{rand_identifier, Key, Kinds, MAX_KEY_BYTES};
 pub use stats::Stats;

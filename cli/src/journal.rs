@@ -124,15 +124,6 @@ fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
     }
 }
 
-/// True when a damage line from [`inspect_journal`] describes a torn record (a write cut
-/// short, with nothing valid after it) rather than corruption.
-///
-/// The summary gives damage as sentences only; anything not recognisably a torn record counts
-/// as corruption, the safe side for a check.
-fn is_torn(damage: &str) -> bool {
-    damage.starts_with("torn record")
-}
-
 /// What the damage in a journal means, judged as recovery judges it.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Verdict {
@@ -150,8 +141,8 @@ fn judge(summary: &JournalSummary) -> Verdict {
     for (index, segment) in summary.segments.iter().enumerate() {
         let name = file_name(&segment.path);
         for damage in &segment.damage {
-            let entry = (name.clone(), damage.clone());
-            if index == newest && is_torn(damage) && verdict.torn_tail.is_none() {
+            let entry = (name.clone(), damage.to_string());
+            if index == newest && damage.is_torn_tail() && verdict.torn_tail.is_none() {
                 verdict.torn_tail = Some(entry);
             } else {
                 verdict.corruption.push(entry);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::record::{self, FrameError, Record};
-use super::segment::{self, Damage};
+use super::segment::{self, Damage as JournalDamage};
 use super::{DeadLetter, DEAD_LETTERS};
 use crate::error::{Error, Result};
 
@@ -20,8 +20,8 @@ pub struct SegmentSummary {
     pub records: u64,
     /// The lowest and highest sequence numbers in it, if it holds any record.
     pub seq_range: Option<(u64, u64)>,
-    /// Damage found, one sentence each: torn tails and corruption.
-    pub damage: Vec<String>,
+    /// Damage found: torn tails and corruption.
+    pub damage: Vec<JournalDamage>,
 }
 
 /// A write the backend refused for good, as recorded in the dead-letter file.
@@ -39,6 +39,8 @@ pub struct DeadLetterSummary {
 }
 
 /// What a journal directory holds.
+///
+/// [`JournalSummary::opens_strictly`] tells whether a store would open it without salvage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JournalSummary {
@@ -46,6 +48,22 @@ pub struct JournalSummary {
     pub segments: Vec<SegmentSummary>,
     /// Refused writes, oldest first.
     pub dead_letters: Vec<DeadLetterSummary>,
+}
+
+impl JournalSummary {
+    /// True when recovery accepts the journal as it is: no damage, or only a torn tail at the
+    /// end of the newest segment.
+    pub fn opens_strictly(&self) -> bool {
+        let newest = self.segments.len().saturating_sub(1);
+        self.segments
+            .iter()
+            .enumerate()
+            .all(|(index, segment)| match segment.damage.as_slice() {
+                [] => true,
+                [only] => index == newest && only.is_torn_tail(),
+                _ => false,
+            })
+    }
 }
 
 impl Record {
@@ -83,28 +101,12 @@ pub fn inspect_journal(dir: impl AsRef<Path>) -> Result<JournalSummary> {
         let scan = segment::scan(&bytes);
         let seqs = scan.records.iter().map(|r| r.seq);
         let seq_range = seqs.clone().min().zip(seqs.max());
-        let damage = scan
-            .damage
-            .iter()
-            .map(|damage| match damage {
-                Damage::TornTail { offset, reason } => {
-                    format!("torn record at byte {offset}: {reason}")
-                }
-                Damage::Corrupt {
-                    offset,
-                    reason,
-                    resumed_at,
-                } => format!(
-                    "corrupt at byte {offset}: {reason} (readable again from byte {resumed_at})"
-                ),
-            })
-            .collect();
         summary.segments.push(SegmentSummary {
             path,
             bytes: bytes.len() as u64,
             records: scan.records.len() as u64,
             seq_range,
-            damage,
+            damage: scan.damage,
         });
     }
     let letters = dir.join(DEAD_LETTERS);

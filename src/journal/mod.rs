@@ -29,6 +29,7 @@ pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSum
 pub use record::{Op, Record};
 pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
+pub use segment::Damage as JournalDamage;
 
 /// The file that records refused writes, one JSON object a line.
 pub const DEAD_LETTERS: &str = "dead-letters.jsonl";

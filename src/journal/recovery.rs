@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::record::Record;
-use super::segment::{self, Damage};
+use super::segment;
 use super::writer::SegmentInfo;
 use crate::config::Recovery;
 use crate::error::{Error, Result};
@@ -58,16 +58,8 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
         let scan = segment::scan(&bytes);
         let is_newest = index + 1 == count;
         for damage in &scan.damage {
-            let what = match damage {
-                Damage::TornTail { offset, reason } => format!(
-                    "{} has a torn record at byte {offset}: {reason}",
-                    path.display()
-                ),
-                Damage::Corrupt { offset, reason, .. } => {
-                    format!("{} is corrupt at byte {offset}: {reason}", path.display())
-                }
-            };
-            let torn_tail = is_newest && matches!(damage, Damage::TornTail { .. });
+            let what = format!("{}: {damage}", path.display());
+            let torn_tail = is_newest && damage.is_torn_tail();
             if torn_tail {
                 tracing::warn!("{what}; recovering the records before it");
                 report.torn_tail = Some(what);
@@ -83,8 +75,7 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
                 });
             }
         }
-        let kept_bytes = if is_newest && matches!(scan.damage.as_slice(), [Damage::TornTail { .. }])
-        {
+        let kept_bytes = if is_newest && matches!(scan.damage.as_slice(), [d] if d.is_torn_tail()) {
             truncate(&path, scan.valid_len)?;
             scan.valid_len
         } else {

@@ -65,18 +65,53 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Damage found in a segment.
+/// Damage found in a journal segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Damage {
+#[non_exhaustive]
+pub enum Damage {
     /// The segment ends in an incomplete or damaged record with nothing valid after it: the
-    /// mark of a write cut short by a crash.
-    TornTail { offset: usize, reason: String },
-    /// A damaged record with valid records after it. `resumed_at` is where they start.
-    Corrupt {
+    /// mark of a write cut short by a crash. Recovery accepts it in the newest segment.
+    TornTail {
+        /// Where the damaged record starts.
         offset: usize,
+        /// What is wrong with it.
         reason: String,
+    },
+    /// A damaged record with valid records after it. Recovery refuses it unless asked to
+    /// salvage.
+    Corrupt {
+        /// Where the damage starts.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+        /// Where valid records start again.
         resumed_at: usize,
     },
+}
+
+impl Damage {
+    /// True for a torn tail, false for corruption.
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self, Damage::TornTail { .. })
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::TornTail { offset, reason } => {
+                write!(f, "torn record at byte {offset}: {reason}")
+            }
+            Damage::Corrupt {
+                offset,
+                reason,
+                resumed_at,
+            } => write!(
+                f,
+                "corrupt at byte {offset}: {reason} (readable again from byte {resumed_at})"
+            ),
+        }
+    }
 }
 
 /// The records of one segment and the damage found in it.
