@@ -216,6 +216,17 @@ mod tests {
         bytes
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let mut bytes = segment(2);
+            bytes.extend(tail);
+            let scan = scan(&bytes);
+            proptest::prop_assert!(scan.records.len() >= 2);
+            proptest::prop_assert!(scan.valid_len <= bytes.len());
+        }
+    }
+
     #[test]
     fn a_clean_segment_reads_whole() {
         let bytes = segment(5);
