@@ -12,6 +12,13 @@ struct Order {
     quantity: u32,
 }
 
+fn order(item: &str, quantity: u32) -> Order {
+    Order {
+        item: item.into(),
+        quantity,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -26,13 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (n, item) in ["tea", "scones", "jam"].into_iter().enumerate() {
         // Acknowledged once journaled and cached; written to the backend in the background.
         let key = Key::with_parent(&customer, "Order", n.to_string());
-        store.insert(&key, &Order { item: item.into(), quantity: 1 }).await?;
+        store.insert(&key, &order(item, 1)).await?;
     }
     let first = Key::with_parent(&customer, "Order", "0");
-    store.update(&first, &Order { item: "tea".into(), quantity: 2 }).await?;
+    store.update(&first, &order("tea", 2)).await?;
 
-    let order: Order = store.get(&first).await?;
-    println!("{first} -> {order:?}");
+    let read: Order = store.get(&first).await?;
+    println!("{first} -> {read:?}");
     let stats = store.stats();
     println!(
         "{} mutations acknowledged, {} pending, journal: {} segment(s), {} bytes",
