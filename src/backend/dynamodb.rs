@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{key_schema_mismatch, string_attribute, write_key, Backend, BatchGet, Write};
+use super::{key_schema_mismatch, string_attribute, Backend, BatchGet, Write};
 use crate::error::{Error, Result};
 use crate::item::Item;
 use crate::retry::from_sdk;
@@ -207,7 +207,7 @@ impl Backend for DynamoDbBackend {
         let index: HashMap<&str, usize> = writes
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| write_key(w, partition_key).map(|k| (k, i)))
+            .filter_map(|(i, w)| w.key(partition_key).map(|k| (k, i)))
             .collect();
         Ok(unprocessed
             .iter()

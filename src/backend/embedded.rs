@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
 use super::{
-    key_schema_mismatch, write_key, Backend, BatchGet, Write, MAX_BATCH_GET_KEYS,
-    MAX_BATCH_WRITE_ITEMS,
+    key_schema_mismatch, Backend, BatchGet, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
 use crate::codec;
 use crate::error::{Error, Result};
@@ -191,7 +190,7 @@ impl Backend for EmbeddedBackend {
         let mut encoded = Vec::with_capacity(writes.len());
         let mut seen = HashSet::with_capacity(writes.len());
         for write in writes {
-            let Some(key) = write_key(write, partition_key) else {
+            let Some(key) = write.key(partition_key) else {
                 return Err(Error::permanent(
                     "BatchWriteItem",
                     format!("an item lacks its string partition key attribute `{partition_key}`"),

@@ -32,6 +32,17 @@ pub enum Write {
     Delete(String),
 }
 
+impl Write {
+    /// The rendered key the write is for: a put's string `partition_key` attribute (`None`
+    /// if it lacks one), or a delete's key.
+    pub fn key(&self, partition_key: &str) -> Option<&str> {
+        match self {
+            Write::Put(item) => string_attribute(item, partition_key),
+            Write::Delete(key) => Some(key),
+        }
+    }
+}
+
 /// The outcome of one `batch_get`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchGet {
@@ -67,14 +78,6 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies up to [`MAX_BATCH_WRITE_ITEMS`] writes to distinct keys in one request, and
     /// returns the indices (into `writes`) of those left unprocessed.
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>>;
-}
-
-/// The rendered key a write is for.
-pub(crate) fn write_key<'a>(write: &'a Write, partition_key: &str) -> Option<&'a str> {
-    match write {
-        Write::Put(item) => string_attribute(item, partition_key),
-        Write::Delete(key) => Some(key),
-    }
 }
 
 /// The value of a string attribute.

@@ -106,15 +106,11 @@ impl FaultyBackend {
         }
         let mut seen = HashSet::new();
         for write in writes {
-            let key = match write {
-                Write::Put(item) => item.get(partition_key).and_then(|v| v.as_s().ok()).cloned(),
-                Write::Delete(key) => Some(key.clone()),
-            };
-            let Some(key) = key else {
+            let Some(key) = write.key(partition_key) else {
                 observed.violations.push("a put without its key".into());
                 continue;
             };
-            if !seen.insert(key.clone()) {
+            if !seen.insert(key) {
                 observed
                     .violations
                     .push(format!("key {key} twice in one batch"));
@@ -208,11 +204,9 @@ impl Backend for FaultyBackend {
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
         self.check_writes(partition_key, writes);
         let refused = writes.iter().any(|write| {
-            let key = match write {
-                Write::Put(item) => item.get(partition_key).and_then(|v| v.as_s().ok()),
-                Write::Delete(key) => Some(key),
-            };
-            key.is_some_and(|k| self.faults.refuse.contains(k))
+            write
+                .key(partition_key)
+                .is_some_and(|k| self.faults.refuse.contains(k))
         });
         if refused {
             return Err(Error::permanent(
