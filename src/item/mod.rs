@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+mod de;
+
 /// One item: attribute names to values, as the AWS SDK represents it.
 pub type Item = HashMap<String, AttributeValue>;
 

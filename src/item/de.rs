@@ -1,0 +1,1 @@
+//! Deserializing values straight from a borrowed item.
