@@ -1,8 +1,13 @@
 //! The one error type of quickstore, with the Go library's error codes.
+//!
+//! `Display` of an error is one sentence of its own: it never repeats its cause, which stays
+//! reachable through [`source`](std::error::Error::source). Print the whole chain with
+//! [`Error::report`] (or any error reporter, such as `anyhow`'s `{:#}`).
 
+use std::fmt;
 use std::sync::Arc;
 
-use crate::key::Key;
+use crate::key::{Key, KeyError};
 
 /// A shareable cause, kept as the [`source`](std::error::Error::source) of an [`Error`].
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
@@ -13,18 +18,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in quickstore.
 ///
 /// [`Error::code`] returns the Go library's error code strings, so code that matched on them
-/// keeps working.
-#[derive(Debug, thiserror::Error)]
+/// keeps working. Errors are cheap to clone (causes are shared), so one failure can be handed
+/// to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A value could not be converted to or from a DynamoDB item.
-    #[error("the value could not be converted to or from a DynamoDB item: {message}")]
+    /// A value could not be converted to or from a DynamoDB item; the serializer's or
+    /// deserializer's error is the source.
+    #[error("the value does not convert to or from a DynamoDB item")]
     Serialize {
-        /// What went wrong.
-        message: String,
-        /// The serializer's error, if any.
+        /// What serde reported.
         #[source]
-        source: Option<Cause>,
+        source: Cause,
     },
 
     /// `insert` found an item under the key.
@@ -34,17 +39,20 @@ pub enum Error {
         key: Key,
     },
 
-    /// `update`, or a typed `get`, found no item under the key.
+    /// `update` found no item under the key.
     #[error("no item exists under key `{key}`")]
     ItemNotExisted {
         /// The key that was absent.
         key: Key,
     },
 
-    /// The number of mutations waiting to be written reached the configured limit.
-    #[error("{pending} mutations are waiting to be written, which is the configured limit of {limit}; retry once the backend catches up")]
+    /// The number of keys waiting to be written reached the configured limit.
+    #[error(
+        "{pending} keys are waiting to be written, which is the configured limit of {limit}; \
+         retry once the backend catches up"
+    )]
     TooManyRequests {
-        /// Mutations waiting now.
+        /// Keys waiting now.
         pending: usize,
         /// The limit set with [`StoreBuilder::max_pending`](crate::StoreBuilder::max_pending).
         limit: usize,
@@ -54,19 +62,13 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
-    /// DynamoDB, or the backend standing in for it, failed or refused a request.
-    #[error("{operation} failed: {message}")]
-    DynamoDb {
-        /// The backend operation, e.g. `BatchWriteItem`.
-        operation: &'static str,
-        /// The service's error code and message, or what else went wrong.
-        message: String,
-        /// Whether repeating the request may succeed (throttling, 5xx, timeouts, I/O).
-        retryable: bool,
-        /// The SDK's (or the embedded database's) error.
-        #[source]
-        source: Option<Cause>,
-    },
+    /// The backend (DynamoDB, the embedded database, or another [`Backend`](crate::Backend))
+    /// failed or refused a request.
+    ///
+    /// Its code is `DynamoDBException` whatever the backend, as in the Go library, so that code
+    /// matching on codes keeps working.
+    #[error(transparent)]
+    Backend(Box<BackendError>),
 
     /// The crash journal could not be read or written, or is damaged.
     #[error("{message}")]
@@ -78,7 +80,11 @@ pub enum Error {
         source: Option<Cause>,
     },
 
-    /// The input was invalid: a bad key, an oversized item, a misconfigured store or table.
+    /// A key could not be built, parsed, or used with the store's registry of kinds.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+
+    /// Other invalid input: an oversized item, a misconfigured store or table.
     #[error("{message}")]
     Validation {
         /// What was wrong with the input.
@@ -87,7 +93,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error's code, as the Go library spelled it (`ValidationException` is new).
+    /// The error's code, as the Go library spelled it. `ValidationException` (bad keys, items
+    /// and options) and `JournalException` are new; [`Error::Backend`] is `DynamoDBException`
+    /// for every backend.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Serialize { .. } => "SerializeException",
@@ -95,8 +103,8 @@ impl Error {
             Error::ItemNotExisted { .. } => "ItemNotExisted",
             Error::TooManyRequests { .. } => "TooManyRequests",
             Error::Closed => "Closed",
-            Error::DynamoDb { .. } => "DynamoDBException",
-            Error::Validation { .. } => "ValidationException",
+            Error::Backend(_) => "DynamoDBException",
+            Error::Key(_) | Error::Validation { .. } => "ValidationException",
             Error::Journal { .. } => "JournalException",
         }
     }
@@ -104,42 +112,63 @@ impl Error {
     /// True when repeating the operation may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::DynamoDb { retryable, .. } => *retryable,
+            Error::Backend(err) => err.is_retryable(),
             Error::TooManyRequests { .. } => true,
             _ => false,
         }
     }
 
+    /// The backend's error, if this is one.
+    pub fn backend(&self) -> Option<&BackendError> {
+        match self {
+            Error::Backend(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// DynamoDB's error code (`ProvisionedThroughputExceededException`,
+    /// `ValidationException`, ...), when DynamoDB answered with one.
+    pub fn service_code(&self) -> Option<&str> {
+        self.backend().and_then(BackendError::service_code)
+    }
+
+    /// DynamoDB's request id, when DynamoDB answered; quote it to AWS support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.backend().and_then(BackendError::request_id)
+    }
+
+    /// The error and every cause under it, joined with `": "`, on one line.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+
     /// A backend failure that may succeed when repeated (throttling, 5xx, timeouts, I/O).
     ///
-    /// For implementors of [`Backend`](crate::Backend).
+    /// For implementors of [`Backend`](crate::Backend); `message` is shown after the
+    /// operation, so it should not repeat the text of `source`.
     pub fn transient(
         operation: &'static str,
         message: impl Into<String>,
         source: Option<Cause>,
     ) -> Self {
-        Error::DynamoDb {
-            operation,
-            message: message.into(),
-            retryable: true,
-            source,
-        }
+        BackendError::new("backend", operation, true)
+            .with_message(message)
+            .with_source(source)
+            .into()
     }
 
     /// A backend failure that will fail again if repeated (validation, missing table, access).
     ///
-    /// For implementors of [`Backend`](crate::Backend).
+    /// For implementors of [`Backend`](crate::Backend); see [`Error::transient`].
     pub fn permanent(
         operation: &'static str,
         message: impl Into<String>,
         source: Option<Cause>,
     ) -> Self {
-        Error::DynamoDb {
-            operation,
-            message: message.into(),
-            retryable: false,
-            source,
-        }
+        BackendError::new("backend", operation, false)
+            .with_message(message)
+            .with_source(source)
+            .into()
     }
 
     pub(crate) fn validation(message: impl Into<String>) -> Self {
@@ -148,54 +177,159 @@ impl Error {
         }
     }
 
+    /// A journal failure: `message` says what was being done, `err` why it failed.
     pub(crate) fn journal(
         message: impl Into<String>,
         err: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Error::Journal {
-            message: format!("{}: {err}", message.into()),
+            message: message.into(),
             source: Some(Arc::new(err)),
         }
     }
 
-    pub(crate) fn serialize(err: serde_dynamo::Error) -> Self {
+    pub(crate) fn serialize(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Serialize {
-            message: err.to_string(),
-            source: Some(Arc::new(err)),
+            source: Arc::new(err),
+        }
+    }
+}
+
+impl From<BackendError> for Error {
+    fn from(err: BackendError) -> Self {
+        Error::Backend(Box::new(err))
+    }
+}
+
+/// A failed or refused backend request: which backend and operation, whether repeating it may
+/// succeed, and what the service said.
+///
+/// `Display` names the backend, the operation and (for a refused write) the key; the service's
+/// own message is the [`source`](std::error::Error::source). For DynamoDB the source is the
+/// SDK's operation error (for example `BatchWriteItemError`), or the `SdkError` itself when the
+/// request never got a service answer (timeouts, connection failures).
+#[derive(Debug, Clone)]
+pub struct BackendError {
+    backend: &'static str,
+    operation: &'static str,
+    retryable: bool,
+    key: Option<String>,
+    message: Option<String>,
+    service_code: Option<String>,
+    request_id: Option<String>,
+    source: Option<Cause>,
+}
+
+impl BackendError {
+    /// An error of `operation` on `backend` (a short name such as `"DynamoDB"`).
+    pub(crate) fn new(backend: &'static str, operation: &'static str, retryable: bool) -> Self {
+        Self {
+            backend,
+            operation,
+            retryable,
+            key: None,
+            message: None,
+            service_code: None,
+            request_id: None,
+            source: None,
         }
     }
 
-    /// A copy for another waiter: the same variant, message and cause.
-    pub(crate) fn duplicate(&self) -> Self {
-        match self {
-            Error::Serialize { message, source } => Error::Serialize {
-                message: message.clone(),
-                source: source.clone(),
-            },
-            Error::ItemExisted { key } => Error::ItemExisted { key: key.clone() },
-            Error::ItemNotExisted { key } => Error::ItemNotExisted { key: key.clone() },
-            Error::TooManyRequests { pending, limit } => Error::TooManyRequests {
-                pending: *pending,
-                limit: *limit,
-            },
-            Error::Closed => Error::Closed,
-            Error::DynamoDb {
-                operation,
-                message,
-                retryable,
-                source,
-            } => Error::DynamoDb {
-                operation,
-                message: message.clone(),
-                retryable: *retryable,
-                source: source.clone(),
-            },
-            Error::Validation { message } => Error::validation(message.clone()),
-            Error::Journal { message, source } => Error::Journal {
-                message: message.clone(),
-                source: source.clone(),
-            },
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        let message = message.into();
+        self.message = (!message.is_empty()).then_some(message);
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: Option<Cause>) -> Self {
+        self.source = source;
+        self
+    }
+
+    pub(crate) fn with_service(mut self, code: Option<&str>, request_id: Option<&str>) -> Self {
+        self.service_code = code.map(str::to_owned);
+        self.request_id = request_id.map(str::to_owned);
+        self
+    }
+
+    /// The same error, as the refusal of the write of `key`: never retried.
+    pub(crate) fn refusing(&self, key: &str) -> Self {
+        let mut refused = self.clone();
+        refused.key = Some(key.to_owned());
+        refused.retryable = false;
+        refused
+    }
+
+    /// The backend's short name: `"DynamoDB"`, `"embedded database"`, or `"backend"` for
+    /// other implementations.
+    pub fn backend(&self) -> &str {
+        self.backend
+    }
+
+    /// The request that failed, e.g. `"BatchWriteItem"`.
+    pub fn operation(&self) -> &str {
+        self.operation
+    }
+
+    /// True when repeating the request may succeed (throttling, 5xx, timeouts, I/O).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The rendered key whose write was refused, for a refusal reported by `flush`/`close`.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The service's error code, when the service answered with one.
+    pub fn service_code(&self) -> Option<&str> {
+        self.service_code.as_deref()
+    }
+
+    /// The service's request id, when the service answered.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(
+                f,
+                "the {} refused the write of key `{key}` ({})",
+                self.backend, self.operation
+            )?,
+            None => write!(f, "the {} {} request failed", self.backend, self.operation)?,
         }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Displays an error with its chain of causes; made by [`Error::report`].
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(&'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
     }
 }
 
@@ -204,19 +338,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_match_the_go_library() {
-        let key = Key::new("User", "1");
+    fn codes_match_the_go_library() -> Result<(), KeyError> {
+        let key = || Key::new("User", "1");
         let io = std::io::Error::other("boom");
         let cases = [
-            (
-                Error::Serialize {
-                    message: "x".into(),
-                    source: None,
-                },
-                "SerializeException",
-            ),
-            (Error::ItemExisted { key: key.clone() }, "ItemExisted"),
-            (Error::ItemNotExisted { key }, "ItemNotExisted"),
+            (Error::serialize(io), "SerializeException"),
+            (Error::ItemExisted { key: key()? }, "ItemExisted"),
+            (Error::ItemNotExisted { key: key()? }, "ItemNotExisted"),
             (
                 Error::TooManyRequests {
                     pending: 1,
@@ -226,10 +354,11 @@ mod tests {
             ),
             (Error::Closed, "Closed"),
             (
-                Error::transient("GetItem", "down", Some(Arc::new(io))),
+                Error::transient("GetItem", "down", None),
                 "DynamoDBException",
             ),
             (Error::validation("bad"), "ValidationException"),
+            (Error::Key(KeyError::EmptyKind), "ValidationException"),
             (
                 Error::Journal {
                     message: "x".into(),
@@ -240,14 +369,15 @@ mod tests {
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code);
-            assert_eq!(err.duplicate().code(), code);
+            assert_eq!(err.clone().code(), code);
         }
+        Ok(())
     }
 
     #[test]
-    fn display_is_one_sentence_with_the_details() {
+    fn display_is_one_sentence_with_the_details() -> Result<(), KeyError> {
         let err = Error::ItemExisted {
-            key: Key::new("User", "1"),
+            key: Key::new("User", "1")?,
         };
         assert_eq!(err.to_string(), "an item already exists under key `User1`");
         let err = Error::TooManyRequests {
@@ -256,26 +386,53 @@ mod tests {
         };
         assert!(err.to_string().contains("limit of 10"));
         assert!(!err.to_string().contains('\n'));
+        Ok(())
     }
 
     #[test]
-    fn backend_errors_keep_their_source() {
+    fn display_never_repeats_the_source() {
         use std::error::Error as _;
-        let err = Error::permanent(
-            "PutItem",
-            "ValidationException: too big",
-            Some(Arc::new(std::io::Error::other("inner"))),
-        );
+        let inner = std::io::Error::other("disk on fire");
+        let errors = [
+            Error::journal("cannot write /j/00000001.log", inner),
+            Error::serialize(std::io::Error::other("disk on fire")),
+            Error::permanent(
+                "PutItem",
+                "",
+                Some(Arc::new(std::io::Error::other("disk on fire"))),
+            ),
+        ];
+        for err in errors {
+            assert!(!err.to_string().contains("disk on fire"), "{err}");
+            let source = err.source().map(ToString::to_string);
+            assert_eq!(source.as_deref(), Some("disk on fire"));
+            assert!(err.report().to_string().ends_with(": disk on fire"));
+        }
+    }
+
+    #[test]
+    fn backend_errors_name_backend_operation_and_key() {
+        let err = BackendError::new("embedded database", "BatchWriteItem", true)
+            .with_message("the batch is empty");
         assert_eq!(
             err.to_string(),
-            "PutItem failed: ValidationException: too big"
+            "the embedded database BatchWriteItem request failed: the batch is empty"
         );
+        let refused = err.refusing("User1");
+        assert!(!refused.is_retryable());
+        assert_eq!(refused.key(), Some("User1"));
         assert_eq!(
-            err.source().map(ToString::to_string).as_deref(),
-            Some("inner")
+            refused.to_string(),
+            "the embedded database refused the write of key `User1` (BatchWriteItem): the batch is empty"
         );
-        assert!(!err.is_retryable());
-        assert!(Error::transient("GetItem", "slow down", None).is_retryable());
+        let err = Error::from(
+            BackendError::new("DynamoDB", "GetItem", true)
+                .with_service(Some("ThrottlingException"), Some("REQ1")),
+        );
+        assert_eq!(err.service_code(), Some("ThrottlingException"));
+        assert_eq!(err.request_id(), Some("REQ1"));
+        assert!(err.is_retryable());
+        assert!(!Error::permanent("GetItem", "no", None).is_retryable());
     }
 
     #[test]

@@ -51,32 +51,39 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+// Modules in dependency order: each uses only the ones above it in this list.
 mod backend;
+mod builder;
 mod codec;
-mod config;
 mod error;
 mod flusher;
 mod item;
 mod journal;
 mod key;
+mod load;
+mod options;
 mod retry;
 mod shard;
+mod shared;
 mod stats;
 mod store;
 
+#[doc(hidden)]
+pub mod internals;
+
+#[cfg(feature = "embedded")]
+pub use backend::EmbeddedBackend;
 pub use backend::{
-    Backend, BatchGet, DynamoDbBackend, EmbeddedBackend, Write, MAX_BATCH_GET_KEYS,
-    MAX_BATCH_WRITE_ITEMS,
+    Backend, BatchGet, DynamoDbBackend, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
-pub use codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
-pub use config::{Durability, Recovery, StoreBuilder};
-pub use error::{Cause, Error, Result};
+pub use builder::StoreBuilder;
+pub use error::{BackendError, Cause, Error, Report, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
 pub use journal::{
-    inspect_journal, DeadLetterSummary, JournalDamage, JournalSummary, Op, Record, RecoveryReport,
-    SegmentSummary, DEAD_LETTERS,
+    inspect_journal, DeadLetterSummary, Durability, JournalDamage, JournalSummary, Recovery,
+    RecoveryReport, SegmentSummary, DEAD_LETTERS,
 };
-pub use key::{rand_identifier, Key, Kinds, MAX_KEY_BYTES};
+pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
 pub use stats::Stats;
 pub use store::Store;
 

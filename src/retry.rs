@@ -1,14 +1,9 @@
-//! Retrying: exponential backoff with full jitter, and the one place that decides which AWS SDK
-//! errors are worth repeating.
+//! Retrying: exponential backoff with full jitter. Which errors are worth repeating is the
+//! backend's call ([`Error::is_retryable`](crate::Error::is_retryable)).
 
-use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use rand::Rng as _;
-
-use crate::error::Error;
 
 /// The first backoff delay's upper bound.
 const BASE_DELAY: Duration = Duration::from_millis(25);
@@ -19,19 +14,6 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// Attempts a read makes before it reports a transient failure to the caller. Writes, which have
 /// been acknowledged already, retry without limit.
 pub(crate) const READ_ATTEMPTS: u32 = 8;
-
-/// DynamoDB error codes that mean "slow down or try again".
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-];
 
 /// Exponential backoff with full jitter: the n-th delay is uniform in
 /// `[0, min(MAX_DELAY, BASE_DELAY * 2^n)]`.
@@ -60,55 +42,6 @@ impl Backoff {
     pub(crate) async fn wait(&mut self) {
         tokio::time::sleep(self.next_delay()).await;
     }
-}
-
-/// Converts an AWS SDK error into an [`Error::DynamoDb`], classifying it as retryable or not.
-///
-/// Retryable: throttling and server-side error codes, HTTP 429 and 5xx, timeouts, I/O failures
-/// while dispatching, and unreadable responses. Everything else (validation, missing tables,
-/// access denied, bad requests) is permanent.
-pub(crate) fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
-{
-    let (retryable, message) = match &err {
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            let code = inner.code().unwrap_or("UnknownError");
-            let status = service_status(&err);
-            let retryable =
-                RETRYABLE_CODES.contains(&code) || status.is_some_and(|s| s == 429 || s >= 500);
-            let message = match inner.message() {
-                Some(message) => format!("{code}: {message}"),
-                None => code.to_owned(),
-            };
-            (retryable, message)
-        }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            (true, DisplayErrorContext(&err).to_string())
-        }
-        SdkError::DispatchFailure(failure) => {
-            let retryable = failure.is_io() || failure.is_timeout() || failure.is_other();
-            (retryable, DisplayErrorContext(&err).to_string())
-        }
-        _ => (false, DisplayErrorContext(&err).to_string()),
-    };
-    Error::DynamoDb {
-        operation,
-        message,
-        retryable,
-        source: Some(Arc::new(err)),
-    }
-}
-
-fn service_status<E, R: Debug + 'static>(err: &SdkError<E, R>) -> Option<u16> {
-    // The raw response type is generic here; its status is read through the typed accessor
-    // when the response is the SDK's HTTP response.
-    let raw = err.raw_response()?;
-    let any: &dyn std::any::Any = raw;
-    any.downcast_ref::<aws_sdk_dynamodb::config::http::HttpResponse>()
-        .map(|response| response.status().as_u16())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use quick_cache::Weighter;
@@ -106,10 +106,29 @@ pub(crate) enum Lookup {
     /// The key's current state.
     Hit(Known),
     /// Another caller is loading the key: wait, then look again.
-    Wait(OwnedNotified),
+    Wait(Waiter),
     /// The caller must load the key and report with [`Shard::finish_load`] or
     /// [`Shard::abort_load`].
     Load(Ticket),
+}
+
+/// A caller waiting for another caller's load of a key.
+pub(crate) struct Waiter {
+    notified: OwnedNotified,
+    failure: Arc<OnceLock<Error>>,
+}
+
+impl Waiter {
+    /// Waits for the load to end. Returns the load's error if it failed, so that one failed
+    /// load fails its waiters at once instead of each retrying it; `Ok` when the caller should
+    /// look again (the load finished, or its caller gave up and the next look takes over).
+    pub(crate) async fn wait(self) -> Result<()> {
+        self.notified.await;
+        match self.failure.get() {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The right to install one load's result.
@@ -173,6 +192,8 @@ struct Dirty {
 struct Flight {
     ticket: Ticket,
     notify: Arc<Notify>,
+    /// Set when the load failed, before its waiters are woken.
+    failure: Arc<OnceLock<Error>>,
     /// A mutation arrived while loading: the loaded state must not be cached.
     stale: bool,
 }
@@ -231,7 +252,10 @@ impl Shard {
         }
         if let Some(flight) = state.loading.get(key) {
             // Created under the lock, so the loader's `notify_waiters` cannot be missed.
-            return Lookup::Wait(Arc::clone(&flight.notify).notified_owned());
+            return Lookup::Wait(Waiter {
+                notified: Arc::clone(&flight.notify).notified_owned(),
+                failure: Arc::clone(&flight.failure),
+            });
         }
         state.next_ticket += 1;
         let ticket = Ticket(state.next_ticket);
@@ -240,6 +264,7 @@ impl Shard {
             Flight {
                 ticket,
                 notify: Arc::new(Notify::new()),
+                failure: Arc::default(),
                 stale: false,
             },
         );
@@ -270,10 +295,23 @@ impl Shard {
         state.current(key).map(|value| Known { value, generation })
     }
 
-    /// Gives up a load (it failed or its caller went away) and wakes the waiters, one of whom
-    /// will load instead.
-    pub(crate) fn abort_load(&self, key: &str, ticket: Ticket) {
-        self.state.lock().end_flight(key, ticket);
+    /// The key's state if the shard knows it, without starting a load.
+    pub(crate) fn peek(&self, key: &str) -> Option<Known> {
+        let state = self.state.lock();
+        let generation = state.generation;
+        state.current(key).map(|value| Known { value, generation })
+    }
+
+    /// Gives up a load and wakes its waiters: with the load's error, which they return, or
+    /// with `None` when the loading caller went away, and one of them loads instead.
+    pub(crate) fn abort_load(&self, key: &str, ticket: Ticket, failure: Option<Error>) {
+        let mut state = self.state.lock();
+        if let (Some(flight), Some(failure)) = (state.loading.get(key), failure) {
+            if flight.ticket == ticket {
+                let _ = flight.failure.set(failure);
+            }
+        }
+        state.end_flight(key, ticket);
     }
 
     /// Applies a mutation, if its precondition holds, and acknowledges it with a sequence

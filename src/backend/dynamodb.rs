@@ -1,18 +1,89 @@
 //! The production backend: a DynamoDB table through the AWS SDK.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
-    ScalarAttributeType, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    KeysAndAttributes, PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::{key_schema_mismatch, string_attribute, Backend, BatchGet, Write};
-use crate::error::{Error, Result};
+use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
-use crate::retry::from_sdk;
+
+/// The backend's name in error messages.
+const NAME: &str = "DynamoDB";
+
+/// DynamoDB error codes that mean "slow down or try again".
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+];
+
+/// Converts an AWS SDK error into an [`Error::Backend`]: the one place that decides which SDK
+/// errors are worth repeating.
+///
+/// Retryable: throttling and server-side error codes, HTTP 429 and 5xx, timeouts, I/O failures
+/// while dispatching, and unreadable responses. Everything else (validation, missing tables,
+/// access denied, bad requests) is permanent. A service error keeps DynamoDB's error code and
+/// request id, and its source is the operation's error; other failures keep the `SdkError`.
+pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    let status = err
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    let request_id = err.request_id().map(str::to_owned);
+    let retryable = match &err {
+        SdkError::ServiceError(service) => {
+            service
+                .err()
+                .code()
+                .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+                || status.is_some_and(|s| s == 429 || s >= 500)
+        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(failure) => {
+            failure.is_io() || failure.is_timeout() || failure.is_other()
+        }
+        _ => false,
+    };
+    let error = BackendError::new(NAME, operation, retryable);
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.into_err();
+            let request_id = inner.request_id().map(str::to_owned).or(request_id);
+            error
+                .with_service(inner.code(), request_id.as_deref())
+                .with_source(Some(Arc::new(inner)))
+        }
+        other => error
+            .with_service(None, request_id.as_deref())
+            .with_source(Some(Arc::new(other))),
+    }
+    .into()
+}
+
+/// A failure of the SDK's request builders (a missing required field): a bug, never retried.
+fn build_error(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError) -> Error {
+    BackendError::new(NAME, operation, false)
+        .with_source(Some(Arc::new(err)))
+        .into()
+}
 
 /// A DynamoDB table, reached with an [`aws_sdk_dynamodb::Client`].
 ///
@@ -50,7 +121,72 @@ impl DynamoDbBackend {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// Creates the table in the layout quickstore and the Go library use (one string partition
+    /// key named `partition_key`, no sort key, on-demand billing) and waits until it is active.
+    /// A table that exists already is accepted if its key schema matches.
+    ///
+    /// For tools, tests and first steps; production tables usually come from infrastructure
+    /// code. The CLI's `quickstore table create` calls this.
+    pub async fn create_table(&self, partition_key: &str) -> Result<()> {
+        let definition = AttributeDefinition::builder()
+            .attribute_name(partition_key)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|err| build_error("CreateTable", err))?;
+        let schema = KeySchemaElement::builder()
+            .attribute_name(partition_key)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|err| build_error("CreateTable", err))?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(definition)
+            .key_schema(schema)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(err) => return Err(from_sdk("CreateTable", err)),
+        }
+        // The SDK's waiter polls every 20 s at first; a local server is ready in milliseconds.
+        let mut delay = std::time::Duration::from_millis(20);
+        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
+        loop {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|err| from_sdk("DescribeTable", err))?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return self.check_table(partition_key).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::new(NAME, "CreateTable", true)
+                    .with_message(format!(
+                        "table `{}` was not active after {} s",
+                        self.table,
+                        TABLE_ACTIVE_TIMEOUT.as_secs()
+                    ))
+                    .into());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        }
+    }
 }
+
+/// How long [`DynamoDbBackend::create_table`] waits for a new table to become active.
+const TABLE_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn key_item(partition_key: &str, key: &str) -> Item {
     HashMap::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])
@@ -89,11 +225,12 @@ impl Backend for DynamoDbBackend {
                 }
             })?;
         let Some(table) = output.table() else {
-            return Err(Error::permanent(
-                "DescribeTable",
-                format!("no description returned for table `{}`", self.table),
-                None,
-            ));
+            return Err(BackendError::new(NAME, "DescribeTable", false)
+                .with_message(format!(
+                    "no description returned for table `{}`",
+                    self.table
+                ))
+                .into());
         };
         let types: HashMap<&str, String> = table
             .attribute_definitions()
@@ -146,7 +283,7 @@ impl Backend for DynamoDbBackend {
             ))
             .consistent_read(consistent)
             .build()
-            .map_err(|err| Error::permanent("BatchGetItem", err.to_string(), None))?;
+            .map_err(|err| build_error("BatchGetItem", err))?;
         let mut output = self
             .client
             .batch_get_item()
@@ -189,7 +326,7 @@ impl Backend for DynamoDbBackend {
                 Ok(request.build())
             })
             .collect::<Result<Vec<_>, aws_sdk_dynamodb::error::BuildError>>()
-            .map_err(|err| Error::permanent("BatchWriteItem", err.to_string(), None))?;
+            .map_err(|err| build_error("BatchWriteItem", err))?;
         let mut output = self
             .client
             .batch_write_item()

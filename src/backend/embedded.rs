@@ -16,8 +16,11 @@ use super::{
     key_schema_mismatch, Backend, BatchGet, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
 use crate::codec;
-use crate::error::{Error, Result};
+use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
+
+/// The backend's name in error messages.
+const NAME: &str = "embedded database";
 
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -35,11 +38,9 @@ impl EmbeddedBackend {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let db = Database::create(&path).map_err(|err| {
-            Error::permanent(
-                "Open",
-                format!("cannot open embedded database {}: {err}", path.display()),
-                Some(Arc::new(redb::Error::from(err))),
-            )
+            BackendError::new(NAME, "Open", false)
+                .with_message(format!("cannot open {}", path.display()))
+                .with_source(Some(Arc::new(redb::Error::from(err))))
         })?;
         Ok(Self {
             db: Arc::new(db),
@@ -61,25 +62,27 @@ impl EmbeddedBackend {
         let db = Arc::clone(&self.db);
         match tokio::task::spawn_blocking(move || work(&db)).await {
             Ok(result) => result.map_err(|err| database_error(operation, err)),
-            Err(join) => Err(Error::permanent(
-                operation,
-                format!("embedded database task failed: {join}"),
-                None,
-            )),
+            Err(join) => Err(BackendError::new(NAME, operation, false)
+                .with_message("the database task died")
+                .with_source(Some(Arc::new(join)))
+                .into()),
         }
     }
 }
 
 /// Classifies a redb error: I/O may succeed on retry, everything else will not.
 fn database_error(operation: &'static str, err: redb::Error) -> Error {
-    let message = format!("embedded database: {err}");
     let retryable = matches!(err, redb::Error::Io(_));
-    Error::DynamoDb {
-        operation,
-        message,
-        retryable,
-        source: Some(Arc::new(err)),
-    }
+    BackendError::new(NAME, operation, retryable)
+        .with_source(Some(Arc::new(err)))
+        .into()
+}
+
+/// A request DynamoDB would refuse, refused the same way.
+fn invalid(operation: &'static str, message: impl Into<String>) -> Error {
+    BackendError::new(NAME, operation, false)
+        .with_message(message)
+        .into()
 }
 
 fn corrupt(key: &str, err: codec::DecodeError) -> redb::Error {
@@ -150,20 +153,18 @@ impl Backend for EmbeddedBackend {
         _consistent: bool,
     ) -> Result<BatchGet> {
         if keys.len() > MAX_BATCH_GET_KEYS {
-            return Err(Error::permanent(
+            return Err(invalid(
                 "BatchGetItem",
                 format!(
                     "{} keys requested, over the limit of {MAX_BATCH_GET_KEYS}",
                     keys.len()
                 ),
-                None,
             ));
         }
         if keys.iter().collect::<HashSet<_>>().len() != keys.len() {
-            return Err(Error::permanent(
+            return Err(invalid(
                 "BatchGetItem",
                 "the requested keys contain duplicates",
-                None,
             ));
         }
         let keys = keys.to_vec();
@@ -178,37 +179,36 @@ impl Backend for EmbeddedBackend {
 
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
         if writes.is_empty() || writes.len() > MAX_BATCH_WRITE_ITEMS {
-            return Err(Error::permanent(
+            return Err(invalid(
                 "BatchWriteItem",
                 format!(
                     "{} writes in one batch; a batch holds 1 to {MAX_BATCH_WRITE_ITEMS}",
                     writes.len()
                 ),
-                None,
             ));
         }
         let mut encoded = Vec::with_capacity(writes.len());
         let mut seen = HashSet::with_capacity(writes.len());
         for write in writes {
             let Some(key) = write.key(partition_key) else {
-                return Err(Error::permanent(
+                return Err(invalid(
                     "BatchWriteItem",
                     format!("an item lacks its string partition key attribute `{partition_key}`"),
-                    None,
                 ));
             };
             if !seen.insert(key) {
-                return Err(Error::permanent(
+                return Err(invalid(
                     "BatchWriteItem",
                     format!("the batch writes key `{key}` twice"),
-                    None,
                 ));
             }
             let bytes = match write {
                 Write::Put(item) => {
                     let mut bytes = Vec::new();
-                    codec::encode(item, &mut bytes)
-                        .map_err(|err| Error::permanent("BatchWriteItem", err.to_string(), None))?;
+                    codec::encode(item, &mut bytes).map_err(|err| {
+                        BackendError::new(NAME, "BatchWriteItem", false)
+                            .with_source(Some(Arc::new(err)))
+                    })?;
                     Some(bytes)
                 }
                 Write::Delete(_) => None,

@@ -7,6 +7,7 @@
 //! backend makes exactly one request per call.
 
 mod dynamodb;
+#[cfg(feature = "embedded")]
 mod embedded;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::item::Item;
 
 pub use dynamodb::DynamoDbBackend;
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedBackend;
 
 /// DynamoDB's limit on the number of writes in one `BatchWriteItem` request.
@@ -25,6 +27,7 @@ pub const MAX_BATCH_GET_KEYS: usize = 100;
 
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Write {
     /// Store this item; it carries its partition key attribute.
     Put(Item),
@@ -45,6 +48,7 @@ impl Write {
 
 /// The outcome of one `batch_get`.
 #[derive(Debug, Default, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BatchGet {
     /// Items found, each carrying its partition key attribute.
     pub items: Vec<Item>,
@@ -52,9 +56,16 @@ pub struct BatchGet {
     pub unprocessed: Vec<String>,
 }
 
+impl BatchGet {
+    /// The items found, and the keys left unprocessed.
+    pub fn new(items: Vec<Item>, unprocessed: Vec<String>) -> Self {
+        Self { items, unprocessed }
+    }
+}
+
 /// Durable storage behind a [`Store`](crate::Store).
 ///
-/// Errors are [`Error::DynamoDb`]; mark them with [`Error::transient`] when repeating the request
+/// Errors are [`Error::Backend`]; make them with [`Error::transient`] when repeating the request
 /// may succeed (throttling, 5xx, timeouts, I/O) and [`Error::permanent`] otherwise. The store
 /// retries transient errors with backoff and isolates permanent ones to the writes that caused
 /// them.

@@ -5,10 +5,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::backend::{Backend, Write};
+use crate::backend::Write;
 use crate::error::Error;
 use crate::retry::Backoff;
-use crate::stats::Counters;
+use crate::shared::Shared;
 
 /// Which dirty state a write carries.
 #[derive(Debug, Clone)]
@@ -75,19 +75,16 @@ pub(crate) struct Refusal {
 pub(crate) type Outcomes = Vec<(Meta, Result<(), Refusal>)>;
 
 /// Writes `batch`, retrying what may succeed, and returns each write's outcome.
-pub(crate) async fn write(
-    backend: Arc<dyn Backend>,
-    partition_key: Arc<str>,
-    batch: Batch,
-    counters: Arc<Counters>,
-) -> Outcomes {
+pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
+    let (backend, counters) = (&shared.backend, &shared.counters);
+    let partition_key = &shared.options.partition_key;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut groups = VecDeque::from([batch]);
     while let Some(mut group) = groups.pop_front() {
         let mut backoff = Backoff::default();
         loop {
             counters.add(&counters.write_requests, 1);
-            match backend.batch_write(&partition_key, &group.writes).await {
+            match backend.batch_write(partition_key, &group.writes).await {
                 Ok(unprocessed) => {
                     let unprocessed: HashSet<usize> = unprocessed.into_iter().collect();
                     let retry = group.split_off(&unprocessed);
@@ -107,21 +104,21 @@ pub(crate) async fn write(
                 Err(err) if err.is_retryable() => {
                     counters.add(&counters.retries, 1);
                     if backoff.attempts() % 10 == 9 {
-                        tracing::warn!(error = %err, attempts = backoff.attempts() + 1, "writes keep failing; retrying");
+                        tracing::warn!(error = %err.report(), attempts = backoff.attempts() + 1, "writes keep failing; retrying");
                     } else {
-                        tracing::debug!(error = %err, "write failed; retrying");
+                        tracing::debug!(error = %err.report(), "write failed; retrying");
                     }
                     backoff.wait().await;
                 }
                 Err(err) if group.len() > 1 => {
-                    tracing::debug!(error = %err, writes = group.len(), "batch refused; retrying its writes one by one");
+                    tracing::debug!(error = %err.report(), writes = group.len(), "batch refused; retrying its writes one by one");
                     groups.extend(group.singles());
                     break;
                 }
                 Err(err) => {
                     for (meta, write) in group.metas.into_iter().zip(group.writes) {
-                        tracing::error!(key = %meta.key, error = %err, "the backend refused a write; it will not be retried");
-                        let error = err.duplicate();
+                        tracing::error!(key = %meta.key, error = %err.report(), "the backend refused a write; it will not be retried");
+                        let error = err.clone();
                         outcomes.push((meta, Err(Refusal { error, write })));
                     }
                     break;

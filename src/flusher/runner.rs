@@ -15,7 +15,7 @@ use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Result};
 use crate::shard::Completed;
-use crate::store::Shared;
+use crate::shared::Shared;
 
 /// Refusals kept for the next `flush` to report; beyond this, only the logs, the counters and
 /// the dead-letter file have them.
@@ -81,7 +81,7 @@ impl Runner {
     }
 
     pub(crate) async fn run(mut self) {
-        let period = self.shared.config.flush_interval;
+        let period = self.shared.options.flush_interval;
         // The first tick comes one period after start, not at once.
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -146,9 +146,9 @@ impl Runner {
 
     /// Starts batches while there is room in flight and due work in the queue.
     fn dispatch(&mut self) {
-        let config = &self.shared.config;
-        while self.tasks.len() < config.max_in_flight_batches {
-            let crowded = self.queue.len() >= config.batch_threshold;
+        let options = &self.shared.options;
+        while self.tasks.len() < options.max_in_flight_batches {
+            let crowded = self.queue.len() >= options.batch_threshold;
             let mut batch = Batch::default();
             while batch.len() < MAX_BATCH_WRITE_ITEMS {
                 let Some(entry) = self.queue.first_entry() else {
@@ -168,7 +168,7 @@ impl Runner {
                     Some(item) => {
                         let mut item = (*item).clone();
                         item.insert(
-                            config.partition_key.to_string(),
+                            options.partition_key.to_string(),
                             AttributeValue::S(queued.key.clone()),
                         );
                         Write::Put(item)
@@ -190,12 +190,9 @@ impl Runner {
                 break;
             }
             let metas = batch.metas.clone();
-            let handle = self.tasks.spawn(batch::write(
-                Arc::clone(&self.shared.backend),
-                Arc::clone(&config.partition_key),
-                batch,
-                Arc::clone(&self.shared.counters),
-            ));
+            let handle = self
+                .tasks
+                .spawn(batch::write(Arc::clone(&self.shared), batch));
             self.task_metas.insert(handle.id(), metas);
         }
     }
@@ -243,8 +240,9 @@ impl Runner {
         let counters = &self.shared.counters;
         counters.add(&counters.rejected_writes, 1);
         if let Some(journal) = &self.shared.journal {
-            if let Err(dead) = journal.dead_letter(meta.seq, &meta.key, &write, &err.to_string()) {
-                tracing::error!(key = %meta.key, error = %dead, "the refused write could not be dead-lettered");
+            let reason = err.report().to_string();
+            if let Err(dead) = journal.dead_letter(meta.seq, &meta.key, &write, &reason) {
+                tracing::error!(key = %meta.key, error = %dead.report(), "the refused write could not be dead-lettered");
             }
         }
         let mut reported = false;
@@ -339,21 +337,7 @@ impl Runner {
 /// The error a barrier reports for a refused write: the backend's, naming the key.
 fn refused(key: &str, err: &Error) -> Error {
     match err {
-        Error::DynamoDb {
-            operation,
-            message,
-            source,
-            ..
-        } => Error::DynamoDb {
-            operation,
-            message: format!("the write of key `{key}` was refused: {message}"),
-            retryable: false,
-            source: source.clone(),
-        },
-        other => Error::permanent(
-            "BatchWriteItem",
-            format!("the write of key `{key}` was refused: {other}"),
-            None,
-        ),
+        Error::Backend(backend) => backend.refusing(key).into(),
+        other => other.clone(),
     }
 }

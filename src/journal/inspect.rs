@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::{self, FrameError, Record};
 use super::segment::{self, Damage as JournalDamage};
 use super::{DeadLetter, DEAD_LETTERS};
 use crate::error::{Error, Result};
@@ -63,28 +62,6 @@ impl JournalSummary {
                 [only] => index == newest && only.is_torn_tail(),
                 _ => false,
             })
-    }
-}
-
-impl Record {
-    /// Appends this record's frame (length, CRC32C, payload) to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
-        record::encode(self, out).map_err(|e| Error::Journal {
-            message: format!("cannot encode the record of `{}`: {e}", self.key),
-            source: None,
-        })
-    }
-
-    /// Reads the frame at the start of `input`; returns the record and the frame's length.
-    /// Fails with [`Error::Journal`] on an incomplete or damaged frame; never panics.
-    pub fn decode(input: &[u8]) -> Result<(Record, usize)> {
-        record::decode(input).map_err(|e| Error::Journal {
-            message: match e {
-                FrameError::Incomplete => "the record is incomplete".to_string(),
-                FrameError::Corrupt { reason, .. } => format!("the record is damaged: {reason}"),
-            },
-            source: None,
-        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! kept with the reason.
 
 mod inspect;
+mod options;
 mod record;
 mod recovery;
 mod segment;
@@ -21,11 +22,13 @@ use base64::Engine as _;
 use parking_lot::Mutex;
 
 use crate::backend::Write;
-use crate::config::{Durability, Recovery};
 use crate::error::{Error, Result};
 use crate::item::Item;
 
 pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSummary};
+pub use options::{Durability, Recovery};
+pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
+pub(crate) use record::{decode as decode_record, encode as encode_record, FrameError};
 pub use record::{Op, Record};
 pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
@@ -35,15 +38,6 @@ pub use segment::Damage as JournalDamage;
 pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
 
 const LOCK: &str = "LOCK";
-
-/// Where and how the journal is kept.
-#[derive(Debug, Clone)]
-pub(crate) struct JournalConfig {
-    pub dir: PathBuf,
-    pub durability: Durability,
-    pub segment_bytes: u64,
-    pub recovery: Recovery,
-}
 
 /// An open journal; see the module docs.
 pub(crate) struct Journal {

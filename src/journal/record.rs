@@ -25,6 +25,7 @@ const VERSION: u8 = 1;
 
 /// What a mutation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Op {
     /// `insert`: the item was stored where none was.
     Insert,
@@ -69,6 +70,7 @@ impl Op {
 
 /// One acknowledged mutation.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Record {
     /// The mutation's sequence number; increasing through the journal.
     pub seq: u64,
@@ -78,6 +80,18 @@ pub struct Record {
     pub key: String,
     /// The item stored, without the partition key attribute; `None` for a delete.
     pub item: Option<Arc<Item>>,
+}
+
+impl Record {
+    /// A record of mutation `seq`.
+    pub fn new(seq: u64, op: Op, key: impl Into<String>, item: Option<Arc<Item>>) -> Self {
+        Self {
+            seq,
+            op,
+            key: key.into(),
+            item,
+        }
+    }
 }
 
 /// Why a frame could not be read.

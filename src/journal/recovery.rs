@@ -12,7 +12,7 @@ use std::path::Path;
 use super::record::Record;
 use super::segment;
 use super::writer::SegmentInfo;
-use crate::config::Recovery;
+use super::Recovery;
 use crate::error::{Error, Result};
 
 /// What recovery found.

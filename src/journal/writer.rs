@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::segment;
-use crate::config::Durability;
+use super::Durability;
 
 /// How far the journal has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -107,11 +107,33 @@ async fn waiters_wake_when_the_load_ends() {
     let Lookup::Wait(wait) = lookup else {
         return;
     };
-    let waiter = tokio::spawn(wait);
+    let waiter = tokio::spawn(wait.wait());
     if let Some(ticket) = ticket {
         shard.finish_load("a", ticket, Some(item(1)));
     }
-    assert!(waiter.await.is_ok());
+    assert!(matches!(waiter.await, Ok(Ok(()))));
+}
+
+#[tokio::test]
+async fn a_failed_load_hands_its_error_to_every_waiter() {
+    let shard = Arc::new(Shard::new(1 << 20));
+    let ticket = start_load(&shard, "a");
+    let waiters: Vec<_> = (0..3)
+        .filter_map(|_| match shard.lookup("a") {
+            Lookup::Wait(wait) => Some(tokio::spawn(wait.wait())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waiters.len(), 3);
+    if let Some(ticket) = ticket {
+        shard.abort_load("a", ticket, Some(Error::transient("GetItem", "down", None)));
+    }
+    for waiter in waiters {
+        let outcome = waiter.await;
+        assert!(matches!(outcome, Ok(Err(Error::Backend(_)))), "{outcome:?}");
+    }
+    // The failure is not cached: the next reader loads again.
+    assert!(start_load(&shard, "a").is_some());
 }
 
 #[test]
@@ -119,7 +141,7 @@ fn an_aborted_load_lets_the_next_reader_load() {
     let shard = Shard::new(1 << 20);
     let first = start_load(&shard, "a");
     if let Some(ticket) = first {
-        shard.abort_load("a", ticket);
+        shard.abort_load("a", ticket, None);
     }
     let second = start_load(&shard, "a");
     assert!(second.is_some());

@@ -1,70 +1,63 @@
-//! The store's builder and its options, each with a documented default.
+//! The builder: every option with its documented default, and `open`, which checks them and
+//! the table, recovers the journal, and starts the store.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::journal::{Journal, JournalConfig};
+use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGMENT_BYTES};
 use crate::key::Kinds;
+use crate::options::Options;
 use crate::store::Store;
 
-const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// When an acknowledged mutation is on stable storage, with a journal
-/// ([`StoreBuilder::journal`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Each mutation is synced to disk (`fdatasync`) before it is acknowledged. Concurrent
-    /// mutations share one sync (group commit). Nothing acknowledged is lost, even when the
-    /// machine loses power.
-    #[default]
-    Always,
-    /// Mutations are acknowledged once written to the operating system, and synced at most
-    /// this long apart. A crash of the process loses nothing acknowledged; a crash of the
-    /// machine (power loss, kernel panic) may lose the mutations of the last interval.
-    Interval(Duration),
-}
-
-/// What opening a store does with a damaged journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Recovery {
-    /// Accept a torn final record (what a crash mid-write leaves) and refuse to open on damage
-    /// anywhere else, with [`Error::Journal`].
-    #[default]
-    Strict,
-    /// Keep every readable record, skip damage wherever it is, and report it in
-    /// [`Stats::recovery`](crate::Stats::recovery).
-    Salvage,
-}
-
-/// The options a store runs with.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub shards: usize,
-    pub cache_capacity: u64,
-    pub flush_interval: Duration,
-    pub batch_threshold: usize,
-    pub max_in_flight_batches: usize,
-    pub max_pending: usize,
-    pub consistent_reads: bool,
-    pub partition_key: Arc<str>,
-    pub journal: Option<JournalConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            shards: 64,
-            cache_capacity: 64 * 1024 * 1024,
-            flush_interval: Duration::from_millis(100),
-            batch_threshold: 100,
-            max_in_flight_batches: 8,
-            max_pending: 100_000,
-            consistent_reads: true,
-            partition_key: Arc::from("_key"),
-            journal: None,
+impl Store {
+    /// Starts configuring a store over `backend`.
+    pub fn builder(backend: impl Backend) -> StoreBuilder {
+        StoreBuilder {
+            backend: Arc::new(backend),
+            options: Options::default(),
+            kinds: Kinds::new(),
+            journal: JournalOptions::default(),
         }
+    }
+}
+
+/// The journal's options as set, so that `open` can tell a journal option set without
+/// [`StoreBuilder::journal`] from a default.
+#[derive(Debug, Default)]
+struct JournalOptions {
+    dir: Option<PathBuf>,
+    durability: Option<Durability>,
+    segment_bytes: Option<u64>,
+    recovery: Option<Recovery>,
+}
+
+impl JournalOptions {
+    /// The journal's configuration, or `None` without a directory. Fails when another journal
+    /// option was set without one: a journal nobody asked for would be worse.
+    fn config(&self) -> Result<Option<JournalConfig>> {
+        let Some(dir) = &self.dir else {
+            let set = [
+                (self.durability.is_some(), "durability"),
+                (self.segment_bytes.is_some(), "journal_segment_bytes"),
+                (self.recovery.is_some(), "recovery"),
+            ];
+            return match set.iter().find(|(set, _)| *set) {
+                Some((_, option)) => Err(Error::validation(format!(
+                    "{option}() configures the journal, but no journal directory was given: \
+                     call journal(dir) too"
+                ))),
+                None => Ok(None),
+            };
+        };
+        Ok(Some(JournalConfig {
+            dir: dir.clone(),
+            durability: self.durability.unwrap_or_default(),
+            segment_bytes: self.segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES),
+            recovery: self.recovery.unwrap_or_default(),
+        }))
     }
 }
 
@@ -84,33 +77,27 @@ impl Default for Config {
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct StoreBuilder {
     backend: Arc<dyn Backend>,
-    config: Config,
+    options: Options,
     kinds: Kinds,
+    journal: JournalOptions,
 }
 
 impl std::fmt::Debug for StoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreBuilder")
-            .field("config", &self.config)
+            .field("options", &self.options)
             .field("kinds", &self.kinds)
+            .field("journal", &self.journal)
             .finish_non_exhaustive()
     }
 }
 
 impl StoreBuilder {
-    pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
-        Self {
-            backend,
-            config: Config::default(),
-            kinds: Kinds::new(),
-        }
-    }
-
     /// The number of shards the cache is split into; more shards, less lock contention.
     ///
     /// Default: 64.
     pub fn shards(mut self, shards: usize) -> Self {
-        self.config.shards = shards;
+        self.options.shards = shards;
         self
     }
 
@@ -121,7 +108,7 @@ impl StoreBuilder {
     ///
     /// Default: 64 MiB.
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
-        self.config.cache_capacity = bytes;
+        self.options.cache_capacity = bytes;
         self
     }
 
@@ -131,7 +118,7 @@ impl StoreBuilder {
     ///
     /// Default: 100 ms.
     pub fn flush_interval(mut self, interval: Duration) -> Self {
-        self.config.flush_interval = interval;
+        self.options.flush_interval = interval;
         self
     }
 
@@ -140,7 +127,7 @@ impl StoreBuilder {
     ///
     /// Default: 100.
     pub fn batch_threshold(mut self, keys: usize) -> Self {
-        self.config.batch_threshold = keys;
+        self.options.batch_threshold = keys;
         self
     }
 
@@ -148,7 +135,7 @@ impl StoreBuilder {
     ///
     /// Default: 8.
     pub fn max_in_flight_batches(mut self, batches: usize) -> Self {
-        self.config.max_in_flight_batches = batches;
+        self.options.max_in_flight_batches = batches;
         self
     }
 
@@ -157,7 +144,7 @@ impl StoreBuilder {
     ///
     /// Default: 100,000.
     pub fn max_pending(mut self, keys: usize) -> Self {
-        self.config.max_pending = keys;
+        self.options.max_pending = keys;
         self
     }
 
@@ -166,7 +153,7 @@ impl StoreBuilder {
     ///
     /// Default: true.
     pub fn consistent_reads(mut self, consistent: bool) -> Self {
-        self.config.consistent_reads = consistent;
+        self.options.consistent_reads = consistent;
         self
     }
 
@@ -174,7 +161,7 @@ impl StoreBuilder {
     ///
     /// Default: `_key`, as in the Go library.
     pub fn partition_key(mut self, name: impl Into<String>) -> Self {
-        self.config.partition_key = Arc::from(name.into());
+        self.options.partition_key = Arc::from(name.into());
         self
     }
 
@@ -185,7 +172,7 @@ impl StoreBuilder {
     ///
     /// Default: no journal; acknowledged mutations not yet flushed are lost in a crash.
     pub fn journal(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.journal_config().dir = dir.into();
+        self.journal.dir = Some(dir.into());
         self
     }
 
@@ -193,7 +180,7 @@ impl StoreBuilder {
     ///
     /// Default: [`Durability::Always`].
     pub fn durability(mut self, durability: Durability) -> Self {
-        self.journal_config().durability = durability;
+        self.journal.durability = Some(durability);
         self
     }
 
@@ -202,7 +189,7 @@ impl StoreBuilder {
     ///
     /// Default: 64 MiB.
     pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
-        self.journal_config().segment_bytes = bytes;
+        self.journal.segment_bytes = Some(bytes);
         self
     }
 
@@ -210,17 +197,8 @@ impl StoreBuilder {
     ///
     /// Default: [`Recovery::Strict`].
     pub fn recovery(mut self, recovery: Recovery) -> Self {
-        self.journal_config().recovery = recovery;
+        self.journal.recovery = Some(recovery);
         self
-    }
-
-    fn journal_config(&mut self) -> &mut JournalConfig {
-        self.config.journal.get_or_insert_with(|| JournalConfig {
-            dir: Default::default(),
-            durability: Durability::default(),
-            segment_bytes: DEFAULT_SEGMENT_BYTES,
-            recovery: Recovery::default(),
-        })
     }
 
     /// The kinds in use. With a non-empty registry, keys of unregistered kinds, and keys that
@@ -238,36 +216,14 @@ impl StoreBuilder {
     /// Fails with [`Error::Validation`] on a bad option, a missing table, or a table whose key
     /// schema is not one string partition key with the configured name.
     pub async fn open(self) -> Result<Store> {
-        let config = &self.config;
-        let checks = [
-            (config.shards == 0, "shards must be at least 1"),
-            (
-                config.cache_capacity == 0,
-                "cache_capacity must be at least 1 byte",
-            ),
-            (
-                config.flush_interval.is_zero(),
-                "flush_interval must be longer than zero",
-            ),
-            (
-                config.batch_threshold == 0,
-                "batch_threshold must be at least 1",
-            ),
-            (
-                config.max_in_flight_batches == 0,
-                "max_in_flight_batches must be at least 1",
-            ),
-            (config.max_pending == 0, "max_pending must be at least 1"),
-            (
-                config.partition_key.is_empty(),
-                "partition_key cannot be empty",
-            ),
-        ];
-        if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
-            return Err(Error::validation(*message));
+        if let Some(problem) = self.options.problem() {
+            return Err(Error::validation(problem));
         }
-        self.backend.check_table(&config.partition_key).await?;
-        let journal = match config.journal.clone() {
+        let journal = self.journal.config()?;
+        self.backend
+            .check_table(&self.options.partition_key)
+            .await?;
+        let journal = match journal {
             Some(journal) => Some(
                 tokio::task::spawn_blocking(move || Journal::open(&journal))
                     .await
@@ -275,6 +231,11 @@ impl StoreBuilder {
             ),
             None => None,
         };
-        Ok(Store::start(self.backend, self.config, self.kinds, journal))
+        Ok(Store::start(
+            self.backend,
+            self.options,
+            self.kinds,
+            journal,
+        ))
     }
 }

@@ -1,0 +1,45 @@
+//! How a journal is kept: where, how durably, and what opening it does with damage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The size at which a segment is closed and the next one started, unless configured.
+pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// When an acknowledged mutation is on stable storage, with a journal
+/// ([`StoreBuilder::journal`](crate::StoreBuilder::journal)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Each mutation is synced to disk (`fdatasync`) before it is acknowledged. Concurrent
+    /// mutations share one sync (group commit). Nothing acknowledged is lost, even when the
+    /// machine loses power.
+    #[default]
+    Always,
+    /// Mutations are acknowledged once written to the operating system, and synced at most
+    /// this long apart. A crash of the process loses nothing acknowledged; a crash of the
+    /// machine (power loss, kernel panic) may lose the mutations of the last interval.
+    Interval(Duration),
+}
+
+/// What opening a store does with a damaged journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Accept a torn final record (what a crash mid-write leaves) and refuse to open on damage
+    /// anywhere else, with [`Error::Journal`](crate::Error::Journal).
+    #[default]
+    Strict,
+    /// Keep every readable record, skip damage wherever it is, and report it in
+    /// [`Stats::recovery`](crate::Stats::recovery).
+    Salvage,
+}
+
+/// Where and how the journal is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalConfig {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    pub segment_bytes: u64,
+    pub recovery: Recovery,
+}

@@ -1,0 +1,288 @@
+//! Read-through: looking keys up in their shards and loading misses from the backend, once per
+//! key however many callers ask (single flight), with `GetItem` for one key and concurrent
+//! `BatchGetItem` requests of up to 100 keys for many.
+//!
+//! A load that fails hands its error to every caller waiting on it, so N waiters cost one
+//! load's attempts, not N. A load whose caller goes away (its future dropped) wakes the waiters
+//! without an error, and one of them loads instead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt as _};
+
+use crate::backend::{string_attribute, MAX_BATCH_GET_KEYS};
+use crate::error::{Error, Result};
+use crate::item::Item;
+use crate::retry::{Backoff, READ_ATTEMPTS};
+use crate::shard::{Known, Lookup, Shard, Ticket, Value};
+use crate::shared::Shared;
+
+/// `BatchGetItem` requests one `get_many` call keeps in flight at once.
+pub(crate) const MAX_CONCURRENT_BATCH_GETS: usize = 8;
+
+/// Ends a load: with its result, with its error, or (if dropped unfinished, because its caller
+/// went away) by waking the waiters so that one of them takes over.
+struct LoadGuard<'s, 'k> {
+    shard: &'s Shard,
+    key: &'k str,
+    ticket: Option<Ticket>,
+}
+
+impl<'s, 'k> LoadGuard<'s, 'k> {
+    fn new(shard: &'s Shard, key: &'k str, ticket: Ticket) -> Self {
+        Self {
+            shard,
+            key,
+            ticket: Some(ticket),
+        }
+    }
+
+    /// Installs the loaded state; `None` when the key must be looked up again.
+    fn finish(mut self, loaded: Value) -> Option<Known> {
+        let ticket = self.ticket.take()?;
+        self.shard.finish_load(self.key, ticket, loaded)
+    }
+
+    /// Fails the load, handing `err` to its waiters.
+    fn fail(mut self, err: &Error) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shard.abort_load(self.key, ticket, Some(err.clone()));
+        }
+    }
+}
+
+impl Drop for LoadGuard<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shard.abort_load(self.key, ticket, None);
+        }
+    }
+}
+
+fn ensure_open(shared: &Shared) -> Result<()> {
+    if shared.is_closed() {
+        Err(Error::Closed)
+    } else {
+        Ok(())
+    }
+}
+
+/// After waiting on a load that failed: the key's state if the shard learned it meanwhile (a
+/// mutation, say), else the load's error.
+fn after_failed_wait(shard: &Shard, key: &str, err: Error) -> Result<Known> {
+    shard.peek(key).ok_or(err)
+}
+
+/// Reads one key through the cache, loading it on a miss.
+pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
+    let counters = &shared.counters;
+    let shard = &shared.shards[shared.shard_index(rendered)];
+    let mut counted = false;
+    loop {
+        ensure_open(shared)?;
+        let lookup = shard.lookup(rendered);
+        if !counted {
+            let counter = match lookup {
+                Lookup::Hit(_) => &counters.hits,
+                _ => &counters.misses,
+            };
+            counters.add(counter, 1);
+            counted = true;
+        }
+        match lookup {
+            Lookup::Hit(known) => return Ok(known),
+            Lookup::Wait(waiter) => {
+                if let Err(err) = waiter.wait().await {
+                    return after_failed_wait(shard, rendered, err);
+                }
+            }
+            Lookup::Load(ticket) => {
+                let guard = LoadGuard::new(shard, rendered, ticket);
+                match load(shared, rendered).await {
+                    Ok(loaded) => {
+                        if let Some(known) = guard.finish(loaded) {
+                            return Ok(known);
+                        }
+                    }
+                    Err(err) => {
+                        guard.fail(&err);
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads one key from the backend, retrying transient failures a few times.
+async fn load(shared: &Shared, rendered: &str) -> Result<Value> {
+    let counters = &shared.counters;
+    let pk = &shared.options.partition_key;
+    let mut backoff = Backoff::default();
+    loop {
+        counters.add(&counters.read_requests, 1);
+        match shared
+            .backend
+            .get(pk, rendered, shared.options.consistent_reads)
+            .await
+        {
+            Ok(item) => {
+                counters.add(&counters.backend_reads, 1);
+                return Ok(item.map(|item| strip(shared, item)));
+            }
+            Err(err) if err.is_retryable() && backoff.attempts() + 1 < READ_ATTEMPTS => {
+                counters.add(&counters.retries, 1);
+                tracing::debug!(error = %err.report(), "read failed; retrying");
+                backoff.wait().await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Removes the partition key attribute from a backend item.
+fn strip(shared: &Shared, mut item: Item) -> Arc<Item> {
+    item.remove(&*shared.options.partition_key);
+    Arc::new(item)
+}
+
+/// Reads many distinct keys through the cache, loading misses in concurrent batches.
+pub(crate) async fn read_many<'k>(
+    shared: &Shared,
+    keys: Vec<&'k str>,
+) -> Result<Vec<(&'k str, Value)>> {
+    let counters = &shared.counters;
+    let mut found = Vec::with_capacity(keys.len());
+    let mut remaining = keys;
+    let mut first_look = true;
+    while !remaining.is_empty() {
+        ensure_open(shared)?;
+        let mut loads = Vec::new();
+        let mut waits = Vec::new();
+        for key in remaining {
+            let shard = &shared.shards[shared.shard_index(key)];
+            let lookup = shard.lookup(key);
+            if first_look {
+                let counter = match lookup {
+                    Lookup::Hit(_) => &counters.hits,
+                    _ => &counters.misses,
+                };
+                counters.add(counter, 1);
+            }
+            match lookup {
+                Lookup::Hit(known) => found.push((key, known.value)),
+                Lookup::Wait(waiter) => waits.push((shard, key, waiter)),
+                Lookup::Load(ticket) => loads.push(LoadGuard::new(shard, key, ticket)),
+            }
+        }
+        first_look = false;
+        let mut again = Vec::new();
+        // Every load has its guard before the first request, so an error or a dropped call
+        // ends all of them and their waiters are never stranded.
+        let mut chunks = Vec::with_capacity(loads.len().div_ceil(MAX_BATCH_GET_KEYS));
+        let mut loads = loads.into_iter().peekable();
+        while loads.peek().is_some() {
+            chunks.push(loads.by_ref().take(MAX_BATCH_GET_KEYS).collect::<Vec<_>>());
+        }
+        // The futures are made before the stream (rather than by a `map` on it) so that the
+        // stream's type holds no closure: that keeps the caller's future `Send`.
+        let requests: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| load_chunk(shared, chunk))
+            .collect();
+        let mut batches = stream::iter(requests).buffer_unordered(MAX_CONCURRENT_BATCH_GETS);
+        while let Some(loaded) = batches.next().await {
+            for (key, known) in loaded? {
+                match known {
+                    Some(known) => found.push((key, known.value)),
+                    None => again.push(key),
+                }
+            }
+        }
+        for (shard, key, waiter) in waits {
+            match waiter.wait().await {
+                Ok(()) => again.push(key),
+                Err(err) => found.push((key, after_failed_wait(shard, key, err)?.value)),
+            }
+        }
+        remaining = again;
+    }
+    Ok(found)
+}
+
+/// Loads one chunk of keys with `BatchGetItem` and installs what it read; a key paired with
+/// `None` must be looked up again.
+async fn load_chunk<'k>(
+    shared: &Shared,
+    guards: Vec<LoadGuard<'_, 'k>>,
+) -> Result<Vec<(&'k str, Option<Known>)>> {
+    let keys = guards.iter().map(|guard| guard.key.to_owned()).collect();
+    match load_batch(shared, keys).await {
+        Ok(mut loaded) => Ok(guards
+            .into_iter()
+            .map(|guard| {
+                let key = guard.key;
+                let value = loaded.remove(key).map(|item| strip(shared, item));
+                (key, guard.finish(value))
+            })
+            .collect()),
+        Err(err) => {
+            for guard in guards {
+                guard.fail(&err);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Reads up to [`MAX_BATCH_GET_KEYS`] keys with `BatchGetItem`, retrying unprocessed keys
+/// with backoff; returns the found items by rendered key.
+async fn load_batch(shared: &Shared, mut keys: Vec<String>) -> Result<HashMap<String, Item>> {
+    let counters = &shared.counters;
+    let pk = &shared.options.partition_key;
+    let mut items = HashMap::with_capacity(keys.len());
+    let mut backoff = Backoff::default();
+    while !keys.is_empty() {
+        counters.add(&counters.read_requests, 1);
+        match shared
+            .backend
+            .batch_get(pk, &keys, shared.options.consistent_reads)
+            .await
+        {
+            Ok(batch) => {
+                let read = keys.len() - batch.unprocessed.len();
+                counters.add(&counters.backend_reads, read as u64);
+                for item in batch.items {
+                    if let Some(key) = string_attribute(&item, pk) {
+                        items.insert(key.to_owned(), item);
+                    }
+                }
+                keys = batch.unprocessed;
+                if keys.is_empty() {
+                    break;
+                }
+            }
+            Err(err) if err.is_retryable() => {
+                if backoff.attempts() + 1 >= READ_ATTEMPTS {
+                    return Err(err);
+                }
+                tracing::debug!(error = %err.report(), "batch read failed; retrying");
+            }
+            Err(err) => return Err(err),
+        }
+        if backoff.attempts() + 1 >= READ_ATTEMPTS {
+            return Err(Error::transient(
+                "BatchGetItem",
+                format!(
+                    "{} keys were still unprocessed after {READ_ATTEMPTS} attempts",
+                    keys.len()
+                ),
+                None,
+            ));
+        }
+        counters.add(&counters.retries, 1);
+        backoff.wait().await;
+    }
+    Ok(items)
+}

@@ -1,0 +1,66 @@
+//! The options a store runs with, as plain data; [`StoreBuilder`](crate::StoreBuilder) sets
+//! them and documents each default.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The options a store runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub shards: usize,
+    pub cache_capacity: u64,
+    pub flush_interval: Duration,
+    pub batch_threshold: usize,
+    pub max_in_flight_batches: usize,
+    pub max_pending: usize,
+    pub consistent_reads: bool,
+    pub partition_key: Arc<str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            shards: 64,
+            cache_capacity: 64 * 1024 * 1024,
+            flush_interval: Duration::from_millis(100),
+            batch_threshold: 100,
+            max_in_flight_batches: 8,
+            max_pending: 100_000,
+            consistent_reads: true,
+            partition_key: Arc::from("_key"),
+        }
+    }
+}
+
+impl Options {
+    /// The first option that cannot work, as a sentence.
+    pub(crate) fn problem(&self) -> Option<&'static str> {
+        let checks = [
+            (self.shards == 0, "shards must be at least 1"),
+            (
+                self.cache_capacity == 0,
+                "cache_capacity must be at least 1 byte",
+            ),
+            (
+                self.flush_interval.is_zero(),
+                "flush_interval must be longer than zero",
+            ),
+            (
+                self.batch_threshold == 0,
+                "batch_threshold must be at least 1",
+            ),
+            (
+                self.max_in_flight_batches == 0,
+                "max_in_flight_batches must be at least 1",
+            ),
+            (self.max_pending == 0, "max_pending must be at least 1"),
+            (
+                self.partition_key.is_empty(),
+                "partition_key cannot be empty",
+            ),
+        ];
+        checks
+            .into_iter()
+            .find_map(|(bad, message)| bad.then_some(message))
+    }
+}

@@ -1,0 +1,100 @@
+//! The state every store handle and the flusher share: the shards, the backend, the options,
+//! the mutation sequence and the journal.
+//!
+//! It sits below both the store and the flusher, so that each can use it without either
+//! importing the other.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::journal::{Journal, RecoveryReport};
+use crate::key::Kinds;
+use crate::options::Options;
+use crate::shard::{Shard, WriteContext};
+use crate::stats::Counters;
+
+/// State shared by every handle and the flusher.
+pub(crate) struct Shared {
+    pub shards: Box<[Shard]>,
+    hasher: RandomState,
+    pub backend: Arc<dyn Backend>,
+    pub options: Options,
+    pub kinds: Kinds,
+    /// The last sequence number given to a mutation.
+    seq: AtomicU64,
+    /// Keys with mutations not yet in the backend.
+    pub pending: AtomicUsize,
+    /// Set once the store starts closing; checked under shard locks.
+    pub closed: AtomicBool,
+    pub counters: Counters,
+    pub journal: Option<Journal>,
+    pub recovery: Option<RecoveryReport>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        options: Options,
+        kinds: Kinds,
+        journal: Option<Journal>,
+        recovery: Option<RecoveryReport>,
+    ) -> Self {
+        let per_shard = (options.cache_capacity / options.shards as u64).max(1);
+        Self {
+            shards: (0..options.shards).map(|_| Shard::new(per_shard)).collect(),
+            hasher: RandomState::new(),
+            backend,
+            options,
+            kinds,
+            seq: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            journal,
+            recovery,
+        }
+    }
+
+    /// What a mutation needs; `on_dirty` learns the keys it dirties.
+    pub(crate) fn write_context<'a>(
+        &'a self,
+        on_dirty: &'a (dyn Fn(u64, &str) + Sync),
+    ) -> WriteContext<'a> {
+        WriteContext {
+            seq: &self.seq,
+            pending: &self.pending,
+            max_pending: self.options.max_pending,
+            closed: &self.closed,
+            on_dirty,
+            journal: self.journal.as_ref(),
+        }
+    }
+
+    /// Takes every shard lock once: afterwards, every mutation numbered before the call has
+    /// submitted its key to the flusher.
+    pub(crate) fn barrier(&self) {
+        for shard in self.shards.iter() {
+            shard.barrier();
+        }
+    }
+
+    /// The last sequence number given out.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Sets the sequence to continue from, after recovery.
+    pub(crate) fn resume_seq(&self, seq: u64) {
+        self.seq.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shard_index(&self, rendered: &str) -> usize {
+        (self.hasher.hash_one(rendered) % self.shards.len() as u64) as usize
+    }
+}
