@@ -81,10 +81,10 @@ impl Backend for MemoryBackend {
         _consistent: bool,
     ) -> quickstore::Result<BatchGet> {
         let items = self.items.lock();
-        Ok(BatchGet {
-            items: keys.iter().filter_map(|k| items.get(k).cloned()).collect(),
-            unprocessed: Vec::new(),
-        })
+        Ok(BatchGet::new(
+            keys.iter().filter_map(|k| items.get(k).cloned()).collect(),
+            Vec::new(),
+        ))
     }
 
     async fn batch_write(
@@ -110,6 +110,13 @@ impl Backend for MemoryBackend {
                 }
                 Write::Delete(key) => {
                     items.remove(key);
+                }
+                other => {
+                    return Err(quickstore::Error::permanent(
+                        "BatchWriteItem",
+                        format!("unsupported write {other:?}"),
+                        None,
+                    ))
                 }
             }
         }
@@ -270,7 +277,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
     let mut rng = StdRng::seed_from_u64(SEED);
     let keys: Arc<[Key]> = (0..KEYS)
         .map(|i| Key::new(KIND, format!("item-{i:05}")))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let payloads: Arc<[String]> = (0..KEYS)
         .map(|_| {
             (&mut rng)

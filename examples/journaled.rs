@@ -29,16 +29,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open()
         .await?;
 
-    let customer = Key::new("Customer", "ada");
+    let customer = Key::new("Customer", "ada")?;
     for (n, item) in ["tea", "scones", "jam"].into_iter().enumerate() {
         // Acknowledged once journaled and cached; written to the backend in the background.
-        let key = Key::with_parent(&customer, "Order", n.to_string());
+        let key = Key::with_parent(&customer, "Order", n.to_string())?;
         store.insert(&key, &order(item, 1)).await?;
     }
-    let first = Key::with_parent(&customer, "Order", "0");
+    let first = Key::with_parent(&customer, "Order", "0")?;
     store.update(&first, &order("tea", 2)).await?;
 
-    let read: Order = store.get(&first).await?;
+    let read: Option<Order> = store.get(&first).await?;
     println!("{first} -> {read:?}");
     let stats = store.stats();
     println!(

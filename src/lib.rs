@@ -19,17 +19,26 @@
 //! let config = aws_config::load_from_env().await;
 //! let backend = DynamoDbBackend::new(aws_sdk_dynamodb::Client::new(&config), "users");
 //! let store = Store::builder(backend).open().await?;
-//! let key = Key::new("User", "ada");
-//! store.upsert(&key, &User { name: "Ada".into() }).await?; // acknowledged from memory
-//! let user: User = store.get(&key).await?;                  // served from memory
+//! let key = Key::new("User", "ada")?;                        // checked when built
+//! store.upsert(&key, &User { name: "Ada".into() }).await?;   // acknowledged from memory
+//! let user: Option<User> = store.get(&key).await?;           // served from memory
 //! store.close().await?;                                      // drains to DynamoDB
 //! # Ok(()) }
 //! ```
 //!
+//! ## Reads and writes
+//! [`Store::get`] returns `Ok(None)` for an absent key; [`Store::get_item`] hands out the cached
+//! item itself (an [`Arc`](std::sync::Arc)), so a hit costs a reference count, and typed reads
+//! deserialize from it in place. Writes come typed (`insert`, `update`, `upsert`, any
+//! `Serialize` value that is a map) and raw (`insert_item`, `update_item`, `upsert_item`, an
+//! [`Item`]), both checked the way DynamoDB would check them. `insert` fails with
+//! [`Error::ItemExisted`] and `update` with [`Error::ItemNotExisted`], as in the Go library.
+//!
 //! ## Keys
 //! A [`Key`] has a parent, a kind and an identifier, rendered into one string partition key
-//! exactly as the Go library of the same name renders it, so tables it wrote read back.
-//! [`Kinds`] parses rendered keys back.
+//! exactly as the Go library of the same name renders it, so tables it wrote read back. Keys are
+//! checked when built. [`Kinds`] parses rendered keys back; a key stored inside a value is
+//! written as its rendered string and read back as a [`RenderedKey`].
 //!
 //! ## Guarantees
 //! - **Read your writes**: a read never returns a state older than the last acknowledged
@@ -43,6 +52,17 @@
 //!   journaled before it is acknowledged ([`Durability`] says when it is on disk), and `open`
 //!   re-applies whatever the backend had not received. Without a journal, a crash loses the
 //!   mutations not yet flushed.
+//! - **One writer per key**: the store assumes no other program writes the keys it mutates;
+//!   see [`Store`].
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds | cost |
+//! |---|---|---|---|
+//! | `embedded` | yes | [`EmbeddedBackend`], a local redb database, for tools, tests and the CLI | the `redb` crate |
+//!
+//! The crate uses `aws-sdk-dynamodb` without its default features: the application's own
+//! client (usually built with `aws-config`) brings the HTTP and TLS stack, so there is only one.
 
 #![forbid(unsafe_code)]
 
@@ -51,7 +71,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// Modules in dependency order: each uses only the ones above it in this list.
+// Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
+// item, codec, backend, journal, options, stats, retry, shard, shared, load, flusher, store,
+// builder.
 mod backend;
 mod builder;
 mod codec;

@@ -80,7 +80,7 @@ const KEYS_PER_WRITER: u32 = 6;
 const MUTATIONS_PER_WRITER: u32 = 60;
 
 fn seeded_key(seed: u64, writer: u32, k: u32) -> Key {
-    Key::new(format!("Seed{seed}"), format!("w{writer}k{k}"))
+    common::key(&format!("Seed{seed}"), format_args!("w{writer}k{k}"))
 }
 
 /// One writer, the only one for its keys: mutates them (mostly its hot key 0) and returns the
@@ -205,7 +205,7 @@ async fn writes_survive_transient_errors_and_partial_batches(fixture: Fixture) -
 const READ_KEYS: u32 = 250;
 
 fn read_key(i: u32) -> Key {
-    Key::new("Read", i.to_string())
+    common::key("Read", i)
 }
 
 async fn reads_survive_unprocessed_keys_and_transient_errors(fixture: Fixture) -> TestResult {
@@ -270,8 +270,8 @@ async fn reads_survive_unprocessed_keys_and_transient_errors(fixture: Fixture) -
 // --- Writes refused for good ------------------------------------------------------------------
 
 async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) -> TestResult {
-    let refused_old = Key::new("Refused", "old");
-    let refused_new = Key::new("Refused", "new");
+    let refused_old = Key::new("Refused", "old")?;
+    let refused_new = Key::new("Refused", "new")?;
     let old_item = HashMap::from([
         (
             "_key".to_owned(),
@@ -300,7 +300,7 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
         writer: 1,
         pad: "after".into(),
     };
-    let good: Vec<Key> = (0..60).map(|i| Key::new("Good", i.to_string())).collect();
+    let good: Vec<Key> = (0..60).map(|i| common::key("Good", i)).collect();
     // The refused keys sit among good ones, so they share batches with them.
     for (i, key) in good.iter().enumerate() {
         store.upsert(key, &value(i as u64)).await?;
@@ -338,11 +338,11 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
     // The refused states were forgotten: the store reads the backend's again.
     assert_eq!(
         store.get::<Versioned>(&refused_old).await?,
-        Versioned {
+        Some(Versioned {
             n: 1,
             writer: 9,
             pad: "before".into()
-        }
+        })
     );
     assert!(!store.exists(&refused_new).await?);
     // The flusher keeps going.
@@ -385,7 +385,7 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
 /// `Store::close`", and `flush` that it reports a refused write among the mutations acknowledged
 /// before the call.
 async fn a_refusal_before_the_flush_call_is_still_reported(fixture: Fixture) -> TestResult {
-    let refused = Key::new("Refused", "early");
+    let refused = Key::new("Refused", "early")?;
     let backend = faulty(
         &fixture,
         Faults {
@@ -419,8 +419,8 @@ async fn a_refusal_before_the_flush_call_is_still_reported(fixture: Fixture) -> 
 
 async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) -> TestResult {
     const TASKS: u64 = 50;
-    let present = Key::new("Flight", "present");
-    let absent = Key::new("Flight", "absent");
+    let present = Key::new("Flight", "present")?;
+    let absent = Key::new("Flight", "absent")?;
     let item = Versioned {
         n: 5,
         writer: 2,
@@ -445,7 +445,7 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
     .await?;
     gate.add_permits(1);
     while let Some(joined) = readers.join_next().await {
-        assert_eq!(joined??, item);
+        assert_eq!(joined??.as_ref(), Some(&item));
     }
 
     let mut checkers = JoinSet::new();
@@ -474,7 +474,7 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
 
 async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixture) -> TestResult {
     const TASKS: u32 = 20;
-    let key = Key::new("Race", "prize");
+    let key = Key::new("Race", "prize")?;
     let gate = Arc::new(Semaphore::new(0));
     let backend = Arc::new(
         FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
@@ -514,7 +514,7 @@ async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixtu
     );
     assert_eq!(store.stats().backend_reads, 1);
     assert_eq!(store.stats().mutations, 1);
-    assert_eq!(&store.get::<Versioned>(&key).await?, winner);
+    assert_eq!(store.get::<Versioned>(&key).await?.as_ref(), Some(winner));
     store.close().await?;
     assert_eq!(
         fixture.read_back(&key.to_string()).await?,
@@ -525,7 +525,7 @@ async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixtu
 
 /// A reader that goes away while loading hands the load over to one of its waiters.
 async fn a_cancelled_load_hands_over_to_a_waiter(fixture: Fixture) -> TestResult {
-    let key = Key::new("Flight", "handover");
+    let key = Key::new("Flight", "handover")?;
     let item = Versioned {
         n: 3,
         writer: 4,
@@ -557,7 +557,7 @@ async fn a_cancelled_load_hands_over_to_a_waiter(fixture: Fixture) -> TestResult
     })
     .await?;
     gate.add_permits(1);
-    assert_eq!(second.await??, item);
+    assert_eq!(second.await??, Some(item));
     assert_eq!(store.stats().backend_reads, 1);
     store.close().await?;
     Ok(())
@@ -568,7 +568,7 @@ async fn a_cancelled_load_hands_over_to_a_waiter(fixture: Fixture) -> TestResult
 async fn a_load_overtaken_by_a_write_does_not_cache_the_older_state(
     fixture: Fixture,
 ) -> TestResult {
-    let key = Key::new("Overtaken", "k");
+    let key = Key::new("Overtaken", "k")?;
     let rendered = key.to_string();
     let old = Versioned {
         n: 1,
@@ -605,9 +605,12 @@ async fn a_load_overtaken_by_a_write_does_not_cache_the_older_state(
     gate.add_permits(1);
     // The read began before the upsert, so either state is a fair answer for it...
     let answered = reader.await??;
-    assert!(answered == old || answered == new, "{answered:?}");
+    assert!(
+        answered.as_ref() == Some(&old) || answered.as_ref() == Some(&new),
+        "{answered:?}"
+    );
     // ...but afterwards the store must not go back to the older state.
-    assert_eq!(store.get::<Versioned>(&key).await?, new);
+    assert_eq!(store.get::<Versioned>(&key).await?, Some(new));
     assert_eq!(store.stats().backend_reads, 1);
     store.close().await?;
     Ok(())

@@ -36,10 +36,10 @@ async fn items_written_by_the_go_library_read_back(fixture: Fixture) -> TestResu
     let store = fixture.builder().kinds(kinds.clone()).open().await?;
 
     let post_key = kinds.parse("UserAbC-_12345678.PostZ")?;
-    assert_eq!(post_key.parent, "UserAbC-_12345678");
-    assert_eq!(post_key.kind, "Post");
-    assert_eq!(post_key.identifier, "Z");
-    let post: Post = store.get(&post_key).await?;
+    assert_eq!(post_key.parent(), Some("UserAbC-_12345678"));
+    assert_eq!(post_key.kind(), "Post");
+    assert_eq!(post_key.identifier(), "Z");
+    let post: Post = store.get(&post_key).await?.ok_or("missing post")?;
     assert_eq!(
         post,
         Post {
@@ -48,9 +48,9 @@ async fn items_written_by_the_go_library_read_back(fixture: Fixture) -> TestResu
         }
     );
 
-    let user_key = Key::new("User", "AbC-_12345678");
-    assert_eq!(Key::with_parent(&user_key, "Post", "Z"), post_key);
-    let item = store.get_item(&user_key).await?;
+    let user_key = Key::new("User", "AbC-_12345678")?;
+    assert_eq!(Key::with_parent(&user_key, "Post", "Z")?, post_key);
+    let item = store.get_item(&user_key).await?.ok_or("missing user")?;
     assert_eq!(
         item.get("title"),
         Some(&AttributeValue::S("profile".into()))
@@ -73,8 +73,8 @@ async fn items_written_by_the_go_library_read_back(fixture: Fixture) -> TestResu
 
 async fn items_written_here_read_back_in_the_go_layout(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let parent = Key::new("User", "42");
-    let key = Key::with_parent(&parent, "Post", "7");
+    let parent = Key::new("User", "42")?;
+    let key = Key::with_parent(&parent, "Post", "7")?;
     store
         .insert(
             &key,

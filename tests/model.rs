@@ -62,7 +62,7 @@ fn outcome<T>(result: quickstore::Result<T>) -> TestResult<Result<T, &'static st
 const KEYS: u8 = 8;
 
 fn key(k: u8) -> Key {
-    Key::new("M", k.to_string())
+    common::key("M", k)
 }
 
 #[derive(Debug, Clone)]
@@ -176,10 +176,8 @@ async fn check_backend(fixture: &Fixture, model: &BTreeMap<u8, Val>, when: &str)
 async fn apply(store: &Store, model: &mut BTreeMap<u8, Val>, op: &Op) -> TestResult {
     match op {
         Op::Get(k) => {
-            let got = outcome(store.get::<Val>(&key(*k)).await)?;
-            same(got, model.get(k).cloned().ok_or("ItemNotExisted"), || {
-                "get".into()
-            })
+            let got = store.get::<Val>(&key(*k)).await?;
+            same(got, model.get(k).cloned(), || "get".into())
         }
         Op::Exists(k) => same(store.exists(&key(*k)).await?, model.contains_key(k), || {
             "exists".into()
@@ -327,7 +325,7 @@ const INSERT_DELETE_KEYS: u8 = 14;
 const ALL_KEYS: u8 = 20;
 
 fn shared_key(k: u8) -> Key {
-    Key::new("C", k.to_string())
+    common::key("C", k)
 }
 
 /// What one task saw succeed. Every value written is unique, so a value names its write.
@@ -398,7 +396,7 @@ async fn churn(store: Store, task: u32) -> TestResult<Log> {
         };
         match rng.random_range(0..choices) {
             0 => {
-                if let Ok(v) = outcome(store.get::<Val>(&key).await)? {
+                if let Some(v) = store.get::<Val>(&key).await? {
                     log.saw(k, &v);
                 }
             }
@@ -470,7 +468,7 @@ async fn concurrent_tasks(fixture: Fixture, cache_capacity: u64, shards: usize) 
         let ctx =
             || format!("{rendered}: {inserted} inserts, {deleted} deletes, wrote {written:?}");
         // The store and the backend agree once flushed.
-        let view = outcome(store.get::<Val>(&key).await)?.ok();
+        let view = store.get::<Val>(&key).await?;
         same(
             fixture.read_back(&rendered).await?,
             view.as_ref().map(|v| item(&rendered, v)),

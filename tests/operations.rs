@@ -4,9 +4,10 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use common::{Fixture, TestResult};
-use quickstore::{AttributeValue, Error, Key, Kinds, MAX_ITEM_BYTES};
+use quickstore::{AttributeValue, Error, Item, Key, Kinds, MAX_ITEM_BYTES};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,27 +30,84 @@ fn code<T: std::fmt::Debug>(result: quickstore::Result<T>) -> &'static str {
     }
 }
 
-async fn get_of_an_absent_key_is_item_not_existed(fixture: Fixture) -> TestResult {
+async fn get_of_an_absent_key_is_none(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let key = Key::new("User", "nobody");
-    let err = store.get::<User>(&key).await.err();
-    assert!(
-        matches!(&err, Some(Error::ItemNotExisted { key: k }) if *k == key),
-        "{err:?}"
-    );
-    assert_eq!(code(store.get_item(&key).await), "ItemNotExisted");
+    let key = Key::new("User", "nobody")?;
+    assert_eq!(store.get::<User>(&key).await?, None);
+    assert!(store.get_item(&key).await?.is_none());
     assert!(!store.exists(&key).await?);
+    // Absence is cached: the second look is a hit.
+    assert_eq!(store.stats().misses, 1);
     store.close().await?;
+    Ok(())
+}
+
+async fn raw_items_are_written_and_read_without_copies(fixture: Fixture) -> TestResult {
+    let store = fixture.store().await?;
+    let key = Key::new("User", "raw")?;
+    let item = Item::from([
+        ("name".to_string(), AttributeValue::S("Ada".into())),
+        ("age".to_string(), AttributeValue::N("36".into())),
+    ]);
+    store.insert_item(&key, item.clone()).await?;
+    assert_eq!(
+        code(store.insert_item(&key, item.clone()).await),
+        "ItemExisted"
+    );
+    let first = store.get_item(&key).await?.ok_or("missing item")?;
+    let second = store.get_item(&key).await?.ok_or("missing item")?;
+    assert_eq!(*first, item);
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "a hit hands out the cached item itself"
+    );
+    assert_eq!(
+        store.get::<User>(&key).await?,
+        Some(User {
+            name: "Ada".into(),
+            age: 36
+        })
+    );
+    let mut older = item.clone();
+    older.insert("age".to_string(), AttributeValue::N("37".into()));
+    store.update_item(&key, older.clone()).await?;
+    assert_eq!(
+        code(
+            store
+                .update_item(&Key::new("User", "ghost")?, older.clone())
+                .await
+        ),
+        "ItemNotExisted"
+    );
+    store
+        .upsert_item(&Key::new("User", "other")?, item.clone())
+        .await?;
+    // Raw items are checked like typed values.
+    let mut forged = item.clone();
+    forged.insert("_key".to_string(), AttributeValue::S("forged".into()));
+    assert_eq!(
+        code(store.upsert_item(&key, forged).await),
+        "ValidationException"
+    );
+    let empty_set = Item::from([("tags".to_string(), AttributeValue::Ss(Vec::new()))]);
+    assert_eq!(
+        code(store.upsert_item(&key, empty_set).await),
+        "ValidationException"
+    );
+    store.close().await?;
+    let stored = fixture.read_back("Userraw").await?.ok_or("not written")?;
+    assert_eq!(stored.get("age"), Some(&AttributeValue::N("37".into())));
+    assert!(fixture.read_back("Userother").await?.is_some());
     Ok(())
 }
 
 async fn insert_then_get_round_trips(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let key = Key::new("User", "ada");
+    let key = Key::new("User", "ada")?;
     store.insert(&key, &ada()).await?;
-    assert_eq!(store.get::<User>(&key).await?, ada());
+    assert_eq!(store.get::<User>(&key).await?, Some(ada()));
     assert!(store.exists(&key).await?);
-    let item = store.get_item(&key).await?;
+    let item = store.get_item(&key).await?.ok_or("missing item")?;
     assert_eq!(item.get("name"), Some(&AttributeValue::S("Ada".into())));
     assert!(
         !item.contains_key("_key"),
@@ -61,7 +119,7 @@ async fn insert_then_get_round_trips(fixture: Fixture) -> TestResult {
 
 async fn insert_of_a_present_key_is_item_existed(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let key = Key::new("User", "ada");
+    let key = Key::new("User", "ada")?;
     store.insert(&key, &ada()).await?;
     let err = store
         .insert(
@@ -79,7 +137,7 @@ async fn insert_of_a_present_key_is_item_existed(fixture: Fixture) -> TestResult
     );
     assert_eq!(
         store.get::<User>(&key).await?,
-        ada(),
+        Some(ada()),
         "a refused insert changes nothing"
     );
     store.close().await?;
@@ -87,7 +145,7 @@ async fn insert_of_a_present_key_is_item_existed(fixture: Fixture) -> TestResult
 }
 
 async fn insert_checks_the_backend_on_a_miss(fixture: Fixture) -> TestResult {
-    let key = Key::new("User", "ada");
+    let key = Key::new("User", "ada")?;
     let first = fixture.store().await?;
     first.insert(&key, &ada()).await?;
     first.close().await?;
@@ -95,7 +153,7 @@ async fn insert_checks_the_backend_on_a_miss(fixture: Fixture) -> TestResult {
     let second = fixture.store().await?;
     assert_eq!(code(second.insert(&key, &ada()).await), "ItemExisted");
     assert_eq!(
-        code(second.update(&Key::new("User", "eve"), &ada()).await),
+        code(second.update(&Key::new("User", "eve")?, &ada()).await),
         "ItemNotExisted"
     );
     second
@@ -115,7 +173,7 @@ async fn insert_checks_the_backend_on_a_miss(fixture: Fixture) -> TestResult {
 
 async fn update_of_an_absent_key_is_item_not_existed(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let key = Key::new("User", "ghost");
+    let key = Key::new("User", "ghost")?;
     let err = store.update(&key, &ada()).await.err();
     assert!(
         matches!(&err, Some(Error::ItemNotExisted { key: k }) if *k == key),
@@ -131,7 +189,7 @@ async fn update_of_an_absent_key_is_item_not_existed(fixture: Fixture) -> TestRe
 
 async fn upsert_and_delete_need_no_prior_state(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let key = Key::new("User", "ada");
+    let key = Key::new("User", "ada")?;
     store.upsert(&key, &ada()).await?;
     store
         .upsert(
@@ -142,10 +200,10 @@ async fn upsert_and_delete_need_no_prior_state(fixture: Fixture) -> TestResult {
             },
         )
         .await?;
-    assert_eq!(store.get::<User>(&key).await?.age, 37);
+    assert_eq!(store.get::<User>(&key).await?.map(|u| u.age), Some(37));
     store.delete(&key).await?;
     assert!(!store.exists(&key).await?);
-    store.delete(&Key::new("User", "never")).await?;
+    store.delete(&Key::new("User", "never")?).await?;
     store.flush().await?;
     assert_eq!(fixture.read_back("Userada").await?, None);
     // An insert after a delete succeeds without asking the backend.
@@ -164,7 +222,7 @@ async fn flush_puts_every_acknowledged_mutation_in_the_backend(fixture: Fixture)
     for i in 0..60 {
         store
             .upsert(
-                &Key::new("User", i.to_string()),
+                &Key::new("User", i.to_string())?,
                 &User {
                     name: format!("u{i}"),
                     age: i,
@@ -172,7 +230,7 @@ async fn flush_puts_every_acknowledged_mutation_in_the_backend(fixture: Fixture)
             )
             .await?;
     }
-    store.delete(&Key::new("User", "3")).await?;
+    store.delete(&Key::new("User", "3")?).await?;
     store.flush().await?;
     assert_eq!(store.stats().pending, 0);
     for i in 0..60 {
@@ -197,7 +255,7 @@ async fn get_many_omits_absent_keys_and_batches_misses(fixture: Fixture) -> Test
     for i in (0..250).step_by(2) {
         writer
             .upsert(
-                &Key::new("User", i.to_string()),
+                &Key::new("User", i.to_string())?,
                 &User {
                     name: format!("u{i}"),
                     age: i,
@@ -207,11 +265,11 @@ async fn get_many_omits_absent_keys_and_batches_misses(fixture: Fixture) -> Test
     }
     writer.close().await?;
     let store = fixture.store().await?;
-    let keys: Vec<Key> = (0..250).map(|i| Key::new("User", i.to_string())).collect();
+    let keys: Vec<Key> = (0..250).map(|i| common::key("User", i)).collect();
     let found: HashMap<Key, User> = store.get_many(&keys).await?;
     assert_eq!(found.len(), 125);
     for (key, user) in &found {
-        assert_eq!(user.name, format!("u{}", key.identifier));
+        assert_eq!(user.name, format!("u{}", key.identifier()));
     }
     let stats = store.stats();
     assert_eq!(stats.backend_reads, 250);
@@ -230,18 +288,7 @@ async fn get_many_omits_absent_keys_and_batches_misses(fixture: Fixture) -> Test
 
 async fn bad_input_is_refused_and_changes_nothing(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
-    let cases: Vec<(Key, &str)> = vec![
-        (Key::new("", "1"), "ValidationException"),
-        (Key::new("Us.er", "1"), "ValidationException"),
-        (Key::new("User", "a.b"), "ValidationException"),
-        (Key::new("User", "x".repeat(3000)), "ValidationException"),
-    ];
-    for (key, expected) in &cases {
-        assert_eq!(code(store.upsert(key, &ada()).await), *expected, "{key:?}");
-        assert_eq!(code(store.get::<User>(key).await), *expected, "{key:?}");
-        assert_eq!(code(store.delete(key).await), *expected, "{key:?}");
-    }
-    let key = Key::new("User", "ok");
+    let key = Key::new("User", "ok")?;
     assert_eq!(code(store.upsert(&key, &42u32).await), "SerializeException");
     let with_key: HashMap<&str, &str> = [("_key", "forged")].into_iter().collect();
     assert_eq!(
@@ -262,19 +309,19 @@ async fn bad_input_is_refused_and_changes_nothing(fixture: Fixture) -> TestResul
 async fn registered_kinds_guard_keys(fixture: Fixture) -> TestResult {
     let kinds = Kinds::of(["User", "UserGroup"])?;
     let store = fixture.builder().kinds(kinds).open().await?;
-    store.upsert(&Key::new("User", "1"), &ada()).await?;
+    store.upsert(&Key::new("User", "1")?, &ada()).await?;
     assert_eq!(
-        code(store.upsert(&Key::new("Post", "1"), &ada()).await),
+        code(store.upsert(&Key::new("Post", "1")?, &ada()).await),
         "ValidationException"
     );
     // Kind User with identifier "Group1" would read back as kind UserGroup.
     assert_eq!(
-        code(store.upsert(&Key::new("User", "Group1"), &ada()).await),
+        code(store.upsert(&Key::new("User", "Group1")?, &ada()).await),
         "ValidationException"
     );
     assert_eq!(
         store.kinds().parse("UserGroup1")?,
-        Key::new("UserGroup", "1")
+        Key::new("UserGroup", "1")?
     );
     store.close().await?;
     Ok(())
@@ -283,7 +330,7 @@ async fn registered_kinds_guard_keys(fixture: Fixture) -> TestResult {
 async fn every_call_after_close_is_closed(fixture: Fixture) -> TestResult {
     let store = fixture.store().await?;
     let clone = store.clone();
-    let key = Key::new("User", "ada");
+    let key = Key::new("User", "ada")?;
     store.upsert(&key, &ada()).await?;
     store.close().await?;
     assert!(
@@ -313,10 +360,10 @@ async fn too_many_pending_mutations_are_refused(fixture: Fixture) -> TestResult 
         .await?;
     for i in 0..3 {
         store
-            .upsert(&Key::new("User", i.to_string()), &ada())
+            .upsert(&Key::new("User", i.to_string())?, &ada())
             .await?;
     }
-    let err = store.upsert(&Key::new("User", "4"), &ada()).await.err();
+    let err = store.upsert(&Key::new("User", "4")?, &ada()).await.err();
     assert!(
         matches!(
             err,
@@ -328,15 +375,16 @@ async fn too_many_pending_mutations_are_refused(fixture: Fixture) -> TestResult 
         "{err:?}"
     );
     assert!(err.is_some_and(|e| e.is_retryable()));
-    store.upsert(&Key::new("User", "0"), &ada()).await?; // an already pending key may change
+    store.upsert(&Key::new("User", "0")?, &ada()).await?; // an already pending key may change
     store.flush().await?;
-    store.upsert(&Key::new("User", "4"), &ada()).await?;
+    store.upsert(&Key::new("User", "4")?, &ada()).await?;
     store.close().await?;
     Ok(())
 }
 
 on_both_backends!(
-    get_of_an_absent_key_is_item_not_existed,
+    get_of_an_absent_key_is_none,
+    raw_items_are_written_and_read_without_copies,
     insert_then_get_round_trips,
     insert_of_a_present_key_is_item_existed,
     insert_checks_the_backend_on_a_miss,
@@ -352,7 +400,7 @@ on_both_backends!(
 
 mod open {
     use super::common::{create_table, Dynalite, TestResult};
-    use quickstore::{DynamoDbBackend, Error, Store};
+    use quickstore::{Durability, DynamoDbBackend, Error, Recovery, Store};
 
     #[tokio::test]
     async fn a_missing_table_fails_at_open() -> TestResult {
@@ -405,6 +453,52 @@ mod open {
             let err = builder.open().await.err();
             assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn journal_options_without_a_journal_fail_at_open() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let backend = quickstore::EmbeddedBackend::open(dir.path().join("db"))?;
+        let cases = [
+            (
+                Store::builder(backend.clone()).durability(Durability::Always),
+                "durability()",
+            ),
+            (
+                Store::builder(backend.clone()).recovery(Recovery::Salvage),
+                "recovery()",
+            ),
+            (
+                Store::builder(backend.clone()).journal_segment_bytes(1 << 20),
+                "journal_segment_bytes()",
+            ),
+        ];
+        for (builder, option) in cases {
+            let err = builder.open().await.err();
+            let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+            assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+            assert!(message.contains(option), "{message}");
+        }
+        // Nothing was created where a journal would have gone by default.
+        assert_eq!(
+            std::fs::read_dir(dir.path())?.count(),
+            1,
+            "only the db file"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn create_table_makes_the_layout_and_accepts_a_matching_table() -> TestResult {
+        let server = Dynalite::start()?;
+        let backend = DynamoDbBackend::new(server.client(), "made");
+        backend.create_table("_key").await?;
+        backend.create_table("_key").await?;
+        let err = backend.create_table("pk").await.err();
+        assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        let store = Store::builder(backend).open().await?;
+        store.close().await?;
         Ok(())
     }
 }

@@ -3,15 +3,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-};
 use aws_sdk_dynamodb::Client;
 use clap::Args;
 use quickstore::{DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
@@ -19,13 +14,10 @@ use tempfile::TempDir;
 
 /// The partition key attribute the store uses (the library's default), and that
 /// `--create-table` gives the table.
-const PARTITION_KEY: &str = "_key";
+pub const PARTITION_KEY: &str = "_key";
 
 /// The region used with `--endpoint` when none is configured; local servers ignore it.
 const LOCAL_REGION: &str = "us-east-1";
-
-/// How long `--create-table` waits for a new table to become active.
-const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the store keeps its items. Each command flattening these sets the help heading,
 /// since commands differ in whether a location is required.
@@ -121,18 +113,18 @@ pub async fn open_store(
 ) -> anyhow::Result<OpenStore> {
     let (builder, target) = match &args.table {
         Some(table) => {
-            let client = dynamodb_client(args).await?;
+            let backend = DynamoDbBackend::new(dynamodb_client(args).await?, table.clone());
             if args.create_table {
-                create_table(&client, table).await?;
+                backend
+                    .create_table(PARTITION_KEY)
+                    .await
+                    .with_context(|| format!("cannot create table `{table}`"))?;
             }
             let target = Target::DynamoDb {
                 table: table.clone(),
                 endpoint: args.endpoint.clone(),
             };
-            (
-                Store::builder(DynamoDbBackend::new(client, table.clone())),
-                target,
-            )
+            (Store::builder(backend), target)
         }
         None => {
             let (path, dir) = match &args.path {
@@ -160,7 +152,7 @@ pub async fn open_store(
 }
 
 /// A DynamoDB client from the standard AWS configuration chain, with `args`' overrides.
-async fn dynamodb_client(args: &BackendArgs) -> anyhow::Result<Client> {
+pub async fn dynamodb_client(args: &BackendArgs) -> anyhow::Result<Client> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(endpoint) = &args.endpoint {
         loader = loader.endpoint_url(endpoint);
@@ -192,69 +184,4 @@ fn env_is_set(names: &[&str]) -> bool {
     names
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
-}
-
-/// Creates `table` with the store's key schema unless it exists, and waits until it is active.
-async fn create_table(client: &Client, table: &str) -> anyhow::Result<()> {
-    let attribute = AttributeDefinition::builder()
-        .attribute_name(PARTITION_KEY)
-        .attribute_type(ScalarAttributeType::S)
-        .build()?;
-    let key = KeySchemaElement::builder()
-        .attribute_name(PARTITION_KEY)
-        .key_type(KeyType::Hash)
-        .build()?;
-    let created = client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(attribute)
-        .key_schema(key)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
-    if let Err(err) = created {
-        let exists = err
-            .as_service_error()
-            .is_some_and(|service| service.is_resource_in_use_exception());
-        if !exists {
-            return Err(sdk_error(err)).with_context(|| format!("cannot create table `{table}`"));
-        }
-    }
-    let started = Instant::now();
-    loop {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(sdk_error)
-            .with_context(|| format!("cannot describe table `{table}`"))?;
-        let status = described.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
-            return Ok(());
-        }
-        if started.elapsed() > TABLE_ACTIVE_TIMEOUT {
-            bail!(
-                "table `{table}` is still not active after {}s (status {status:?})",
-                TABLE_ACTIVE_TIMEOUT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An SDK error as `Code: message` when the service answered, else with its chain of causes.
-fn sdk_error<E, R>(err: SdkError<E, R>) -> anyhow::Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
-{
-    match err.as_service_error() {
-        Some(service) => anyhow::anyhow!(
-            "{}: {}",
-            service.code().unwrap_or("unknown error"),
-            service.message().unwrap_or("no message")
-        ),
-        None => anyhow::Error::new(err),
-    }
 }

@@ -300,9 +300,9 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
                     let result = store.get::<Record>(key).await;
                     ran.reads.record(started.elapsed());
                     match result {
-                        Ok(record) if record.id == index => {}
-                        Ok(record) => bail!("`{key}` read back item {}", record.id),
-                        Err(quickstore::Error::ItemNotExisted { .. }) => ran.not_found += 1,
+                        Ok(Some(record)) if record.id == index => {}
+                        Ok(Some(record)) => bail!("`{key}` read back item {}", record.id),
+                        Ok(None) => ran.not_found += 1,
                         Err(err) => {
                             return Err(err).with_context(|| format!("cannot read `{key}`"))
                         }
@@ -347,7 +347,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let store = opened.store;
     let keys: Arc<[Key]> = (0..args.items)
         .map(|index| Key::new(KIND, index.to_string()))
-        .collect();
+        .collect::<Result<_, _>>()?;
 
     let started = Instant::now();
     let loaded = load(&store, &keys, &args).await?;

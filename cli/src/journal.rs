@@ -456,7 +456,7 @@ mod tests {
     use super::*;
     use crate::Cli;
     use clap::Parser as _;
-    use quickstore::{Op, Record};
+    use quickstore::internals::{encode_record, Op, Record};
 
     fn journal_command(args: &[&str]) -> anyhow::Result<JournalCommand> {
         let argv = ["quickstore", "journal"].iter().chain(args);
@@ -562,13 +562,8 @@ mod tests {
     fn write_segment(dir: &Path, first: u64, n: u64) -> anyhow::Result<Vec<u8>> {
         let mut bytes = b"QSJRNL01".to_vec();
         for seq in first..first + n {
-            let record = Record {
-                seq,
-                op: Op::Delete,
-                key: format!("User{seq}"),
-                item: None,
-            };
-            record.encode(&mut bytes)?;
+            let record = Record::new(seq, Op::Delete, format!("User{seq}"), None);
+            encode_record(&record, &mut bytes)?;
         }
         std::fs::write(dir.join(format!("{first:020}.wal")), &bytes)?;
         Ok(bytes)

@@ -6,6 +6,8 @@
 //!
 //! `quickstore journal inspect DIR` reports what a crash journal holds, and `quickstore journal
 //! replay DIR` writes what it holds to a backend.
+//!
+//! `quickstore table create --table T` creates a DynamoDB table in quickstore's layout.
 
 mod backend;
 mod bench;
@@ -13,6 +15,7 @@ mod drain;
 mod journal;
 mod keys;
 mod latency;
+mod table;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -37,6 +40,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect a crash journal directory, or replay it into a backend.
     Journal(journal::JournalArgs),
+    /// Create a DynamoDB table in the layout quickstore uses.
+    Table(table::TableArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Journal(args) => runtime.block_on(journal::run(args)),
+        Command::Table(args) => runtime.block_on(table::run(args)),
     }
 }
 

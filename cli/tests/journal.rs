@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context as _};
-use quickstore::{AttributeValue, Backend as _, EmbeddedBackend, Item, Op, Record};
+use quickstore::internals::{encode_record, Op, Record};
+use quickstore::{AttributeValue, Backend as _, EmbeddedBackend, Item};
 
 /// The first bytes of every journal segment.
 const MAGIC: &[u8; 8] = b"QSJRNL01";
@@ -31,13 +32,13 @@ fn item(seq: u64) -> Item {
 fn segment(seqs: impl IntoIterator<Item = u64>) -> anyhow::Result<Vec<u8>> {
     let mut bytes = MAGIC.to_vec();
     for seq in seqs {
-        let record = Record {
+        let record = Record::new(
             seq,
-            op: Op::Upsert,
-            key: format!("User{seq}"),
-            item: Some(Arc::new(item(seq))),
-        };
-        record.encode(&mut bytes)?;
+            Op::Upsert,
+            format!("User{seq}"),
+            Some(Arc::new(item(seq))),
+        );
+        encode_record(&record, &mut bytes)?;
     }
     Ok(bytes)
 }

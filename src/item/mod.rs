@@ -79,9 +79,9 @@ pub(crate) fn from_value<T: Serialize + ?Sized>(
     Ok(item)
 }
 
-/// Converts an item to a value.
+/// Converts an item to a value, reading it in place (see [`de`]).
 pub(crate) fn to_value<T: DeserializeOwned>(item: &Item) -> Result<T> {
-    serde_dynamo::from_item(item.clone()).map_err(Error::serialize)
+    de::from_item(item).map_err(Error::serialize)
 }
 
 /// Checks an item the way DynamoDB would before accepting it.

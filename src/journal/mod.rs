@@ -241,6 +241,12 @@ impl Journal {
     /// Syncs what is buffered, releases segments below `seq`, and stops the writer thread.
     pub(crate) fn close(&self, release_below: u64) {
         self.shared.release_below(release_below);
+        self.stop();
+    }
+
+    /// Syncs what is buffered, stops the writer thread and waits for it, and unlocks the
+    /// directory. Harmless when already stopped.
+    fn stop(&self) {
         self.shared.stop();
         let thread = self.thread.lock().take();
         if let Some(thread) = thread {
@@ -250,6 +256,14 @@ impl Journal {
         }
         // Dropping the file releases the lock: another store may open the directory now.
         self.lock.lock().take();
+    }
+}
+
+/// A journal dropped without `close` (its store was dropped and the runtime went away before
+/// the flusher could drain) still ends its writer thread, after syncing what it was given.
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

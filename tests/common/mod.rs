@@ -15,15 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Store, StoreBuilder};
+use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, StoreBuilder};
 
 #[allow(unused_imports)]
 pub use faulty::{Faults, FaultyBackend};
+
+/// A key of `kind` with identifier `id`, for keys the tests spell out and know to be valid.
+#[allow(clippy::expect_used)] // A bad literal key is a bug in the test itself.
+pub fn key(kind: &str, id: impl std::fmt::Display) -> Key {
+    Key::new(kind, id.to_string()).expect("test keys are valid")
+}
 
 /// Errors in tests: anything, with a message.
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -148,34 +151,10 @@ fn wait_for_port(child: &mut Child, port: u16) -> Result<(), String> {
 /// Creates a table keyed the way quickstore (and the Go library) expects, and waits until it is
 /// active: dynalite answers `ResourceNotFoundException` for items of a table still creating.
 pub async fn create_table(client: &Client, table: &str, partition_key: &str) -> TestResult {
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(partition_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(partition_key)
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
+    DynamoDbBackend::new(client.clone(), table)
+        .create_table(partition_key)
         .await?;
-    // Created with `--createTableMs 0`, the table turns active on dynalite's next tick; each
-    // poll is a round trip to it.
-    for _ in 0..1000 {
-        let described = client.describe_table().table_name(table).send().await?;
-        let status = described.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
-            return Ok(());
-        }
-    }
-    Err(format!("table {table} did not become active").into())
+    Ok(())
 }
 
 static TABLES: AtomicUsize = AtomicUsize::new(0);
