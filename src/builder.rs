@@ -176,7 +176,8 @@ impl StoreBuilder {
         self
     }
 
-    /// When a journaled mutation counts as durable; used with [`journal`](Self::journal).
+    /// When a journaled mutation counts as durable. Needs [`journal`](Self::journal): `open`
+    /// fails with [`Error::Validation`] without it.
     ///
     /// Default: [`Durability::Always`].
     pub fn durability(mut self, durability: Durability) -> Self {
@@ -185,7 +186,8 @@ impl StoreBuilder {
     }
 
     /// The size at which a journal segment is closed and a new one started. Closed segments
-    /// are deleted once the backend has every mutation in them.
+    /// are deleted once the backend has every mutation in them. Needs
+    /// [`journal`](Self::journal).
     ///
     /// Default: 64 MiB.
     pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
@@ -193,7 +195,7 @@ impl StoreBuilder {
         self
     }
 
-    /// What `open` does with a damaged journal.
+    /// What `open` does with a damaged journal. Needs [`journal`](Self::journal).
     ///
     /// Default: [`Recovery::Strict`].
     pub fn recovery(mut self, recovery: Recovery) -> Self {

@@ -324,6 +324,11 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
         "{message}"
     );
     assert!(message.contains("injected refusal"), "{message}");
+    let refused_key = err.backend().and_then(|b| b.key());
+    assert!(
+        refused_key == Some(refused_old.as_str()) || refused_key == Some(refused_new.as_str()),
+        "{err:?}"
+    );
     let stats = store.stats();
     assert_eq!(stats.rejected_writes, 2, "{stats:?}");
     assert_eq!(stats.pending, 0, "{stats:?}");

@@ -490,6 +490,46 @@ mod open {
     }
 
     #[tokio::test]
+    async fn dynamodb_errors_carry_the_service_code_and_request_id() -> TestResult {
+        use quickstore::Backend as _;
+        let server = Dynalite::start()?;
+        let backend = DynamoDbBackend::new(server.client(), "absent");
+        let err = backend
+            .get("_key", "User1", true)
+            .await
+            .err()
+            .ok_or("a read of a missing table succeeded")?;
+        assert_eq!(err.code(), "DynamoDBException");
+        assert_eq!(err.service_code(), Some("ResourceNotFoundException"));
+        assert!(err.request_id().is_some_and(|id| !id.is_empty()), "{err:?}");
+        assert!(!err.is_retryable());
+        let message = err.to_string();
+        assert_eq!(message, "the DynamoDB GetItem request failed");
+        // The service's own words are the source, printed with the chain.
+        let report = err.report().to_string();
+        assert!(
+            report.starts_with(&message) && report.len() > message.len(),
+            "{report}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn embedded_database_errors_name_the_embedded_database() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        // A directory is not a database file.
+        let err = quickstore::EmbeddedBackend::open(dir.path())
+            .err()
+            .ok_or("a directory opened as a database")?;
+        let message = err.to_string();
+        assert!(message.contains("embedded database"), "{message}");
+        assert!(!message.contains("DynamoDB"), "{message}");
+        assert_eq!(err.code(), "DynamoDBException", "the Go library's code");
+        assert_eq!(err.service_code(), None);
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn create_table_makes_the_layout_and_accepts_a_matching_table() -> TestResult {
         let server = Dynalite::start()?;
         let backend = DynamoDbBackend::new(server.client(), "made");

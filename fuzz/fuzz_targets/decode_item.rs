@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(item) = quickstore::decode_item(data) {
+    if let Ok(item) = quickstore::internals::decode_item(data) {
         let mut again = Vec::new();
-        if quickstore::encode_item(&item, &mut again).is_ok() {
-            let decoded = quickstore::decode_item(&again);
+        if quickstore::internals::encode_item(&item, &mut again).is_ok() {
+            let decoded = quickstore::internals::decode_item(&again);
             assert_eq!(decoded.as_ref(), Ok(&item));
         }
     }

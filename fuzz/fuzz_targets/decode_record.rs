@@ -4,14 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quickstore::Record;
+use quickstore::internals::{decode_record, encode_record};
 
 fn check(frame: &[u8]) {
-    if let Ok((record, len)) = Record::decode(frame) {
+    if let Ok((record, len)) = decode_record(frame) {
         assert!(len <= frame.len());
         let mut again = Vec::new();
-        if record.encode(&mut again).is_ok() {
-            assert_eq!(Record::decode(&again).map(|(r, _)| r).ok(), Some(record));
+        if encode_record(&record, &mut again).is_ok() {
+            assert_eq!(decode_record(&again).map(|(r, _)| r).ok(), Some(record));
         }
     }
 }

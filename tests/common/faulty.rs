@@ -34,6 +34,9 @@ pub struct Observed {
     /// Single-key reads that have read the inner backend (and may still wait at the gate).
     pub gets_read: usize,
     pub batch_get_sizes: Vec<usize>,
+    /// `BatchGetItem` requests under way now, and the most there ever were at once.
+    pub batch_gets_in_flight: usize,
+    pub max_batch_gets_in_flight: usize,
     pub batch_write_sizes: Vec<usize>,
     /// Problems with the store's requests; must stay empty.
     pub violations: Vec<String>,
@@ -185,7 +188,30 @@ impl Backend for FaultyBackend {
                     .violations
                     .push(format!("a batch get of {} keys", keys.len()));
             }
+            observed.batch_gets_in_flight += 1;
+            observed.max_batch_gets_in_flight = observed
+                .max_batch_gets_in_flight
+                .max(observed.batch_gets_in_flight);
         }
+        // One turn for other requests the caller may have started alongside this one.
+        tokio::task::yield_now().await;
+        let result = self.batch_get_inner(partition_key, keys, consistent).await;
+        self.observed.lock().batch_gets_in_flight -= 1;
+        result
+    }
+
+    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
+        self.batch_write_inner(partition_key, writes).await
+    }
+}
+
+impl FaultyBackend {
+    async fn batch_get_inner(
+        &self,
+        partition_key: &str,
+        keys: &[String],
+        consistent: bool,
+    ) -> Result<BatchGet> {
         if self.roll(self.faults.transient) {
             return Err(Self::throttled("BatchGetItem"));
         }
@@ -201,7 +227,7 @@ impl Backend for FaultyBackend {
         self.inner.batch_get(partition_key, keys, consistent).await
     }
 
-    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
+    async fn batch_write_inner(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
         self.check_writes(partition_key, writes);
         let refused = writes.iter().any(|write| {
             write
