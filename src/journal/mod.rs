@@ -120,10 +120,8 @@ impl Journal {
             key: key.to_owned(),
             item: item.cloned(),
         };
-        record::encode(&record, &mut state.buffer).map_err(|e| Error::Journal {
-            message: format!("cannot journal the mutation of `{key}`: {e}"),
-            source: Some(Arc::new(e)),
-        })?;
+        record::encode(&record, &mut state.buffer)
+            .map_err(|e| Error::journal(format!("cannot journal the mutation of `{key}`"), e))?;
         seq.store(next, Ordering::Release);
         state.buffer_last_seq = next;
         drop(state);
@@ -190,9 +188,8 @@ impl Journal {
         let item = match item {
             Some(item) => {
                 let mut bytes = Vec::new();
-                crate::codec::encode(item, &mut bytes).map_err(|e| Error::Journal {
-                    message: format!("cannot encode the dead letter of `{key}`: {e}"),
-                    source: Some(Arc::new(e)),
+                crate::codec::encode(item, &mut bytes).map_err(|e| {
+                    Error::journal(format!("cannot encode the dead letter of `{key}`"), e)
                 })?;
                 Some(base64::engine::general_purpose::STANDARD.encode(bytes))
             }
@@ -205,10 +202,8 @@ impl Journal {
             reason: reason.to_owned(),
             item,
         };
-        let line = serde_json::to_string(&letter).map_err(|e| Error::Journal {
-            message: format!("cannot encode the dead letter of `{key}`: {e}"),
-            source: Some(Arc::new(e)),
-        })?;
+        let line = serde_json::to_string(&letter)
+            .map_err(|e| Error::journal(format!("cannot encode the dead letter of `{key}`"), e))?;
         let path = self.dir.join(DEAD_LETTERS);
         let mut file = self.dead_letters.lock();
         let written = match &mut *file {
