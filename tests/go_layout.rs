@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{Fixture, TestResult};
-use quickstore::{AttributeValue, Item, Key, Kinds};
+use quickstore::{AttributeValue, Item, Key, Kinds, RenderedKey};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +93,70 @@ async fn items_written_here_read_back_in_the_go_layout(fixture: Fixture) -> Test
     Ok(())
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Comment {
+    post: RenderedKey,
+    text: String,
+}
+
+/// A key inside a stored value is a string attribute holding the rendered key, as the Go
+/// library's `MarshalDynamoDBAttributeValue` wrote it, and reads back through a registry.
+async fn keys_inside_values_are_rendered_strings(fixture: Fixture) -> TestResult {
+    let kinds = Kinds::of(["User", "Post", "Comment"])?;
+    let store = fixture.builder().kinds(kinds.clone()).open().await?;
+    let post = Key::with_parent(&Key::new("User", "42")?, "Post", "7")?;
+    let comment_key = Key::with_parent(&post, "Comment", "1")?;
+    let comment = Comment {
+        post: RenderedKey::from(&post),
+        text: "first".into(),
+    };
+    store.insert(&comment_key, &comment).await?;
+    // A `Key` serializes the same way, so a write-only struct may hold one directly.
+    #[derive(Serialize)]
+    struct Written<'a> {
+        post: &'a Key,
+        text: &'a str,
+    }
+    let second = Key::with_parent(&post, "Comment", "2")?;
+    store
+        .insert(
+            &second,
+            &Written {
+                post: &post,
+                text: "second",
+            },
+        )
+        .await?;
+    store.close().await?;
+
+    for rendered in [comment_key.as_str(), second.as_str()] {
+        let raw = fixture.read_back(rendered).await?.ok_or("missing item")?;
+        assert_eq!(
+            raw.get("post"),
+            Some(&AttributeValue::S("User42.Post7".into())),
+            "{rendered}"
+        );
+    }
+    // An item the Go library wrote, with a key attribute, reads back the same way.
+    let mut go = go_item("User42.Post7.Comment3", "", 0);
+    go.insert("post".into(), AttributeValue::S("User42.Post7".into()));
+    go.insert("text".into(), AttributeValue::S("third".into()));
+    fixture.put_raw(go).await?;
+
+    let store = fixture.builder().kinds(kinds.clone()).open().await?;
+    for id in ["1", "2", "3"] {
+        let read: Comment = store
+            .get(&Key::with_parent(&post, "Comment", id)?)
+            .await?
+            .ok_or("missing comment")?;
+        assert_eq!(read.post.parse(&kinds)?, post);
+    }
+    store.close().await?;
+    Ok(())
+}
+
 on_both_backends!(
     items_written_by_the_go_library_read_back,
     items_written_here_read_back_in_the_go_layout,
+    keys_inside_values_are_rendered_strings,
 );
