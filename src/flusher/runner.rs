@@ -87,7 +87,8 @@ impl Runner {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                // The channel cannot close while the runner holds `shared`, which holds a sender.
+                // The channel closes when the last store handle goes, after its closing
+                // submission; from then on this branch is skipped and the drain goes on.
                 Some(submission) = self.rx.recv() => self.accept(submission),
                 _ = ticker.tick() => self.due_until = self.newest,
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
