@@ -157,6 +157,17 @@ impl StoreBuilder {
         self
     }
 
+    /// How long a clean cached entry (a value, or a known absence) is trusted: a read of an
+    /// entry older than this goes to the backend again. Entries with mutations not yet written
+    /// are never dropped. Bounds how long changes made by other writers of the table stay
+    /// unseen; see also [`Store::invalidate`] and [`Store::refresh`].
+    ///
+    /// Default: none; a clean entry is trusted until it is evicted or invalidated.
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.options.max_staleness = Some(max);
+        self
+    }
+
     /// The name of the table's partition key attribute, a string.
     ///
     /// Default: `_key`, as in the Go library.

@@ -15,6 +15,7 @@ pub(crate) struct Options {
     pub max_pending: usize,
     pub consistent_reads: bool,
     pub partition_key: Arc<str>,
+    pub max_staleness: Option<Duration>,
 }
 
 impl Default for Options {
@@ -28,6 +29,7 @@ impl Default for Options {
             max_pending: 100_000,
             consistent_reads: true,
             partition_key: Arc::from("_key"),
+            max_staleness: None,
         }
     }
 }
@@ -57,6 +59,10 @@ impl Options {
             (
                 self.partition_key.is_empty(),
                 "partition_key cannot be empty",
+            ),
+            (
+                self.max_staleness.is_some_and(|d| d.is_zero()),
+                "max_staleness must be longer than zero",
             ),
         ];
         checks

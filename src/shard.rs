@@ -21,11 +21,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use quick_cache::Weighter;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
@@ -101,6 +103,17 @@ pub(crate) enum Mutated {
     NotExisted,
 }
 
+/// The outcome of [`Shard::mutate_with`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum MutatedWith<R> {
+    /// The decision was applied and acknowledged with this sequence number.
+    Applied(u64, R),
+    /// The decision was to leave the key as it is.
+    Unchanged(R),
+    /// The key's current state is unknown: load it first.
+    NeedsLoad,
+}
+
 /// The outcome of [`Shard::lookup`].
 pub(crate) enum Lookup {
     /// The key's current state.
@@ -165,6 +178,8 @@ pub(crate) struct Usage {
 struct Cached {
     value: Value,
     weight: u64,
+    /// When the value was read from, or written to, the backend.
+    since: Instant,
 }
 
 #[derive(Clone)]
@@ -212,6 +227,8 @@ struct State {
 /// One shard of the cache.
 pub(crate) struct Shard {
     state: Mutex<State>,
+    /// How old a clean entry may be before it is read again.
+    max_staleness: Option<Duration>,
 }
 
 fn weight(key: &str, value: &Value) -> u64 {
@@ -220,8 +237,9 @@ fn weight(key: &str, value: &Value) -> u64 {
 }
 
 impl Shard {
-    /// A shard whose clean entries weigh at most `capacity` bytes.
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// A shard whose clean entries weigh at most `capacity` bytes and are trusted for at most
+    /// `max_staleness` (for ever with `None`).
+    pub(crate) fn new(capacity: u64, max_staleness: Option<Duration>) -> Self {
         let estimated_items = usize::try_from(capacity / 512)
             .unwrap_or(usize::MAX)
             .max(16);
@@ -238,13 +256,14 @@ impl Shard {
                 next_ticket: 0,
                 generation: 0,
             }),
+            max_staleness,
         }
     }
 
     /// The key's state, or what to do to learn it.
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
         let mut state = self.state.lock();
-        if let Some(value) = state.current(key) {
+        if let Some(value) = state.current(key, self.max_staleness) {
             return Lookup::Hit(Known {
                 value,
                 generation: state.generation,
@@ -284,6 +303,7 @@ impl Shard {
                 Cached {
                     value: loaded.clone(),
                     weight,
+                    since: Instant::now(),
                 },
             );
             return Some(Known {
@@ -292,14 +312,37 @@ impl Shard {
             });
         }
         let generation = state.generation;
-        state.current(key).map(|value| Known { value, generation })
+        let current = state.current(key, self.max_staleness);
+        current.map(|value| Known { value, generation })
     }
 
     /// The key's state if the shard knows it, without starting a load.
     pub(crate) fn peek(&self, key: &str) -> Option<Known> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let generation = state.generation;
-        state.current(key).map(|value| Known { value, generation })
+        let current = state.current(key, self.max_staleness);
+        current.map(|value| Known { value, generation })
+    }
+
+    /// Forgets the key's clean state, so that the next read goes to the backend; a load under
+    /// way is not cached either. A dirty state is kept: it is newer than the backend's.
+    pub(crate) fn invalidate(&self, key: &str) {
+        let mut state = self.state.lock();
+        state.clean.remove(key);
+        if let Some(flight) = state.loading.get_mut(key) {
+            flight.stale = true;
+        }
+        state.generation += 1;
+    }
+
+    /// Forgets every clean state; see [`invalidate`](Self::invalidate).
+    pub(crate) fn invalidate_all(&self) {
+        let mut state = self.state.lock();
+        state.clean.clear();
+        for flight in state.loading.values_mut() {
+            flight.stale = true;
+        }
+        state.generation += 1;
     }
 
     /// Gives up a load and wakes its waiters: with the load's error, which they return, or
@@ -330,12 +373,7 @@ impl Shard {
             return Err(Error::Closed);
         }
         if mutation.needs_current() {
-            let current = state.current(key).or_else(|| {
-                known
-                    .filter(|k| k.generation == state.generation)
-                    .map(|k| k.value.clone())
-            });
-            let Some(current) = current else {
+            let Some(current) = state.known_current(key, known, self.max_staleness) else {
                 return Ok(Mutated::NeedsLoad);
             };
             match (&mutation, current.is_some()) {
@@ -344,69 +382,34 @@ impl Shard {
                 _ => {}
             }
         }
-        let state = &mut *state;
-        let is_dirty = state.dirty.contains_key(key);
-        if !is_dirty
-            && ctx
-                .pending
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
-                    (p < ctx.max_pending).then_some(p + 1)
-                })
-                .is_err()
-        {
-            return Err(Error::TooManyRequests {
-                pending: ctx.pending.load(Ordering::Acquire),
-                limit: ctx.max_pending,
-            });
+        state.apply(key, mutation, ctx).map(Mutated::Applied)
+    }
+
+    /// Reads the key's current state and applies what `decide` makes of it, atomically with
+    /// respect to every other call on this shard: `decide` runs under the shard lock, so it
+    /// must be short and must not block. Returns [`MutatedWith::NeedsLoad`], without calling
+    /// `decide`, when the state is unknown.
+    pub(crate) fn mutate_with<R>(
+        &self,
+        key: &str,
+        known: Option<&Known>,
+        ctx: &WriteContext<'_>,
+        decide: impl FnOnce(&Value) -> Result<(Option<Mutation>, R)>,
+    ) -> Result<MutatedWith<R>> {
+        let mut state = self.state.lock();
+        if ctx.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
         }
-        let op = mutation.op();
-        let value = mutation.into_value();
-        // Journaled before anything changes: if the journal refuses, the mutation is refused.
-        let seq = match ctx.journal {
-            Some(journal) => match journal.append(ctx.seq, op, key, value.as_ref()) {
-                Ok(seq) => seq,
-                Err(err) => {
-                    if !is_dirty {
-                        ctx.pending.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    return Err(err);
-                }
-            },
-            None => ctx.seq.fetch_add(1, Ordering::AcqRel) + 1,
+        let Some(current) = state.known_current(key, known, self.max_staleness) else {
+            return Ok(MutatedWith::NeedsLoad);
         };
-        state.generation += 1;
-        if let Some(flight) = state.loading.get_mut(key) {
-            flight.stale = true;
-        }
-        let new_weight = weight(key, &value);
-        match state.dirty.get_mut(key) {
-            Some(entry) => {
-                state.dirty_bytes = state.dirty_bytes - entry.weight + new_weight;
-                entry.value = value;
-                entry.weight = new_weight;
-                entry.seq = seq;
-                if entry.in_flight.is_some() && entry.next_first.is_none() {
-                    entry.next_first = Some(seq);
-                }
+        match decide(&current)? {
+            (Some(mutation), answer) => {
+                let seq = state.apply(key, mutation, ctx)?;
+                Ok(MutatedWith::Applied(seq, answer))
             }
-            None => {
-                state.clean.remove(key);
-                state.dirty_bytes += new_weight;
-                state.dirty.insert(
-                    key.to_owned(),
-                    Dirty {
-                        value,
-                        weight: new_weight,
-                        seq,
-                        first_seq: seq,
-                        in_flight: None,
-                        next_first: None,
-                    },
-                );
-                (ctx.on_dirty)(seq, key);
-            }
+            (None, answer) => Ok(MutatedWith::Unchanged(answer)),
         }
-        Ok(Mutated::Applied(seq))
     }
 
     /// Makes a recovered mutation dirty again, as it was before a crash. Not bounded by
@@ -477,6 +480,7 @@ impl Shard {
                 Cached {
                     value: entry.value,
                     weight: entry.weight,
+                    since: Instant::now(),
                 },
             );
         }
@@ -519,11 +523,101 @@ impl Shard {
 }
 
 impl State {
-    fn current(&self, key: &str) -> Option<Value> {
+    /// The key's state if known: dirty, or clean and younger than `max_staleness` (a stale
+    /// clean entry is dropped).
+    fn current(&mut self, key: &str, max_staleness: Option<Duration>) -> Option<Value> {
         if let Some(entry) = self.dirty.get(key) {
             return Some(entry.value.clone());
         }
-        self.clean.get(key).map(|cached| cached.value.clone())
+        let cached = self.clean.get(key)?;
+        if max_staleness.is_some_and(|max| cached.since.elapsed() >= max) {
+            self.clean.remove(key);
+            return None;
+        }
+        Some(cached.value.clone())
+    }
+
+    /// The key's state: the shard's, or else `known` if nothing in the shard changed since it
+    /// was taken.
+    fn known_current(
+        &mut self,
+        key: &str,
+        known: Option<&Known>,
+        max_staleness: Option<Duration>,
+    ) -> Option<Value> {
+        let generation = self.generation;
+        self.current(key, max_staleness).or_else(|| {
+            known
+                .filter(|k| k.generation == generation)
+                .map(|k| k.value.clone())
+        })
+    }
+
+    /// Applies a mutation whose precondition held: counts the key against `max_pending`,
+    /// journals the mutation, and makes the key dirty with the new state. Returns its sequence.
+    fn apply(&mut self, key: &str, mutation: Mutation, ctx: &WriteContext<'_>) -> Result<u64> {
+        let is_dirty = self.dirty.contains_key(key);
+        if !is_dirty
+            && ctx
+                .pending
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                    (p < ctx.max_pending).then_some(p + 1)
+                })
+                .is_err()
+        {
+            return Err(Error::TooManyRequests {
+                pending: ctx.pending.load(Ordering::Acquire),
+                limit: ctx.max_pending,
+            });
+        }
+        let op = mutation.op();
+        let value = mutation.into_value();
+        // Journaled before anything changes: if the journal refuses, the mutation is refused.
+        let seq = match ctx.journal {
+            Some(journal) => match journal.append(ctx.seq, op, key, value.as_ref()) {
+                Ok(seq) => seq,
+                Err(err) => {
+                    if !is_dirty {
+                        ctx.pending.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    return Err(err);
+                }
+            },
+            None => ctx.seq.fetch_add(1, Ordering::AcqRel) + 1,
+        };
+        self.generation += 1;
+        if let Some(flight) = self.loading.get_mut(key) {
+            flight.stale = true;
+        }
+        let new_weight = weight(key, &value);
+        match self.dirty.get_mut(key) {
+            Some(entry) => {
+                self.dirty_bytes = self.dirty_bytes - entry.weight + new_weight;
+                entry.value = value;
+                entry.weight = new_weight;
+                entry.seq = seq;
+                if entry.in_flight.is_some() && entry.next_first.is_none() {
+                    entry.next_first = Some(seq);
+                }
+            }
+            None => {
+                self.clean.remove(key);
+                self.dirty_bytes += new_weight;
+                self.dirty.insert(
+                    key.to_owned(),
+                    Dirty {
+                        value,
+                        weight: new_weight,
+                        seq,
+                        first_seq: seq,
+                        in_flight: None,
+                        next_first: None,
+                    },
+                );
+                (ctx.on_dirty)(seq, key);
+            }
+        }
+        Ok(seq)
     }
 
     /// Ends the flight of `ticket` and wakes its waiters; returns whether it went stale, or

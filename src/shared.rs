@@ -43,7 +43,9 @@ impl Shared {
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
         Self {
-            shards: (0..options.shards).map(|_| Shard::new(per_shard)).collect(),
+            shards: (0..options.shards)
+                .map(|_| Shard::new(per_shard, options.max_staleness))
+                .collect(),
             hasher: RandomState::new(),
             backend,
             options,

@@ -19,9 +19,10 @@ use crate::journal::{Journal, Recovered};
 use crate::key::{Key, Kinds};
 use crate::load;
 use crate::options::Options;
-use crate::shard::{Mutated, Mutation};
+use crate::shard::Mutation;
 use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
+use crate::write::{self, Change, Writer};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
 ///
@@ -224,6 +225,101 @@ impl Store {
         self.mutate(key, Mutation::Delete).await
     }
 
+    /// Reads the value under `key`, lets `f` decide what to do with it, and applies that, as
+    /// one step: no other operation on `key` in this store comes between the read and the
+    /// write. Returns the second half of what `f` returns, for the caller.
+    ///
+    /// `f` gets the current value (`None` when absent; the key is read from the backend first
+    /// if the store does not know it) and returns a [`Change`]: `Put` a new value, `Delete`, or
+    /// `Keep` it as it is. It runs once, under the key's shard lock: keep it short, and do not
+    /// block or call the store from it.
+    ///
+    /// A counter, and an append to a list:
+    ///
+    /// ```no_run
+    /// use quickstore::{Change, Key, Store};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Counter { n: u64 }
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Log { lines: Vec<String> }
+    ///
+    /// # async fn example(store: Store) -> quickstore::Result<()> {
+    /// let hits = Key::new("Counter", "hits")?;
+    /// let n = store
+    ///     .update_with(&hits, |counter: Option<Counter>| {
+    ///         let n = counter.unwrap_or_default().n + 1;
+    ///         (Change::Put(Counter { n }), n)
+    ///     })
+    ///     .await?;
+    ///
+    /// let log = Key::new("Log", "audit")?;
+    /// store
+    ///     .update_with(&log, |log: Option<Log>| {
+    ///         let mut log = log.unwrap_or_default();
+    ///         log.lines.push(format!("hit {n}"));
+    ///         (Change::Put(log), ())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails with [`Error::Serialize`] if the current item does not deserialize as `T` or the
+    /// new value does not serialize to an item, and with [`Error::Validation`] if DynamoDB
+    /// would refuse the new item; the key is then left as it was.
+    pub async fn update_with<T, R>(
+        &self,
+        key: &Key,
+        f: impl FnOnce(Option<T>) -> (Change<T>, R),
+    ) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        self.check_key(key)?;
+        self.writer().mutate_with(key, write::typed(f)).await
+    }
+
+    /// [`update_with`](Self::update_with) on items given as attributes: `f` gets the cached
+    /// item itself, without a copy.
+    pub async fn update_item_with<R>(
+        &self,
+        key: &Key,
+        f: impl FnOnce(Option<&Item>) -> (Change<Item>, R),
+    ) -> Result<R> {
+        self.check_key(key)?;
+        self.writer()
+            .mutate_with(key, |current| Ok(f(current)))
+            .await
+    }
+
+    /// Forgets the cached state of `key`, so that the next read goes to the backend. A state
+    /// with mutations not yet written is kept: it is newer than the backend's.
+    pub fn invalidate(&self, key: &Key) -> Result<()> {
+        self.check_key(key)?;
+        let shared = self.shared();
+        shared.shards[shared.shard_index(key.as_str())].invalidate(key.as_str());
+        Ok(())
+    }
+
+    /// Forgets every cached state but those with mutations not yet written; see
+    /// [`invalidate`](Self::invalidate).
+    pub fn invalidate_all(&self) -> Result<()> {
+        self.ensure_open()?;
+        for shard in self.shared().shards.iter() {
+            shard.invalidate_all();
+        }
+        Ok(())
+    }
+
+    /// Reads `key` from the backend now, replacing its cached state, and returns it. A key
+    /// with mutations not yet written is not read: its pending state is returned.
+    pub async fn refresh(&self, key: &Key) -> Result<Option<Arc<Item>>> {
+        self.invalidate(key)?;
+        self.get_item(key).await
+    }
+
     /// Returns once every mutation acknowledged before the call is in the backend.
     ///
     /// If the backend refused one of those writes for good (see [`Stats::rejected_writes`]),
@@ -321,30 +417,15 @@ impl Store {
         Ok(Arc::new(item))
     }
 
-    /// Applies a checked mutation, reading the key first if the mutation depends on its state.
-    async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
-        let shared = self.shared();
-        let rendered = key.as_str();
-        let index = shared.shard_index(rendered);
-        let shard = &shared.shards[index];
-        let flusher = &self.inner.flusher;
-        let on_dirty = |first_seq: u64, key: &str| flusher.dirty(first_seq, index, key);
-        let ctx = shared.write_context(&on_dirty);
-        let mut known = None;
-        loop {
-            match shard.mutate(rendered, mutation.clone(), known.as_ref(), &ctx)? {
-                Mutated::Applied(seq) => {
-                    if let Some(journal) = &shared.journal {
-                        journal.wait(seq).await?;
-                    }
-                    shared.counters.add(&shared.counters.mutations, 1);
-                    return Ok(());
-                }
-                Mutated::Existed => return Err(Error::ItemExisted { key: key.clone() }),
-                Mutated::NotExisted => return Err(Error::ItemNotExisted { key: key.clone() }),
-                Mutated::NeedsLoad => known = Some(load::read(shared, rendered).await?),
-            }
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            shared: self.shared(),
+            flusher: &self.inner.flusher,
         }
+    }
+
+    async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
+        self.writer().mutate(key, mutation).await
     }
 }
 
@@ -375,6 +456,10 @@ mod tests {
             send(&store.get_many_items([&key]));
             send(&store.insert(&key, &()));
             send(&store.upsert_item(&key, Item::new()));
+            send(&store.update_with(&key, |n: Option<HashMap<String, u64>>| {
+                (Change::Put(n.unwrap_or_default()), ())
+            }));
+            send(&store.refresh(&key));
             send(&store.delete(&key));
             send(&store.flush());
             send(&store.close());

@@ -1,4 +1,5 @@
 use std::sync::Mutex as StdMutex;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -76,7 +77,7 @@ fn start_load(shard: &Shard, key: &str) -> Option<Ticket> {
 
 #[test]
 fn an_unknown_key_is_loaded_once_and_then_hit() {
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     let ticket = start_load(&shard, "a");
     assert!(ticket.is_some());
     assert!(
@@ -90,7 +91,7 @@ fn an_unknown_key_is_loaded_once_and_then_hit() {
 
 #[test]
 fn absent_keys_are_cached() {
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     let ticket = start_load(&shard, "gone");
     assert!(ticket
         .and_then(|t| shard.finish_load("gone", t, None))
@@ -100,7 +101,7 @@ fn absent_keys_are_cached() {
 
 #[tokio::test]
 async fn waiters_wake_when_the_load_ends() {
-    let shard = Arc::new(Shard::new(1 << 20));
+    let shard = Arc::new(Shard::new(1 << 20, None));
     let ticket = start_load(&shard, "a");
     let lookup = shard.lookup("a");
     assert!(matches!(lookup, Lookup::Wait(_)));
@@ -116,7 +117,7 @@ async fn waiters_wake_when_the_load_ends() {
 
 #[tokio::test]
 async fn a_failed_load_hands_its_error_to_every_waiter() {
-    let shard = Arc::new(Shard::new(1 << 20));
+    let shard = Arc::new(Shard::new(1 << 20, None));
     let ticket = start_load(&shard, "a");
     let waiters: Vec<_> = (0..3)
         .filter_map(|_| match shard.lookup("a") {
@@ -138,7 +139,7 @@ async fn a_failed_load_hands_its_error_to_every_waiter() {
 
 #[test]
 fn an_aborted_load_lets_the_next_reader_load() {
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     let first = start_load(&shard, "a");
     if let Some(ticket) = first {
         shard.abort_load("a", ticket, None);
@@ -155,7 +156,7 @@ fn an_aborted_load_lets_the_next_reader_load() {
 #[test]
 fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     let ticket = start_load(&shard, "a");
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     // The write settles and its entry becomes clean, then evicted ...
@@ -175,7 +176,7 @@ fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
 #[test]
 fn insert_and_update_check_the_current_state() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     assert_eq!(
         harness.mutate(&shard, "a", Mutation::Insert(item(1)), None)?,
         Mutated::NeedsLoad
@@ -204,7 +205,7 @@ fn insert_and_update_check_the_current_state() -> Result<()> {
 #[test]
 fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1); // nothing clean is kept
+    let shard = Shard::new(1, None); // nothing clean is kept
     let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None));
     harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
     assert_eq!(
@@ -217,7 +218,7 @@ fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
 #[test]
 fn dirty_entries_survive_any_cache_pressure() -> Result<()> {
     let harness = Harness::new(1000);
-    let shard = Shard::new(200); // room for about one clean entry
+    let shard = Shard::new(200, None); // room for about one clean entry
     for i in 0..100 {
         harness.mutate(&shard, &format!("k{i}"), Mutation::Upsert(item(i)), None)?;
     }
@@ -233,7 +234,7 @@ fn dirty_entries_survive_any_cache_pressure() -> Result<()> {
 #[test]
 fn a_key_turns_dirty_once_per_episode() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     harness.mutate(&shard, "a", Mutation::Delete, None)?;
@@ -251,7 +252,7 @@ fn a_key_turns_dirty_once_per_episode() -> Result<()> {
 #[test]
 fn mutations_during_a_write_wait_for_it() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let taken = shard.take_for_write("a");
     assert_eq!(taken, Some((Some(item(1)), 1)));
@@ -280,7 +281,7 @@ fn mutations_during_a_write_wait_for_it() -> Result<()> {
 #[test]
 fn a_refused_write_forgets_the_key() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
     assert_eq!(
@@ -297,7 +298,7 @@ fn a_refused_write_forgets_the_key() -> Result<()> {
 #[test]
 fn an_abandoned_write_is_taken_again() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
@@ -309,7 +310,7 @@ fn an_abandoned_write_is_taken_again() -> Result<()> {
 #[test]
 fn pending_keys_are_bounded() -> Result<()> {
     let harness = Harness::new(2);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
     let err = harness
@@ -335,7 +336,121 @@ fn pending_keys_are_bounded() -> Result<()> {
 fn a_closed_store_refuses_mutations() {
     let harness = Harness::new(10);
     harness.closed.store(true, Ordering::Release);
-    let shard = Shard::new(1 << 20);
+    let shard = Shard::new(1 << 20, None);
     let err = harness.mutate(&shard, "a", Mutation::Delete, None).err();
     assert!(matches!(err, Some(Error::Closed)));
+}
+
+fn decide_put(n: u32) -> impl FnOnce(&Value) -> Result<(Option<Mutation>, Option<Value>)> {
+    move |current: &Value| Ok((Some(Mutation::Upsert(item(n))), Some(current.clone())))
+}
+
+#[test]
+fn mutate_with_sees_the_current_state_and_applies_the_decision() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20, None);
+    let needs = harness_mutate_with(&harness, &shard, "a", None, decide_put(1))?;
+    assert!(
+        matches!(needs, MutatedWith::NeedsLoad),
+        "an unknown key is loaded first"
+    );
+    let ticket = start_load(&shard, "a");
+    let known = ticket.and_then(|t| shard.finish_load("a", t, None));
+    let applied = harness_mutate_with(&harness, &shard, "a", known.as_ref(), decide_put(1))?;
+    assert_eq!(applied, MutatedWith::Applied(1, Some(None)));
+    let applied = harness_mutate_with(&harness, &shard, "a", None, decide_put(2))?;
+    assert_eq!(applied, MutatedWith::Applied(2, Some(Some(item(1)))));
+    let kept = harness_mutate_with(&harness, &shard, "a", None, |current: &Value| {
+        Ok((None, Some(current.clone())))
+    })?;
+    assert_eq!(kept, MutatedWith::Unchanged(Some(Some(item(2)))));
+    assert_eq!(hit(&shard, "a"), Some(Some(item(2))));
+    assert_eq!(harness.dirtied(), vec![(1, "a".to_string())]);
+    Ok(())
+}
+
+#[test]
+fn a_failed_decision_changes_nothing() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20, None);
+    harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
+    let failed = harness_mutate_with(&harness, &shard, "a", None, |_: &Value| {
+        Err::<(Option<Mutation>, ()), _>(Error::validation("no"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
+    assert_eq!(harness.seq.load(Ordering::Acquire), 1);
+    Ok(())
+}
+
+fn harness_mutate_with<R>(
+    harness: &Harness,
+    shard: &Shard,
+    key: &str,
+    known: Option<&Known>,
+    decide: impl FnOnce(&Value) -> Result<(Option<Mutation>, R)>,
+) -> Result<MutatedWith<R>> {
+    let on_dirty = |seq: u64, key: &str| {
+        if let Ok(mut dirtied) = harness.dirtied.lock() {
+            dirtied.push((seq, key.to_owned()));
+        }
+    };
+    let ctx = WriteContext {
+        seq: &harness.seq,
+        pending: &harness.pending,
+        max_pending: harness.max_pending,
+        closed: &harness.closed,
+        on_dirty: &on_dirty,
+        journal: None,
+    };
+    shard.mutate_with(key, known, &ctx, decide)
+}
+
+#[test]
+fn invalidating_drops_clean_state_but_keeps_dirty_state() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20, None);
+    let ticket = start_load(&shard, "clean");
+    ticket.and_then(|t| shard.finish_load("clean", t, Some(item(1))));
+    harness.mutate(&shard, "dirty", Mutation::Upsert(item(2)), None)?;
+    shard.invalidate("clean");
+    shard.invalidate("dirty");
+    assert!(matches!(shard.lookup("clean"), Lookup::Load(_)));
+    assert_eq!(hit(&shard, "dirty"), Some(Some(item(2))));
+
+    // A load under way when the key is invalidated is not cached.
+    let ticket = start_load(&shard, "loading");
+    shard.invalidate_all();
+    let known = ticket.and_then(|t| shard.finish_load("loading", t, Some(item(3))));
+    assert!(known.is_none(), "the caller must look again");
+    assert!(matches!(shard.lookup("loading"), Lookup::Load(_)));
+    assert_eq!(hit(&shard, "dirty"), Some(Some(item(2))));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
+    let harness = Harness::new(10);
+    let shard = Shard::new(1 << 20, Some(Duration::from_secs(10)));
+    let ticket = start_load(&shard, "a");
+    ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    tokio::time::advance(Duration::from_secs(9)).await;
+    assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(
+        matches!(shard.lookup("a"), Lookup::Load(_)),
+        "stale: read again"
+    );
+
+    // Dirty state never goes stale, and a written state is fresh from when it settled.
+    harness.mutate(&shard, "b", Mutation::Upsert(item(2)), None)?;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(hit(&shard, "b"), Some(Some(item(2))));
+    let (_, seq) = shard.take_for_write("b").unwrap_or((None, 0));
+    shard.complete_write("b", seq, true);
+    tokio::time::advance(Duration::from_secs(9)).await;
+    assert_eq!(hit(&shard, "b"), Some(Some(item(2))));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(hit(&shard, "b").is_none());
+    Ok(())
 }

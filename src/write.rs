@@ -1,0 +1,133 @@
+//! The write path: applying a mutation to its shard (reading the key first when the mutation
+//! depends on its state), telling the flusher about keys that turn dirty, and waiting for the
+//! journal. Also atomic read-modify-write: [`Change`] and the decision functions behind
+//! `Store::update_with`.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::flusher;
+use crate::item::{self, Item};
+use crate::key::Key;
+use crate::load;
+use crate::shard::{Mutated, MutatedWith, Mutation, Value};
+use crate::shared::Shared;
+
+/// What an [`update_with`](crate::Store::update_with) closure decides to do with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change<T> {
+    /// Store this value (or item) under the key.
+    Put(T),
+    /// Remove the item under the key.
+    Delete,
+    /// Leave the key as it is; nothing is written.
+    Keep,
+}
+
+/// Where a write goes: the shared state, and the flusher that learns of dirty keys.
+pub(crate) struct Writer<'a> {
+    pub shared: &'a Shared,
+    pub flusher: &'a flusher::Handle,
+}
+
+impl Writer<'_> {
+    /// Applies a checked mutation, reading the key first if the mutation depends on its state.
+    pub(crate) async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
+        let shared = self.shared;
+        let rendered = key.as_str();
+        let index = shared.shard_index(rendered);
+        let shard = &shared.shards[index];
+        let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
+        let ctx = shared.write_context(&on_dirty);
+        let mut known = None;
+        loop {
+            match shard.mutate(rendered, mutation.clone(), known.as_ref(), &ctx)? {
+                Mutated::Applied(seq) => return self.acknowledge(seq).await,
+                Mutated::Existed => return Err(Error::ItemExisted { key: key.clone() }),
+                Mutated::NotExisted => return Err(Error::ItemNotExisted { key: key.clone() }),
+                Mutated::NeedsLoad => known = Some(load::read(shared, rendered).await?),
+            }
+        }
+    }
+
+    /// Applies what `decide` makes of the key's current state, atomically with respect to every
+    /// other operation on the key in this store; loads the key first if its state is unknown.
+    pub(crate) async fn mutate_with<R>(
+        &self,
+        key: &Key,
+        decide: impl FnOnce(Option<&Item>) -> Result<(Change<Item>, R)>,
+    ) -> Result<R> {
+        let shared = self.shared;
+        let rendered = key.as_str();
+        let index = shared.shard_index(rendered);
+        let shard = &shared.shards[index];
+        let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
+        let ctx = shared.write_context(&on_dirty);
+        let partition_key = &shared.options.partition_key;
+        // Called at most once: the shard calls it only when it knows the state.
+        let mut decide = Some(decide);
+        let mut known = None;
+        loop {
+            let decided =
+                shard.mutate_with(rendered, known.as_ref(), &ctx, |current: &Value| {
+                    let decide = decide.take().ok_or_else(|| {
+                        Error::validation("update_with decided twice; this is a bug in quickstore")
+                    })?;
+                    let (change, answer) = decide(current.as_deref())?;
+                    let mutation = match change {
+                        Change::Put(item) => {
+                            item::validate(&item, partition_key, rendered.len())?;
+                            Some(Mutation::Upsert(Arc::new(item)))
+                        }
+                        Change::Delete => current.is_some().then_some(Mutation::Delete),
+                        Change::Keep => None,
+                    };
+                    Ok((mutation, answer))
+                })?;
+            match decided {
+                MutatedWith::Applied(seq, answer) => {
+                    self.acknowledge(seq).await?;
+                    return Ok(answer);
+                }
+                MutatedWith::Unchanged(answer) => return Ok(answer),
+                MutatedWith::NeedsLoad => known = Some(load::read(shared, rendered).await?),
+            }
+        }
+    }
+
+    /// Counts an applied mutation, once the journal holds it as durably as promised.
+    async fn acknowledge(&self, seq: u64) -> Result<()> {
+        let shared = self.shared;
+        if let Some(journal) = &shared.journal {
+            journal.wait(seq).await?;
+        }
+        shared.counters.add(&shared.counters.mutations, 1);
+        Ok(())
+    }
+}
+
+/// A typed decision as a decision on items: the current item is deserialized for `decide`,
+/// and the value it puts is serialized back.
+pub(crate) fn typed<T, R>(
+    decide: impl FnOnce(Option<T>) -> (Change<T>, R),
+) -> impl FnOnce(Option<&Item>) -> Result<(Change<Item>, R)>
+where
+    T: Serialize + DeserializeOwned,
+{
+    move |current| {
+        let current = current.map(item::to_value).transpose()?;
+        let (change, answer) = decide(current);
+        let change = match change {
+            Change::Put(value) => {
+                Change::Put(serde_dynamo::to_item(&value).map_err(Error::serialize)?)
+            }
+            Change::Delete => Change::Delete,
+            Change::Keep => Change::Keep,
+        };
+        Ok((change, answer))
+    }
+}
