@@ -97,7 +97,8 @@ pub mod internals;
 #[cfg(feature = "embedded")]
 pub use backend::EmbeddedBackend;
 pub use backend::{
-    Backend, BatchGet, DynamoDbBackend, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
+    Backend, BatchGet, Condition, Conditional, DynamoDbBackend, Write, MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
 };
 pub use builder::StoreBuilder;
 pub use error::{BackendError, Cause, Error, Report, Result};

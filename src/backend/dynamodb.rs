@@ -6,14 +6,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    KeysAndAttributes, PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
+    KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{key_schema_mismatch, string_attribute, Backend, BatchGet, Write};
+use super::{
+    key_schema_mismatch, string_attribute, Backend, BatchGet, Condition, Conditional, Write,
+};
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -192,6 +197,32 @@ fn key_item(partition_key: &str, key: &str) -> Item {
     HashMap::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])
 }
 
+/// A condition as DynamoDB's condition expression, with its attribute names and values.
+struct Expression {
+    text: &'static str,
+    names: HashMap<String, String>,
+    values: Option<Item>,
+}
+
+fn expression(partition_key: &str, condition: &Condition) -> Expression {
+    let names = |name: &str| HashMap::from([("#a".to_owned(), name.to_owned())]);
+    match condition {
+        Condition::Absent => Expression {
+            text: "attribute_not_exists(#a)",
+            names: names(partition_key),
+            values: None,
+        },
+        Condition::Version { attribute, version } => Expression {
+            text: "#a = :v",
+            names: names(attribute),
+            values: Some(HashMap::from([(
+                ":v".to_owned(),
+                AttributeValue::N(version.to_string()),
+            )])),
+        },
+    }
+}
+
 fn describe_schema(schema: &[KeySchemaElement], types: &HashMap<&str, String>) -> String {
     let parts: Vec<String> = schema
         .iter()
@@ -357,5 +388,70 @@ impl Backend for DynamoDbBackend {
                 index.get(key).copied()
             })
             .collect())
+    }
+
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &Condition,
+    ) -> Result<Conditional> {
+        let expression = expression(partition_key, condition);
+        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        // On a failed condition DynamoDB returns the item that is there (`ALL_OLD`); `None`
+        // then means there is none, unless the server ignores the option, so it is read.
+        let conflict: Option<Option<Item>> = match write {
+            Write::Put(item) => match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(expression.text)
+                .set_expression_attribute_names(Some(expression.names))
+                .set_expression_attribute_values(expression.values)
+                .return_values_on_condition_check_failure(all_old)
+                .send()
+                .await
+            {
+                Ok(_) => None,
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        Some(failed.item().cloned())
+                    }
+                    _ => return Err(from_sdk("PutItem", err)),
+                },
+            },
+            Write::Delete(key) => match self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(partition_key, key)))
+                .condition_expression(expression.text)
+                .set_expression_attribute_names(Some(expression.names))
+                .set_expression_attribute_values(expression.values)
+                .return_values_on_condition_check_failure(all_old)
+                .send()
+                .await
+            {
+                Ok(_) => None,
+                Err(err) => match err.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
+                        Some(failed.item().cloned())
+                    }
+                    _ => return Err(from_sdk("DeleteItem", err)),
+                },
+            },
+        };
+        match conflict {
+            None => Ok(Conditional::Written),
+            Some(Some(current)) => Ok(Conditional::Conflict {
+                current: Some(current),
+            }),
+            Some(None) => {
+                let key = write.key(partition_key).unwrap_or_default().to_owned();
+                let current = self.get(partition_key, &key, true).await?;
+                Ok(Conditional::Conflict { current })
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
 use super::{
-    key_schema_mismatch, Backend, BatchGet, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
+    key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write, MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
 };
 use crate::codec;
 use crate::error::{BackendError, Error, Result};
@@ -228,6 +229,56 @@ impl Backend for EmbeddedBackend {
             }
             txn.commit()?;
             Ok(Vec::new())
+        })
+        .await
+    }
+
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &Condition,
+    ) -> Result<Conditional> {
+        let Some(key) = write.key(partition_key).map(str::to_owned) else {
+            return Err(invalid(
+                "ConditionalWrite",
+                format!("the item lacks its string partition key attribute `{partition_key}`"),
+            ));
+        };
+        let bytes = match write {
+            Write::Put(item) => {
+                let mut bytes = Vec::new();
+                codec::encode(item, &mut bytes).map_err(|err| {
+                    BackendError::new(NAME, "ConditionalWrite", false)
+                        .with_source(Some(Arc::new(err)))
+                })?;
+                Some(bytes)
+            }
+            Write::Delete(_) => None,
+        };
+        let condition = condition.clone();
+        self.run("ConditionalWrite", move |db| {
+            let txn = db.begin_write()?;
+            let outcome = {
+                let mut table = txn.open_table(ITEMS)?;
+                let current = match table.get(key.as_str())? {
+                    Some(stored) => {
+                        Some(codec::decode(stored.value()).map_err(|err| corrupt(&key, err))?)
+                    }
+                    None => None,
+                };
+                if condition.holds_for(current.as_ref()) {
+                    match &bytes {
+                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                        None => table.remove(key.as_str())?,
+                    };
+                    Conditional::Written
+                } else {
+                    Conditional::Conflict { current }
+                }
+            };
+            txn.commit()?;
+            Ok(outcome)
         })
         .await
     }

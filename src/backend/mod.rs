@@ -46,6 +46,52 @@ impl Write {
     }
 }
 
+/// A condition on the item a write replaces, checked by the backend atomically with the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Condition {
+    /// No item exists under the key.
+    Absent,
+    /// An item exists under the key, and its number attribute `attribute` is `version`.
+    Version {
+        /// The version attribute's name.
+        attribute: String,
+        /// The version the item must have.
+        version: u64,
+    },
+}
+
+impl Condition {
+    /// Whether the condition holds for `current`, the item under the key (`None` when there is
+    /// none): for backends that check conditions themselves.
+    pub fn holds_for(&self, current: Option<&Item>) -> bool {
+        match self {
+            Condition::Absent => current.is_none(),
+            Condition::Version { attribute, version } => {
+                current
+                    .and_then(|item| item.get(attribute))
+                    .and_then(|value| value.as_n().ok())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    == Some(*version)
+            }
+        }
+    }
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Conditional {
+    /// The condition held and the write was applied.
+    Written,
+    /// The condition did not hold and nothing was written; `current` is the item under the key
+    /// now (with its partition key attribute), or `None` when there is none.
+    Conflict {
+        /// The item that won.
+        current: Option<Item>,
+    },
+}
+
 /// The outcome of one `batch_get`.
 #[derive(Debug, Default, Clone, PartialEq)]
 #[non_exhaustive]
@@ -89,6 +135,26 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies up to [`MAX_BATCH_WRITE_ITEMS`] writes to distinct keys in one request, and
     /// returns the indices (into `writes`) of those left unprocessed.
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>>;
+
+    /// Applies one write if `condition` holds for the item it replaces, atomically (DynamoDB's
+    /// `PutItem`/`DeleteItem` with a condition expression). A condition that does not hold is
+    /// not an error: it is a [`Conditional::Conflict`] carrying the item that is there.
+    ///
+    /// The default implementation refuses: a backend supports conditional writes only if it
+    /// says so.
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &Condition,
+    ) -> Result<Conditional> {
+        let _ = (partition_key, write, condition);
+        Err(Error::permanent(
+            "ConditionalWrite",
+            "this backend does not support conditional writes",
+            None,
+        ))
+    }
 }
 
 /// The value of a string attribute.
@@ -128,5 +194,14 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
         (**self).batch_write(partition_key, writes).await
+    }
+
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &Condition,
+    ) -> Result<Conditional> {
+        (**self).write_if(partition_key, write, condition).await
     }
 }

@@ -203,6 +203,18 @@ impl Backend for FaultyBackend {
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
         self.batch_write_inner(partition_key, writes).await
     }
+
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &quickstore::Condition,
+    ) -> Result<quickstore::Conditional> {
+        if self.roll(self.faults.transient) {
+            return Err(Self::throttled("PutItem"));
+        }
+        self.inner.write_if(partition_key, write, condition).await
+    }
 }
 
 impl FaultyBackend {
