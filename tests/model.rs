@@ -14,7 +14,7 @@ use common::{Dynalite, Faults, FaultyBackend, Fixture, TestResult};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use quickstore::{AttributeValue, Error, Item, Key, Store};
+use quickstore::{AttributeValue, Change, Error, Item, Key, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,11 @@ enum Op {
     Update(u8, Val),
     Upsert(u8, Val),
     Delete(u8),
+    /// `update_with`: put the value if the key holds one, else keep it absent; answer the
+    /// previous value.
+    UpdateWith(u8, Val),
+    /// `update_with` deciding to delete.
+    UpdateWithDelete(u8),
     GetMany(Vec<u8>),
     Flush,
     /// Close the store and open another over the same backend, with an empty cache.
@@ -108,6 +113,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (k(), val_strategy()).prop_map(|(k, v)| Op::Update(k, v)),
         2 => (k(), val_strategy()).prop_map(|(k, v)| Op::Upsert(k, v)),
         2 => k().prop_map(Op::Delete),
+        2 => (k(), val_strategy()).prop_map(|(k, v)| Op::UpdateWith(k, v)),
+        1 => k().prop_map(Op::UpdateWithDelete),
         1 => vec(k(), 0..usize::from(KEYS) + 3).prop_map(Op::GetMany),
         1 => Just(Op::Flush),
         1 => Just(Op::Restart),
@@ -212,6 +219,28 @@ async fn apply(store: &Store, model: &mut BTreeMap<u8, Val>, op: &Op) -> TestRes
             store.delete(&key(*k)).await?;
             model.remove(k);
             Ok(())
+        }
+        Op::UpdateWith(k, v) => {
+            let new = v.clone();
+            let got = store
+                .update_with(&key(*k), |current: Option<Val>| match current {
+                    Some(previous) => (Change::Put(new), Some(previous)),
+                    None => (Change::Keep, None),
+                })
+                .await?;
+            let want = model.get(k).cloned();
+            if want.is_some() {
+                model.insert(*k, v.clone());
+            }
+            same(got, want, || "update_with".into())
+        }
+        Op::UpdateWithDelete(k) => {
+            let got = store
+                .update_with(&key(*k), |current: Option<Val>| {
+                    (Change::<Val>::Delete, current)
+                })
+                .await?;
+            same(got, model.remove(k), || "update_with delete".into())
         }
         Op::GetMany(ks) => {
             let keys: Vec<Key> = ks.iter().map(|k| key(*k)).collect();
@@ -338,6 +367,8 @@ struct Log {
     /// Values read, by key.
     read: BTreeMap<u8, BTreeSet<(u32, String)>>,
     attempted_inserts: BTreeMap<u8, usize>,
+    /// The values `update_with` replaced, by key, one entry per replacement.
+    replaced: BTreeMap<u8, Vec<(u32, String)>>,
 }
 
 impl Log {
@@ -357,6 +388,9 @@ impl Log {
         merge_counts(&mut self.inserted, other.inserted);
         merge_counts(&mut self.deleted, other.deleted);
         merge_counts(&mut self.attempted_inserts, other.attempted_inserts);
+        for (k, mut replaced) in other.replaced {
+            self.replaced.entry(k).or_default().append(&mut replaced);
+        }
     }
 
     fn wrote(&mut self, k: u8, v: &Val) {
@@ -388,7 +422,7 @@ async fn churn(store: Store, task: u32) -> TestResult<Log> {
         };
         // Which operations the key's class allows.
         let choices = if k < FREE_KEYS {
-            7
+            8
         } else if k < INSERT_DELETE_KEYS {
             4
         } else {
@@ -422,6 +456,20 @@ async fn churn(store: Store, task: u32) -> TestResult<Log> {
             5 => {
                 store.upsert(&key, &val).await?;
                 log.wrote(k, &val);
+            }
+            7 => {
+                let new = val.clone();
+                let previous = store
+                    .update_with(&key, |current: Option<Val>| (Change::Put(new), current))
+                    .await?;
+                log.wrote(k, &val);
+                if let Some(previous) = previous {
+                    log.saw(k, &previous);
+                    log.replaced
+                        .entry(k)
+                        .or_default()
+                        .push((previous.n, previous.s));
+                }
             }
             _ => {
                 let ks: Vec<u8> = (0..3).map(|_| rng.random_range(0..ALL_KEYS)).collect();
@@ -487,6 +535,16 @@ async fn concurrent_tasks(fixture: Fixture, cache_capacity: u64, shards: usize) 
         for seen in log.read.get(&k).unwrap_or(&none) {
             assert!(written.contains(seen), "{}: read {seen:?}", ctx());
         }
+        // Each value is written once, so a value replaced twice by `update_with` would mean
+        // two read-modify-writes read the same state: neither would have been one step.
+        let replaced = log.replaced.get(&k).map(Vec::as_slice).unwrap_or_default();
+        let distinct: BTreeSet<_> = replaced.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            replaced.len(),
+            "{}: replaced {replaced:?}",
+            ctx()
+        );
         if k >= FREE_KEYS {
             // Each key starts absent, and only an insert makes it present, only when absent:
             // between two successful inserts a delete must have removed the item.
