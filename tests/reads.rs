@@ -1,5 +1,6 @@
 //! Read-through under failure, concurrency and cancellation: a failed load fails its waiters at
-//! once, `get_many` loads its chunks concurrently, and a dropped call never half-applies.
+//! once, `get_many` loads its chunks concurrently, and a dropped call never half-applies (a
+//! dropped read hands its load on: `faults.rs`, `a_cancelled_load_hands_over_to_a_waiter`).
 
 mod common;
 
@@ -154,38 +155,5 @@ async fn a_journaled_mutation_dropped_while_waiting_for_the_disk_stays_applied()
         stored.get("n"),
         Some(&quickstore::AttributeValue::N("50".into()))
     );
-    Ok(())
-}
-
-/// A read dropped while it loads hands the load to the next caller rather than stranding it.
-#[tokio::test]
-async fn a_read_dropped_while_loading_hands_the_load_on() -> TestResult {
-    let fixture = Fixture::embedded()?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
-    let observed = backend.observed();
-    let store = Store::builder(Arc::clone(&backend)).open().await?;
-    let wanted = key("Doc", 1);
-    let first = {
-        let (store, wanted) = (store.clone(), wanted.clone());
-        tokio::spawn(async move { store.get::<Doc>(&wanted).await })
-    };
-    let second = {
-        let (store, wanted) = (store.clone(), wanted.clone());
-        tokio::spawn(async move { store.get::<Doc>(&wanted).await })
-    };
-    settle().await;
-    assert_eq!(
-        observed.lock().gets,
-        1,
-        "the second read waits on the first"
-    );
-    first.abort();
-    gate.add_permits(Semaphore::MAX_PERMITS);
-    assert_eq!(second.await??, None);
-    assert_eq!(observed.lock().gets, 2, "the waiter took the load over");
-    store.close().await?;
     Ok(())
 }
