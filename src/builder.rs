@@ -11,6 +11,7 @@ use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGME
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::store::Store;
+use crate::version::{Conflict, ConflictHandler};
 
 impl Store {
     /// Starts configuring a store over `backend`.
@@ -20,6 +21,7 @@ impl Store {
             options: Options::default(),
             kinds: Kinds::new(),
             journal: JournalOptions::default(),
+            on_conflict: None,
         }
     }
 }
@@ -80,6 +82,7 @@ pub struct StoreBuilder {
     options: Options,
     kinds: Kinds,
     journal: JournalOptions,
+    on_conflict: Option<ConflictHandler>,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for StoreBuilder {
             .field("options", &self.options)
             .field("kinds", &self.kinds)
             .field("journal", &self.journal)
+            .field("on_conflict", &self.on_conflict.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +172,40 @@ impl StoreBuilder {
         self
     }
 
+    /// Versioned mode: every item written carries a version number in the number attribute
+    /// `attribute`, and every write is conditional on the version this store last saw of the
+    /// item (or on its absence), so the store never overwrites a change it has not seen. Every
+    /// mutation then knows its key's state first: `upsert` and `delete` of a key the store does
+    /// not know read it, like `insert` and `update` do.
+    ///
+    /// A write that loses the race to another writer is a conflict: the store's pending state
+    /// of the key is dropped, the winner's state becomes the cached one (the next read sees
+    /// it), and the conflict is counted in [`Stats::conflicts`](crate::Stats::conflicts),
+    /// logged, dead-lettered when there is a journal, and handed to the
+    /// [`on_conflict`](Self::on_conflict) handler. `BatchWriteItem` takes no conditions, so each
+    /// write is its own `PutItem` or `DeleteItem`, several at once; the version attribute is
+    /// not part of the values the store hands out. Items without the attribute count as
+    /// version 0.
+    ///
+    /// Not yet combined with [`journal`](Self::journal): `open` refuses both.
+    ///
+    /// Default: off; writes are unconditional and the store assumes it is the only writer of
+    /// its keys.
+    pub fn versioned(mut self, attribute: impl Into<String>) -> Self {
+        self.options.version_attribute = Some(Arc::from(attribute.into()));
+        self
+    }
+
+    /// Called once for each conflict in [versioned mode](Self::versioned), on the flusher's
+    /// task, with the key, the state this store had to drop and the state that won. Keep it
+    /// short; it must not block.
+    ///
+    /// Default: none; conflicts are still counted and logged.
+    pub fn on_conflict(mut self, handler: impl Fn(&Conflict) + Send + Sync + 'static) -> Self {
+        self.on_conflict = Some(Arc::new(handler));
+        self
+    }
+
     /// The name of the table's partition key attribute, a string.
     ///
     /// Default: `_key`, as in the Go library.
@@ -233,6 +271,12 @@ impl StoreBuilder {
             return Err(Error::validation(problem));
         }
         let journal = self.journal.config()?;
+        if journal.is_some() && self.options.version_attribute.is_some() {
+            return Err(Error::validation(
+                "versioned mode cannot be combined with a journal yet: the journal does not \
+                 record the versions that recovered writes would be conditional on",
+            ));
+        }
         self.backend
             .check_table(&self.options.partition_key)
             .await?;
@@ -249,6 +293,7 @@ impl StoreBuilder {
             self.options,
             self.kinds,
             journal,
+            self.on_conflict,
         ))
     }
 }

@@ -72,8 +72,8 @@
 struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
-// item, codec, backend, journal, options, stats, retry, shard, shared, load, flusher, write,
-// store, builder.
+// item, codec, backend, version, journal, options, stats, retry, shard, shared, load, flusher,
+// write, store, builder.
 mod backend;
 mod builder;
 mod codec;
@@ -89,6 +89,7 @@ mod shard;
 mod shared;
 mod stats;
 mod store;
+mod version;
 mod write;
 
 #[doc(hidden)]
@@ -110,6 +111,7 @@ pub use journal::{
 pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
 pub use stats::Stats;
 pub use store::Store;
+pub use version::Conflict;
 pub use write::Change;
 
 /// The AWS SDK's attribute value, re-exported for building and reading [`Item`]s.

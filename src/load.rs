@@ -17,6 +17,7 @@ use crate::item::Item;
 use crate::retry::{Backoff, READ_ATTEMPTS};
 use crate::shard::{Known, Lookup, Shard, Ticket, Value};
 use crate::shared::Shared;
+use crate::version;
 
 /// `BatchGetItem` requests one `get_many` call keeps in flight at once.
 pub(crate) const MAX_CONCURRENT_BATCH_GETS: usize = 8;
@@ -38,10 +39,10 @@ impl<'s, 'k> LoadGuard<'s, 'k> {
         }
     }
 
-    /// Installs the loaded state; `None` when the key must be looked up again.
-    fn finish(mut self, loaded: Value) -> Option<Known> {
+    /// Installs the loaded state (at `version`); `None` when the key must be looked up again.
+    fn finish(mut self, (loaded, version): (Value, u64)) -> Option<Known> {
         let ticket = self.ticket.take()?;
-        self.shard.finish_load(self.key, ticket, loaded)
+        self.shard.finish_load(self.key, ticket, loaded, version)
     }
 
     /// Fails the load, handing `err` to its waiters.
@@ -115,8 +116,9 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
     }
 }
 
-/// Reads one key from the backend, retrying transient failures a few times.
-async fn load(shared: &Shared, rendered: &str) -> Result<Value> {
+/// Reads one key from the backend, retrying transient failures a few times; returns its state
+/// and version.
+async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
     let counters = &shared.counters;
     let pk = &shared.options.partition_key;
     let mut backoff = Backoff::default();
@@ -129,7 +131,7 @@ async fn load(shared: &Shared, rendered: &str) -> Result<Value> {
         {
             Ok(item) => {
                 counters.add(&counters.backend_reads, 1);
-                return Ok(item.map(|item| strip(shared, item)));
+                return Ok(strip(shared, item));
             }
             Err(err) if err.is_retryable() && backoff.attempts() + 1 < READ_ATTEMPTS => {
                 counters.add(&counters.retries, 1);
@@ -141,10 +143,18 @@ async fn load(shared: &Shared, rendered: &str) -> Result<Value> {
     }
 }
 
-/// Removes the partition key attribute from a backend item.
-fn strip(shared: &Shared, mut item: Item) -> Arc<Item> {
+/// Removes the partition key attribute (and, in versioned mode, the version attribute) from
+/// a backend item; returns the item and its version.
+fn strip(shared: &Shared, item: Option<Item>) -> (Value, u64) {
+    let Some(mut item) = item else {
+        return (None, 0);
+    };
     item.remove(&*shared.options.partition_key);
-    Arc::new(item)
+    let version = match &shared.options.version_attribute {
+        Some(attribute) => version::take(&mut item, attribute),
+        None => 0,
+    };
+    (Some(Arc::new(item)), version)
 }
 
 /// Reads many distinct keys through the cache, loading misses in concurrent batches.
@@ -223,8 +233,8 @@ async fn load_chunk<'k>(
             .into_iter()
             .map(|guard| {
                 let key = guard.key;
-                let value = loaded.remove(key).map(|item| strip(shared, item));
-                (key, guard.finish(value))
+                let loaded = strip(shared, loaded.remove(key));
+                (key, guard.finish(loaded))
             })
             .collect()),
         Err(err) => {

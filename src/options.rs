@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub consistent_reads: bool,
     pub partition_key: Arc<str>,
     pub max_staleness: Option<Duration>,
+    /// Versioned mode's version attribute, when on.
+    pub version_attribute: Option<Arc<str>>,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
             consistent_reads: true,
             partition_key: Arc::from("_key"),
             max_staleness: None,
+            version_attribute: None,
         }
     }
 }
@@ -63,6 +66,14 @@ impl Options {
             (
                 self.max_staleness.is_some_and(|d| d.is_zero()),
                 "max_staleness must be longer than zero",
+            ),
+            (
+                self.version_attribute.as_deref() == Some(""),
+                "the version attribute cannot be empty",
+            ),
+            (
+                self.version_attribute.as_deref() == Some(&*self.partition_key),
+                "the version attribute cannot be the partition key",
             ),
         ];
         checks

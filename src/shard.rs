@@ -53,8 +53,10 @@ pub(crate) enum Mutation {
 }
 
 impl Mutation {
-    fn needs_current(&self) -> bool {
-        matches!(self, Mutation::Insert(_) | Mutation::Update(_))
+    /// Whether applying the mutation needs the key's current state: an insert's or update's
+    /// precondition, or, in versioned mode, the version its write is conditional on.
+    fn needs_current(&self, versioned: bool) -> bool {
+        versioned || matches!(self, Mutation::Insert(_) | Mutation::Update(_))
     }
 
     fn op(&self) -> Op {
@@ -88,6 +90,8 @@ pub(crate) struct WriteContext<'a> {
     pub on_dirty: &'a (dyn Fn(u64, &str) + Sync),
     /// Where mutations are journaled, if anywhere; it then numbers them.
     pub journal: Option<&'a Journal>,
+    /// Versioned mode: every mutation knows the version of the state it replaces.
+    pub versioned: bool,
 }
 
 /// The outcome of [`Shard::mutate`].
@@ -153,7 +157,29 @@ pub(crate) struct Ticket(u64);
 #[derive(Debug, Clone)]
 pub(crate) struct Known {
     pub value: Value,
+    /// The value's version in the table (0 when unversioned; meaningless when absent).
+    pub version: u64,
     generation: u64,
+}
+
+/// How a write taken with [`Shard::take_for_write`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Landed {
+    /// The table holds the written state: present at this version, or absent (`None`).
+    Written(Option<u64>),
+    /// The backend refused the write for good.
+    Refused,
+}
+
+/// A dirty key's state, for the flusher to write.
+#[derive(Debug, Clone)]
+pub(crate) struct ToWrite {
+    pub value: Value,
+    /// The newest mutation the state includes.
+    pub seq: u64,
+    /// The table's state the key's pending mutations started from: present at a version, or
+    /// absent (`None`). Versioned writes are conditional on it.
+    pub base: Option<u64>,
 }
 
 /// The outcome of [`Shard::complete_write`].
@@ -180,6 +206,8 @@ struct Cached {
     weight: u64,
     /// When the value was read from, or written to, the backend.
     since: Instant,
+    /// The value's version in the table (0 when unversioned).
+    version: u64,
 }
 
 #[derive(Clone)]
@@ -202,6 +230,8 @@ struct Dirty {
     in_flight: Option<u64>,
     /// The first mutation after the in-flight state.
     next_first: Option<u64>,
+    /// The table's state the pending mutations started from; see [`ToWrite::base`].
+    base: Option<u64>,
 }
 
 struct Flight {
@@ -211,6 +241,15 @@ struct Flight {
     failure: Arc<OnceLock<Error>>,
     /// A mutation arrived while loading: the loaded state must not be cached.
     stale: bool,
+}
+
+/// A key's state as the shard knows it.
+struct Current {
+    value: Value,
+    /// The clean value's version (0 for a dirty key).
+    version: u64,
+    /// The table's state a mutation would replace; see [`ToWrite::base`].
+    base: Option<u64>,
 }
 
 struct State {
@@ -263,9 +302,10 @@ impl Shard {
     /// The key's state, or what to do to learn it.
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
         let mut state = self.state.lock();
-        if let Some(value) = state.current(key, self.max_staleness) {
+        if let Some(current) = state.current(key, self.max_staleness) {
             return Lookup::Hit(Known {
-                value,
+                value: current.value,
+                version: current.version,
                 generation: state.generation,
             });
         }
@@ -293,7 +333,13 @@ impl Shard {
     /// Reports a load's result. Returns the key's current state, which is the loaded one unless
     /// a mutation overtook the load; `None` when the state is unknown again and the caller must
     /// look again.
-    pub(crate) fn finish_load(&self, key: &str, ticket: Ticket, loaded: Value) -> Option<Known> {
+    pub(crate) fn finish_load(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        loaded: Value,
+        version: u64,
+    ) -> Option<Known> {
         let mut state = self.state.lock();
         let stale = state.end_flight(key, ticket)?;
         if !stale {
@@ -304,16 +350,17 @@ impl Shard {
                     value: loaded.clone(),
                     weight,
                     since: Instant::now(),
+                    version,
                 },
             );
             return Some(Known {
                 value: loaded,
+                version,
                 generation: state.generation,
             });
         }
-        let generation = state.generation;
-        let current = state.current(key, self.max_staleness);
-        current.map(|value| Known { value, generation })
+        drop(state);
+        self.peek(key)
     }
 
     /// The key's state if the shard knows it, without starting a load.
@@ -321,7 +368,11 @@ impl Shard {
         let mut state = self.state.lock();
         let generation = state.generation;
         let current = state.current(key, self.max_staleness);
-        current.map(|value| Known { value, generation })
+        current.map(|current| Known {
+            value: current.value,
+            version: current.version,
+            generation,
+        })
     }
 
     /// Forgets the key's clean state, so that the next read goes to the backend; a load under
@@ -372,17 +423,19 @@ impl Shard {
         if ctx.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if mutation.needs_current() {
+        let mut base = None;
+        if mutation.needs_current(ctx.versioned) {
             let Some(current) = state.known_current(key, known, self.max_staleness) else {
                 return Ok(Mutated::NeedsLoad);
             };
-            match (&mutation, current.is_some()) {
+            match (&mutation, current.value.is_some()) {
                 (Mutation::Insert(_), true) => return Ok(Mutated::Existed),
                 (Mutation::Update(_), false) => return Ok(Mutated::NotExisted),
                 _ => {}
             }
+            base = current.base;
         }
-        state.apply(key, mutation, ctx).map(Mutated::Applied)
+        state.apply(key, mutation, base, ctx).map(Mutated::Applied)
     }
 
     /// Reads the key's current state and applies what `decide` makes of it, atomically with
@@ -403,9 +456,9 @@ impl Shard {
         let Some(current) = state.known_current(key, known, self.max_staleness) else {
             return Ok(MutatedWith::NeedsLoad);
         };
-        match decide(&current)? {
+        match decide(&current.value)? {
             (Some(mutation), answer) => {
-                let seq = state.apply(key, mutation, ctx)?;
+                let seq = state.apply(key, mutation, current.base, ctx)?;
                 Ok(MutatedWith::Applied(seq, answer))
             }
             (None, answer) => Ok(MutatedWith::Unchanged(answer)),
@@ -430,6 +483,8 @@ impl Shard {
                 first_seq: seq,
                 in_flight: None,
                 next_first: None,
+                // The journal does not keep versions, which is why versioned mode has none.
+                base: None,
             },
         );
         match previous {
@@ -443,23 +498,27 @@ impl Shard {
 
     /// Marks the key's newest state as being written and returns it with its sequence number;
     /// `None` if the key is not dirty or a write of it is already in flight.
-    pub(crate) fn take_for_write(&self, key: &str) -> Option<(Value, u64)> {
+    pub(crate) fn take_for_write(&self, key: &str) -> Option<ToWrite> {
         let mut state = self.state.lock();
         let entry = state.dirty.get_mut(key)?;
         if entry.in_flight.is_some() {
             return None;
         }
         entry.in_flight = Some(entry.seq);
-        Some((entry.value.clone(), entry.seq))
+        Some(ToWrite {
+            value: entry.value.clone(),
+            seq: entry.seq,
+            base: entry.base,
+        })
     }
 
-    /// Reports the end of a write taken with [`take_for_write`](Self::take_for_write).
-    /// `persisted` is false when the backend rejected the write for good: the key is then
-    /// forgotten rather than cached, so reads go back to the backend's state.
-    pub(crate) fn complete_write(&self, key: &str, seq: u64, persisted: bool) -> Option<Completed> {
+    /// Reports the end of a write taken with [`take_for_write`](Self::take_for_write). A
+    /// write refused for good leaves the key forgotten rather than cached, so reads go back to
+    /// the backend's state.
+    pub(crate) fn complete_write(&self, key: &str, seq: u64, landed: Landed) -> Option<Completed> {
         let mut state = self.state.lock();
         let state = &mut *state;
-        if !persisted {
+        if landed == Landed::Refused {
             state.generation += 1;
         }
         let entry = state.dirty.get_mut(key)?;
@@ -470,21 +529,61 @@ impl Shard {
             entry.in_flight = None;
             let first = entry.next_first.take().unwrap_or(entry.seq);
             entry.first_seq = first;
+            if let Landed::Written(now) = landed {
+                // The next write replaces what this one left.
+                entry.base = now;
+            }
             return Some(Completed::StillDirty(first));
         }
         let entry = state.dirty.remove(key)?;
         state.dirty_bytes -= entry.weight;
-        if persisted {
+        if let Landed::Written(now) = landed {
             state.clean.insert(
                 key.to_owned(),
                 Cached {
                     value: entry.value,
                     weight: entry.weight,
                     since: Instant::now(),
+                    version: now.unwrap_or(0),
                 },
             );
         }
         Some(Completed::Settled)
+    }
+
+    /// Settles a write that lost a race in versioned mode: the key's pending mutations are
+    /// dropped and the winner's state (`value` at `version`) becomes the key's clean state, so
+    /// the next read sees it. Returns the dropped (newest) state, or `None` if the write is not
+    /// the key's in-flight write.
+    pub(crate) fn resolve_conflict(
+        &self,
+        key: &str,
+        seq: u64,
+        value: Value,
+        version: u64,
+    ) -> Option<Value> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if state.dirty.get(key)?.in_flight != Some(seq) {
+            return None;
+        }
+        let ours = state.dirty.remove(key)?;
+        state.dirty_bytes -= ours.weight;
+        state.generation += 1;
+        if let Some(flight) = state.loading.get_mut(key) {
+            flight.stale = true;
+        }
+        let weight = weight(key, &value);
+        state.clean.insert(
+            key.to_owned(),
+            Cached {
+                value,
+                weight,
+                since: Instant::now(),
+                version,
+            },
+        );
+        Some(ours.value)
     }
 
     /// Forgets a write whose outcome is unknown (its task died); the key stays dirty. Returns
@@ -525,16 +624,24 @@ impl Shard {
 impl State {
     /// The key's state if known: dirty, or clean and younger than `max_staleness` (a stale
     /// clean entry is dropped).
-    fn current(&mut self, key: &str, max_staleness: Option<Duration>) -> Option<Value> {
+    fn current(&mut self, key: &str, max_staleness: Option<Duration>) -> Option<Current> {
         if let Some(entry) = self.dirty.get(key) {
-            return Some(entry.value.clone());
+            return Some(Current {
+                value: entry.value.clone(),
+                version: 0,
+                base: entry.base,
+            });
         }
         let cached = self.clean.get(key)?;
         if max_staleness.is_some_and(|max| cached.since.elapsed() >= max) {
             self.clean.remove(key);
             return None;
         }
-        Some(cached.value.clone())
+        Some(Current {
+            base: cached.value.is_some().then_some(cached.version),
+            value: cached.value.clone(),
+            version: cached.version,
+        })
     }
 
     /// The key's state: the shard's, or else `known` if nothing in the shard changed since it
@@ -544,18 +651,28 @@ impl State {
         key: &str,
         known: Option<&Known>,
         max_staleness: Option<Duration>,
-    ) -> Option<Value> {
+    ) -> Option<Current> {
         let generation = self.generation;
         self.current(key, max_staleness).or_else(|| {
             known
                 .filter(|k| k.generation == generation)
-                .map(|k| k.value.clone())
+                .map(|k| Current {
+                    value: k.value.clone(),
+                    version: k.version,
+                    base: k.value.is_some().then_some(k.version),
+                })
         })
     }
 
     /// Applies a mutation whose precondition held: counts the key against `max_pending`,
     /// journals the mutation, and makes the key dirty with the new state. Returns its sequence.
-    fn apply(&mut self, key: &str, mutation: Mutation, ctx: &WriteContext<'_>) -> Result<u64> {
+    fn apply(
+        &mut self,
+        key: &str,
+        mutation: Mutation,
+        base: Option<u64>,
+        ctx: &WriteContext<'_>,
+    ) -> Result<u64> {
         let is_dirty = self.dirty.contains_key(key);
         if !is_dirty
             && ctx
@@ -612,6 +729,7 @@ impl State {
                         first_seq: seq,
                         in_flight: None,
                         next_first: None,
+                        base,
                     },
                 );
                 (ctx.on_dirty)(seq, key);

@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::error::Result;
+use crate::item::{self, Item};
 use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::shard::{Shard, WriteContext};
 use crate::stats::Counters;
+use crate::version::ConflictHandler;
 
 /// State shared by every handle and the flusher.
 pub(crate) struct Shared {
@@ -31,6 +34,8 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub journal: Option<Journal>,
     pub recovery: Option<RecoveryReport>,
+    /// Told of each conflict in versioned mode.
+    pub on_conflict: Option<ConflictHandler>,
 }
 
 impl Shared {
@@ -40,6 +45,7 @@ impl Shared {
         kinds: Kinds,
         journal: Option<Journal>,
         recovery: Option<RecoveryReport>,
+        on_conflict: Option<ConflictHandler>,
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
         Self {
@@ -56,6 +62,7 @@ impl Shared {
             counters: Counters::default(),
             journal,
             recovery,
+            on_conflict,
         }
     }
 
@@ -71,6 +78,7 @@ impl Shared {
             closed: &self.closed,
             on_dirty,
             journal: self.journal.as_ref(),
+            versioned: self.options.version_attribute.is_some(),
         }
     }
 
@@ -94,6 +102,15 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Checks an item to be stored under a key of `key_bytes` bytes as DynamoDB would, and
+    /// that it does not carry the attributes the store sets itself.
+    pub(crate) fn validate(&self, item: &Item, key_bytes: usize) -> Result<()> {
+        if let Some(attribute) = &self.options.version_attribute {
+            item::reserved(item, attribute, "the version attribute of versioned mode")?;
+        }
+        item::validate(item, &self.options.partition_key, key_bytes)
     }
 
     pub(crate) fn shard_index(&self, rendered: &str) -> usize {

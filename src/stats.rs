@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub write_requests: AtomicU64,
     pub retries: AtomicU64,
     pub rejected_writes: AtomicU64,
+    pub conflicts: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +52,9 @@ pub struct Stats {
     pub retries: u64,
     /// Writes the backend refused for good; each is logged with its key and reason.
     pub rejected_writes: u64,
+    /// Versioned mode: writes that lost the race to another writer, whose pending state was
+    /// dropped for the winner's (see [`Conflict`](crate::Conflict)).
+    pub conflicts: u64,
     /// Keys with acknowledged mutations not yet in the backend.
     pub pending: usize,
     /// Bytes held by pending keys.

@@ -22,6 +22,7 @@ use crate::options::Options;
 use crate::shard::Mutation;
 use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
+use crate::version::ConflictHandler;
 use crate::write::{self, Change, Writer};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
@@ -97,10 +98,18 @@ impl Store {
         options: Options,
         kinds: Kinds,
         journal: Option<(Journal, Recovered)>,
+        on_conflict: Option<ConflictHandler>,
     ) -> Self {
         let (journal, recovered) = journal.unzip();
         let report = recovered.as_ref().map(|r| r.report.clone());
-        let shared = Arc::new(Shared::new(backend, options, kinds, journal, report));
+        let shared = Arc::new(Shared::new(
+            backend,
+            options,
+            kinds,
+            journal,
+            report,
+            on_conflict,
+        ));
         let (flusher, rx) = flusher::Handle::new();
         if let Some(recovered) = recovered {
             restore(&shared, &flusher, recovered);
@@ -371,6 +380,7 @@ impl Store {
             write_requests: Counters::get(&counters.write_requests),
             retries: Counters::get(&counters.retries),
             rejected_writes: Counters::get(&counters.rejected_writes),
+            conflicts: Counters::get(&counters.conflicts),
             recovery: shared.recovery.clone(),
             ..Stats::default()
         };
@@ -404,16 +414,15 @@ impl Store {
     /// Checks the key, then converts the value to an item DynamoDB would accept.
     fn serialize<T: Serialize + ?Sized>(&self, key: &Key, value: &T) -> Result<Arc<Item>> {
         self.check_key(key)?;
-        let partition_key = &self.shared().options.partition_key;
-        let item = item::from_value(value, partition_key, key.as_str().len())?;
+        let item = item::to_item(value)?;
+        self.shared().validate(&item, key.as_str().len())?;
         Ok(Arc::new(item))
     }
 
     /// Checks the key, then the item as DynamoDB would.
     fn check_item(&self, key: &Key, item: Item) -> Result<Arc<Item>> {
         self.check_key(key)?;
-        let partition_key = &self.shared().options.partition_key;
-        item::validate(&item, partition_key, key.as_str().len())?;
+        self.shared().validate(&item, key.as_str().len())?;
         Ok(Arc::new(item))
     }
 

@@ -67,7 +67,6 @@ impl Writer<'_> {
         let shard = &shared.shards[index];
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = shared.write_context(&on_dirty);
-        let partition_key = &shared.options.partition_key;
         // Called at most once: the shard calls it only when it knows the state.
         let mut decide = Some(decide);
         let mut known = None;
@@ -80,7 +79,7 @@ impl Writer<'_> {
                     let (change, answer) = decide(current.as_deref())?;
                     let mutation = match change {
                         Change::Put(item) => {
-                            item::validate(&item, partition_key, rendered.len())?;
+                            shared.validate(&item, rendered.len())?;
                             Some(Mutation::Upsert(Arc::new(item)))
                         }
                         Change::Delete => current.is_some().then_some(Mutation::Delete),
@@ -122,9 +121,7 @@ where
         let current = current.map(item::to_value).transpose()?;
         let (change, answer) = decide(current);
         let change = match change {
-            Change::Put(value) => {
-                Change::Put(serde_dynamo::to_item(&value).map_err(Error::serialize)?)
-            }
+            Change::Put(value) => Change::Put(item::to_item(&value)?),
             Change::Delete => Change::Delete,
             Change::Keep => Change::Keep,
         };

@@ -212,6 +212,18 @@ fn expression(partition_key: &str, condition: &Condition) -> Expression {
             names: names(partition_key),
             values: None,
         },
+        // Version 0 is an item written without versions: present, with no version attribute.
+        Condition::Version {
+            attribute,
+            version: 0,
+        } => Expression {
+            text: "attribute_exists(#p) AND attribute_not_exists(#a)",
+            names: HashMap::from([
+                ("#p".to_owned(), partition_key.to_owned()),
+                ("#a".to_owned(), attribute.clone()),
+            ]),
+            values: None,
+        },
         Condition::Version { attribute, version } => Expression {
             text: "#a = :v",
             names: names(attribute),

@@ -52,7 +52,8 @@ impl Write {
 pub enum Condition {
     /// No item exists under the key.
     Absent,
-    /// An item exists under the key, and its number attribute `attribute` is `version`.
+    /// An item exists under the key, and its number attribute `attribute` is `version`; for
+    /// version 0, an item exists without that attribute.
     Version {
         /// The version attribute's name.
         attribute: String,

@@ -5,10 +5,12 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::backend::Write;
+use crate::backend::{Condition, Conditional, Write};
 use crate::error::Error;
+use crate::item::Item;
 use crate::retry::Backoff;
 use crate::shared::Shared;
+use crate::version;
 
 /// Which dirty state a write carries.
 #[derive(Debug, Clone)]
@@ -19,6 +21,10 @@ pub(crate) struct Meta {
     pub first_seq: u64,
     /// The newest mutation the write covers.
     pub seq: u64,
+    /// The table's state the write replaces (versioned mode: its condition).
+    pub base: Option<u64>,
+    /// The version the table holds once the write lands; `None` for a delete.
+    pub written: Option<u64>,
 }
 
 /// Writes and their metadata, index-aligned.
@@ -71,8 +77,17 @@ pub(crate) struct Refusal {
     pub write: Write,
 }
 
+/// How one write ended.
+pub(crate) enum Outcome {
+    Written,
+    /// Refused for good.
+    Refused(Refusal),
+    /// Versioned mode: another writer changed the item first; this is the item now there.
+    Conflict(Option<Item>),
+}
+
 /// Each write's outcome.
-pub(crate) type Outcomes = Vec<(Meta, Result<(), Refusal>)>;
+pub(crate) type Outcomes = Vec<(Meta, Outcome)>;
 
 /// Writes `batch`, retrying what may succeed, and returns each write's outcome.
 pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
@@ -89,7 +104,7 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
                     let unprocessed: HashSet<usize> = unprocessed.into_iter().collect();
                     let retry = group.split_off(&unprocessed);
                     counters.add(&counters.items_written, group.len() as u64);
-                    outcomes.extend(group.metas.into_iter().map(|meta| (meta, Ok(()))));
+                    outcomes.extend(group.metas.into_iter().map(|meta| (meta, Outcome::Written)));
                     if retry.len() == 0 {
                         break;
                     }
@@ -119,7 +134,7 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
                     for (meta, write) in group.metas.into_iter().zip(group.writes) {
                         tracing::error!(key = %meta.key, error = %err.report(), "the backend refused a write; it will not be retried");
                         let error = err.clone();
-                        outcomes.push((meta, Err(Refusal { error, write })));
+                        outcomes.push((meta, Outcome::Refused(Refusal { error, write })));
                     }
                     break;
                 }
@@ -127,4 +142,70 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
         }
     }
     outcomes
+}
+
+/// Versioned mode: writes each write of `batch` on its own, conditional on the version it
+/// replaces, all at once. `BatchWriteItem` cannot carry conditions; see docs/BENCHMARKS.md for
+/// why separate requests rather than transactions.
+pub(crate) async fn write_each_if(
+    shared: Arc<Shared>,
+    version_attribute: Arc<str>,
+    batch: Batch,
+) -> Outcomes {
+    let writes = batch
+        .metas
+        .into_iter()
+        .zip(batch.writes)
+        .map(|(meta, write)| {
+            let shared = &shared;
+            let condition = version::condition(meta.base, &version_attribute);
+            async move {
+                let outcome = write_if(shared, &write, &condition).await;
+                (meta, outcome)
+            }
+        });
+    futures_util::future::join_all(writes).await
+}
+
+/// One conditional write, retried through transient failures.
+async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outcome {
+    let (backend, counters) = (&shared.backend, &shared.counters);
+    let partition_key = &shared.options.partition_key;
+    let mut backoff = Backoff::default();
+    loop {
+        counters.add(&counters.write_requests, 1);
+        match backend.write_if(partition_key, write, condition).await {
+            Ok(Conditional::Written) => {
+                counters.add(&counters.items_written, 1);
+                return Outcome::Written;
+            }
+            Ok(Conditional::Conflict { current }) => {
+                // The table already holds what this write wanted (a retried write whose first
+                // attempt landed, or a delete of what another writer deleted): not a conflict.
+                let landed = match (write, &current) {
+                    (Write::Put(ours), Some(theirs)) => ours == theirs,
+                    (Write::Delete(_), None) => true,
+                    _ => false,
+                };
+                if landed {
+                    counters.add(&counters.items_written, 1);
+                    return Outcome::Written;
+                }
+                return Outcome::Conflict(current);
+            }
+            Err(err) if err.is_retryable() => {
+                counters.add(&counters.retries, 1);
+                tracing::debug!(error = %err.report(), "conditional write failed; retrying");
+                backoff.wait().await;
+            }
+            Err(err) => {
+                let key = write.key(partition_key).unwrap_or_default().to_owned();
+                tracing::error!(%key, error = %err.report(), "the backend refused a write; it will not be retried");
+                return Outcome::Refused(Refusal {
+                    error: err,
+                    write: write.clone(),
+                });
+            }
+        }
+    }
 }

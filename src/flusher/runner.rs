@@ -10,12 +10,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use super::batch::{self, Batch, Meta, Outcomes, Refusal};
+use super::batch::{self, Batch, Meta, Outcome, Outcomes, Refusal};
 use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Result};
-use crate::shard::Completed;
+use crate::item::Item;
+use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
+use crate::version::{self, Conflict};
 
 /// Refusals kept for the next `flush` to report; beyond this, only the logs, the counters and
 /// the dead-letter file have them.
@@ -159,22 +161,31 @@ impl Runner {
                     break;
                 }
                 let (first_seq, queued) = entry.remove_entry();
-                let Some((value, seq)) =
-                    self.shared.shards[queued.shard].take_for_write(&queued.key)
+                let Some(taken) = self.shared.shards[queued.shard].take_for_write(&queued.key)
                 else {
                     // Not dirty any more, or already in flight: nothing to write for it now.
                     continue;
                 };
-                let write = match value {
+                let version = options
+                    .version_attribute
+                    .as_ref()
+                    .map(|attribute| (attribute, version::next(taken.base)));
+                let (write, written) = match taken.value {
                     Some(item) => {
                         let mut item = (*item).clone();
                         item.insert(
                             options.partition_key.to_string(),
                             AttributeValue::S(queued.key.clone()),
                         );
-                        Write::Put(item)
+                        if let Some((attribute, version)) = version {
+                            item.insert(
+                                attribute.to_string(),
+                                AttributeValue::N(version.to_string()),
+                            );
+                        }
+                        (Write::Put(item), Some(version.map_or(0, |(_, v)| v)))
                     }
-                    None => Write::Delete(queued.key.clone()),
+                    None => (Write::Delete(queued.key.clone()), None),
                 };
                 self.in_flight.insert(first_seq);
                 batch.push(
@@ -182,7 +193,9 @@ impl Runner {
                         shard: queued.shard,
                         key: queued.key,
                         first_seq,
-                        seq,
+                        seq: taken.seq,
+                        base: taken.base,
+                        written,
                     },
                     write,
                 );
@@ -191,9 +204,14 @@ impl Runner {
                 break;
             }
             let metas = batch.metas.clone();
-            let handle = self
-                .tasks
-                .spawn(batch::write(Arc::clone(&self.shared), batch));
+            let shared = Arc::clone(&self.shared);
+            let handle = match &options.version_attribute {
+                Some(attribute) => {
+                    self.tasks
+                        .spawn(batch::write_each_if(shared, Arc::clone(attribute), batch))
+                }
+                None => self.tasks.spawn(batch::write(shared, batch)),
+            };
             self.task_metas.insert(handle.id(), metas);
         }
     }
@@ -221,18 +239,68 @@ impl Runner {
         };
         for (meta, outcome) in outcomes {
             self.in_flight.remove(&meta.first_seq);
-            let persisted = outcome.is_ok();
-            if let Err(refusal) = outcome {
-                self.reject(&meta, refusal);
-            }
+            let landed = match outcome {
+                Outcome::Written => Landed::Written(meta.written),
+                Outcome::Refused(refusal) => {
+                    self.reject(&meta, refusal);
+                    Landed::Refused
+                }
+                Outcome::Conflict(current) => {
+                    self.conflict(&meta, current);
+                    continue;
+                }
+            };
             let shard = &self.shared.shards[meta.shard];
-            match shard.complete_write(&meta.key, meta.seq, persisted) {
+            match shard.complete_write(&meta.key, meta.seq, landed) {
                 Some(Completed::Settled) => {
                     self.shared.pending.fetch_sub(1, Ordering::AcqRel);
                 }
                 Some(Completed::StillDirty(first)) => self.enqueue(first, meta.shard, meta.key),
                 None => {}
             }
+        }
+    }
+
+    /// Settles a versioned write that lost the race: the winner's state replaces the key's
+    /// pending state, and the loss is counted, dead-lettered and handed to the handler.
+    fn conflict(&mut self, meta: &Meta, current: Option<Item>) {
+        let options = &self.shared.options;
+        let (theirs, version) = match current {
+            Some(mut item) => {
+                item.remove(&*options.partition_key);
+                let version = options
+                    .version_attribute
+                    .as_deref()
+                    .map_or(0, |attribute| version::take(&mut item, attribute));
+                (Some(Arc::new(item)), version)
+            }
+            None => (None, 0),
+        };
+        let shard = &self.shared.shards[meta.shard];
+        let Some(ours) = shard.resolve_conflict(&meta.key, meta.seq, theirs.clone(), version)
+        else {
+            return;
+        };
+        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        let counters = &self.shared.counters;
+        counters.add(&counters.conflicts, 1);
+        tracing::warn!(key = %meta.key, "another writer changed the key first; this store's pending state of it was dropped for the winner's");
+        if let Some(journal) = &self.shared.journal {
+            let write = match &ours {
+                Some(item) => Write::Put((**item).clone()),
+                None => Write::Delete(meta.key.clone()),
+            };
+            let reason = "conflict: another writer changed the item first";
+            if let Err(dead) = journal.dead_letter(meta.seq, &meta.key, &write, reason) {
+                tracing::error!(key = %meta.key, error = %dead.report(), "the conflicting write could not be dead-lettered");
+            }
+        }
+        if let Some(handler) = &self.shared.on_conflict {
+            handler(&Conflict {
+                key: meta.key.clone(),
+                ours,
+                theirs,
+            });
         }
     }
 

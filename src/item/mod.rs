@@ -65,18 +65,10 @@ fn number_size(n: &str) -> usize {
     significant.div_ceil(2) + 1
 }
 
-/// Converts a value to an item, refusing what DynamoDB would refuse.
-///
-/// The value must serialize to a map without the partition key attribute, and the stored item
-/// (with the partition key of `key_bytes` bytes) must fit in [`MAX_ITEM_BYTES`].
-pub(crate) fn from_value<T: Serialize + ?Sized>(
-    value: &T,
-    partition_key: &str,
-    key_bytes: usize,
-) -> Result<Item> {
-    let item: Item = serde_dynamo::to_item(value).map_err(Error::serialize)?;
-    validate(&item, partition_key, key_bytes)?;
-    Ok(item)
+/// Converts a value to an item; the value must serialize to a map. See [`validate`] for what
+/// DynamoDB would refuse.
+pub(crate) fn to_item<T: Serialize + ?Sized>(value: &T) -> Result<Item> {
+    serde_dynamo::to_item(value).map_err(Error::serialize)
 }
 
 /// Converts an item to a value, reading it in place (see [`de`]).
@@ -86,12 +78,7 @@ pub(crate) fn to_value<T: DeserializeOwned>(item: &Item) -> Result<T> {
 
 /// Checks an item the way DynamoDB would before accepting it.
 pub(crate) fn validate(item: &Item, partition_key: &str, key_bytes: usize) -> Result<()> {
-    if item.contains_key(partition_key) {
-        return Err(Error::validation(format!(
-            "the value has an attribute named `{partition_key}`, the table's partition key; \
-             quickstore sets it from the key"
-        )));
-    }
+    reserved(item, partition_key, "the table's partition key")?;
     if item.keys().any(String::is_empty) {
         return Err(Error::validation(
             "the value has an attribute with an empty name",
@@ -104,6 +91,16 @@ pub(crate) fn validate(item: &Item, partition_key: &str, key_bytes: usize) -> Re
     if total > MAX_ITEM_BYTES {
         return Err(Error::validation(format!(
             "the item is {total} bytes with its key, over DynamoDB's limit of {MAX_ITEM_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an item that carries `attribute`, which quickstore sets itself.
+pub(crate) fn reserved(item: &Item, attribute: &str, what: &str) -> Result<()> {
+    if item.contains_key(attribute) {
+        return Err(Error::validation(format!(
+            "the value has an attribute named `{attribute}`, {what}; quickstore sets it"
         )));
     }
     Ok(())
@@ -176,6 +173,13 @@ mod tests {
         tags: Vec<String>,
     }
 
+    /// A value as the store takes it: converted, then checked.
+    fn from_value<T: Serialize + ?Sized>(value: &T, key_bytes: usize) -> Result<Item> {
+        let item = to_item(value)?;
+        validate(&item, "_key", key_bytes)?;
+        Ok(item)
+    }
+
     #[test]
     fn values_round_trip_through_items() -> Result<()> {
         let user = User {
@@ -183,7 +187,7 @@ mod tests {
             age: 36,
             tags: vec!["math".into()],
         };
-        let item = from_value(&user, "_key", 5)?;
+        let item = from_value(&user, 5)?;
         assert_eq!(item.get("name"), Some(&AttributeValue::S("Ada".into())));
         assert_eq!(to_value::<User>(&item)?, user);
         Ok(())
@@ -210,14 +214,14 @@ mod tests {
 
     #[test]
     fn non_maps_are_serialize_errors() {
-        let err = from_value(&42u32, "_key", 1).err();
+        let err = from_value(&42u32, 1).err();
         assert!(matches!(err, Some(Error::Serialize { .. })), "{err:?}");
     }
 
     #[test]
     fn the_partition_key_attribute_is_refused() {
         let value: HashMap<&str, &str> = [("_key", "x")].into_iter().collect();
-        let err = from_value(&value, "_key", 1).err();
+        let err = from_value(&value, 1).err();
         assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
     }
 
@@ -225,7 +229,7 @@ mod tests {
     fn oversized_items_are_refused_with_the_numbers() {
         let value: HashMap<&str, String> =
             [("blob", "x".repeat(MAX_ITEM_BYTES))].into_iter().collect();
-        let err = from_value(&value, "_key", 1).err();
+        let err = from_value(&value, 1).err();
         let message = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("409600"), "{message}");
     }
@@ -233,11 +237,11 @@ mod tests {
     #[test]
     fn numbers_dynamodb_cannot_store_are_refused() {
         let value: HashMap<&str, f64> = [("x", f64::NAN)].into_iter().collect();
-        assert!(from_value(&value, "_key", 1).is_err());
+        assert!(from_value(&value, 1).is_err());
         let value: HashMap<&str, f64> = [("x", 1e200)].into_iter().collect();
-        assert!(from_value(&value, "_key", 1).is_err());
+        assert!(from_value(&value, 1).is_err());
         let value: HashMap<&str, f64> = [("x", -2.5e-3)].into_iter().collect();
-        assert!(from_value(&value, "_key", 1).is_ok());
+        assert!(from_value(&value, 1).is_ok());
     }
 
     #[test]

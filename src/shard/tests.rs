@@ -44,6 +44,7 @@ impl Harness {
             closed: &self.closed,
             on_dirty: &on_dirty,
             journal: None,
+            versioned: false,
         };
         shard.mutate(key, mutation, known, &ctx)
     }
@@ -59,6 +60,13 @@ fn item(n: u32) -> Arc<Item> {
             .into_iter()
             .collect(),
     )
+}
+
+/// The key's state and sequence, taken for writing.
+fn take(shard: &Shard, key: &str) -> Option<(Value, u64)> {
+    shard
+        .take_for_write(key)
+        .map(|taken| (taken.value, taken.seq))
 }
 
 fn hit(shard: &Shard, key: &str) -> Option<Value> {
@@ -84,7 +92,7 @@ fn an_unknown_key_is_loaded_once_and_then_hit() {
         matches!(shard.lookup("a"), Lookup::Wait(_)),
         "a second reader waits"
     );
-    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1)), 0));
     assert_eq!(known.map(|k| k.value), Some(Some(item(1))));
     assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
 }
@@ -94,7 +102,7 @@ fn absent_keys_are_cached() {
     let shard = Shard::new(1 << 20, None);
     let ticket = start_load(&shard, "gone");
     assert!(ticket
-        .and_then(|t| shard.finish_load("gone", t, None))
+        .and_then(|t| shard.finish_load("gone", t, None, 0))
         .is_some());
     assert_eq!(hit(&shard, "gone"), Some(None));
 }
@@ -110,7 +118,7 @@ async fn waiters_wake_when_the_load_ends() {
     };
     let waiter = tokio::spawn(wait.wait());
     if let Some(ticket) = ticket {
-        shard.finish_load("a", ticket, Some(item(1)));
+        shard.finish_load("a", ticket, Some(item(1)), 0);
     }
     assert!(matches!(waiter.await, Ok(Ok(()))));
 }
@@ -148,7 +156,7 @@ fn an_aborted_load_lets_the_next_reader_load() {
     assert!(second.is_some());
     // The old ticket can no longer install anything.
     assert!(first
-        .and_then(|t| shard.finish_load("a", t, Some(item(9))))
+        .and_then(|t| shard.finish_load("a", t, Some(item(9)), 0))
         .is_none());
     assert!(matches!(shard.lookup("a"), Lookup::Wait(_)));
 }
@@ -160,14 +168,14 @@ fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
     let ticket = start_load(&shard, "a");
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     // The write settles and its entry becomes clean, then evicted ...
-    let (value, seq) = shard.take_for_write("a").unwrap_or((None, 0));
+    let (value, seq) = take(&shard, "a").unwrap_or((None, 0));
     assert_eq!(value, Some(item(2)));
     assert_eq!(
-        shard.complete_write("a", seq, true),
+        shard.complete_write("a", seq, Landed::Written(Some(0))),
         Some(Completed::Settled)
     );
     // ... and the older state the load read must not replace it.
-    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    let known = ticket.and_then(|t| shard.finish_load("a", t, Some(item(1)), 0));
     assert_eq!(known.map(|k| k.value), Some(Some(item(2))));
     assert_eq!(hit(&shard, "a"), Some(Some(item(2))));
     Ok(())
@@ -181,7 +189,7 @@ fn insert_and_update_check_the_current_state() -> Result<()> {
         harness.mutate(&shard, "a", Mutation::Insert(item(1)), None)?,
         Mutated::NeedsLoad
     );
-    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None));
+    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None, 0));
     assert_eq!(
         harness.mutate(&shard, "a", Mutation::Update(item(1)), known.as_ref())?,
         Mutated::NotExisted
@@ -206,7 +214,7 @@ fn insert_and_update_check_the_current_state() -> Result<()> {
 fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1, None); // nothing clean is kept
-    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None));
+    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None, 0));
     harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
     assert_eq!(
         harness.mutate(&shard, "a", Mutation::Insert(item(1)), known.as_ref())?,
@@ -240,9 +248,12 @@ fn a_key_turns_dirty_once_per_episode() -> Result<()> {
     harness.mutate(&shard, "a", Mutation::Delete, None)?;
     assert_eq!(harness.dirtied(), vec![(1, "a".to_string())]);
     assert_eq!(harness.pending.load(Ordering::Acquire), 1);
-    let (value, seq) = shard.take_for_write("a").unwrap_or((Some(item(0)), 0));
+    let (value, seq) = take(&shard, "a").unwrap_or((Some(item(0)), 0));
     assert_eq!((value, seq), (None, 3), "only the newest state is written");
-    assert_eq!(shard.complete_write("a", 3, true), Some(Completed::Settled));
+    assert_eq!(
+        shard.complete_write("a", 3, Landed::Written(Some(0))),
+        Some(Completed::Settled)
+    );
     assert_eq!(hit(&shard, "a"), Some(None));
     harness.mutate(&shard, "a", Mutation::Upsert(item(4)), None)?;
     assert_eq!(harness.dirtied().len(), 2);
@@ -254,17 +265,13 @@ fn mutations_during_a_write_wait_for_it() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
-    let taken = shard.take_for_write("a");
+    let taken = take(&shard, "a");
     assert_eq!(taken, Some((Some(item(1)), 1)));
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     harness.mutate(&shard, "a", Mutation::Upsert(item(3)), None)?;
+    assert_eq!(take(&shard, "a"), None, "one write of a key at a time");
     assert_eq!(
-        shard.take_for_write("a"),
-        None,
-        "one write of a key at a time"
-    );
-    assert_eq!(
-        shard.complete_write("a", 1, true),
+        shard.complete_write("a", 1, Landed::Written(Some(0))),
         Some(Completed::StillDirty(2))
     );
     assert_eq!(shard.first_seq("a"), Some(2));
@@ -273,8 +280,11 @@ fn mutations_during_a_write_wait_for_it() -> Result<()> {
         Some(Some(item(3))),
         "the newer state stays visible"
     );
-    assert_eq!(shard.take_for_write("a"), Some((Some(item(3)), 3)));
-    assert_eq!(shard.complete_write("a", 3, true), Some(Completed::Settled));
+    assert_eq!(take(&shard, "a"), Some((Some(item(3)), 3)));
+    assert_eq!(
+        shard.complete_write("a", 3, Landed::Written(Some(0))),
+        Some(Completed::Settled)
+    );
     Ok(())
 }
 
@@ -283,9 +293,9 @@ fn a_refused_write_forgets_the_key() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
-    let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
+    let seq = take(&shard, "a").map_or(0, |(_, seq)| seq);
     assert_eq!(
-        shard.complete_write("a", seq, false),
+        shard.complete_write("a", seq, Landed::Refused),
         Some(Completed::Settled)
     );
     assert!(
@@ -300,10 +310,10 @@ fn an_abandoned_write_is_taken_again() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1 << 20, None);
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
-    let seq = shard.take_for_write("a").map_or(0, |(_, seq)| seq);
+    let seq = take(&shard, "a").map_or(0, |(_, seq)| seq);
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     assert_eq!(shard.abandon_write("a", seq), Some(1));
-    assert_eq!(shard.take_for_write("a"), Some((Some(item(2)), 2)));
+    assert_eq!(take(&shard, "a"), Some((Some(item(2)), 2)));
     Ok(())
 }
 
@@ -355,7 +365,7 @@ fn mutate_with_sees_the_current_state_and_applies_the_decision() -> Result<()> {
         "an unknown key is loaded first"
     );
     let ticket = start_load(&shard, "a");
-    let known = ticket.and_then(|t| shard.finish_load("a", t, None));
+    let known = ticket.and_then(|t| shard.finish_load("a", t, None, 0));
     let applied = harness_mutate_with(&harness, &shard, "a", known.as_ref(), decide_put(1))?;
     assert_eq!(applied, MutatedWith::Applied(1, Some(None)));
     let applied = harness_mutate_with(&harness, &shard, "a", None, decide_put(2))?;
@@ -402,6 +412,7 @@ fn harness_mutate_with<R>(
         closed: &harness.closed,
         on_dirty: &on_dirty,
         journal: None,
+        versioned: false,
     };
     shard.mutate_with(key, known, &ctx, decide)
 }
@@ -411,7 +422,7 @@ fn invalidating_drops_clean_state_but_keeps_dirty_state() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1 << 20, None);
     let ticket = start_load(&shard, "clean");
-    ticket.and_then(|t| shard.finish_load("clean", t, Some(item(1))));
+    ticket.and_then(|t| shard.finish_load("clean", t, Some(item(1)), 0));
     harness.mutate(&shard, "dirty", Mutation::Upsert(item(2)), None)?;
     shard.invalidate("clean");
     shard.invalidate("dirty");
@@ -421,7 +432,7 @@ fn invalidating_drops_clean_state_but_keeps_dirty_state() -> Result<()> {
     // A load under way when the key is invalidated is not cached.
     let ticket = start_load(&shard, "loading");
     shard.invalidate_all();
-    let known = ticket.and_then(|t| shard.finish_load("loading", t, Some(item(3))));
+    let known = ticket.and_then(|t| shard.finish_load("loading", t, Some(item(3)), 0));
     assert!(known.is_none(), "the caller must look again");
     assert!(matches!(shard.lookup("loading"), Lookup::Load(_)));
     assert_eq!(hit(&shard, "dirty"), Some(Some(item(2))));
@@ -433,7 +444,7 @@ async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
     let harness = Harness::new(10);
     let shard = Shard::new(1 << 20, Some(Duration::from_secs(10)));
     let ticket = start_load(&shard, "a");
-    ticket.and_then(|t| shard.finish_load("a", t, Some(item(1))));
+    ticket.and_then(|t| shard.finish_load("a", t, Some(item(1)), 0));
     tokio::time::advance(Duration::from_secs(9)).await;
     assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -446,8 +457,8 @@ async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
     harness.mutate(&shard, "b", Mutation::Upsert(item(2)), None)?;
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(hit(&shard, "b"), Some(Some(item(2))));
-    let (_, seq) = shard.take_for_write("b").unwrap_or((None, 0));
-    shard.complete_write("b", seq, true);
+    let (_, seq) = take(&shard, "b").unwrap_or((None, 0));
+    shard.complete_write("b", seq, Landed::Written(Some(0)));
     tokio::time::advance(Duration::from_secs(9)).await;
     assert_eq!(hit(&shard, "b"), Some(Some(item(2))));
     tokio::time::advance(Duration::from_secs(1)).await;

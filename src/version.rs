@@ -1,0 +1,77 @@
+//! Versioned mode: every item the store writes carries a version number, and every write is
+//! conditional on the version this store last saw, so a store never overwrites a change it has
+//! not seen. A write that loses the race is a [`Conflict`]: reported, never retried over the
+//! winner.
+//!
+//! Versions count the writes of an item: the first write of an absent item stores version 1,
+//! each later write the version it replaces plus one. An item without the version attribute
+//! (written by a program that does not version) counts as version 0.
+
+use std::sync::Arc;
+
+use crate::backend::Condition;
+use crate::item::Item;
+
+/// A versioned write that lost the race to another writer, as reported to the handler set with
+/// [`StoreBuilder::on_conflict`](crate::StoreBuilder::on_conflict).
+///
+/// The store's pending state of the key was dropped, and the winner's state became the key's
+/// cached state: the next read sees it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Conflict {
+    /// The rendered key.
+    pub key: String,
+    /// The state this store wanted to write (`None`: a delete), now dropped.
+    pub ours: Option<Arc<Item>>,
+    /// The state in the table that won (`None`: absent), without its partition key and
+    /// version attributes.
+    pub theirs: Option<Arc<Item>>,
+}
+
+/// Called once per conflict, on the flusher's task: keep it short.
+pub(crate) type ConflictHandler = Arc<dyn Fn(&Conflict) + Send + Sync>;
+
+/// Removes the version attribute from an item read from the table, and returns the version.
+pub(crate) fn take(item: &mut Item, attribute: &str) -> u64 {
+    item.remove(attribute)
+        .and_then(|value| value.as_n().ok().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The version a write stores over `base` (the version it replaces, `None` when absent).
+pub(crate) fn next(base: Option<u64>) -> u64 {
+    base.map_or(1, |version| version.saturating_add(1))
+}
+
+/// The condition a write over `base` is sent with.
+pub(crate) fn condition(base: Option<u64>, attribute: &str) -> Condition {
+    match base {
+        None => Condition::Absent,
+        Some(version) => Condition::Version {
+            attribute: attribute.to_owned(),
+            version,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    #[test]
+    fn versions_count_writes_from_one() {
+        assert_eq!(next(None), 1);
+        assert_eq!(next(Some(0)), 1);
+        assert_eq!(next(Some(41)), 42);
+        assert_eq!(condition(None, "_v"), Condition::Absent);
+        let mut item = Item::from([
+            ("_v".to_string(), AttributeValue::N("7".into())),
+            ("x".to_string(), AttributeValue::S("y".into())),
+        ]);
+        assert_eq!(take(&mut item, "_v"), 7);
+        assert!(!item.contains_key("_v"));
+        assert_eq!(take(&mut item, "_v"), 0, "unversioned items are version 0");
+    }
+}
