@@ -12,6 +12,7 @@ struct Harness {
     closed: AtomicBool,
     max_pending: usize,
     dirtied: StdMutex<Vec<(u64, String)>>,
+    versioned: bool,
 }
 
 impl Harness {
@@ -22,6 +23,15 @@ impl Harness {
             closed: AtomicBool::new(false),
             max_pending,
             dirtied: StdMutex::new(Vec::new()),
+            versioned: false,
+        }
+    }
+
+    /// A context in versioned mode: every mutation needs its key's state.
+    fn versioned(max_pending: usize) -> Self {
+        Self {
+            versioned: true,
+            ..Self::new(max_pending)
         }
     }
 
@@ -44,7 +54,7 @@ impl Harness {
             closed: &self.closed,
             on_dirty: &on_dirty,
             journal: None,
-            versioned: false,
+            versioned: self.versioned,
         };
         shard.mutate(key, mutation, known, &ctx)
     }
@@ -463,5 +473,69 @@ async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
     assert_eq!(hit(&shard, "b"), Some(Some(item(2))));
     tokio::time::advance(Duration::from_secs(1)).await;
     assert!(hit(&shard, "b").is_none());
+    Ok(())
+}
+
+#[test]
+fn writes_remember_the_version_they_replace() -> Result<()> {
+    let harness = Harness::versioned(10);
+    let shard = Shard::new(1 << 20, None);
+    // Loaded at version 4: the first mutation's write replaces version 4.
+    let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, Some(item(1)), 4));
+    assert_eq!(known.map(|k| k.version), Some(4));
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    let taken = shard
+        .take_for_write("a")
+        .ok_or_else(|| Error::validation("not dirty"))?;
+    assert_eq!(taken.base, Some(4));
+    // A mutation while the write is in flight: the next write replaces what this one left.
+    harness.mutate(&shard, "a", Mutation::Upsert(item(3)), None)?;
+    shard.complete_write("a", taken.seq, Landed::Written(Some(5)));
+    let next = shard
+        .take_for_write("a")
+        .ok_or_else(|| Error::validation("not dirty"))?;
+    assert_eq!((next.base, next.value), (Some(5), Some(item(3))));
+    shard.complete_write("a", next.seq, Landed::Written(Some(6)));
+    // Settled at version 6: a new episode starts from it.
+    harness.mutate(&shard, "a", Mutation::Delete, None)?;
+    assert_eq!(shard.take_for_write("a").map(|t| t.base), Some(Some(6)));
+
+    // In versioned mode even an upsert of an unknown key reads it first.
+    assert_eq!(
+        harness.mutate(&shard, "c", Mutation::Upsert(item(1)), None)?,
+        Mutated::NeedsLoad
+    );
+    // An absent key's episode starts from absence.
+    start_load(&shard, "b").and_then(|t| shard.finish_load("b", t, None, 0));
+    harness.mutate(&shard, "b", Mutation::Insert(item(1)), None)?;
+    assert_eq!(shard.take_for_write("b").map(|t| t.base), Some(None));
+    Ok(())
+}
+
+#[test]
+fn a_lost_race_hands_the_key_to_the_winner() -> Result<()> {
+    let harness = Harness::versioned(10);
+    let shard = Shard::new(1 << 20, None);
+    start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, Some(item(1)), 1));
+    harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
+    let taken = shard
+        .take_for_write("a")
+        .ok_or_else(|| Error::validation("not dirty"))?;
+    harness.mutate(&shard, "a", Mutation::Upsert(item(3)), None)?;
+    assert_eq!(
+        shard.resolve_conflict("a", taken.seq + 1, Some(item(9)), 2),
+        None
+    );
+    let ours = shard.resolve_conflict("a", taken.seq, Some(item(9)), 2);
+    assert_eq!(
+        ours,
+        Some(Some(item(3))),
+        "the newest pending state is dropped"
+    );
+    assert_eq!(hit(&shard, "a"), Some(Some(item(9))));
+    assert!(shard.take_for_write("a").is_none(), "nothing left to write");
+    // The next episode starts from the winner's version.
+    harness.mutate(&shard, "a", Mutation::Upsert(item(4)), None)?;
+    assert_eq!(shard.take_for_write("a").map(|t| t.base), Some(Some(2)));
     Ok(())
 }
