@@ -74,3 +74,8 @@ async fn writes_land_only_when_their_condition_holds(fixture: Fixture) -> TestRe
 }
 
 on_both_backends!(writes_land_only_when_their_condition_holds);
+
+#[tokio::test]
+async fn writes_land_only_when_their_condition_holds_on_moto() -> TestResult {
+    writes_land_only_when_their_condition_holds(Fixture::moto().await?).await
+}

@@ -240,3 +240,19 @@ async fn versioned_mode_and_a_journal_are_refused_together() -> TestResult {
     assert_eq!(err.map(|e| e.code()), Some("ValidationException"));
     Ok(())
 }
+
+/// The same scenarios against moto's server, a second implementation of DynamoDB's conditional
+/// writes (`ReturnValuesOnConditionCheckFailure` included).
+mod moto {
+    use super::common::{Fixture, TestResult};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn versioned_stores_never_lose_an_update_without_a_report() -> TestResult {
+        super::versioned_stores_never_lose_an_update_without_a_report(Fixture::moto().await?).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflict_hands_the_key_to_the_winner() -> TestResult {
+        super::a_conflict_hands_the_key_to_the_winner(Fixture::moto().await?).await
+    }
+}

@@ -1,5 +1,6 @@
-//! A dynalite server on a free loopback port, started by the test that needs it, killed when
-//! dropped, and a loud failure if it never comes up. Shared by the library's and the CLI's
+//! A DynamoDB-compatible server on a free loopback port, started by the test that needs it,
+//! killed when dropped, and a loud failure if it never comes up: dynalite, or moto's server for
+//! what dynalite lacks (transactions, streams). Shared by the library's and the CLI's
 //! integration tests, so it needs nothing beyond std and the AWS SDK.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -13,26 +14,29 @@ use aws_sdk_dynamodb::Client;
 /// Errors while starting the server.
 pub type StartResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// How long dynalite may take to answer on its port.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to answer on its port.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A dynalite server on a free 127.0.0.1 port, killed when dropped.
+/// A local server on a free 127.0.0.1 port, killed when dropped.
 pub struct Dynalite {
     child: Child,
     endpoint: String,
 }
 
+/// The same harness, starting moto's server: `Moto::start_moto()`.
+pub type Moto = Dynalite;
+
 impl Dynalite {
     /// Starts dynalite, in memory, and waits until it accepts connections.
     pub fn start() -> StartResult<Self> {
-        let program = dynalite_program()?;
-        let mut last_error = String::new();
-        // A freed port can be taken by someone else before dynalite binds it: try a few.
-        for _ in 0..3 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-                .local_addr()?
-                .port();
-            let mut child = Command::new(&program)
+        let program = program(
+            "QUICKSTORE_DYNALITE",
+            "tests/dynalite/node_modules/.bin/dynalite",
+            "run `npm ci --prefix tests/dynalite`",
+        )?;
+        Self::spawn("dynalite", |port| {
+            let mut command = Command::new(&program);
+            command
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args([
                     "--createTableMs",
@@ -42,11 +46,40 @@ impl Dynalite {
                     "--updateTableMs",
                     "0",
                 ])
+                .stderr(Stdio::inherit());
+            command
+        })
+    }
+
+    /// Starts moto's server, in memory, and waits until it accepts connections.
+    pub fn start_moto() -> StartResult<Self> {
+        let program = program(
+            "QUICKSTORE_MOTO",
+            "tests/moto/.venv/bin/moto_server",
+            "scripts/test installs it in tests/moto/.venv",
+        )?;
+        Self::spawn("moto_server", |port| {
+            let mut command = Command::new(&program);
+            // moto logs every request on stderr.
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stderr(Stdio::null());
+            command
+        })
+    }
+
+    fn spawn(name: &str, command: impl Fn(u16) -> Command) -> StartResult<Self> {
+        let mut last_error = String::new();
+        // A freed port can be taken by someone else before the server binds it: try a few.
+        for _ in 0..3 {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+                .local_addr()?
+                .port();
+            let mut child = command(port)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
                 .spawn()
-                .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+                .map_err(|e| format!("cannot run {name}: {e}"))?;
             match wait_for_port(&mut child, port) {
                 Ok(()) => {
                     return Ok(Self {
@@ -61,7 +94,7 @@ impl Dynalite {
                 }
             }
         }
-        Err(format!("dynalite did not start: {last_error}").into())
+        Err(format!("{name} did not start: {last_error}").into())
     }
 
     /// The server's URL.
@@ -93,22 +126,22 @@ impl Drop for Dynalite {
     }
 }
 
-fn dynalite_program() -> StartResult<PathBuf> {
-    let program = match std::env::var_os("QUICKSTORE_DYNALITE") {
+/// A server's program: `variable` if set, else `relative` under the workspace root (this file
+/// serves the CLI's tests too, whose manifest is one level down).
+fn program(variable: &str, relative: &str, how: &str) -> StartResult<PathBuf> {
+    let program = match std::env::var_os(variable) {
         Some(path) => PathBuf::from(path),
-        // The workspace root holds the npm project; this file serves the CLI's tests too.
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
-            .map(|dir| dir.join("tests/dynalite/node_modules/.bin/dynalite"))
+            .map(|dir| dir.join(relative))
             .find(|program| program.exists())
-            .unwrap_or_else(|| PathBuf::from("tests/dynalite/node_modules/.bin/dynalite")),
+            .unwrap_or_else(|| PathBuf::from(relative)),
     };
     if program.exists() {
         Ok(program)
     } else {
         Err(format!(
-            "dynalite is not installed at {}: run `npm ci --prefix tests/dynalite` \
-             (scripts/test does it), or set QUICKSTORE_DYNALITE",
+            "{} is not installed: {how} (scripts/test does it), or set {variable}",
             program.display()
         )
         .into())

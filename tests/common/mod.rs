@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, StoreBuilder};
 
 #[allow(unused_imports)]
-pub use dynalite::{client_for, Dynalite};
+pub use dynalite::{client_for, Dynalite, Moto};
 #[allow(unused_imports)]
 pub use faulty::{Faults, FaultyBackend};
 
@@ -71,6 +71,11 @@ impl Fixture {
             client,
             table,
         })
+    }
+
+    /// A fresh table on a fresh moto server.
+    pub async fn moto() -> TestResult<Self> {
+        Self::dynamodb_on(&Arc::new(Dynalite::start_moto()?)).await
     }
 
     /// A fresh embedded database in a temporary directory.
