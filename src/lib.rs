@@ -52,8 +52,10 @@
 //!   journaled before it is acknowledged ([`Durability`] says when it is on disk), and `open`
 //!   re-applies whatever the backend had not received. Without a journal, a crash loses the
 //!   mutations not yet flushed.
-//! - **One writer per key**: the store assumes no other program writes the keys it mutates;
-//!   see [`Store`].
+//! - **One writer per key, or versioned mode**: by default the store assumes no other program
+//!   writes the keys it mutates; with [`StoreBuilder::versioned`], every write is conditional
+//!   on the version the store last saw and a lost race is reported as a [`Conflict`]. See
+//!   [`Store`] and docs/GUARANTEES.md.
 //!
 //! ## Features
 //!

@@ -35,13 +35,16 @@ use crate::write::{self, Change, Writer};
 /// touching anything, so bad input fails with [`Error::Key`], [`Error::Validation`] or
 /// [`Error::Serialize`] and changes nothing.
 ///
-/// # One writer per key
+/// # One writer per key, or versioned mode
 ///
-/// The store assumes it is the only writer of the keys it mutates: `insert` and `update` decide
-/// "absent" and "present" from this store's view of the key, and the flusher writes without
-/// conditions. Another program (or another `Store` on the same table) writing the same keys may
-/// have its writes overwritten, and clean cached entries do not see its changes until they are
-/// evicted. Partition keys between writers, or use one store per table.
+/// By default the store assumes it is the only writer of the keys it mutates: `insert` and
+/// `update` decide "absent" and "present" from this store's view of the key, and the flusher
+/// writes without conditions. Another program (or another `Store` on the same table) writing
+/// the same keys may have its writes overwritten, and clean cached entries do not see its
+/// changes until they are evicted, invalidated or older than
+/// [`max_staleness`](crate::StoreBuilder::max_staleness). With
+/// [`versioned`](crate::StoreBuilder::versioned), writes are conditional on the version this
+/// store last saw, and a lost race is reported as a [`Conflict`](crate::Conflict) instead.
 ///
 /// # Cancellation
 ///
