@@ -23,16 +23,16 @@
 //!
 //! Run with `cargo bench --bench hot_path`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use criterion::{BenchmarkGroup, Criterion};
-use parking_lot::Mutex;
-use quickstore::{Backend, BatchGet, Item, Key, Store, Write};
+use quickstore::{Item, Key, Store};
 use rand::distr::Alphanumeric;
 use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng as _};
@@ -65,77 +65,6 @@ const MAX_PENDING: usize = 1_000_000;
 
 /// The kind of the benchmark's keys.
 const KIND: &str = "Doc";
-
-/// A backend that keeps items in a map and accepts every write at once.
-#[derive(Debug, Default)]
-struct MemoryBackend {
-    items: Mutex<HashMap<String, Item>>,
-}
-
-#[async_trait]
-impl Backend for MemoryBackend {
-    async fn check_table(&self, _partition_key: &str) -> quickstore::Result<()> {
-        Ok(())
-    }
-
-    async fn get(
-        &self,
-        _partition_key: &str,
-        key: &str,
-        _consistent: bool,
-    ) -> quickstore::Result<Option<Item>> {
-        Ok(self.items.lock().get(key).cloned())
-    }
-
-    async fn batch_get(
-        &self,
-        _partition_key: &str,
-        keys: &[String],
-        _consistent: bool,
-    ) -> quickstore::Result<BatchGet> {
-        let items = self.items.lock();
-        Ok(BatchGet::new(
-            keys.iter().filter_map(|k| items.get(k).cloned()).collect(),
-            Vec::new(),
-        ))
-    }
-
-    async fn batch_write(
-        &self,
-        partition_key: &str,
-        writes: &[Write],
-    ) -> quickstore::Result<Vec<usize>> {
-        let mut items = self.items.lock();
-        for write in writes {
-            match write {
-                Write::Put(item) => {
-                    let key = item
-                        .get(partition_key)
-                        .and_then(|value| value.as_s().ok())
-                        .ok_or_else(|| {
-                            quickstore::Error::permanent(
-                                "BatchWriteItem",
-                                format!("an item has no string attribute `{partition_key}`"),
-                                None,
-                            )
-                        })?;
-                    items.insert(key.clone(), item.clone());
-                }
-                Write::Delete(key) => {
-                    items.remove(key);
-                }
-                other => {
-                    return Err(quickstore::Error::permanent(
-                        "BatchWriteItem",
-                        format!("unsupported write {other:?}"),
-                        None,
-                    ))
-                }
-            }
-        }
-        Ok(Vec::new())
-    }
-}
 
 /// The value read and written: about 200 bytes as a DynamoDB item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,7 +131,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Result<Self, Box<dyn StdError>> {
         let mut rng = StdRng::seed_from_u64(SEED);
-        let store = Store::builder(MemoryBackend::default())
+        let store = Store::builder(common::MemoryBackend::default())
             .flush_interval(FLUSH_INTERVAL)
             .batch_threshold(BATCH_THRESHOLD)
             .max_pending(MAX_PENDING)

@@ -15,16 +15,16 @@
 //! Run with `cargo bench --bench journal`; benchmark names are
 //! `journal/upsert/<policy>/tasks=<n>`.
 
-use std::collections::HashMap;
+mod common;
+
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use parking_lot::Mutex;
-use quickstore::{Backend, BatchGet, Durability, Item, Key, Store, Write};
+use quickstore::{Durability, Key, Store};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
@@ -52,77 +52,6 @@ const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The kind of the benchmark's keys.
 const KIND: &str = "BenchItem";
-
-/// A backend that keeps items in a map and accepts every write at once.
-#[derive(Debug, Default)]
-struct MemoryBackend {
-    items: Mutex<HashMap<String, Item>>,
-}
-
-#[async_trait]
-impl Backend for MemoryBackend {
-    async fn check_table(&self, _partition_key: &str) -> quickstore::Result<()> {
-        Ok(())
-    }
-
-    async fn get(
-        &self,
-        _partition_key: &str,
-        key: &str,
-        _consistent: bool,
-    ) -> quickstore::Result<Option<Item>> {
-        Ok(self.items.lock().get(key).cloned())
-    }
-
-    async fn batch_get(
-        &self,
-        _partition_key: &str,
-        keys: &[String],
-        _consistent: bool,
-    ) -> quickstore::Result<BatchGet> {
-        let items = self.items.lock();
-        Ok(BatchGet::new(
-            keys.iter().filter_map(|k| items.get(k).cloned()).collect(),
-            Vec::new(),
-        ))
-    }
-
-    async fn batch_write(
-        &self,
-        partition_key: &str,
-        writes: &[Write],
-    ) -> quickstore::Result<Vec<usize>> {
-        let mut items = self.items.lock();
-        for write in writes {
-            match write {
-                Write::Put(item) => {
-                    let key = item
-                        .get(partition_key)
-                        .and_then(|value| value.as_s().ok())
-                        .ok_or_else(|| {
-                            quickstore::Error::permanent(
-                                "BatchWriteItem",
-                                format!("an item has no string attribute `{partition_key}`"),
-                                None,
-                            )
-                        })?;
-                    items.insert(key.clone(), item.clone());
-                }
-                Write::Delete(key) => {
-                    items.remove(key);
-                }
-                other => {
-                    return Err(quickstore::Error::permanent(
-                        "BatchWriteItem",
-                        format!("unsupported write {other:?}"),
-                        None,
-                    ))
-                }
-            }
-        }
-        Ok(Vec::new())
-    }
-}
 
 /// The value upserted: about `VALUE_BYTES` of payload and a counter.
 #[derive(Debug, Clone, Serialize)]
@@ -208,7 +137,7 @@ impl Fixture {
 
 /// Opens a store over a fresh in-memory backend, journaled in `dir` as `policy` says.
 async fn open_store(policy: Policy, dir: &std::path::Path) -> quickstore::Result<Store> {
-    let builder = Store::builder(MemoryBackend::default())
+    let builder = Store::builder(common::MemoryBackend::default())
         .flush_interval(FLUSH_INTERVAL)
         .batch_threshold(KEYS);
     let builder = match policy {
