@@ -209,6 +209,16 @@ async fn a_conflict_hands_the_key_to_the_winner(fixture: Fixture) -> TestResult 
     ours.flush().await?;
     assert_eq!(ours.stats().conflicts, 2);
     assert_eq!(ours.get::<Counts>(&shared).await?, None);
+    // Two stores that build the same state from the same version still conflict: the second
+    // write's increments are lost, and that is reported.
+    let twin = key("Shared", "twin");
+    assert_eq!(ours.get::<Counts>(&twin).await?, None);
+    assert_eq!(theirs.get::<Counts>(&twin).await?, None);
+    theirs.insert(&twin, &Counts { counts: vec![1] }).await?;
+    theirs.flush().await?;
+    ours.insert(&twin, &Counts { counts: vec![1] }).await?;
+    ours.flush().await?;
+    assert_eq!(ours.stats().conflicts, 3);
     // Versioned mode refuses values that carry the version attribute.
     let forged = Item::from([(VERSION.to_string(), AttributeValue::N("9".into()))]);
     let refused = ours.upsert_item(&shared, forged).await.err();

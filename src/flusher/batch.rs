@@ -180,10 +180,12 @@ async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outc
                 return Outcome::Written;
             }
             Ok(Conditional::Conflict { current }) => {
-                // The table already holds what this write wanted (a retried write whose first
-                // attempt landed, or a delete of what another writer deleted): not a conflict.
+                // Not a conflict: a retry that finds exactly what it writes, because its first
+                // attempt landed although the answer was lost; or a delete of an item that is
+                // gone (a delete carries nothing to lose). Equal content on a first attempt is
+                // a conflict: another writer built the same state from the same version.
                 let landed = match (write, &current) {
-                    (Write::Put(ours), Some(theirs)) => ours == theirs,
+                    (Write::Put(ours), Some(theirs)) => backoff.attempts() > 0 && ours == theirs,
                     (Write::Delete(_), None) => true,
                     _ => false,
                 };
