@@ -329,7 +329,7 @@ impl Store {
     /// with mutations not yet written is not read: its pending state is returned.
     pub async fn refresh(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.invalidate(key)?;
-        self.get_item(key).await
+        Ok(load::read(self.shared(), key.as_str()).await?.value)
     }
 
     /// Returns once every mutation acknowledged before the call is in the backend.
