@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::follow::Follower;
 use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGMENT_BYTES};
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::store::Store;
+use crate::stream::ChangeStream;
 use crate::version::{Conflict, ConflictHandler};
 
 impl Store {
@@ -22,6 +24,8 @@ impl Store {
             kinds: Kinds::new(),
             journal: JournalOptions::default(),
             on_conflict: None,
+            stream: None,
+            stream_option: None,
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct StoreBuilder {
     kinds: Kinds,
     journal: JournalOptions,
     on_conflict: Option<ConflictHandler>,
+    stream: Option<Arc<dyn ChangeStream>>,
+    /// A stream-following option was set (checked against `stream` at `open`).
+    stream_option: Option<&'static str>,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -92,6 +99,7 @@ impl std::fmt::Debug for StoreBuilder {
             .field("kinds", &self.kinds)
             .field("journal", &self.journal)
             .field("on_conflict", &self.on_conflict.is_some())
+            .field("follows_stream", &self.stream.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +214,60 @@ impl StoreBuilder {
         self
     }
 
+    /// Follows the table's change stream, so that changes made by writers that bypass this
+    /// store (other services, batch jobs, other stores) reach its clean cache entries.
+    ///
+    /// `open` lists the stream's shards and starts reading each at its newest record, so every
+    /// change from then on is seen; it fails if the stream's view type carries no new images
+    /// (use `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`). A background task then reads every shard,
+    /// parents before children, and for each change of a key this store caches clean:
+    ///
+    /// - if the change is one of this store's own writes, nothing happens;
+    /// - if it is known to be newer than the cached state, the cached state becomes the
+    ///   record's new image. It is known to be newer when the cached state came from the
+    ///   stream itself, or when the change was made at least
+    ///   [`stream_clock_margin`](Self::stream_clock_margin) after the store read or wrote the
+    ///   key;
+    /// - otherwise the entry is dropped, and the next read goes to the table.
+    ///
+    /// Pending keys are left alone: their state is newer than the table's (in versioned mode
+    /// their write then meets the change as a conflict). If the follower may have missed
+    /// changes (records trimmed, a stream that failed), it drops every clean entry. What it
+    /// did is in [`Stats`](crate::Stats)' `stream_*` fields, its lag in `stream_lag`.
+    ///
+    /// A reader therefore sees another writer's change about one stream lag after it is made.
+    /// The store's own writes are recognised by their content and version, so they cost
+    /// nothing when they come back through the stream.
+    ///
+    /// Default: off.
+    pub fn follow_stream(mut self, stream: impl ChangeStream) -> Self {
+        self.stream = Some(Arc::new(stream));
+        self
+    }
+
+    /// How long the stream follower pauses after a poll of every shard found nothing new.
+    /// Needs [`follow_stream`](Self::follow_stream).
+    ///
+    /// Default: 250 ms (DynamoDB allows about 5 reads per second per shard).
+    pub fn stream_poll_interval(mut self, interval: Duration) -> Self {
+        self.options.stream_poll_interval = interval;
+        self.stream_option = Some("stream_poll_interval");
+        self
+    }
+
+    /// How far apart this machine's clock and DynamoDB's may be. A change in the stream
+    /// replaces a cached state read or written by the store only if the stream dates it at
+    /// least this long after the store read or wrote it; otherwise the entry is read again.
+    /// A margin smaller than the real clock difference can let a cached state go back to an
+    /// older one until the stream catches up. Needs [`follow_stream`](Self::follow_stream).
+    ///
+    /// Default: 1 s.
+    pub fn stream_clock_margin(mut self, margin: Duration) -> Self {
+        self.options.stream_clock_margin = margin;
+        self.stream_option = Some("stream_clock_margin");
+        self
+    }
+
     /// The name of the table's partition key attribute, a string.
     ///
     /// Default: `_key`, as in the Go library.
@@ -277,9 +339,19 @@ impl StoreBuilder {
                  record the versions that recovered writes would be conditional on",
             ));
         }
+        if let (Some(option), None) = (self.stream_option, &self.stream) {
+            return Err(Error::validation(format!(
+                "{option}() configures stream following, but no stream was given: call \
+                 follow_stream(stream) too"
+            )));
+        }
         self.backend
             .check_table(&self.options.partition_key)
             .await?;
+        let follower = match self.stream {
+            Some(stream) => Some(Follower::start(stream).await?),
+            None => None,
+        };
         let journal = match journal {
             Some(journal) => Some(
                 tokio::task::spawn_blocking(move || Journal::open(&journal))
@@ -294,6 +366,7 @@ impl StoreBuilder {
             self.kinds,
             journal,
             self.on_conflict,
+            follower,
         ))
     }
 }

@@ -62,6 +62,7 @@
 //! | feature | default | what it adds | cost |
 //! |---|---|---|---|
 //! | `embedded` | yes | [`EmbeddedBackend`], a local redb database, for tools, tests and the CLI | the `redb` crate |
+//! | `streams` | yes | [`DynamoDbStream`], to follow a table's DynamoDB stream | the `aws-sdk-dynamodbstreams` crate (it shares the AWS SDK's runtime with `aws-sdk-dynamodb`) |
 //!
 //! The crate uses `aws-sdk-dynamodb` without its default features: the application's own
 //! client (usually built with `aws-config`) brings the HTTP and TLS stack, so there is only one.
@@ -74,13 +75,14 @@
 struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
-// item, codec, backend, version, journal, options, stats, retry, shard, shared, load, flusher,
-// write, store, builder.
+// item, codec, backend, stream, version, journal, options, stats, retry, shard, shared, load,
+// flusher, follow, write, store, builder.
 mod backend;
 mod builder;
 mod codec;
 mod error;
 mod flusher;
+mod follow;
 mod item;
 mod journal;
 mod key;
@@ -91,6 +93,7 @@ mod shard;
 mod shared;
 mod stats;
 mod store;
+mod stream;
 mod version;
 mod write;
 
@@ -113,6 +116,12 @@ pub use journal::{
 pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
 pub use stats::Stats;
 pub use store::Store;
+#[cfg(feature = "streams")]
+pub use stream::DynamoDbStream;
+pub use stream::{
+    ChangeStream, StreamDescription, StreamImage, StreamRecord, StreamRecords, StreamShard,
+    StreamStart, StreamViewType,
+};
 pub use version::Conflict;
 pub use write::Change;
 

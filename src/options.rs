@@ -18,6 +18,10 @@ pub(crate) struct Options {
     pub max_staleness: Option<Duration>,
     /// Versioned mode's version attribute, when on.
     pub version_attribute: Option<Arc<str>>,
+    /// Stream following: the pause after a poll that found nothing.
+    pub stream_poll_interval: Duration,
+    /// Stream following: how far apart the store's clock and the stream's may be.
+    pub stream_clock_margin: Duration,
 }
 
 impl Default for Options {
@@ -33,6 +37,8 @@ impl Default for Options {
             partition_key: Arc::from("_key"),
             max_staleness: None,
             version_attribute: None,
+            stream_poll_interval: Duration::from_millis(250),
+            stream_clock_margin: Duration::from_secs(1),
         }
     }
 }
@@ -66,6 +72,10 @@ impl Options {
             (
                 self.max_staleness.is_some_and(|d| d.is_zero()),
                 "max_staleness must be longer than zero",
+            ),
+            (
+                self.stream_poll_interval.is_zero(),
+                "stream_poll_interval must be longer than zero",
             ),
             (
                 self.version_attribute.as_deref() == Some(""),

@@ -191,6 +191,29 @@ pub(crate) enum Completed {
     StillDirty(u64),
 }
 
+/// A change of a key seen in the table's stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    /// The state after the change, and its version; `None` when the record does not say.
+    pub state: Option<(Value, u64)>,
+    /// When the change was made, on this process's clock.
+    pub at: Instant,
+    /// The change is one of this store's own writes.
+    pub own: bool,
+}
+
+/// What [`Shard::follow`] did with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Followed {
+    /// Nothing: the key is not cached, is pending, already holds the state, or the change was
+    /// this store's own.
+    Ignored,
+    /// The cached state was replaced by the changed one.
+    Replaced,
+    /// The cached state was dropped, to be read again.
+    Invalidated,
+}
+
 /// What a shard holds, for statistics.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Usage {
@@ -208,6 +231,8 @@ struct Cached {
     since: Instant,
     /// The value's version in the table (0 when unversioned).
     version: u64,
+    /// The value came from the table's stream, so a later record of the key is newer.
+    from_stream: bool,
 }
 
 #[derive(Clone)]
@@ -351,6 +376,7 @@ impl Shard {
                     weight,
                     since: Instant::now(),
                     version,
+                    from_stream: false,
                 },
             );
             return Some(Known {
@@ -394,6 +420,55 @@ impl Shard {
             flight.stale = true;
         }
         state.generation += 1;
+    }
+
+    /// Applies another writer's change, seen in the table's stream, to a clean entry.
+    ///
+    /// The stream may lag behind what the shard read or wrote itself, so the changed state
+    /// replaces the cached one only if it is known to be newer: the cached state came from the
+    /// stream too (whose records of a key come in order), or the change was made at least
+    /// `margin` after the cached state was read or written. Otherwise the entry is dropped and
+    /// the next read goes to the table. Pending keys are left alone (their state is newer than
+    /// the table's, and in versioned mode their write will meet the change as a conflict); a
+    /// load under way is not cached.
+    pub(crate) fn follow(&self, key: &str, observed: Observed, margin: Duration) -> Followed {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if state.dirty.contains_key(key) || observed.own {
+            return Followed::Ignored;
+        }
+        if let Some(flight) = state.loading.get_mut(key) {
+            flight.stale = true;
+            state.generation += 1;
+            return Followed::Invalidated;
+        }
+        let Some(cached) = state.clean.peek(key) else {
+            return Followed::Ignored;
+        };
+        let same = observed.state.as_ref().is_some_and(|(value, version)| {
+            cached.version == *version && cached.value.as_deref() == value.as_deref()
+        });
+        let newer = cached.from_stream || observed.at >= cached.since + margin;
+        if same {
+            return Followed::Ignored;
+        }
+        state.generation += 1;
+        let (Some((value, version)), true) = (observed.state, newer) else {
+            state.clean.remove(key);
+            return Followed::Invalidated;
+        };
+        let weight = weight(key, &value);
+        state.clean.insert(
+            key.to_owned(),
+            Cached {
+                value,
+                weight,
+                since: Instant::now(),
+                version,
+                from_stream: true,
+            },
+        );
+        Followed::Replaced
     }
 
     /// Gives up a load and wakes its waiters: with the load's error, which they return, or
@@ -545,6 +620,7 @@ impl Shard {
                     weight: entry.weight,
                     since: Instant::now(),
                     version: now.unwrap_or(0),
+                    from_stream: false,
                 },
             );
         }
@@ -581,6 +657,7 @@ impl Shard {
                 weight,
                 since: Instant::now(),
                 version,
+                from_stream: false,
             },
         );
         Some(ours.value)

@@ -16,6 +16,7 @@ use crate::key::Kinds;
 use crate::options::Options;
 use crate::shard::{Shard, WriteContext};
 use crate::stats::Counters;
+use crate::stream::Echoes;
 use crate::version::ConflictHandler;
 
 /// State shared by every handle and the flusher.
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub recovery: Option<RecoveryReport>,
     /// Told of each conflict in versioned mode.
     pub on_conflict: Option<ConflictHandler>,
+    /// This store's writes not yet seen in the stream, when it follows one.
+    pub echoes: Option<Echoes>,
 }
 
 impl Shared {
@@ -46,6 +49,7 @@ impl Shared {
         journal: Option<Journal>,
         recovery: Option<RecoveryReport>,
         on_conflict: Option<ConflictHandler>,
+        follows_stream: bool,
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
         Self {
@@ -63,6 +67,7 @@ impl Shared {
             journal,
             recovery,
             on_conflict,
+            echoes: follows_stream.then(Echoes::default),
         }
     }
 

@@ -18,6 +18,13 @@ pub(crate) struct Counters {
     pub retries: AtomicU64,
     pub rejected_writes: AtomicU64,
     pub conflicts: AtomicU64,
+    pub stream_records: AtomicU64,
+    pub stream_replaced: AtomicU64,
+    pub stream_invalidated: AtomicU64,
+    pub stream_errors: AtomicU64,
+    pub stream_resets: AtomicU64,
+    /// The follower's lag at its last poll, in milliseconds.
+    pub stream_lag_ms: AtomicU64,
 }
 
 impl Counters {
@@ -55,6 +62,23 @@ pub struct Stats {
     /// Versioned mode: writes that lost the race to another writer, whose pending state was
     /// dropped for the winner's (see [`Conflict`](crate::Conflict)).
     pub conflicts: u64,
+    /// Stream following: records read from the table's stream, this store's own writes
+    /// included.
+    pub stream_records: u64,
+    /// Stream following: clean entries replaced by another writer's newer state.
+    pub stream_replaced: u64,
+    /// Stream following: clean entries dropped (to be read again) because another writer
+    /// changed them and the record could not be proven newer than the cached state.
+    pub stream_invalidated: u64,
+    /// Stream following: failed stream requests (retried).
+    pub stream_errors: u64,
+    /// Stream following: times the follower lost its place in the stream and dropped every
+    /// clean entry.
+    pub stream_resets: u64,
+    /// Stream following: how far behind the table the follower was at its last poll, zero when
+    /// it found nothing new, otherwise the age of the newest record it applied (DynamoDB
+    /// stamps records to the second). `None` when the store does not follow a stream.
+    pub stream_lag: Option<std::time::Duration>,
     /// Keys with acknowledged mutations not yet in the backend.
     pub pending: usize,
     /// Bytes held by pending keys.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::flusher::{self, Runner};
+use crate::follow::Follower;
 use crate::item::{self, Item};
 use crate::journal::{Journal, Recovered};
 use crate::key::{Key, Kinds};
@@ -69,6 +71,8 @@ struct Inner {
     shared: Arc<Shared>,
     flusher: flusher::Handle,
     runner: Mutex<Option<JoinHandle<()>>>,
+    /// The stream follower's task, when the store follows a stream.
+    follower: Option<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
@@ -81,6 +85,9 @@ impl Drop for Inner {
                  the backend refuses are not reported to anyone"
             );
             self.flusher.close_detached();
+        }
+        if let Some(follower) = &self.follower {
+            follower.abort();
         }
     }
 }
@@ -102,6 +109,7 @@ impl Store {
         kinds: Kinds,
         journal: Option<(Journal, Recovered)>,
         on_conflict: Option<ConflictHandler>,
+        follower: Option<Follower>,
     ) -> Self {
         let (journal, recovered) = journal.unzip();
         let report = recovered.as_ref().map(|r| r.report.clone());
@@ -112,17 +120,20 @@ impl Store {
             journal,
             report,
             on_conflict,
+            follower.is_some(),
         ));
         let (flusher, rx) = flusher::Handle::new();
         if let Some(recovered) = recovered {
             restore(&shared, &flusher, recovered);
         }
         let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx).run());
+        let follower = follower.map(|follower| tokio::spawn(follower.run(Arc::clone(&shared))));
         Self {
             inner: Arc::new(Inner {
                 shared,
                 flusher,
                 runner: Mutex::new(Some(runner)),
+                follower,
             }),
         }
     }
@@ -353,6 +364,9 @@ impl Store {
     pub async fn close(&self) -> Result<()> {
         let shared = self.shared();
         shared.closed.store(true, Ordering::Release);
+        if let Some(follower) = &self.inner.follower {
+            follower.abort();
+        }
         // A mutation checks `closed` under its shard lock and submits its key before unlocking,
         // so once every lock has been taken, every acknowledged mutation has been submitted.
         shared.barrier();
@@ -390,6 +404,16 @@ impl Store {
         if let Some(journal) = &shared.journal {
             (stats.journal_bytes, stats.journal_segments) = journal.usage();
             stats.dead_letters = journal.dead_letters();
+        }
+        if shared.echoes.is_some() {
+            stats.stream_records = Counters::get(&counters.stream_records);
+            stats.stream_replaced = Counters::get(&counters.stream_replaced);
+            stats.stream_invalidated = Counters::get(&counters.stream_invalidated);
+            stats.stream_errors = Counters::get(&counters.stream_errors);
+            stats.stream_resets = Counters::get(&counters.stream_resets);
+            stats.stream_lag = Some(Duration::from_millis(Counters::get(
+                &counters.stream_lag_ms,
+            )));
         }
         for shard in shared.shards.iter() {
             let usage = shard.usage();

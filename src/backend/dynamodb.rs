@@ -49,6 +49,18 @@ pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
+    sdk_error(NAME, operation, err)
+}
+
+/// [`from_sdk`] for any AWS service: `service` names it in error messages.
+pub(crate) fn sdk_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
     let status = err
         .raw_response()
         .map(|response| response.status().as_u16());
@@ -67,7 +79,7 @@ where
         }
         _ => false,
     };
-    let error = BackendError::new(NAME, operation, retryable);
+    let error = BackendError::new(service, operation, retryable);
     match err {
         SdkError::ServiceError(service) => {
             let inner = service.into_err();

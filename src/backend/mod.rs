@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::item::Item;
 
+#[cfg(feature = "streams")]
+pub(crate) use dynamodb::sdk_error;
 pub use dynamodb::DynamoDbBackend;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedBackend;

@@ -170,9 +170,9 @@ impl Runner {
                     .version_attribute
                     .as_ref()
                     .map(|attribute| (attribute, version::next(taken.base)));
-                let (write, written) = match taken.value {
+                let (write, written) = match &taken.value {
                     Some(item) => {
-                        let mut item = (*item).clone();
+                        let mut item = (**item).clone();
                         item.insert(
                             options.partition_key.to_string(),
                             AttributeValue::S(queued.key.clone()),
@@ -187,6 +187,9 @@ impl Runner {
                     }
                     None => (Write::Delete(queued.key.clone()), None),
                 };
+                if let Some(echoes) = &self.shared.echoes {
+                    echoes.expect(&queued.key, taken.value, written.unwrap_or(0));
+                }
                 self.in_flight.insert(first_seq);
                 batch.push(
                     Meta {
