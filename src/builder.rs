@@ -11,6 +11,7 @@ use crate::follow::Follower;
 use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGMENT_BYTES};
 use crate::key::Kinds;
 use crate::options::Options;
+use crate::retry::RetryPolicy;
 use crate::store::Store;
 use crate::stream::ChangeStream;
 use crate::version::{Conflict, ConflictHandler};
@@ -211,6 +212,13 @@ impl StoreBuilder {
     /// Default: none; conflicts are still counted and logged.
     pub fn on_conflict(mut self, handler: impl Fn(&Conflict) + Send + Sync + 'static) -> Self {
         self.on_conflict = Some(Arc::new(handler));
+        self
+    }
+
+    /// How requests that fail transiently are retried: backoff, jitter, per-request timeout,
+    /// and how long reads may keep trying. See [`RetryPolicy`] for each default.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
         self
     }
 

@@ -118,6 +118,11 @@ impl Error {
         }
     }
 
+    /// True when the backend said to slow down (throttling).
+    pub fn is_throttle(&self) -> bool {
+        self.backend().is_some_and(BackendError::is_throttle)
+    }
+
     /// The backend's error, if this is one.
     pub fn backend(&self) -> Option<&BackendError> {
         match self {
@@ -171,6 +176,27 @@ impl Error {
             .into()
     }
 
+    /// A backend's answer that the request was throttled: transient, and counted in
+    /// [`Stats::throttles`](crate::Stats::throttles).
+    ///
+    /// For implementors of [`Backend`](crate::Backend); see [`Error::transient`].
+    pub fn throttled(operation: &'static str, message: impl Into<String>) -> Self {
+        let mut err = BackendError::new("backend", operation, true).with_message(message);
+        err.throttle = true;
+        err.into()
+    }
+
+    /// The same error, saying what was attempted before giving up on it (and what remains).
+    pub(crate) fn gave_up(self, context: String) -> Self {
+        match self {
+            Error::Backend(mut err) => {
+                err.gave_up = Some(context);
+                Error::Backend(err)
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn validation(message: impl Into<String>) -> Self {
         Error::Validation {
             message: message.into(),
@@ -218,6 +244,9 @@ pub struct BackendError {
     service_code: Option<String>,
     request_id: Option<String>,
     source: Option<Cause>,
+    throttle: bool,
+    /// What was attempted before the store gave up on the request.
+    gave_up: Option<String>,
 }
 
 impl BackendError {
@@ -232,6 +261,8 @@ impl BackendError {
             service_code: None,
             request_id: None,
             source: None,
+            throttle: false,
+            gave_up: None,
         }
     }
 
@@ -243,6 +274,11 @@ impl BackendError {
 
     pub(crate) fn with_source(mut self, source: Option<Cause>) -> Self {
         self.source = source;
+        self
+    }
+
+    pub(crate) fn throttling(mut self, throttle: bool) -> Self {
+        self.throttle = throttle;
         self
     }
 
@@ -276,6 +312,17 @@ impl BackendError {
         self.retryable
     }
 
+    /// True when the backend said to slow down: DynamoDB's throttling error codes, or HTTP 429.
+    pub fn is_throttle(&self) -> bool {
+        self.throttle
+    }
+
+    /// What the store attempted before it gave up on a read, and what was left, e.g.
+    /// `"gave up after 8 attempts over 1.2s; 130 of 260 keys unread"`.
+    pub fn gave_up(&self) -> Option<&str> {
+        self.gave_up.as_deref()
+    }
+
     /// The rendered key whose write was refused, for a refusal reported by `flush`/`close`.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
@@ -304,6 +351,9 @@ impl fmt::Display for BackendError {
         }
         if let Some(message) = &self.message {
             write!(f, ": {message}")?;
+        }
+        if let Some(gave_up) = &self.gave_up {
+            write!(f, " ({gave_up})")?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::backend::string_attribute;
 use crate::error::{Error, Result};
-use crate::retry::{Backoff, READ_ATTEMPTS};
+use crate::retry::{Backoff, RetryPolicy};
 use crate::shard::{Followed, Observed};
 use crate::shared::Shared;
 use crate::stream::{
@@ -69,7 +69,10 @@ impl Follower {
         let description = loop {
             match stream.describe().await {
                 Ok(description) => break description,
-                Err(err) if err.is_retryable() && backoff.attempts() + 1 < READ_ATTEMPTS => {
+                Err(err)
+                    if err.is_retryable()
+                        && backoff.attempts() + 1 < RetryPolicy::default().read_attempts =>
+                {
                     backoff.wait().await;
                 }
                 Err(err) => return Err(err),

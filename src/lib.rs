@@ -75,7 +75,7 @@
 struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
-// item, codec, backend, stream, version, journal, options, stats, retry, shard, shared, load,
+// item, codec, backend, stream, version, journal, retry, options, stats, shard, shared, load,
 // flusher, follow, write, store, builder.
 mod backend;
 mod builder;
@@ -114,6 +114,7 @@ pub use journal::{
     RecoveryReport, SegmentSummary, DEAD_LETTERS,
 };
 pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
+pub use retry::RetryPolicy;
 pub use stats::Stats;
 pub use store::Store;
 #[cfg(feature = "streams")]

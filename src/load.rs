@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt as _};
+use tokio::time::Instant;
 
 use crate::backend::{string_attribute, MAX_BATCH_GET_KEYS};
 use crate::error::{Error, Result};
 use crate::item::Item;
-use crate::retry::{Backoff, READ_ATTEMPTS};
+use crate::retry::Backoff;
 use crate::shard::{Known, Lookup, Shard, Ticket, Value};
 use crate::shared::Shared;
 use crate::version;
@@ -116,25 +117,34 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
     }
 }
 
-/// Reads one key from the backend, retrying transient failures a few times; returns its state
-/// and version.
+/// Reads one key from the backend, retrying transient failures within the retry policy's read
+/// budget; returns its state and version.
 async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
     let counters = &shared.counters;
-    let pk = &shared.options.partition_key;
-    let mut backoff = Backoff::default();
+    let options = &shared.options;
+    let policy = &options.retry;
+    let started = Instant::now();
+    let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.read_requests, 1);
-        match shared
-            .backend
-            .get(pk, rendered, shared.options.consistent_reads)
-            .await
-        {
+        let request =
+            shared
+                .backend
+                .get(&options.partition_key, rendered, options.consistent_reads);
+        match policy.request("GetItem", request).await {
             Ok(item) => {
                 counters.add(&counters.backend_reads, 1);
                 return Ok(strip(shared, item));
             }
-            Err(err) if err.is_retryable() && backoff.attempts() + 1 < READ_ATTEMPTS => {
-                counters.add(&counters.retries, 1);
+            Err(err) if err.is_retryable() => {
+                let attempts = backoff.attempts() + 1;
+                if attempts >= policy.read_attempts || started.elapsed() >= policy.read_deadline {
+                    return Err(err.gave_up(format!(
+                        "gave up after {attempts} attempts over {:.1?}",
+                        started.elapsed()
+                    )));
+                }
+                counters.retry_after(&err);
                 tracing::debug!(error = %err.report(), "read failed; retrying");
                 backoff.wait().await;
             }
@@ -248,51 +258,83 @@ async fn load_chunk<'k>(
 
 /// Reads up to [`MAX_BATCH_GET_KEYS`] keys with `BatchGetItem`, retrying unprocessed keys
 /// with backoff; returns the found items by rendered key.
+///
+/// Only attempts that read nothing count against the policy's read attempts, and only in a
+/// row: an answer that leaves some keys unprocessed is progress, and starts the count and the
+/// backoff again. The read deadline bounds the whole.
 async fn load_batch(shared: &Shared, mut keys: Vec<String>) -> Result<HashMap<String, Item>> {
     let counters = &shared.counters;
-    let pk = &shared.options.partition_key;
+    let options = &shared.options;
+    let policy = &options.retry;
+    let asked = keys.len();
+    let started = Instant::now();
     let mut items = HashMap::with_capacity(keys.len());
-    let mut backoff = Backoff::default();
-    while !keys.is_empty() {
+    let mut backoff = Backoff::new(policy);
+    let mut attempts = 0;
+    let mut failures = 0;
+    loop {
+        attempts += 1;
         counters.add(&counters.read_requests, 1);
-        match shared
-            .backend
-            .batch_get(pk, &keys, shared.options.consistent_reads)
-            .await
-        {
+        let request =
+            shared
+                .backend
+                .batch_get(&options.partition_key, &keys, options.consistent_reads);
+        let failure = match policy.request("BatchGetItem", request).await {
             Ok(batch) => {
                 let read = keys.len() - batch.unprocessed.len();
                 counters.add(&counters.backend_reads, read as u64);
                 for item in batch.items {
-                    if let Some(key) = string_attribute(&item, pk) {
+                    if let Some(key) = string_attribute(&item, &options.partition_key) {
                         items.insert(key.to_owned(), item);
                     }
                 }
                 keys = batch.unprocessed;
                 if keys.is_empty() {
-                    break;
+                    return Ok(items);
+                }
+                if read > 0 {
+                    backoff.reset();
+                    failures = 0;
+                    None
+                } else {
+                    Some(Error::transient(
+                        "BatchGetItem",
+                        "the backend left every key unprocessed",
+                        None,
+                    ))
                 }
             }
-            Err(err) if err.is_retryable() => {
-                if backoff.attempts() + 1 >= READ_ATTEMPTS {
-                    return Err(err);
-                }
-                tracing::debug!(error = %err.report(), "batch read failed; retrying");
-            }
+            Err(err) if err.is_retryable() => Some(err),
             Err(err) => return Err(err),
-        }
-        if backoff.attempts() + 1 >= READ_ATTEMPTS {
+        };
+        let out_of_time = started.elapsed() >= policy.read_deadline;
+        if let Some(err) = &failure {
+            failures += 1;
+            if failures >= policy.read_attempts || out_of_time {
+                return Err(err.clone().gave_up(format!(
+                    "gave up after {attempts} attempts ({failures} in a row without progress) over \
+                     {:.1?}; {} of {asked} keys unread",
+                    started.elapsed(),
+                    keys.len()
+                )));
+            }
+            counters.retry_after(err);
+            tracing::debug!(error = %err.report(), "batch read failed; retrying");
+        } else if out_of_time {
             return Err(Error::transient(
                 "BatchGetItem",
-                format!(
-                    "{} keys were still unprocessed after {READ_ATTEMPTS} attempts",
-                    keys.len()
-                ),
+                "the backend kept leaving keys unprocessed",
                 None,
-            ));
+            )
+            .gave_up(format!(
+                "gave up at the read deadline after {attempts} attempts over {:.1?}; {} of \
+                 {asked} keys unread",
+                started.elapsed(),
+                keys.len()
+            )));
+        } else {
+            counters.add(&counters.retries, 1);
         }
-        counters.add(&counters.retries, 1);
         backoff.wait().await;
     }
-    Ok(items)
 }

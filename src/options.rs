@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::retry::RetryPolicy;
+
 /// The options a store runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -18,6 +20,7 @@ pub(crate) struct Options {
     pub max_staleness: Option<Duration>,
     /// Versioned mode's version attribute, when on.
     pub version_attribute: Option<Arc<str>>,
+    pub retry: RetryPolicy,
     /// Stream following: the pause after a poll that found nothing.
     pub stream_poll_interval: Duration,
     /// Stream following: how far apart the store's clock and the stream's may be.
@@ -37,6 +40,7 @@ impl Default for Options {
             partition_key: Arc::from("_key"),
             max_staleness: None,
             version_attribute: None,
+            retry: RetryPolicy::default(),
             stream_poll_interval: Duration::from_millis(250),
             stream_clock_margin: Duration::from_secs(1),
         }
@@ -89,5 +93,6 @@ impl Options {
         checks
             .into_iter()
             .find_map(|(bad, message)| bad.then_some(message))
+            .or_else(|| self.retry.problem())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::Error;
 use crate::journal::RecoveryReport;
 
 /// Counters updated as the store works. Relaxed ordering: they are statistics, not
@@ -16,6 +17,7 @@ pub(crate) struct Counters {
     pub items_written: AtomicU64,
     pub write_requests: AtomicU64,
     pub retries: AtomicU64,
+    pub throttles: AtomicU64,
     pub rejected_writes: AtomicU64,
     pub conflicts: AtomicU64,
     pub stream_records: AtomicU64,
@@ -30,6 +32,14 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a request about to be repeated after `err`.
+    pub(crate) fn retry_after(&self, err: &Error) {
+        self.add(&self.retries, 1);
+        if err.is_throttle() {
+            self.add(&self.throttles, 1);
+        }
     }
 
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
@@ -57,6 +67,10 @@ pub struct Stats {
     pub write_requests: u64,
     /// Requests repeated after throttling, unprocessed items or transient failures.
     pub retries: u64,
+    /// Requests the backend throttled (DynamoDB's throttling error codes, or HTTP 429); each
+    /// was retried and is counted in `retries` too. Unprocessed items and keys are DynamoDB's
+    /// quieter way of throttling a batch: they count as retries only.
+    pub throttles: u64,
     /// Writes the backend refused for good; each is logged with its key and reason.
     pub rejected_writes: u64,
     /// Versioned mode: writes that lost the race to another writer, whose pending state was

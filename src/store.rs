@@ -396,6 +396,7 @@ impl Store {
             items_written: Counters::get(&counters.items_written),
             write_requests: Counters::get(&counters.write_requests),
             retries: Counters::get(&counters.retries),
+            throttles: Counters::get(&counters.throttles),
             rejected_writes: Counters::get(&counters.rejected_writes),
             conflicts: Counters::get(&counters.conflicts),
             recovery: shared.recovery.clone(),

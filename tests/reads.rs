@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{key, Faults, FaultyBackend, Fixture, TestResult};
 use futures_util::FutureExt as _;
-use quickstore::{Durability, Error, Store};
+use quickstore::{Durability, Error, RetryPolicy, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -155,5 +155,115 @@ async fn a_journaled_mutation_dropped_while_waiting_for_the_disk_stays_applied()
         stored.get("n"),
         Some(&quickstore::AttributeValue::N("50".into()))
     );
+    Ok(())
+}
+
+/// A `get_many` whose batches come back half done each time keeps going while it makes
+/// progress: under every seed, each call completes with every key.
+#[tokio::test(start_paused = true)]
+async fn get_many_completes_while_batches_make_progress() -> TestResult {
+    let mut throttles = 0;
+    for seed in 0..20 {
+        let fixture = Fixture::embedded()?;
+        let store = fixture.store().await?;
+        let keys: Vec<_> = (0..260).map(|i| key("Doc", i)).collect();
+        for wanted in &keys {
+            store.upsert(wanted, &Doc { n: 1 }).await?;
+        }
+        store.close().await?;
+        let faults = Faults {
+            seed,
+            partial: 1.0,
+            transient: 0.2,
+            ..Faults::default()
+        };
+        let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
+        let store = Store::builder(Arc::clone(&backend)).open().await?;
+        let found = store.get_many::<Doc, _>(&keys).await?;
+        assert_eq!(found.len(), 260, "seed {seed}");
+        let stats = store.stats();
+        assert!(stats.retries > 0, "seed {seed}: {stats:?}");
+        assert!(stats.throttles <= stats.retries);
+        throttles += stats.throttles;
+        store.close().await?;
+    }
+    assert!(throttles > 0, "every injected throttle is counted");
+    Ok(())
+}
+
+/// A read that cannot make progress gives up within the policy, and its error says what was
+/// attempted and how much is left.
+#[tokio::test(start_paused = true)]
+async fn a_read_that_makes_no_progress_says_what_it_attempted() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let faults = Faults {
+        transient: 1.0,
+        ..Faults::default()
+    };
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
+    let observed = backend.observed();
+    let policy = RetryPolicy::default().reads(3, Duration::from_secs(60));
+    let store = Store::builder(Arc::clone(&backend))
+        .retry_policy(policy)
+        .open()
+        .await?;
+    let keys: Vec<_> = (0..150).map(|i| key("Doc", i)).collect();
+    let err = store
+        .get_many::<Doc, _>(&keys)
+        .await
+        .err()
+        .ok_or("an unreachable read succeeded")?;
+    let gave_up = err.backend().and_then(|e| e.gave_up()).unwrap_or_default();
+    assert!(
+        gave_up.contains("3 attempts") && gave_up.contains("keys unread"),
+        "{}",
+        err.report()
+    );
+    assert!(err.is_throttle());
+    let err = store
+        .get::<Doc>(&keys[0])
+        .await
+        .err()
+        .ok_or("an unreachable read succeeded")?;
+    assert!(
+        err.report()
+            .to_string()
+            .contains("gave up after 3 attempts"),
+        "{}",
+        err.report()
+    );
+    assert_eq!(observed.lock().gets, 3, "the policy's attempts, no more");
+    store.close().await?;
+    Ok(())
+}
+
+/// A request that hangs counts as a transient failure after the policy's request timeout.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_request_times_out_and_is_retried() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let gate = Arc::new(Semaphore::new(0));
+    let backend = Arc::new(
+        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
+    );
+    let policy = RetryPolicy::default()
+        .request_timeout(Some(Duration::from_secs(1)))
+        .reads(2, Duration::from_secs(60));
+    let store = Store::builder(Arc::clone(&backend))
+        .retry_policy(policy)
+        .open()
+        .await?;
+    let err = store
+        .get::<Doc>(&key("Doc", 1))
+        .await
+        .err()
+        .ok_or("a read that never got an answer succeeded")?;
+    assert!(err.is_retryable(), "{}", err.report());
+    assert!(
+        err.report().to_string().contains("request timeout"),
+        "{}",
+        err.report()
+    );
+    assert_eq!(store.stats().retries, 1);
+    store.close().await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -24,6 +25,14 @@ use crate::item::Item;
 
 /// The backend's name in error messages.
 const NAME: &str = "DynamoDB";
+
+/// DynamoDB error codes that mean "slow down".
+const THROTTLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+];
 
 /// DynamoDB error codes that mean "slow down or try again".
 const RETRYABLE_CODES: &[&str] = &[
@@ -79,7 +88,17 @@ where
         }
         _ => false,
     };
-    let error = BackendError::new(service, operation, retryable);
+    let throttle = match &err {
+        SdkError::ServiceError(service) => {
+            service
+                .err()
+                .code()
+                .is_some_and(|code| THROTTLE_CODES.contains(&code))
+                || status == Some(429)
+        }
+        _ => false,
+    };
+    let error = BackendError::new(service, operation, retryable).throttling(throttle);
     match err {
         SdkError::ServiceError(service) => {
             let inner = service.into_err();
@@ -121,8 +140,27 @@ pub struct DynamoDbBackend {
 }
 
 impl DynamoDbBackend {
-    /// A backend for `table`, reached through `client`.
+    /// A backend for `table`, reached through `client` with the SDK's own retries turned off.
+    ///
+    /// The store retries every request itself, by its
+    /// [`RetryPolicy`](crate::RetryPolicy), and counts each attempt, retry and throttle in
+    /// [`Stats`](crate::Stats). The SDK's retries (3 attempts by default) would run underneath
+    /// and multiply the attempts while hiding them, so the backend uses a copy of `client`
+    /// configured with `RetryConfig::disabled()`; everything else (credentials, region,
+    /// endpoint, HTTP client, timeouts) is kept. [`with_sdk_retries`](Self::with_sdk_retries)
+    /// keeps the client as it is.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Self::with_sdk_retries(Client::from_conf(config), table)
+    }
+
+    /// A backend for `table` that uses `client` unchanged, SDK retries included: each request
+    /// the store counts may then be several on the wire.
+    pub fn with_sdk_retries(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
@@ -477,5 +515,23 @@ impl Backend for DynamoDbBackend {
                 Ok(Conditional::Conflict { current })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_does_not_retry_under_the_store() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let client = Client::from_conf(config);
+        let backend = DynamoDbBackend::new(client.clone(), "t");
+        let attempts = |client: &Client| client.config().retry_config().map(|r| r.max_attempts());
+        assert_eq!(attempts(backend.client()), Some(1));
+        let kept = DynamoDbBackend::with_sdk_retries(client.clone(), "t");
+        assert_eq!(attempts(kept.client()), attempts(&client));
     }
 }

@@ -95,11 +95,13 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
     let partition_key = &shared.options.partition_key;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut groups = VecDeque::from([batch]);
+    let policy = &shared.options.retry;
     while let Some(mut group) = groups.pop_front() {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(policy);
         loop {
             counters.add(&counters.write_requests, 1);
-            match backend.batch_write(partition_key, &group.writes).await {
+            let request = backend.batch_write(partition_key, &group.writes);
+            match policy.request("BatchWriteItem", request).await {
                 Ok(unprocessed) => {
                     let unprocessed: HashSet<usize> = unprocessed.into_iter().collect();
                     let retry = group.split_off(&unprocessed);
@@ -117,7 +119,7 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
                     backoff.wait().await;
                 }
                 Err(err) if err.is_retryable() => {
-                    counters.add(&counters.retries, 1);
+                    counters.retry_after(&err);
                     if backoff.attempts() % 10 == 9 {
                         tracing::warn!(error = %err.report(), attempts = backoff.attempts() + 1, "writes keep failing; retrying");
                     } else {
@@ -171,10 +173,16 @@ pub(crate) async fn write_each_if(
 async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outcome {
     let (backend, counters) = (&shared.backend, &shared.counters);
     let partition_key = &shared.options.partition_key;
-    let mut backoff = Backoff::default();
+    let policy = &shared.options.retry;
+    let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.write_requests, 1);
-        match backend.write_if(partition_key, write, condition).await {
+        let request = backend.write_if(partition_key, write, condition);
+        let operation = match write {
+            Write::Put(_) => "PutItem",
+            Write::Delete(_) => "DeleteItem",
+        };
+        match policy.request(operation, request).await {
             Ok(Conditional::Written) => {
                 counters.add(&counters.items_written, 1);
                 return Outcome::Written;
@@ -196,7 +204,7 @@ async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outc
                 return Outcome::Conflict(current);
             }
             Err(err) if err.is_retryable() => {
-                counters.add(&counters.retries, 1);
+                counters.retry_after(&err);
                 tracing::debug!(error = %err.report(), "conditional write failed; retrying");
                 backoff.wait().await;
             }

@@ -92,10 +92,9 @@ impl FaultyBackend {
     }
 
     fn throttled(operation: &'static str) -> Error {
-        Error::transient(
+        Error::throttled(
             operation,
             "ProvisionedThroughputExceededException: injected",
-            None,
         )
     }
 
