@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::follow::Follower;
 use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGMENT_BYTES};
 use crate::key::Kinds;
-use crate::options::Options;
+use crate::options::{Backpressure, Options};
 use crate::retry::RetryPolicy;
 use crate::store::Store;
 use crate::stream::ChangeStream;
@@ -152,12 +152,38 @@ impl StoreBuilder {
         self
     }
 
-    /// The number of keys with mutations not yet in the backend; a mutation of another key
-    /// beyond it fails with [`Error::TooManyRequests`] and changes nothing.
+    /// The number of keys with mutations not yet in the backend. A mutation of another key
+    /// beyond it meets the store's [`backpressure`](Self::backpressure).
     ///
     /// Default: 100,000.
     pub fn max_pending(mut self, keys: usize) -> Self {
         self.options.max_pending = keys;
+        self
+    }
+
+    /// The bytes that mutations not yet in the backend may hold (weighed like cache entries:
+    /// item size, key and a fixed overhead). A mutation that would pass it meets the store's
+    /// [`backpressure`](Self::backpressure). Together with
+    /// [`cache_capacity`](Self::cache_capacity) this bounds the store's memory, whatever the
+    /// write rate and however long the backend is away. At least 1 MiB, so that any item fits.
+    ///
+    /// Default: 256 MiB.
+    pub fn max_pending_bytes(mut self, bytes: u64) -> Self {
+        self.options.max_pending_bytes = bytes;
+        self
+    }
+
+    /// What a mutation does when the pending writes fill the store: fail at once with
+    /// [`Error::TooManyRequests`], or wait for room up to a deadline.
+    ///
+    /// With [`Backpressure::Wait`], `insert`, `update`, `upsert` and `delete` wait until their
+    /// mutation fits. `update_with` waits until the store has some room before it decides; if
+    /// what it decides then does not fit, it fails with `TooManyRequests` rather than decide
+    /// twice. A waiting call dropped changes nothing.
+    ///
+    /// Default: [`Backpressure::Fail`].
+    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.options.backpressure = backpressure;
         self
     }
 

@@ -46,16 +46,23 @@ pub enum Error {
         key: Key,
     },
 
-    /// The number of keys waiting to be written reached the configured limit.
+    /// The mutations waiting to be written reached a configured bound (keys or bytes), and
+    /// the store's [`Backpressure`](crate::Backpressure) did not wait for room, or waited in
+    /// vain. Nothing changed.
     #[error(
-        "{pending} keys are waiting to be written, which is the configured limit of {limit}; \
-         retry once the backend catches up"
+        "the writes waiting for the backend fill the store ({pending} of {limit} keys, \
+         {pending_bytes} of {byte_limit} bytes); retry once the backend catches up"
     )]
     TooManyRequests {
         /// Keys waiting now.
         pending: usize,
-        /// The limit set with [`StoreBuilder::max_pending`](crate::StoreBuilder::max_pending).
+        /// The bound set with [`StoreBuilder::max_pending`](crate::StoreBuilder::max_pending).
         limit: usize,
+        /// Bytes of the mutations waiting now.
+        pending_bytes: u64,
+        /// The bound set with
+        /// [`StoreBuilder::max_pending_bytes`](crate::StoreBuilder::max_pending_bytes).
+        byte_limit: u64,
     },
 
     /// The store was closed; no call succeeds after [`Store::close`](crate::Store::close).
@@ -399,6 +406,8 @@ mod tests {
                 Error::TooManyRequests {
                     pending: 1,
                     limit: 1,
+                    pending_bytes: 0,
+                    byte_limit: 1,
                 },
                 "TooManyRequests",
             ),
@@ -433,8 +442,13 @@ mod tests {
         let err = Error::TooManyRequests {
             pending: 10,
             limit: 10,
+            pending_bytes: 5,
+            byte_limit: 20,
         };
-        assert!(err.to_string().contains("limit of 10"));
+        assert!(
+            err.to_string().contains("10 of 10 keys, 5 of 20 bytes"),
+            "{err}"
+        );
         assert!(!err.to_string().contains('\n'));
         Ok(())
     }

@@ -114,6 +114,7 @@ pub use journal::{
     RecoveryReport, SegmentSummary, DEAD_LETTERS,
 };
 pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
+pub use options::Backpressure;
 pub use retry::RetryPolicy;
 pub use stats::Stats;
 pub use store::Store;

@@ -6,6 +6,22 @@ use std::time::Duration;
 
 use crate::retry::RetryPolicy;
 
+/// The smallest bound on pending bytes: room for the largest item, its key and overhead.
+pub(crate) const MIN_PENDING_BYTES: u64 = 1024 * 1024;
+
+/// What a mutation does when the writes waiting for the backend fill the store (see
+/// [`StoreBuilder::max_pending`](crate::StoreBuilder::max_pending) and
+/// [`max_pending_bytes`](crate::StoreBuilder::max_pending_bytes)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// Fail at once with [`Error::TooManyRequests`](crate::Error::TooManyRequests).
+    Fail,
+    /// Wait for room, as a bounded channel's `send().await` does, for at most this long; then
+    /// fail with `TooManyRequests`. Room is made as the flusher's writes land.
+    Wait(Duration),
+}
+
 /// The options a store runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -15,6 +31,8 @@ pub(crate) struct Options {
     pub batch_threshold: usize,
     pub max_in_flight_batches: usize,
     pub max_pending: usize,
+    pub max_pending_bytes: u64,
+    pub backpressure: Backpressure,
     pub consistent_reads: bool,
     pub partition_key: Arc<str>,
     pub max_staleness: Option<Duration>,
@@ -36,6 +54,8 @@ impl Default for Options {
             batch_threshold: 100,
             max_in_flight_batches: 8,
             max_pending: 100_000,
+            max_pending_bytes: 256 * 1024 * 1024,
+            backpressure: Backpressure::Fail,
             consistent_reads: true,
             partition_key: Arc::from("_key"),
             max_staleness: None,
@@ -69,6 +89,10 @@ impl Options {
                 "max_in_flight_batches must be at least 1",
             ),
             (self.max_pending == 0, "max_pending must be at least 1"),
+            (
+                self.max_pending_bytes < MIN_PENDING_BYTES,
+                "max_pending_bytes must be at least 1 MiB, so that any item fits",
+            ),
             (
                 self.partition_key.is_empty(),
                 "partition_key cannot be empty",

@@ -84,6 +84,8 @@ pub(crate) struct WriteContext<'a> {
     pub pending: &'a AtomicUsize,
     /// The bound on `pending`.
     pub max_pending: usize,
+    /// The bound on the bytes of dirty entries in the whole store.
+    pub max_pending_bytes: u64,
     /// Set once the store starts closing.
     pub closed: &'a AtomicBool,
     /// Called, under the shard lock, when a key becomes dirty, with the key's first sequence.
@@ -220,7 +222,6 @@ pub(crate) struct Usage {
     pub clean_entries: usize,
     pub clean_bytes: u64,
     pub dirty_entries: usize,
-    pub dirty_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -281,7 +282,8 @@ struct State {
     clean: quick_cache::unsync::Cache<String, Cached, ByWeight>,
     dirty: HashMap<String, Dirty>,
     loading: HashMap<String, Flight>,
-    dirty_bytes: u64,
+    /// The bytes of dirty entries in every shard of the store, this one's included.
+    store_dirty_bytes: Arc<AtomicU64>,
     next_ticket: u64,
     /// Bumped whenever a key's backend state may have changed without the shard knowing it
     /// (a mutation, or a rejected write), invalidating [`Known`] states.
@@ -303,7 +305,12 @@ fn weight(key: &str, value: &Value) -> u64 {
 impl Shard {
     /// A shard whose clean entries weigh at most `capacity` bytes and are trusted for at most
     /// `max_staleness` (for ever with `None`).
-    pub(crate) fn new(capacity: u64, max_staleness: Option<Duration>) -> Self {
+    /// `store_dirty_bytes` sums the dirty bytes of every shard of the store, for its bound.
+    pub(crate) fn new(
+        capacity: u64,
+        max_staleness: Option<Duration>,
+        store_dirty_bytes: Arc<AtomicU64>,
+    ) -> Self {
         let estimated_items = usize::try_from(capacity / 512)
             .unwrap_or(usize::MAX)
             .max(16);
@@ -316,7 +323,7 @@ impl Shard {
                 ),
                 dirty: HashMap::new(),
                 loading: HashMap::new(),
-                dirty_bytes: 0,
+                store_dirty_bytes,
                 next_ticket: 0,
                 generation: 0,
             }),
@@ -531,6 +538,10 @@ impl Shard {
         let Some(current) = state.known_current(key, known, self.max_staleness) else {
             return Ok(MutatedWith::NeedsLoad);
         };
+        // Checked before deciding, so that a caller who waits for room can still decide.
+        if !state.has_room(key, ctx) {
+            return Err(state.no_room(ctx));
+        }
         match decide(&current.value)? {
             (Some(mutation), answer) => {
                 let seq = state.apply(key, mutation, current.base, ctx)?;
@@ -547,7 +558,7 @@ impl Shard {
         let state = &mut *state;
         let weight = weight(key, &value);
         state.clean.remove(key);
-        state.dirty_bytes += weight;
+        state.add_dirty_bytes(weight);
         state.generation += 1;
         let previous = state.dirty.insert(
             key.to_owned(),
@@ -563,7 +574,7 @@ impl Shard {
             },
         );
         match previous {
-            Some(previous) => state.dirty_bytes -= previous.weight,
+            Some(previous) => state.sub_dirty_bytes(previous.weight),
             None => {
                 ctx.pending.fetch_add(1, Ordering::AcqRel);
                 (ctx.on_dirty)(seq, key);
@@ -611,7 +622,7 @@ impl Shard {
             return Some(Completed::StillDirty(first));
         }
         let entry = state.dirty.remove(key)?;
-        state.dirty_bytes -= entry.weight;
+        state.sub_dirty_bytes(entry.weight);
         if let Landed::Written(now) = landed {
             state.clean.insert(
                 key.to_owned(),
@@ -644,7 +655,7 @@ impl Shard {
             return None;
         }
         let ours = state.dirty.remove(key)?;
-        state.dirty_bytes -= ours.weight;
+        state.sub_dirty_bytes(ours.weight);
         state.generation += 1;
         if let Some(flight) = state.loading.get_mut(key) {
             flight.stale = true;
@@ -688,7 +699,6 @@ impl Shard {
             clean_entries: state.clean.len(),
             clean_bytes: state.clean.weight(),
             dirty_entries: state.dirty.len(),
-            dirty_bytes: state.dirty_bytes,
         }
     }
 
@@ -741,8 +751,34 @@ impl State {
         })
     }
 
-    /// Applies a mutation whose precondition held: counts the key against `max_pending`,
-    /// journals the mutation, and makes the key dirty with the new state. Returns its sequence.
+    fn add_dirty_bytes(&self, bytes: u64) {
+        self.store_dirty_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn sub_dirty_bytes(&self, bytes: u64) {
+        self.store_dirty_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Whether a mutation of `key` could be admitted now: there is room for one more dirty
+    /// key (unless the key is dirty already) and for some more dirty bytes.
+    fn has_room(&self, key: &str, ctx: &WriteContext<'_>) -> bool {
+        (self.dirty.contains_key(key) || ctx.pending.load(Ordering::Acquire) < ctx.max_pending)
+            && self.store_dirty_bytes.load(Ordering::Acquire) < ctx.max_pending_bytes
+    }
+
+    /// The error for a mutation the pending bounds leave no room for.
+    fn no_room(&self, ctx: &WriteContext<'_>) -> Error {
+        Error::TooManyRequests {
+            pending: ctx.pending.load(Ordering::Acquire),
+            limit: ctx.max_pending,
+            pending_bytes: self.store_dirty_bytes.load(Ordering::Acquire),
+            byte_limit: ctx.max_pending_bytes,
+        }
+    }
+
+    /// Applies a mutation whose precondition held: admits it within the pending bounds (one
+    /// more dirty key, and the bytes it adds), journals it, and makes the key dirty with the
+    /// new state. Returns its sequence.
     fn apply(
         &mut self,
         key: &str,
@@ -750,7 +786,11 @@ impl State {
         base: Option<u64>,
         ctx: &WriteContext<'_>,
     ) -> Result<u64> {
-        let is_dirty = self.dirty.contains_key(key);
+        let op = mutation.op();
+        let value = mutation.into_value();
+        let new_weight = weight(key, &value);
+        let old_weight = self.dirty.get(key).map(|entry| entry.weight);
+        let is_dirty = old_weight.is_some();
         if !is_dirty
             && ctx
                 .pending
@@ -759,21 +799,32 @@ impl State {
                 })
                 .is_err()
         {
-            return Err(Error::TooManyRequests {
-                pending: ctx.pending.load(Ordering::Acquire),
-                limit: ctx.max_pending,
-            });
+            return Err(self.no_room(ctx));
         }
-        let op = mutation.op();
-        let value = mutation.into_value();
+        let unreserve_key = || {
+            if !is_dirty {
+                ctx.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+        };
+        let grows = new_weight.saturating_sub(old_weight.unwrap_or(0));
+        if grows > 0
+            && self
+                .store_dirty_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    (b + grows <= ctx.max_pending_bytes).then_some(b + grows)
+                })
+                .is_err()
+        {
+            unreserve_key();
+            return Err(self.no_room(ctx));
+        }
         // Journaled before anything changes: if the journal refuses, the mutation is refused.
         let seq = match ctx.journal {
             Some(journal) => match journal.append(ctx.seq, op, key, value.as_ref()) {
                 Ok(seq) => seq,
                 Err(err) => {
-                    if !is_dirty {
-                        ctx.pending.fetch_sub(1, Ordering::AcqRel);
-                    }
+                    unreserve_key();
+                    self.sub_dirty_bytes(grows);
                     return Err(err);
                 }
             },
@@ -783,10 +834,12 @@ impl State {
         if let Some(flight) = self.loading.get_mut(key) {
             flight.stale = true;
         }
-        let new_weight = weight(key, &value);
+        // The reservation covered any growth; a shrink gives bytes back.
+        if let Some(old) = old_weight.filter(|old| *old > new_weight) {
+            self.sub_dirty_bytes(old - new_weight);
+        }
         match self.dirty.get_mut(key) {
             Some(entry) => {
-                self.dirty_bytes = self.dirty_bytes - entry.weight + new_weight;
                 entry.value = value;
                 entry.weight = new_weight;
                 entry.seq = seq;
@@ -796,7 +849,6 @@ impl State {
             }
             None => {
                 self.clean.remove(key);
-                self.dirty_bytes += new_weight;
                 self.dirty.insert(
                     key.to_owned(),
                     Dirty {

@@ -8,6 +8,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::item::{self, Item};
@@ -30,6 +32,10 @@ pub(crate) struct Shared {
     seq: AtomicU64,
     /// Keys with mutations not yet in the backend.
     pub pending: AtomicUsize,
+    /// Bytes of the dirty entries of every shard.
+    pub pending_bytes: Arc<AtomicU64>,
+    /// Told whenever pending writes land, for mutations waiting for room.
+    pub room: Notify,
     /// Set once the store starts closing; checked under shard locks.
     pub closed: AtomicBool,
     pub counters: Counters,
@@ -52,9 +58,10 @@ impl Shared {
         follows_stream: bool,
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
+        let pending_bytes = Arc::new(AtomicU64::new(0));
         Self {
             shards: (0..options.shards)
-                .map(|_| Shard::new(per_shard, options.max_staleness))
+                .map(|_| Shard::new(per_shard, options.max_staleness, Arc::clone(&pending_bytes)))
                 .collect(),
             hasher: RandomState::new(),
             backend,
@@ -62,6 +69,8 @@ impl Shared {
             kinds,
             seq: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
+            pending_bytes,
+            room: Notify::new(),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             journal,
@@ -80,6 +89,7 @@ impl Shared {
             seq: &self.seq,
             pending: &self.pending,
             max_pending: self.options.max_pending,
+            max_pending_bytes: self.options.max_pending_bytes,
             closed: &self.closed,
             on_dirty,
             journal: self.journal.as_ref(),

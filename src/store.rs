@@ -397,6 +397,7 @@ impl Store {
             write_requests: Counters::get(&counters.write_requests),
             retries: Counters::get(&counters.retries),
             throttles: Counters::get(&counters.throttles),
+            pending_bytes: shared.pending_bytes.load(Ordering::Acquire),
             rejected_writes: Counters::get(&counters.rejected_writes),
             conflicts: Counters::get(&counters.conflicts),
             recovery: shared.recovery.clone(),
@@ -419,7 +420,6 @@ impl Store {
         for shard in shared.shards.iter() {
             let usage = shard.usage();
             stats.pending += usage.dirty_entries;
-            stats.pending_bytes += usage.dirty_bytes;
             stats.cached_entries += usage.clean_entries;
             stats.cached_bytes += usage.clean_bytes;
         }

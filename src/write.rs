@@ -3,7 +3,11 @@
 //! journal. Also atomic read-modify-write: [`Change`] and the decision functions behind
 //! `Store::update_with`.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,6 +17,7 @@ use crate::flusher;
 use crate::item::{self, Item};
 use crate::key::Key;
 use crate::load;
+use crate::options::Backpressure;
 use crate::shard::{Mutated, MutatedWith, Mutation, Value};
 use crate::shared::Shared;
 
@@ -44,8 +49,16 @@ impl Writer<'_> {
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = shared.write_context(&on_dirty);
         let mut known = None;
+        let mut room = Room::new(shared);
         loop {
-            match shard.mutate(rendered, mutation.clone(), known.as_ref(), &ctx)? {
+            let mutated = match shard.mutate(rendered, mutation.clone(), known.as_ref(), &ctx) {
+                Err(full @ Error::TooManyRequests { .. }) => {
+                    room.wait(full).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            match mutated {
                 Mutated::Applied(seq) => return self.acknowledge(seq).await,
                 Mutated::Existed => return Err(Error::ItemExisted { key: key.clone() }),
                 Mutated::NotExisted => return Err(Error::ItemNotExisted { key: key.clone() }),
@@ -70,23 +83,31 @@ impl Writer<'_> {
         // Called at most once: the shard calls it only when it knows the state.
         let mut decide = Some(decide);
         let mut known = None;
+        let mut room = Room::new(shared);
         loop {
-            let decided =
-                shard.mutate_with(rendered, known.as_ref(), &ctx, |current: &Value| {
-                    let decide = decide.take().ok_or_else(|| {
-                        Error::validation("update_with decided twice; this is a bug in quickstore")
-                    })?;
-                    let (change, answer) = decide(current.as_deref())?;
-                    let mutation = match change {
-                        Change::Put(item) => {
-                            shared.validate(&item, rendered.len())?;
-                            Some(Mutation::Upsert(Arc::new(item)))
-                        }
-                        Change::Delete => current.is_some().then_some(Mutation::Delete),
-                        Change::Keep => None,
-                    };
-                    Ok((mutation, answer))
+            let decided = shard.mutate_with(rendered, known.as_ref(), &ctx, |current: &Value| {
+                let decide = decide.take().ok_or_else(|| {
+                    Error::validation("update_with decided twice; this is a bug in quickstore")
                 })?;
+                let (change, answer) = decide(current.as_deref())?;
+                let mutation = match change {
+                    Change::Put(item) => {
+                        shared.validate(&item, rendered.len())?;
+                        Some(Mutation::Upsert(Arc::new(item)))
+                    }
+                    Change::Delete => current.is_some().then_some(Mutation::Delete),
+                    Change::Keep => None,
+                };
+                Ok((mutation, answer))
+            });
+            let decided = match decided {
+                // Full before deciding: the decision can still be made once there is room.
+                Err(full @ Error::TooManyRequests { .. }) if decide.is_some() => {
+                    room.wait(full).await?;
+                    continue;
+                }
+                other => other?,
+            };
             match decided {
                 MutatedWith::Applied(seq, answer) => {
                     self.acknowledge(seq).await?;
@@ -105,6 +126,44 @@ impl Writer<'_> {
             journal.wait(seq).await?;
         }
         shared.counters.add(&shared.counters.mutations, 1);
+        Ok(())
+    }
+}
+
+/// Waiting for room in a full store, by its [`Backpressure`].
+struct Room<'a> {
+    shared: &'a Shared,
+    deadline: Option<Instant>,
+    /// Registered before the next attempt, so that room made between that attempt and the
+    /// wait is not missed.
+    armed: Option<Pin<Box<Notified<'a>>>>,
+}
+
+impl<'a> Room<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            deadline: None,
+            armed: None,
+        }
+    }
+
+    /// Called when an attempt found the store full: returns when the caller should try
+    /// again, or `full` when the store does not wait or waited long enough. After the first
+    /// full attempt it returns at once (armed), so the caller tries once more before waiting.
+    async fn wait(&mut self, full: Error) -> Result<()> {
+        let Backpressure::Wait(limit) = self.shared.options.backpressure else {
+            return Err(full);
+        };
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + limit);
+        if let Some(armed) = self.armed.take() {
+            if tokio::time::timeout_at(deadline, armed).await.is_err() {
+                return Err(full);
+            }
+        }
+        let mut armed = Box::pin(self.shared.room.notified());
+        armed.as_mut().enable();
+        self.armed = Some(armed);
         Ok(())
     }
 }

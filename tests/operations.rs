@@ -369,7 +369,8 @@ async fn too_many_pending_mutations_are_refused(fixture: Fixture) -> TestResult 
             err,
             Some(Error::TooManyRequests {
                 pending: 3,
-                limit: 3
+                limit: 3,
+                ..
             })
         ),
         "{err:?}"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use quickstore::{Key, Stats, Store, StoreBuilder};
+use quickstore::{Backpressure, Key, Stats, Store, StoreBuilder};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
@@ -151,29 +151,16 @@ enum Mutation {
     Upsert,
 }
 
-/// Applies a mutation, waiting while the store has too many pending keys.
+/// Applies a mutation; the store waits for room when too many writes are pending.
 async fn mutate(
     store: &Store,
     key: &Key,
     record: &Record,
     mutation: Mutation,
 ) -> quickstore::Result<()> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(1);
-    loop {
-        let result = match mutation {
-            Mutation::Insert => store.insert(key, record).await,
-            Mutation::Upsert => store.upsert(key, record).await,
-        };
-        match result {
-            Err(quickstore::Error::TooManyRequests { .. })
-                if started.elapsed() < PENDING_WAIT_LIMIT =>
-            {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(100));
-            }
-            other => return other,
-        }
+    match mutation {
+        Mutation::Insert => store.insert(key, record).await,
+        Mutation::Upsert => store.upsert(key, record).await,
     }
 }
 
@@ -339,9 +326,12 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
 /// Runs `quickstore bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cache_bytes = args.cache_bytes;
-    let configure = |builder: StoreBuilder| match cache_bytes {
-        Some(bytes) => builder.cache_capacity(bytes),
-        None => builder,
+    let configure = |builder: StoreBuilder| {
+        let builder = builder.backpressure(Backpressure::Wait(PENDING_WAIT_LIMIT));
+        match cache_bytes {
+            Some(bytes) => builder.cache_capacity(bytes),
+            None => builder,
+        }
     };
     let opened = backend::open_store(&args.backend, Unspecified::Temporary, configure).await?;
     let store = opened.store;

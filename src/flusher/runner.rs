@@ -262,6 +262,8 @@ impl Runner {
                 None => {}
             }
         }
+        // Whatever landed (or was refused) made room for mutations waiting for it.
+        self.shared.room.notify_waiters();
     }
 
     /// Settles a versioned write that lost the race: the winner's state replaces the key's
