@@ -222,7 +222,13 @@ impl StoreBuilder {
     /// not part of the values the store hands out. Items without the attribute count as
     /// version 0.
     ///
-    /// Not yet combined with [`journal`](Self::journal): `open` refuses both.
+    /// With a [`journal`](Self::journal), each journaled mutation also records the version its
+    /// write will be conditional on, and the flusher notes each write it is done with, so a
+    /// recovered write is conditional on the version its key had when the process stopped. One
+    /// limit: after a crash between a write landing in the table and the journal noting it
+    /// (the note is not waited for), the key's recovered write is conditional on the version
+    /// before that write, fails, and is reported as a conflict (counted, dead-lettered, handed
+    /// to the handler): never lost silently, never overwriting.
     ///
     /// Default: off; writes are unconditional and the store assumes it is the only writer of
     /// its keys.
@@ -367,12 +373,6 @@ impl StoreBuilder {
             return Err(Error::validation(problem));
         }
         let journal = self.journal.config()?;
-        if journal.is_some() && self.options.version_attribute.is_some() {
-            return Err(Error::validation(
-                "versioned mode cannot be combined with a journal yet: the journal does not \
-                 record the versions that recovered writes would be conditional on",
-            ));
-        }
         if let (Some(option), None) = (self.stream_option, &self.stream) {
             return Err(Error::validation(format!(
                 "{option}() configures stream following, but no stream was given: call \

@@ -2,7 +2,7 @@
 //! targets and the CLI's tests. Anything here may change in any release.
 
 pub use crate::codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
-pub use crate::journal::{Op, Record};
+pub use crate::journal::{Op, Record, TableState};
 
 use crate::error::{Error, Result};
 use crate::journal::{decode_record as decode_frame, encode_record as encode_frame, FrameError};

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
-use crate::journal::{Journal, Op};
+use crate::journal::{Journal, Op, TableState};
 
 /// An item's state: `Some` when present, `None` when known to be absent.
 pub(crate) type Value = Option<Arc<Item>>;
@@ -551,9 +551,17 @@ impl Shard {
         }
     }
 
-    /// Makes a recovered mutation dirty again, as it was before a crash. Not bounded by
+    /// Makes a recovered mutation dirty again, as it was before a crash, building on `base`
+    /// (versioned mode: the table state its write is conditional on). Not bounded by
     /// `max_pending`: recovered mutations were acknowledged already.
-    pub(crate) fn restore(&self, key: &str, value: Value, seq: u64, ctx: &WriteContext<'_>) {
+    pub(crate) fn restore(
+        &self,
+        key: &str,
+        value: Value,
+        seq: u64,
+        base: Option<u64>,
+        ctx: &WriteContext<'_>,
+    ) {
         let mut state = self.state.lock();
         let state = &mut *state;
         let weight = weight(key, &value);
@@ -569,8 +577,7 @@ impl Shard {
                 first_seq: seq,
                 in_flight: None,
                 next_first: None,
-                // The journal does not keep versions, which is why versioned mode has none.
-                base: None,
+                base,
             },
         );
         match previous {
@@ -640,15 +647,15 @@ impl Shard {
 
     /// Settles a write that lost a race in versioned mode: the key's pending mutations are
     /// dropped and the winner's state (`value` at `version`) becomes the key's clean state, so
-    /// the next read sees it. Returns the dropped (newest) state, or `None` if the write is not
-    /// the key's in-flight write.
+    /// the next read sees it. Returns the dropped (newest) state and its sequence, or `None` if
+    /// the write is not the key's in-flight write.
     pub(crate) fn resolve_conflict(
         &self,
         key: &str,
         seq: u64,
         value: Value,
         version: u64,
-    ) -> Option<Value> {
+    ) -> Option<(Value, u64)> {
         let mut state = self.state.lock();
         let state = &mut *state;
         if state.dirty.get(key)?.in_flight != Some(seq) {
@@ -671,7 +678,7 @@ impl Shard {
                 from_stream: false,
             },
         );
-        Some(ours.value)
+        Some((ours.value, ours.seq))
     }
 
     /// Forgets a write whose outcome is unknown (its task died); the key stays dirty. Returns
@@ -820,14 +827,22 @@ impl State {
         }
         // Journaled before anything changes: if the journal refuses, the mutation is refused.
         let seq = match ctx.journal {
-            Some(journal) => match journal.append(ctx.seq, op, key, value.as_ref()) {
-                Ok(seq) => seq,
-                Err(err) => {
-                    unreserve_key();
-                    self.sub_dirty_bytes(grows);
-                    return Err(err);
+            Some(journal) => {
+                // Versioned mode: what a recovered write of this state would be conditional on,
+                // as the dirty entry has it now.
+                let recorded = ctx.versioned.then(|| {
+                    let base = self.dirty.get(key).map_or(base, |entry| entry.base);
+                    TableState::from_version(base)
+                });
+                match journal.append(ctx.seq, op, key, value.as_ref(), recorded) {
+                    Ok(seq) => seq,
+                    Err(err) => {
+                        unreserve_key();
+                        self.sub_dirty_bytes(grows);
+                        return Err(err);
+                    }
                 }
-            },
+            }
             None => ctx.seq.fetch_add(1, Ordering::AcqRel) + 1,
         };
         self.generation += 1;

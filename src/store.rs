@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::flusher::{self, Runner};
 use crate::follow::Follower;
 use crate::item::{self, Item};
-use crate::journal::{Journal, Recovered};
+use crate::journal::{Journal, Recovered, TableState};
 use crate::key::{Key, Kinds};
 use crate::load;
 use crate::options::Options;
@@ -473,7 +473,11 @@ fn restore(shared: &Shared, flusher: &flusher::Handle, recovered: Recovered) {
         let index = shared.shard_index(&record.key);
         let on_dirty = |first_seq: u64, key: &str| flusher.dirty(first_seq, index, key);
         let ctx = shared.write_context(&on_dirty);
-        shared.shards[index].restore(&record.key, record.item, record.seq, &ctx);
+        // The base matters in versioned mode only; without a recorded one (an unversioned
+        // store's journal), a recovered write is conditional on the item's absence, so it
+        // never overwrites an item it knows nothing of.
+        let base = record.base.and_then(TableState::version);
+        shared.shards[index].restore(&record.key, record.item, record.seq, base, &ctx);
     }
 }
 

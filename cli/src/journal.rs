@@ -35,8 +35,9 @@ pub enum JournalCommand {
     /// mutation recovered from the journal to the backend, then empties the journal.
     ///
     /// Fails if a running store holds the directory, if the journal is damaged beyond a torn
-    /// tail (unless --salvage), or if the backend refuses some writes (they are kept in the
-    /// journal's dead-letter file).
+    /// tail (unless --salvage), if a versioned store wrote it and --versioned is not given, or
+    /// if the backend refuses some writes or (versioned) another writer changed their items
+    /// first (they are kept in the journal's dead-letter file).
     Replay(ReplayArgs),
 }
 
@@ -60,6 +61,14 @@ pub struct ReplayArgs {
     /// instead of refusing to replay it.
     #[arg(long)]
     pub salvage: bool,
+
+    /// Replay in versioned mode, with this version attribute (the one the store that wrote
+    /// the journal used): each recovered write is conditional on the version the journal
+    /// recorded for its key, and one whose item another writer changed is reported and
+    /// dead-lettered as a conflict instead of overwriting it. Required for a journal written
+    /// by a versioned store.
+    #[arg(long, value_name = "ATTR")]
+    pub versioned: Option<String>,
 
     /// Fail if writing the recovered mutations makes no progress (nothing written, retried or
     /// settled) for this many seconds, rather than wait forever.
@@ -192,15 +201,23 @@ fn render_inspection(
             .max()
             .unwrap_or(0)
             .max("segment".len());
+        // Markers get a column only in journals that have them: a versioned store's.
+        let with_markers = segments.iter().any(|s| s.markers > 0);
+        let markers_header = if with_markers { "   markers" } else { "" };
         writeln!(
             out,
-            "{:<width$}  {:>10}  {:>8}  sequences",
+            "{:<width$}  {:>10}  {:>8}{markers_header}  sequences",
             "segment", "bytes", "records"
         )?;
         for segment in segments {
+            let markers = if with_markers {
+                format!("  {:>8}", segment.markers)
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "{:<width$}  {:>10}  {:>8}  {}",
+                "{:<width$}  {:>10}  {:>8}{markers}  {}",
                 file_name(&segment.path),
                 segment.bytes,
                 segment.records,
@@ -213,6 +230,7 @@ fn render_inspection(
     }
     writeln!(out)?;
     let records: u64 = segments.iter().map(|s| s.records).sum();
+    let markers: u64 = segments.iter().map(|s| s.markers).sum();
     let first = segments
         .iter()
         .filter_map(|s| s.seq_range)
@@ -224,14 +242,24 @@ fn render_inspection(
         .map(|r| r.1)
         .max();
     let bytes: u64 = segments.iter().map(|s| s.bytes).sum();
+    let marker_count = match markers {
+        0 => String::new(),
+        n => format!(", {}", count(n, "settled marker")),
+    };
     writeln!(
         out,
-        "total        {}, {}, {} bytes, sequences {}",
+        "total        {}, {}{marker_count}, {} bytes, sequences {}",
         count(segments.len() as u64, "segment"),
         count(records, "record"),
         bytes,
         seq_range(first.zip(last))
     )?;
+    if summary.versioned() {
+        writeln!(
+            out,
+            "versioned    yes (written by a versioned store: replay it with --versioned ATTR)"
+        )?;
+    }
     match &verdict.torn_tail {
         Some((segment, damage)) => writeln!(
             out,
@@ -293,9 +321,24 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     } else {
         Recovery::Strict
     };
+    if args.versioned.is_none()
+        && inspect_journal(&args.dir).is_ok_and(|summary| summary.versioned())
+    {
+        bail!(
+            "the journal in {} was written by a versioned store: replaying it without \
+             --versioned ATTR would write its states unconditionally, over changes other \
+             writers made since; pass the store's version attribute",
+            args.dir.display()
+        );
+    }
     let dir = args.dir.clone();
+    let versioned = args.versioned.clone();
     let opened = backend::open_store(&args.backend, Unspecified::Refuse, |builder| {
-        builder.journal(dir).recovery(recovery)
+        let builder = builder.journal(dir).recovery(recovery);
+        match versioned {
+            Some(attribute) => builder.versioned(attribute),
+            None => builder,
+        }
     })
     .await;
     let opened = match opened {
@@ -328,7 +371,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let left = inspect_journal(&args.dir).ok();
     print(&render_replay(&args.dir, &before, &end, left.as_ref())?)?;
     closed.with_context(|| {
-        let refused = end.dead_letters.saturating_sub(before.dead_letters);
+        let refused = end.rejected_writes;
         if refused > 0 {
             format!(
                 "the backend refused {}; see {}",
@@ -339,6 +382,14 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             format!("cannot replay the journal in {}", args.dir.display())
         }
     })?;
+    if end.conflicts > 0 {
+        bail!(
+            "{} lost the race to another writer and {} not written; see {}",
+            count(end.conflicts, "recovered write"),
+            if end.conflicts == 1 { "was" } else { "were" },
+            args.dir.join(quickstore::DEAD_LETTERS).display()
+        );
+    }
     if end.pending != 0 {
         bail!(
             "{} were still pending after close",
@@ -378,14 +429,24 @@ fn render_recovery(
         args.dir.display()
     )?;
     writeln!(out)?;
+    let markers = match report.markers {
+        0 => String::new(),
+        n => format!(", {}", count(n, "settled marker")),
+    };
     writeln!(
         out,
-        "recovered    {}, {}, {} (newest state of each){}",
+        "recovered    {}, {}{markers}, {} (newest state of each){}",
         count(report.segments as u64, "segment"),
         count(report.records, "record"),
         count(report.keys as u64, "key"),
         if args.salvage { "; salvaging" } else { "" }
     )?;
+    if let Some(attribute) = &args.versioned {
+        writeln!(
+            out,
+            "versioned    yes, attribute `{attribute}`: writes are conditional on the recorded versions"
+        )?;
+    }
     match &report.torn_tail {
         Some(torn) => writeln!(out, "torn tail    dropped: {torn}")?,
         None => writeln!(out, "torn tail    none")?,
@@ -423,7 +484,11 @@ fn render_replay(
         count(end.write_requests, "write request"),
         counted(end.retries, "retry", "retries")
     )?;
-    let refused = end.dead_letters.saturating_sub(before.dead_letters);
+    // Conflicts are dead-lettered too; they get their own line.
+    let refused = end
+        .dead_letters
+        .saturating_sub(before.dead_letters)
+        .saturating_sub(end.conflicts);
     if end.rejected_writes == 0 && refused == 0 {
         writeln!(out, "rejected     none")?;
     } else {
@@ -432,6 +497,14 @@ fn render_replay(
             "rejected     {}, {} in {}",
             count(end.rejected_writes, "write"),
             count(refused, "new dead letter"),
+            dir.join(quickstore::DEAD_LETTERS).display()
+        )?;
+    }
+    if end.conflicts > 0 {
+        writeln!(
+            out,
+            "conflicts    {} (another writer changed the item first), dead-lettered in {}",
+            count(end.conflicts, "write"),
             dir.join(quickstore::DEAD_LETTERS).display()
         )?;
     }
@@ -506,6 +579,9 @@ mod tests {
         ])?;
         assert!(args.salvage);
         assert_eq!(args.stall_timeout, 5);
+        assert_eq!(args.versioned, None);
+        let args = replay_args(&["wal", "--path", "db.redb", "--versioned", "_version"])?;
+        assert_eq!(args.versioned.as_deref(), Some("_version"));
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context as _};
-use quickstore::internals::{encode_record, Op, Record};
+use quickstore::internals::{encode_record, Op, Record, TableState};
 use quickstore::{AttributeValue, Backend as _, EmbeddedBackend, Item};
 
 /// The first bytes of every journal segment.
@@ -137,6 +137,104 @@ async fn inspect_then_replay_into_an_embedded_database() -> anyhow::Result<()> {
     ensure!(stdout.contains("journal empty"), "{stdout}");
     ensure!(segments_in(&journal)?.is_empty(), "segments were left");
     check_items(&tmp.path().join("db.redb"), &[1, 2, 3, 4, 5], &[1, 2, 3, 4]).await
+}
+
+/// A segment of a versioned store's journal holding `records`.
+fn versioned_segment(records: &[Record]) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = MAGIC.to_vec();
+    for record in records {
+        encode_record(record, &mut bytes)?;
+    }
+    Ok(bytes)
+}
+
+/// An upsert of `User{seq}` by a versioned store, over `base`.
+fn versioned_upsert(seq: u64, base: TableState) -> Record {
+    Record::versioned(
+        seq,
+        Op::Upsert,
+        format!("User{seq}"),
+        Some(Arc::new(item(seq))),
+        base,
+    )
+}
+
+#[tokio::test]
+async fn a_versioned_journal_is_replayed_conditionally() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir(&journal)?;
+    // User1's write landed (its marker says so); User2's did not.
+    let records = [
+        versioned_upsert(1, TableState::Absent),
+        versioned_upsert(2, TableState::Absent),
+        Record::settled(1, "User1", TableState::Present(1)),
+    ];
+    std::fs::write(journal.join(segment_name(1)), versioned_segment(&records)?)?;
+
+    let output = quickstore(tmp.path(), &["journal", "inspect", "journal"])?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "inspect failed: {stdout}{stderr}");
+    ensure!(
+        stdout.contains("1 segment, 2 records, 1 settled marker"),
+        "{stdout}"
+    );
+    ensure!(stdout.contains("sequences 1-2"), "{stdout}");
+    ensure!(stdout.contains("versioned yes"), "{stdout}");
+
+    let replay = ["journal", "replay", "journal", "--path", "db.redb"];
+    let output = quickstore(tmp.path(), &replay)?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(
+        !output.status.success(),
+        "an unversioned replay passed: {stdout}"
+    );
+    ensure!(stderr.contains("--versioned"), "no hint: {stderr}");
+    ensure!(segments_in(&journal)?.len() == 1, "the journal changed");
+
+    let output = quickstore(tmp.path(), &[&replay[..], &["--versioned", "_v"]].concat())?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "replay failed: {stdout}{stderr}");
+    ensure!(
+        stdout.contains("1 segment, 2 records, 1 settled marker, 1 key"),
+        "{stdout}"
+    );
+    ensure!(stdout.contains("written 1 item"), "{stdout}");
+    ensure!(segments_in(&journal)?.is_empty(), "segments were left");
+    let backend = EmbeddedBackend::open(tmp.path().join("db.redb"))?;
+    let user2 = backend.get(PARTITION_KEY, "User2", true).await?;
+    ensure!(
+        user2.as_ref().and_then(|item| item.get("_v")) == Some(&AttributeValue::N("1".into())),
+        "User2: {user2:?}"
+    );
+    let user1 = backend.get(PARTITION_KEY, "User1", true).await?;
+    ensure!(
+        user1.is_none(),
+        "a settled state was written again: {user1:?}"
+    );
+    drop(backend);
+
+    // A recovered write whose item is not at the recorded version loses, and is kept.
+    std::fs::write(
+        journal.join(segment_name(3)),
+        versioned_segment(&[versioned_upsert(3, TableState::Present(4))])?,
+    )?;
+    let output = quickstore(tmp.path(), &[&replay[..], &["--versioned", "_v"]].concat())?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "a conflict passed: {stdout}");
+    ensure!(stdout.contains("conflicts 1 write"), "{stdout}");
+    ensure!(stdout.contains("rejected none"), "{stdout}");
+    ensure!(stderr.contains("lost the race"), "{stderr}");
+    let letters = quickstore::inspect_journal(&journal)?.dead_letters;
+    ensure!(
+        letters.len() == 1
+            && letters[0].key == "User3"
+            && letters[0].reason.starts_with("conflict"),
+        "{letters:?}"
+    );
+    let backend = EmbeddedBackend::open(tmp.path().join("db.redb"))?;
+    ensure!(backend.get(PARTITION_KEY, "User3", true).await?.is_none());
+    Ok(())
 }
 
 #[tokio::test]

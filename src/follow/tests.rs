@@ -277,7 +277,13 @@ async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Res
     let dirty = "dirty";
     let on_dirty = |_: u64, _: &str| {};
     let ctx = shared.write_context(&on_dirty);
-    shared.shards[shared.shard_index(dirty)].restore(dirty, Some(Arc::new(item("1"))), 1, &ctx);
+    shared.shards[shared.shard_index(dirty)].restore(
+        dirty,
+        Some(Arc::new(item("1"))),
+        1,
+        None,
+        &ctx,
+    );
     stream.put("s1", dirty, Some("2"), LATER);
     follower.round(&shared).await;
     assert_eq!(cached(&shared, dirty), n("1"));

@@ -15,9 +15,16 @@ pub struct SegmentSummary {
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
-    /// Records read from it.
+    /// Mutation records read from it.
     pub records: u64,
-    /// The lowest and highest sequence numbers in it, if it holds any record.
+    /// Settled markers read from it: a versioned store's notes that the writes of some key's
+    /// mutations are done with.
+    pub markers: u64,
+    /// Whether it holds records of a versioned store (format 2): mutations that carry the
+    /// version their write is conditional on, and markers.
+    pub versioned: bool,
+    /// The lowest and highest sequence numbers of its mutations, if it holds any. Markers are
+    /// left out: they repeat the sequence of an older mutation.
     pub seq_range: Option<(u64, u64)>,
     /// Damage found: torn tails and corruption.
     pub damage: Vec<JournalDamage>,
@@ -50,6 +57,12 @@ pub struct JournalSummary {
 }
 
 impl JournalSummary {
+    /// True when some segment holds records of a versioned store: replaying them without
+    /// versioned mode would write them unconditionally.
+    pub fn versioned(&self) -> bool {
+        self.segments.iter().any(|s| s.versioned)
+    }
+
     /// True when recovery accepts the journal as it is: no damage, or only a torn tail at the
     /// end of the newest segment.
     pub fn opens_strictly(&self) -> bool {
@@ -76,12 +89,16 @@ pub fn inspect_journal(dir: impl AsRef<Path>) -> Result<JournalSummary> {
         let bytes = std::fs::read(&path)
             .map_err(|e| Error::journal(format!("cannot read {}", path.display()), e))?;
         let scan = segment::scan(&bytes);
-        let seqs = scan.records.iter().map(|r| r.seq);
+        let mutations = scan.records.iter().filter(|r| !r.op.is_marker());
+        let seqs = mutations.clone().map(|r| r.seq);
         let seq_range = seqs.clone().min().zip(seqs.max());
+        let records = mutations.count() as u64;
         summary.segments.push(SegmentSummary {
             path,
             bytes: bytes.len() as u64,
-            records: scan.records.len() as u64,
+            records,
+            markers: scan.records.len() as u64 - records,
+            versioned: scan.records.iter().any(|r| r.base.is_some()),
             seq_range,
             damage: scan.damage,
         });

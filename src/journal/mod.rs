@@ -29,7 +29,7 @@ pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSum
 pub use options::{Durability, Recovery};
 pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
 pub(crate) use record::{decode as decode_record, encode as encode_record, FrameError};
-pub use record::{Op, Record};
+pub use record::{Op, Record, TableState};
 pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
 pub use segment::Damage as JournalDamage;
@@ -67,7 +67,8 @@ impl Journal {
         create_dir(dir)?;
         let lock = lock(dir)?;
         let mut recovered = recovery::recover(dir, config.recovery)?;
-        let (file, path) = segment::create(dir, recovered.max_seq + 1)
+        let first_seq = recovered.max_seq + 1;
+        let (file, path) = segment::create(dir, first_seq)
             .map_err(|e| Error::journal("cannot create a journal segment", e))?;
         let mut segments = std::mem::take(&mut recovered.segments);
         segments.push(writer::SegmentInfo {
@@ -80,6 +81,7 @@ impl Journal {
             shared: Arc::clone(&shared),
             dir: dir.clone(),
             file,
+            first_seq,
             durability: config.durability,
             segment_bytes: config.segment_bytes,
         };
@@ -101,13 +103,15 @@ impl Journal {
 
     /// Appends a mutation, numbering it from `seq`; returns its sequence number. Does not wait
     /// for the disk: see [`wait`](Self::wait). Sequence numbers are taken under the journal's
-    /// lock, so they increase through the journal.
+    /// lock, so they increase through the journal. A versioned store passes the key's `base`,
+    /// which makes the record a format 2 one; others pass `None`.
     pub(crate) fn append(
         &self,
         seq: &AtomicU64,
         op: Op,
         key: &str,
         item: Option<&Arc<Item>>,
+        base: Option<TableState>,
     ) -> Result<u64> {
         let mut state = self.shared.state.lock();
         if let Some(failure) = &state.failure {
@@ -119,6 +123,7 @@ impl Journal {
             op,
             key: key.to_owned(),
             item: item.cloned(),
+            base,
         };
         record::encode(&record, &mut state.buffer)
             .map_err(|e| Error::journal(format!("cannot journal the mutation of `{key}`"), e))?;
@@ -127,6 +132,22 @@ impl Journal {
         drop(state);
         self.shared.wake();
         Ok(next)
+    }
+
+    /// Appends a versioned store's marker: the flusher is done with `key`'s mutations up to
+    /// `seq`, and left the table in state `table`. Takes no sequence number, and nobody waits
+    /// for it to reach the disk: a marker lost in a crash only leaves recovery with an older
+    /// base for the key (see the record module).
+    pub(crate) fn settled(&self, key: &str, seq: u64, table: TableState) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        if let Some(failure) = &state.failure {
+            return Err(poisoned(failure));
+        }
+        record::encode(&Record::settled(seq, key, table), &mut state.buffer)
+            .map_err(|e| Error::journal(format!("cannot journal the settling of `{key}`"), e))?;
+        drop(state);
+        self.shared.wake();
+        Ok(())
     }
 
     /// Waits until the mutation `seq` is as durable as the policy promises: synced under

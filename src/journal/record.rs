@@ -3,11 +3,25 @@
 //! ```text
 //! frame   = length: u32 LE | crc32c: u32 LE | payload          (crc over length and payload)
 //! payload = version: u8 (1) | seq: u64 LE | op: u8 | key_len: u16 LE | key | item?
+//!         | version: u8 (2) | seq: u64 LE | op: u8 | key_len: u16 LE | key | table | item?
+//! table   = 0: u8                                                (absent)
+//!         | 1: u8 | version: u64 LE                              (present at this version)
 //! ```
 //!
-//! `op` is 0 insert, 1 update, 2 upsert, 3 delete; deletes carry no item, the others carry the
-//! item in the [`codec`](crate::codec) encoding. The checksum covers the length too, so a torn
-//! or flipped length is caught like any other damage.
+//! `op` is 0 insert, 1 update, 2 upsert, 3 delete, 4 settled; deletes and markers carry no
+//! item, the others carry the item in the [`codec`](crate::codec) encoding. The checksum covers
+//! the length too, so a torn or flipped length is caught like any other damage.
+//!
+//! Version 1 is what a store writes without versioned mode, and version 2 what it writes in
+//! [versioned mode](crate::StoreBuilder::versioned); both are read. In version 2, a mutation
+//! record's `table` is the key's base when the mutation was applied: the table state its
+//! pending mutations build on, which a recovered write is conditional on. Op 4 exists only in
+//! version 2: a *settled* marker, appended (without waiting for the disk) once the flusher is
+//! done with the key's states up to `seq`, because their write landed, lost a race to another
+//! writer, or was refused for good. Its `table` is the state the table was left in: the landed
+//! write's, the winner's, or (refused) the base the write did not change. A marker carries the
+//! sequence of a mutation written before it, so within a segment it may follow records with
+//! higher sequences; it takes no sequence of its own.
 
 use std::sync::Arc;
 
@@ -21,9 +35,12 @@ pub(crate) const HEADER_BYTES: usize = 8;
 /// room to spare. Anything longer is damage, not a record.
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
-const VERSION: u8 = 1;
+/// The format of records without a table state.
+const VERSION_1: u8 = 1;
+/// The format of records with a table state: those of versioned stores.
+const VERSION_2: u8 = 2;
 
-/// What a mutation did.
+/// What a record says happened to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Op {
@@ -35,6 +52,12 @@ pub enum Op {
     Upsert,
     /// `delete`: the item was removed.
     Delete,
+    /// Not a mutation but a marker of a versioned store: the flusher is done with the key's
+    /// mutations up to the record's sequence, and the table was left in the record's
+    /// [`base`](Record::base) state. A marker is never written to the table: recovery (and so
+    /// `quickstore journal replay`) only uses it to tell which recovered states are settled
+    /// already and what the others build on.
+    Settled,
 }
 
 impl Op {
@@ -44,6 +67,7 @@ impl Op {
             Op::Update => 1,
             Op::Upsert => 2,
             Op::Delete => 3,
+            Op::Settled => 4,
         }
     }
 
@@ -53,44 +77,104 @@ impl Op {
             1 => Op::Update,
             2 => Op::Upsert,
             3 => Op::Delete,
+            4 => Op::Settled,
             _ => return None,
         })
     }
 
-    /// The operation's name, as the store's methods spell it.
+    /// The operation's name, as the store's methods spell it; `settled` for a marker.
     pub fn name(self) -> &'static str {
         match self {
             Op::Insert => "insert",
             Op::Update => "update",
             Op::Upsert => "upsert",
             Op::Delete => "delete",
+            Op::Settled => "settled",
+        }
+    }
+
+    /// True for a marker ([`Op::Settled`]), false for a mutation.
+    pub fn is_marker(self) -> bool {
+        matches!(self, Op::Settled)
+    }
+}
+
+/// A key's state in the table, as a versioned store's records keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableState {
+    /// No item.
+    Absent,
+    /// An item at this version (0: an item without the version attribute).
+    Present(u64),
+}
+
+impl TableState {
+    /// The state from the store's own spelling: `None` absent, `Some(v)` present at `v`.
+    pub(crate) fn from_version(version: Option<u64>) -> Self {
+        version.map_or(TableState::Absent, TableState::Present)
+    }
+
+    /// The store's own spelling of the state: `None` absent, `Some(v)` present at `v`.
+    pub fn version(self) -> Option<u64> {
+        match self {
+            TableState::Absent => None,
+            TableState::Present(version) => Some(version),
         }
     }
 }
 
-/// One acknowledged mutation.
+/// One journal record: an acknowledged mutation, or (in a versioned store's journal) a
+/// [settled marker](Op::Settled).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Record {
-    /// The mutation's sequence number; increasing through the journal.
+    /// The mutation's sequence number; increasing through the journal. A marker has the
+    /// sequence of the newest mutation it settles, which may be older than the records before
+    /// it.
     pub seq: u64,
-    /// What the mutation did.
+    /// What the mutation did, or [`Op::Settled`].
     pub op: Op,
     /// The rendered key.
     pub key: String,
-    /// The item stored, without the partition key attribute; `None` for a delete.
+    /// The item stored, without the partition key attribute; `None` for a delete or a marker.
     pub item: Option<Arc<Item>>,
+    /// Versioned stores only (format 2): for a mutation, the table state the key's pending
+    /// mutations built on when it was applied, which its write is conditional on; for a marker,
+    /// the state the table was left in. `None` in the records of unversioned stores.
+    pub base: Option<TableState>,
 }
 
 impl Record {
-    /// A record of mutation `seq`.
+    /// A record of mutation `seq`, as an unversioned store writes it.
     pub fn new(seq: u64, op: Op, key: impl Into<String>, item: Option<Arc<Item>>) -> Self {
         Self {
             seq,
             op,
             key: key.into(),
             item,
+            base: None,
         }
+    }
+
+    /// A record of mutation `seq` of a versioned store, building on `base`.
+    pub fn versioned(
+        seq: u64,
+        op: Op,
+        key: impl Into<String>,
+        item: Option<Arc<Item>>,
+        base: TableState,
+    ) -> Self {
+        Self {
+            base: Some(base),
+            ..Self::new(seq, op, key, item)
+        }
+    }
+
+    /// A marker: the flusher is done with `key`'s mutations up to `seq`, and left the table in
+    /// state `table`.
+    pub fn settled(seq: u64, key: impl Into<String>, table: TableState) -> Self {
+        Self::versioned(seq, Op::Settled, key, None, table)
     }
 }
 
@@ -106,19 +190,46 @@ pub(crate) enum FrameError {
     },
 }
 
-/// Appends `record`'s frame to `out`.
+/// Appends `record`'s frame to `out`: format 1 without a table state, format 2 with one.
 pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), codec::EncodeError> {
+    let carries_item = !matches!(record.op, Op::Delete | Op::Settled);
+    if carries_item != record.item.is_some() {
+        return Err(codec::EncodeError::new(
+            "an insert, update or upsert carries an item, a delete or marker none",
+        ));
+    }
+    if record.op.is_marker() && record.base.is_none() {
+        return Err(codec::EncodeError::new("a marker carries a table state"));
+    }
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_BYTES]);
-    out.push(VERSION);
+    out.push(match record.base {
+        Some(_) => VERSION_2,
+        None => VERSION_1,
+    });
     out.extend_from_slice(&record.seq.to_le_bytes());
     out.push(record.op.code());
-    let key_len = u16::try_from(record.key.len())
-        .map_err(|_| codec::EncodeError::new("the key is longer than 65535 bytes"))?;
+    let Ok(key_len) = u16::try_from(record.key.len()) else {
+        out.truncate(start);
+        return Err(codec::EncodeError::new(
+            "the key is longer than 65535 bytes",
+        ));
+    };
     out.extend_from_slice(&key_len.to_le_bytes());
     out.extend_from_slice(record.key.as_bytes());
+    match record.base {
+        None => {}
+        Some(TableState::Absent) => out.push(0),
+        Some(TableState::Present(version)) => {
+            out.push(1);
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+    }
     if let Some(item) = &record.item {
-        codec::encode(item, out)?;
+        if let Err(err) = codec::encode(item, out) {
+            out.truncate(start);
+            return Err(err);
+        }
     }
     let payload_len = out.len() - start - HEADER_BYTES;
     if payload_len > MAX_PAYLOAD_BYTES {
@@ -170,8 +281,9 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
     let Some(head) = payload.get(..fixed) else {
         return Err("the record is too short".into());
     };
-    if head[0] != VERSION {
-        return Err(format!("unknown record version {}", head[0]));
+    let format = head[0];
+    if format != VERSION_1 && format != VERSION_2 {
+        return Err(format!("unknown record version {format}"));
     }
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&head[1..9]);
@@ -181,10 +293,31 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
         .get(fixed..fixed + key_len)
         .ok_or("the key runs past the record")?;
     let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8")?;
-    let rest = &payload[fixed + key_len..];
+    let mut rest = &payload[fixed + key_len..];
+    let base = match format {
+        VERSION_1 if op.is_marker() => return Err("a marker in a version 1 record".into()),
+        VERSION_1 => None,
+        _ => match rest.split_first() {
+            Some((0, after)) => {
+                rest = after;
+                Some(TableState::Absent)
+            }
+            Some((1, after)) => {
+                let version = after
+                    .get(..8)
+                    .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                    .ok_or("the table state runs past the record")?;
+                rest = &after[8..];
+                Some(TableState::Present(u64::from_le_bytes(version)))
+            }
+            Some((tag, _)) => return Err(format!("unknown table state {tag}")),
+            None => return Err("the table state is missing".into()),
+        },
+    };
     let item = match op {
-        Op::Delete if rest.is_empty() => None,
+        Op::Delete | Op::Settled if rest.is_empty() => None,
         Op::Delete => return Err("a delete carries an item".into()),
+        Op::Settled => return Err("a marker carries an item".into()),
         _ => Some(Arc::new(codec::decode(rest).map_err(|e| e.to_string())?)),
     };
     Ok(Record {
@@ -192,6 +325,7 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
         op,
         key: key.to_owned(),
         item,
+        base,
     })
 }
 
@@ -207,12 +341,24 @@ mod tests {
                 AttributeValue::N(seq.to_string()),
             )]))
         });
-        Record {
-            seq,
-            op,
-            key: format!("User{seq}"),
-            item,
+        Record::new(seq, op, format!("User{seq}"), item)
+    }
+
+    /// Every kind of record a versioned store writes.
+    fn versioned_records() -> Vec<Record> {
+        let mut records = Vec::new();
+        for base in [
+            TableState::Absent,
+            TableState::Present(0),
+            TableState::Present(u64::MAX),
+        ] {
+            for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete] {
+                let Record { seq, key, item, .. } = record(9, op);
+                records.push(Record::versioned(seq, op, key, item, base));
+            }
+            records.push(Record::settled(9, "User9", base));
         }
+        records
     }
 
     fn frames(records: &[Record]) -> Vec<u8> {
@@ -232,20 +378,125 @@ mod tests {
     }
 
     #[test]
+    fn versioned_records_and_markers_round_trip() {
+        for record in versioned_records() {
+            let bytes = frames(std::slice::from_ref(&record));
+            assert_eq!(bytes[HEADER_BYTES], VERSION_2, "{record:?}");
+            assert_eq!(decode(&bytes), Ok((record, bytes.len())));
+        }
+        let all = versioned_records();
+        let bytes = frames(&all);
+        let mut offset = 0;
+        for expected in all {
+            let decoded = decode(&bytes[offset..]);
+            assert_eq!(decoded.as_ref().map(|(r, _)| r), Ok(&expected));
+            offset += decoded.map_or(bytes.len(), |(_, len)| len);
+        }
+        assert_eq!(offset, bytes.len());
+    }
+
+    /// Format 1, byte for byte as unversioned stores have always written it: what they still
+    /// write, and what every store still reads.
+    #[test]
+    fn version_1_records_are_unchanged() {
+        let mut payload = vec![1];
+        payload.extend_from_slice(&5u64.to_le_bytes());
+        payload.push(3);
+        payload.extend_from_slice(&2u16.to_le_bytes());
+        payload.extend_from_slice(b"K5");
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut frame = len.to_vec();
+        frame.extend_from_slice(&checksum(&len, &payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+
+        let delete = Record::new(5, Op::Delete, "K5", None);
+        assert_eq!(frames(std::slice::from_ref(&delete)), frame);
+        assert_eq!(decode(&frame), Ok((delete, frame.len())));
+        let upsert = decode(&frames(&[record(3, Op::Upsert)]));
+        assert_eq!(upsert.map(|(r, _)| r.base), Ok(None));
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let mut out = Vec::new();
+        let marker_without_state = Record::new(1, Op::Settled, "K", None);
+        assert!(encode(&marker_without_state, &mut out).is_err());
+        let insert_without_item = Record::new(1, Op::Insert, "K", None);
+        assert!(encode(&insert_without_item, &mut out).is_err());
+        let delete_with_item = Record {
+            op: Op::Delete,
+            ..record(1, Op::Upsert)
+        };
+        assert!(encode(&delete_with_item, &mut out).is_err());
+        let long_key = Record::new(1, Op::Delete, "k".repeat(70_000), None);
+        assert!(encode(&long_key, &mut out).is_err());
+        assert!(out.is_empty(), "a refused record leaves nothing behind");
+
+        // Payloads that frame correctly but say something impossible.
+        let frame = |payload: &[u8]| {
+            let len = (payload.len() as u32).to_le_bytes();
+            let mut frame = len.to_vec();
+            frame.extend_from_slice(&checksum(&len, payload).to_le_bytes());
+            frame.extend_from_slice(payload);
+            frame
+        };
+        let head = |version: u8, op: u8| {
+            let mut payload = vec![version];
+            payload.extend_from_slice(&1u64.to_le_bytes());
+            payload.push(op);
+            payload.extend_from_slice(&1u16.to_le_bytes());
+            payload.push(b'K');
+            payload
+        };
+        let v1_marker = head(1, 4);
+        let v2_without_state = head(2, 3);
+        let mut v2_bad_state = head(2, 3);
+        v2_bad_state.push(2);
+        let mut v2_short_version = head(2, 3);
+        v2_short_version.extend_from_slice(&[1, 0, 0, 0]);
+        let mut marker_with_item = head(2, 4);
+        marker_with_item.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let v3 = head(3, 3);
+        for payload in [
+            v1_marker,
+            v2_without_state,
+            v2_bad_state,
+            v2_short_version,
+            marker_with_item,
+            v3,
+        ] {
+            assert!(
+                matches!(decode(&frame(&payload)), Err(FrameError::Corrupt { .. })),
+                "{payload:?}"
+            );
+        }
+    }
+
+    #[test]
     fn every_truncation_is_incomplete_or_corrupt() {
-        let bytes = frames(&[record(1, Op::Upsert)]);
-        for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        let mut samples = vec![record(1, Op::Upsert)];
+        samples.extend(versioned_records());
+        for sample in samples {
+            let bytes = frames(&[sample]);
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
         }
     }
 
     #[test]
     fn every_bit_flip_is_caught() {
-        let bytes = frames(&[record(1, Op::Upsert)]);
-        for i in 0..bytes.len() * 8 {
-            let mut damaged = bytes.clone();
-            damaged[i / 8] ^= 1 << (i % 8);
-            assert!(decode(&damaged).is_err(), "flip of bit {i}");
+        let markers = [
+            Record::settled(1, "K", TableState::Present(3)),
+            Record::versioned(1, Op::Delete, "K", None, TableState::Absent),
+        ];
+        for sample in [record(1, Op::Upsert)].into_iter().chain(markers) {
+            let bytes = frames(&[sample]);
+            for i in 0..bytes.len() * 8 {
+                let mut damaged = bytes.clone();
+                damaged[i / 8] ^= 1 << (i % 8);
+                assert!(decode(&damaged).is_err(), "flip of bit {i}");
+            }
         }
     }
 

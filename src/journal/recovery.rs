@@ -4,12 +4,16 @@
 //! prefix is kept and the segment is truncated to it. Damage anywhere else is corruption: the
 //! journal refuses to open unless the store asked to salvage, in which case every readable
 //! record is kept and the damage is reported.
+//!
+//! Each key's records are folded in file order into what is left to write: the newest
+//! mutation, and (for a versioned store) the base that mutation's write is conditional on. See
+//! [`Fold`].
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use super::record::Record;
+use super::record::{Record, TableState};
 use super::segment;
 use super::writer::SegmentInfo;
 use super::Recovery;
@@ -21,9 +25,12 @@ use crate::error::{Error, Result};
 pub struct RecoveryReport {
     /// Segments read.
     pub segments: usize,
-    /// Records read.
+    /// Mutation records read.
     pub records: u64,
-    /// Keys whose newest recovered state was re-applied.
+    /// Settled markers read (versioned stores only): each tells that a key's mutations up to
+    /// some sequence need no writing any more.
+    pub markers: u64,
+    /// Keys whose newest recovered state was re-applied (keys a marker settled are not).
     pub keys: usize,
     /// The torn tail dropped from the newest segment, if any: where and why.
     pub torn_tail: Option<String>,
@@ -33,7 +40,8 @@ pub struct RecoveryReport {
 
 /// The outcome of recovery.
 pub(crate) struct Recovered {
-    /// The newest record of each key, in sequence order.
+    /// The newest mutation of each key still to be written, in sequence order, its `base` set
+    /// to the key's folded base (see [`Fold`]).
     pub records: Vec<Record>,
     /// The highest sequence seen.
     pub max_seq: u64,
@@ -49,7 +57,7 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
         segments: count,
         ..RecoveryReport::default()
     };
-    let mut newest: HashMap<String, Record> = HashMap::new();
+    let mut fold = Fold::default();
     let mut max_seq = 0;
     let mut segments = Vec::with_capacity(count);
     for (index, (first_seq, path)) in listed.into_iter().enumerate() {
@@ -81,16 +89,16 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
         } else {
             bytes.len()
         };
+        // The highest sequence of any record, markers included: see `SegmentInfo::last_seq`.
         let mut last_seq = 0;
         for record in scan.records {
-            report.records += 1;
-            last_seq = last_seq.max(record.seq);
-            match newest.get(&record.key) {
-                Some(existing) if existing.seq > record.seq => {}
-                _ => {
-                    newest.insert(record.key.clone(), record);
-                }
+            if record.op.is_marker() {
+                report.markers += 1;
+            } else {
+                report.records += 1;
             }
+            last_seq = last_seq.max(record.seq);
+            fold.add(record);
         }
         max_seq = max_seq.max(last_seq).max(first_seq.saturating_sub(1));
         if last_seq == 0 {
@@ -99,14 +107,17 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
                 .map_err(|e| Error::journal(format!("cannot remove {}", path.display()), e))?;
             continue;
         }
+        // The next segment must sort after this one. A segment named after its first mutation
+        // holds sequences from its name on; one holding markers only may not, and then the
+        // sequence skips a number.
+        max_seq = max_seq.max(first_seq);
         segments.push(SegmentInfo {
             path,
             last_seq,
             bytes: kept_bytes as u64,
         });
     }
-    let mut records: Vec<Record> = newest.into_values().collect();
-    records.sort_by_key(|r| r.seq);
+    let records = fold.pending();
     report.keys = records.len();
     Ok(Recovered {
         records,
@@ -116,6 +127,77 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
     })
 }
 
+/// Each key's records, folded in file order (not sequence order: a marker is appended once its
+/// write is settled, after mutations of the key that came meanwhile, with the older sequence of
+/// the state it settles).
+///
+/// - A mutation becomes the key's pending state. If the key had nothing pending (first seen,
+///   or settled by a marker), the mutation's base becomes the key's base: it started a new
+///   episode. Otherwise the key keeps its base: the mutation joined the pending episode, and
+///   its own base may predate a write that landed meanwhile.
+/// - A marker sets the key's base to the state it left in the table. If it settles the key's
+///   newest mutation (its sequence is at least that mutation's), nothing is pending any more.
+///
+/// A key whose last marker was lost in a crash keeps the base from before that write: its
+/// recovered write then fails its condition and is reported as a conflict.
+#[derive(Debug, Default)]
+pub(crate) struct Fold {
+    keys: HashMap<String, Folded>,
+}
+
+#[derive(Debug)]
+struct Folded {
+    /// The newest mutation not settled.
+    pending: Option<Record>,
+    /// What the pending mutation builds on; `None` when no record said (format 1).
+    base: Option<TableState>,
+}
+
+impl Fold {
+    pub(crate) fn add(&mut self, record: Record) {
+        let folded = self.keys.entry(record.key.clone()).or_insert(Folded {
+            pending: None,
+            base: None,
+        });
+        if record.op.is_marker() {
+            if folded
+                .pending
+                .as_ref()
+                .is_some_and(|pending| record.seq >= pending.seq)
+            {
+                folded.pending = None;
+            }
+            folded.base = record.base;
+            return;
+        }
+        match &folded.pending {
+            // Not expected (mutation sequences increase through the journal), but an older
+            // state never replaces a newer one.
+            Some(pending) if pending.seq > record.seq => {}
+            Some(_) => folded.pending = Some(record),
+            None => {
+                folded.base = record.base;
+                folded.pending = Some(record);
+            }
+        }
+    }
+
+    /// The pending mutation of each key, with the key's base, in sequence order.
+    pub(crate) fn pending(self) -> Vec<Record> {
+        let mut records: Vec<Record> = self
+            .keys
+            .into_values()
+            .filter_map(|folded| {
+                let mut record = folded.pending?;
+                record.base = folded.base;
+                Some(record)
+            })
+            .collect();
+        records.sort_by_key(|r| r.seq);
+        records
+    }
+}
+
 /// Cuts a torn tail off, so that the segment reads clean next time.
 fn truncate(path: &Path, valid_len: usize) -> Result<()> {
     let file = OpenOptions::new().write(true).open(path).and_then(|file| {
@@ -123,4 +205,166 @@ fn truncate(path: &Path, valid_len: usize) -> Result<()> {
         file.sync_all()
     });
     file.map_err(|e| Error::journal(format!("cannot truncate {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::item::Item;
+    use crate::journal::Op;
+    use TableState::{Absent, Present};
+
+    fn put(seq: u64, base: TableState) -> Record {
+        Record::versioned(seq, Op::Upsert, "K", Some(Arc::new(Item::new())), base)
+    }
+
+    fn delete(seq: u64, base: TableState) -> Record {
+        Record::versioned(seq, Op::Delete, "K", None, base)
+    }
+
+    fn settled(seq: u64, table: TableState) -> Record {
+        Record::settled(seq, "K", table)
+    }
+
+    /// What is left to write of a key: its newest mutation's sequence, and its base.
+    type Left = Option<(u64, Option<TableState>)>;
+
+    /// Folds `records` of key `K`; returns what is left to write.
+    fn folded(records: &[Record]) -> Left {
+        let mut fold = Fold::default();
+        for record in records {
+            fold.add(record.clone());
+        }
+        let pending = fold.pending();
+        assert!(pending.len() <= 1);
+        pending.first().map(|r| (r.seq, r.base))
+    }
+
+    #[test]
+    fn records_fold_in_file_order() {
+        let cases: &[(&str, Vec<Record>, Left)] = &[
+            (
+                "no marker: the newest mutation, on the base its episode started from",
+                vec![put(1, Present(3)), put(2, Present(3))],
+                Some((2, Some(Present(3)))),
+            ),
+            (
+                "a marker of the newest mutation settles the key",
+                vec![
+                    put(1, Present(3)),
+                    put(2, Present(3)),
+                    settled(2, Present(4)),
+                ],
+                None,
+            ),
+            (
+                "a marker after a later mutation leaves it pending, on the landed version",
+                vec![
+                    put(1, Present(3)),
+                    put(2, Present(3)),
+                    settled(1, Present(4)),
+                ],
+                Some((2, Some(Present(4)))),
+            ),
+            (
+                "a mutation after the marker keeps the landed version",
+                vec![
+                    put(1, Present(3)),
+                    put(2, Present(3)),
+                    settled(1, Present(4)),
+                    put(3, Present(4)),
+                ],
+                Some((3, Some(Present(4)))),
+            ),
+            (
+                "two writes landed in turn: the second marker settles the key",
+                vec![
+                    put(1, Absent),
+                    put(2, Absent),
+                    settled(1, Present(1)),
+                    settled(2, Present(2)),
+                ],
+                None,
+            ),
+            (
+                "settled, then dirty again: the new episode's base counts",
+                vec![
+                    put(1, Present(3)),
+                    settled(1, Present(4)),
+                    put(5, Present(9)),
+                ],
+                Some((5, Some(Present(9)))),
+            ),
+            (
+                "a lost race settles every pending mutation; the next builds on the winner",
+                vec![
+                    put(1, Present(3)),
+                    put(2, Present(3)),
+                    settled(2, Present(7)),
+                    put(3, Present(7)),
+                ],
+                Some((3, Some(Present(7)))),
+            ),
+            (
+                "a landed delete leaves the key absent",
+                vec![delete(1, Present(3)), settled(1, Absent), put(2, Absent)],
+                Some((2, Some(Absent))),
+            ),
+            (
+                "a lost marker leaves the base from before the write",
+                vec![put(1, Present(3)), put(2, Present(3))],
+                Some((2, Some(Present(3)))),
+            ),
+            (
+                "a marker whose mutations were released settles nothing",
+                vec![settled(4, Present(2))],
+                None,
+            ),
+            (
+                "a marker whose mutations were released gives no base to a new episode",
+                vec![settled(4, Present(2)), put(6, Present(5))],
+                Some((6, Some(Present(5)))),
+            ),
+            (
+                "format 1 records carry no base",
+                vec![
+                    Record::new(1, Op::Upsert, "K", Some(Arc::new(Item::new()))),
+                    Record::new(2, Op::Delete, "K", None),
+                ],
+                Some((2, None)),
+            ),
+        ];
+        for (case, records, expected) in cases {
+            assert_eq!(folded(records), *expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn keys_fold_apart_and_come_out_in_sequence_order() {
+        let mut fold = Fold::default();
+        let record = |seq, key: &str| Record::versioned(seq, Op::Delete, key, None, Present(1));
+        for r in [
+            record(1, "B"),
+            record(2, "A"),
+            record(3, "C"),
+            Record::settled(1, "B", Absent),
+            Record::settled(2, "C", Absent),
+        ] {
+            fold.add(r);
+        }
+        let pending: Vec<(u64, String, Option<TableState>)> = fold
+            .pending()
+            .into_iter()
+            .map(|r| (r.seq, r.key, r.base))
+            .collect();
+        assert_eq!(
+            pending,
+            vec![
+                (2, "A".to_string(), Some(Present(1))),
+                (3, "C".to_string(), Some(Absent)),
+            ]
+        );
+    }
 }

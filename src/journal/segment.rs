@@ -205,12 +205,7 @@ mod tests {
     fn segment(n: u64) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
         for seq in 1..=n {
-            let record = Record {
-                seq,
-                op: Op::Delete,
-                key: format!("K{seq}"),
-                item: None,
-            };
+            let record = Record::new(seq, Op::Delete, format!("K{seq}"), None);
             assert!(record::encode(&record, &mut bytes).is_ok());
         }
         bytes

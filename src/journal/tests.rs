@@ -28,7 +28,13 @@ async fn journal_upserts(dir: &Path, n: u64) -> Result<()> {
     let seq = AtomicU64::new(recovered.max_seq);
     let mut last = 0;
     for i in 0..n {
-        last = journal.append(&seq, Op::Upsert, &format!("K{}", i % 10), Some(&item(i)))?;
+        last = journal.append(
+            &seq,
+            Op::Upsert,
+            &format!("K{}", i % 10),
+            Some(&item(i)),
+            None,
+        )?;
     }
     journal.wait(last).await?;
     journal.close(0);
@@ -67,7 +73,7 @@ async fn released_segments_are_deleted() -> TestResult {
     let seq = AtomicU64::new(0);
     let mut last = 0;
     for i in 0..300 {
-        last = journal.append(&seq, Op::Upsert, "K", Some(&item(i)))?;
+        last = journal.append(&seq, Op::Upsert, "K", Some(&item(i)), None)?;
         journal.wait(last).await?;
     }
     let before = journal.usage().1;
@@ -75,7 +81,7 @@ async fn released_segments_are_deleted() -> TestResult {
     assert!(journal.could_release(last + 1));
     journal.release_below(last + 1);
     // The writer releases before it reports the next record written.
-    let next = journal.append(&seq, Op::Delete, "K", None)?;
+    let next = journal.append(&seq, Op::Delete, "K", None, None)?;
     journal.wait(next).await?;
     assert_eq!(
         journal.usage().1,
@@ -158,7 +164,7 @@ async fn journal_files_are_private() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
     let seq = AtomicU64::new(0);
-    let s = journal.append(&seq, Op::Delete, "K", None)?;
+    let s = journal.append(&seq, Op::Delete, "K", None, None)?;
     journal.wait(s).await?;
     journal.dead_letter(s, "K", &Write::Delete("K".into()), "refused")?;
     for path in segments(dir.path())
@@ -221,5 +227,86 @@ async fn inspection_lists_segments_damage_and_dead_letters() -> TestResult {
         summary.dead_letters[0].reason,
         "ValidationException: \"no\""
     );
+    Ok(())
+}
+
+/// A versioned store's journal: mutations carry their base, and markers (which repeat older
+/// sequences, and may fill whole segments) are recovered, counted, and released with the
+/// mutations they settle.
+#[tokio::test]
+async fn markers_are_recovered_counted_and_released_with_their_mutations() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    let seq = AtomicU64::new(0);
+    let present = Some(TableState::Present(1));
+    for i in 0..100 {
+        let key = format!("K{}", i % 10);
+        journal.append(&seq, Op::Upsert, &key, Some(&item(i)), present)?;
+    }
+    let last = journal.append(&seq, Op::Delete, "K10", None, Some(TableState::Absent))?;
+    journal.wait(last).await?;
+    journal.close(0);
+    drop(journal);
+
+    // The next run recovers them, and its writes land: it journals markers only, more than a
+    // segment's worth. K0..K8 are settled, many times over; K9's marker settles an older state.
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    assert_eq!(recovered.report.keys, 11);
+    for _ in 0..30 {
+        for k in 0..9 {
+            journal.settled(&format!("K{k}"), 91 + k, TableState::Present(2))?;
+        }
+    }
+    journal.settled("K9", 90, TableState::Present(5))?;
+    journal.close(0);
+    drop(journal);
+
+    let summary = inspect_journal(dir.path())?;
+    assert!(summary.opens_strictly(), "{summary:?}");
+    assert_eq!(summary.segments.iter().map(|s| s.records).sum::<u64>(), 101);
+    assert_eq!(summary.segments.iter().map(|s| s.markers).sum::<u64>(), 271);
+    assert!(summary.versioned());
+    assert!(
+        summary
+            .segments
+            .iter()
+            .any(|s| s.records == 0 && s.markers > 0 && s.seq_range.is_none()),
+        "some segment holds markers only: {summary:?}"
+    );
+
+    let before = segments(dir.path());
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    let after = segments(dir.path());
+    assert_eq!(after.len(), before.len() + 1, "{before:?} {after:?}");
+    assert!(
+        after.starts_with(&before),
+        "no segment of markers was taken for empty, and the new one sorts last"
+    );
+    assert!(recovered.max_seq >= 101);
+    assert_eq!(
+        (recovered.report.records, recovered.report.markers),
+        (101, 271)
+    );
+    let pending: Vec<_> = recovered
+        .records
+        .iter()
+        .map(|r| (r.key.as_str(), r.seq, r.base))
+        .collect();
+    assert_eq!(
+        pending,
+        vec![
+            ("K9", 100, Some(TableState::Present(5))),
+            ("K10", 101, Some(TableState::Absent)),
+        ]
+    );
+    assert_eq!(recovered.report.keys, 2);
+
+    // Once everything up to K10 is written, only the segment being written is left.
+    let seq = AtomicU64::new(recovered.max_seq);
+    journal.release_below(102);
+    let next = journal.append(&seq, Op::Delete, "K", None, None)?;
+    journal.wait(next).await?;
+    assert_eq!(journal.usage().1, 1);
+    journal.close(0);
     Ok(())
 }

@@ -34,7 +34,9 @@ pub(crate) struct Progress {
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentInfo {
     pub path: PathBuf,
-    /// The newest record's sequence, 0 while empty.
+    /// The highest sequence among its records, 0 while empty. Markers count too: a marker
+    /// carries the sequence of an older mutation, so the segment goes only once that mutation
+    /// is released as well.
     pub last_seq: u64,
     pub bytes: u64,
 }
@@ -49,7 +51,9 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     /// Encoded records not yet handed to the thread.
     pub buffer: Vec<u8>,
-    /// The newest sequence in `buffer`.
+    /// The newest mutation sequence given out when `buffer` was last appended to: at least
+    /// the sequence of every record in it, markers included (a marker's sequence was given
+    /// out before it).
     pub buffer_last_seq: u64,
     /// Segments whose records all have a sequence below this may be deleted.
     release_below: u64,
@@ -106,6 +110,8 @@ pub(crate) struct Writer {
     pub shared: Arc<Shared>,
     pub dir: PathBuf,
     pub file: File,
+    /// The sequence the segment being written is named after: its first mutation's.
+    pub first_seq: u64,
     pub durability: Durability,
     pub segment_bytes: u64,
 }
@@ -145,7 +151,10 @@ impl Writer {
                 progress.synced = progress.written;
                 last_sync = Instant::now();
             }
-            if self.current_bytes() >= self.segment_bytes {
+            // The next segment is named after the next mutation's sequence, so one starts only
+            // once the current one holds a mutation written since it started: markers alone
+            // (which take no sequence) never make two segments with the same name.
+            if self.current_bytes() >= self.segment_bytes && progress.written >= self.first_seq {
                 self.rotate(&mut progress)?;
             }
             if release_below > released || stop {
@@ -212,6 +221,7 @@ impl Writer {
         progress.synced = progress.written;
         let (file, path) = segment::create(&self.dir, progress.written + 1)?;
         self.file = file;
+        self.first_seq = progress.written + 1;
         self.shared.state.lock().segments.push(SegmentInfo {
             path,
             last_seq: 0,

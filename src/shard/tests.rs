@@ -532,7 +532,7 @@ fn a_lost_race_hands_the_key_to_the_winner() -> Result<()> {
     let ours = shard.resolve_conflict("a", taken.seq, Some(item(9)), 2);
     assert_eq!(
         ours,
-        Some(Some(item(3))),
+        Some((Some(item(3)), taken.seq + 1)),
         "the newest pending state is dropped"
     );
     assert_eq!(hit(&shard, "a"), Some(Some(item(9))));

@@ -43,6 +43,41 @@ pub struct Observed {
     last_written: HashMap<String, f64>,
 }
 
+/// Holds writes until the test lets them through, one permit each.
+#[derive(Debug)]
+pub struct WriteGate {
+    /// Each write takes (and uses up) one permit before it reaches the wrapped backend.
+    pub pass: Semaphore,
+    /// Each write adds one permit when it reaches the gate: wait for it to know a write is in
+    /// flight.
+    pub arrived: Semaphore,
+}
+
+impl Default for WriteGate {
+    /// A closed gate: no write passes until permits are added to `pass`.
+    fn default() -> Self {
+        Self {
+            pass: Semaphore::new(0),
+            arrived: Semaphore::new(0),
+        }
+    }
+}
+
+impl WriteGate {
+    /// Waits until `writes` more writes have reached the gate.
+    pub async fn arrivals(&self, writes: u32) -> crate::common::TestResult {
+        self.arrived.acquire_many(writes).await?.forget();
+        Ok(())
+    }
+
+    async fn enter(&self) {
+        self.arrived.add_permits(1);
+        if let Ok(permit) = self.pass.acquire().await {
+            permit.forget();
+        }
+    }
+}
+
 /// Wraps a backend: injects [`Faults`], records [`Observed`], and can hold reads at a gate.
 pub struct FaultyBackend {
     inner: Arc<dyn Backend>,
@@ -53,6 +88,7 @@ pub struct FaultyBackend {
     /// Whether single-key reads wait at the gate after reading rather than before, so that what
     /// they return may be overtaken by writes while they wait.
     gate_after_read: bool,
+    write_gate: Option<Arc<WriteGate>>,
 }
 
 impl FaultyBackend {
@@ -65,6 +101,7 @@ impl FaultyBackend {
             observed: Arc::default(),
             gate: None,
             gate_after_read: false,
+            write_gate: None,
         }
     }
 
@@ -79,6 +116,12 @@ impl FaultyBackend {
     pub fn with_gate_after_read(mut self, gate: Arc<Semaphore>) -> Self {
         self.gate = Some(gate);
         self.gate_after_read = true;
+        self
+    }
+
+    /// Makes every write (a batch, or a conditional write) wait at `gate`.
+    pub fn with_write_gate(mut self, gate: Arc<WriteGate>) -> Self {
+        self.write_gate = Some(gate);
         self
     }
 
@@ -200,6 +243,9 @@ impl Backend for FaultyBackend {
     }
 
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
+        if let Some(gate) = &self.write_gate {
+            gate.enter().await;
+        }
         self.batch_write_inner(partition_key, writes).await
     }
 
@@ -209,6 +255,9 @@ impl Backend for FaultyBackend {
         write: &Write,
         condition: &quickstore::Condition,
     ) -> Result<quickstore::Conditional> {
+        if let Some(gate) = &self.write_gate {
+            gate.enter().await;
+        }
         if self.roll(self.faults.transient) {
             return Err(Self::throttled("PutItem"));
         }

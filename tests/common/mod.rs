@@ -19,7 +19,7 @@ use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, St
 #[allow(unused_imports)]
 pub use dynalite::{client_for, Dynalite, Moto};
 #[allow(unused_imports)]
-pub use faulty::{Faults, FaultyBackend};
+pub use faulty::{Faults, FaultyBackend, WriteGate};
 
 /// A key of `kind` with identifier `id`, for keys the tests spell out and know to be valid.
 #[allow(clippy::expect_used)] // A bad literal key is a bug in the test itself.
