@@ -19,6 +19,7 @@ use crate::options::Options;
 use crate::shard::{Shard, WriteContext};
 use crate::stats::Counters;
 use crate::stream::Echoes;
+use crate::version;
 use crate::version::ConflictHandler;
 
 /// State shared by every handle and the flusher.
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub on_conflict: Option<ConflictHandler>,
     /// This store's writes not yet seen in the stream, when it follows one.
     pub echoes: Option<Echoes>,
+    /// The id versioned writes are tagged with: the journal's, else random.
+    pub writer: u64,
 }
 
 impl Shared {
@@ -59,6 +62,9 @@ impl Shared {
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
         let pending_bytes = Arc::new(AtomicU64::new(0));
+        let writer = journal
+            .as_ref()
+            .map_or_else(rand::random, Journal::writer_id);
         Self {
             shards: (0..options.shards)
                 .map(|_| Shard::new(per_shard, options.max_staleness, Arc::clone(&pending_bytes)))
@@ -77,6 +83,7 @@ impl Shared {
             recovery,
             on_conflict,
             echoes: follows_stream.then(Echoes::default),
+            writer,
         }
     }
 
@@ -124,6 +131,8 @@ impl Shared {
     pub(crate) fn validate(&self, item: &Item, key_bytes: usize) -> Result<()> {
         if let Some(attribute) = &self.options.version_attribute {
             item::reserved(item, attribute, "the version attribute of versioned mode")?;
+            let writer = version::writer_attribute(attribute);
+            item::reserved(item, &writer, "the writer attribute of versioned mode")?;
         }
         item::validate(item, &self.options.partition_key, key_bytes)
     }

@@ -32,8 +32,32 @@ pub struct Conflict {
 /// Called once per conflict, on the flusher's task: keep it short.
 pub(crate) type ConflictHandler = Arc<dyn Fn(&Conflict) + Send + Sync>;
 
-/// Removes the version attribute from an item read from the table, and returns the version.
+/// The attribute naming the write that stored an item, beside the version attribute: its
+/// name with `_by` appended. Its value is `writer:seq`, the writing store's id (a journal keeps
+/// its id across restarts) and the sequence of the state written, so that a store can tell its
+/// own landed write from another writer's, even when a crash lost the answer.
+pub(crate) fn writer_attribute(attribute: &str) -> String {
+    format!("{attribute}_by")
+}
+
+/// The writer attribute's value for state `seq` written by `writer`.
+pub(crate) fn tag(writer: u64, seq: u64) -> String {
+    format!("{writer:016x}:{seq}")
+}
+
+/// Which of `writer`'s states an item's writer attribute names, if it names one of its.
+pub(crate) fn written_by(item: &Item, attribute: &str, writer: u64) -> Option<u64> {
+    let tag = item.get(&writer_attribute(attribute))?.as_s().ok()?;
+    let (by, seq) = tag.split_once(':')?;
+    (u64::from_str_radix(by, 16).ok()? == writer)
+        .then(|| seq.parse().ok())
+        .flatten()
+}
+
+/// Removes the version and writer attributes from an item read from the table, and returns
+/// the version.
 pub(crate) fn take(item: &mut Item, attribute: &str) -> u64 {
+    item.remove(&writer_attribute(attribute));
     item.remove(attribute)
         .and_then(|value| value.as_n().ok().and_then(|n| n.parse().ok()))
         .unwrap_or(0)
@@ -73,5 +97,18 @@ mod tests {
         assert_eq!(take(&mut item, "_v"), 7);
         assert!(!item.contains_key("_v"));
         assert_eq!(take(&mut item, "_v"), 0, "unversioned items are version 0");
+    }
+
+    #[test]
+    fn writer_tags_name_the_store_and_the_state() {
+        let mut item = Item::from([
+            ("_v".to_string(), AttributeValue::N("3".into())),
+            ("_v_by".to_string(), AttributeValue::S(tag(0xabc, 42))),
+        ]);
+        assert_eq!(written_by(&item, "_v", 0xabc), Some(42));
+        assert_eq!(written_by(&item, "_v", 0xabd), None, "another writer's");
+        assert_eq!(take(&mut item, "_v"), 3);
+        assert!(item.is_empty(), "both attributes are the store's own");
+        assert_eq!(written_by(&item, "_v", 0xabc), None);
     }
 }

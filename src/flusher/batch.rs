@@ -5,10 +5,14 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::backend::{Condition, Conditional, Write};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::backend::{Conditional, Write};
 use crate::error::Error;
 use crate::item::Item;
+use crate::journal::TableState;
 use crate::retry::Backoff;
+use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
 use crate::version;
 
@@ -80,10 +84,41 @@ pub(crate) struct Refusal {
 /// How one write ended.
 pub(crate) enum Outcome {
     Written,
+    /// Written, and already settled with its shard (see [`complete`]).
+    Completed(Option<Completed>),
     /// Refused for good.
     Refused(Refusal),
     /// Versioned mode: another writer changed the item first; this is the item now there.
     Conflict(Option<Item>),
+}
+
+/// Tells the key's shard how its write ended, and, in versioned mode with a journal, notes
+/// it in the journal after the shard has it, so that every mutation journaled before the note
+/// builds on the old base and every one after it on the new one.
+pub(crate) fn complete(shared: &Shared, meta: &Meta, landed: Landed) -> Option<Completed> {
+    let completed = shared.shards[meta.shard].complete_write(&meta.key, meta.seq, landed);
+    if completed.is_some() {
+        let table = match landed {
+            Landed::Written(now) => now,
+            // Refused: the table was left as it was.
+            Landed::Refused => meta.base,
+        };
+        mark_settled(shared, &meta.key, meta.seq, table);
+    }
+    completed
+}
+
+/// Versioned mode with a journal: notes that the key's mutations up to `seq` are settled and
+/// left the table in state `table` (present at a version, or absent), so that recovery neither
+/// writes them again nor builds on an older version. Not waited for: a note lost in a crash
+/// only risks a conflict reported for a recovered write.
+pub(crate) fn mark_settled(shared: &Shared, key: &str, seq: u64, table: Option<u64>) {
+    let (Some(journal), Some(_)) = (&shared.journal, &shared.options.version_attribute) else {
+        return;
+    };
+    if let Err(err) = journal.settled(key, seq, TableState::from_version(table)) {
+        tracing::debug!(%key, error = %err.report(), "the settling of a write could not be journaled");
+    }
 }
 
 /// Each write's outcome.
@@ -158,11 +193,19 @@ pub(crate) async fn write_each_if(
         .metas
         .into_iter()
         .zip(batch.writes)
-        .map(|(meta, write)| {
+        .map(|(mut meta, mut write)| {
             let shared = &shared;
-            let condition = version::condition(meta.base, &version_attribute);
+            let attribute = &version_attribute;
             async move {
-                let outcome = write_if(shared, &write, &condition).await;
+                let outcome = match write_if(shared, attribute, &mut meta, &mut write).await {
+                    // Settled at once rather than with the whole batch: the sooner the journal
+                    // notes it, the smaller the window in which a crash leaves a recovered write
+                    // conditional on a version this one already replaced.
+                    Outcome::Written => {
+                        Outcome::Completed(complete(shared, &meta, Landed::Written(meta.written)))
+                    }
+                    other => other,
+                };
                 (meta, outcome)
             }
         });
@@ -170,38 +213,62 @@ pub(crate) async fn write_each_if(
 }
 
 /// One conditional write, retried through transient failures.
-async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outcome {
+///
+/// A failed condition is a conflict unless the item there is this store's own doing: the
+/// write itself, which landed although its answer was lost (a retry, or a write recovered from
+/// the journal after a crash), or an older state of the key the store wrote, whose answer a
+/// crash lost before the journal could note it. The write is then rebased on that version and
+/// sent again. Other writers' items are told apart by the writer attribute, never by content:
+/// two writers can build the same item from the same version.
+async fn write_if(
+    shared: &Shared,
+    version_attribute: &str,
+    meta: &mut Meta,
+    write: &mut Write,
+) -> Outcome {
     let (backend, counters) = (&shared.backend, &shared.counters);
     let partition_key = &shared.options.partition_key;
     let policy = &shared.options.retry;
     let mut backoff = Backoff::new(policy);
+    let operation = match write {
+        Write::Put(_) => "PutItem",
+        Write::Delete(_) => "DeleteItem",
+    };
     loop {
         counters.add(&counters.write_requests, 1);
-        let request = backend.write_if(partition_key, write, condition);
-        let operation = match write {
-            Write::Put(_) => "PutItem",
-            Write::Delete(_) => "DeleteItem",
-        };
+        let condition = version::condition(meta.base, version_attribute);
+        let request = backend.write_if(partition_key, write, &condition);
         match policy.request(operation, request).await {
             Ok(Conditional::Written) => {
                 counters.add(&counters.items_written, 1);
                 return Outcome::Written;
             }
             Ok(Conditional::Conflict { current }) => {
-                // Not a conflict: a retry that finds exactly what it writes, because its first
-                // attempt landed although the answer was lost; or a delete of an item that is
-                // gone (a delete carries nothing to lose). Equal content on a first attempt is
-                // a conflict: another writer built the same state from the same version.
-                let landed = match (write, &current) {
-                    (Write::Put(ours), Some(theirs)) => backoff.attempts() > 0 && ours == theirs,
-                    (Write::Delete(_), None) => true,
-                    _ => false,
-                };
-                if landed {
-                    counters.add(&counters.items_written, 1);
-                    return Outcome::Written;
+                let ours = current
+                    .as_ref()
+                    .and_then(|item| version::written_by(item, version_attribute, shared.writer));
+                match (&*write, ours) {
+                    // This very write landed.
+                    (Write::Put(_), Some(seq)) if seq == meta.seq => {
+                        counters.add(&counters.items_written, 1);
+                        return Outcome::Written;
+                    }
+                    // An older state of ours landed: build on it.
+                    (_, Some(seq)) if seq < meta.seq => {
+                        let Some(current) = &current else {
+                            return Outcome::Conflict(None);
+                        };
+                        let landed = version::take(&mut current.clone(), version_attribute);
+                        rebase(meta, write, version_attribute, shared.writer, landed);
+                        tracing::debug!(key = %meta.key, version = landed, "an earlier write of the key landed unseen; writing on top of it");
+                    }
+                    // A delete of an item that is gone: nothing to lose.
+                    (Write::Delete(_), None) if current.is_none() => {
+                        counters.add(&counters.items_written, 1);
+                        return Outcome::Written;
+                    }
+                    _ => return Outcome::Conflict(current),
                 }
-                return Outcome::Conflict(current);
             }
             Err(err) if err.is_retryable() => {
                 counters.retry_after(&err);
@@ -217,5 +284,19 @@ async fn write_if(shared: &Shared, write: &Write, condition: &Condition) -> Outc
                 });
             }
         }
+    }
+}
+
+/// Makes `write` replace version `landed` instead of its base.
+fn rebase(meta: &mut Meta, write: &mut Write, attribute: &str, writer: u64, landed: u64) {
+    meta.base = Some(landed);
+    let next = version::next(meta.base);
+    if let Write::Put(item) = write {
+        item.insert(attribute.to_owned(), AttributeValue::N(next.to_string()));
+        item.insert(
+            version::writer_attribute(attribute),
+            AttributeValue::S(version::tag(writer, meta.seq)),
+        );
+        meta.written = Some(next);
     }
 }

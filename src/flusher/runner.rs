@@ -15,7 +15,6 @@ use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Result};
 use crate::item::Item;
-use crate::journal::TableState;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
 use crate::version::{self, Conflict};
@@ -183,6 +182,10 @@ impl Runner {
                                 attribute.to_string(),
                                 AttributeValue::N(version.to_string()),
                             );
+                            item.insert(
+                                version::writer_attribute(attribute),
+                                AttributeValue::S(version::tag(self.shared.writer, taken.seq)),
+                            );
                         }
                         (Write::Put(item), Some(version.map_or(0, |(_, v)| v)))
                     }
@@ -243,29 +246,20 @@ impl Runner {
         };
         for (meta, outcome) in outcomes {
             self.in_flight.remove(&meta.first_seq);
-            let landed = match outcome {
-                Outcome::Written => Landed::Written(meta.written),
+            let completed = match outcome {
+                Outcome::Written => {
+                    batch::complete(&self.shared, &meta, Landed::Written(meta.written))
+                }
+                Outcome::Completed(completed) => completed,
                 Outcome::Refused(refusal) => {
                     self.reject(&meta, refusal);
-                    Landed::Refused
+                    batch::complete(&self.shared, &meta, Landed::Refused)
                 }
                 Outcome::Conflict(current) => {
                     self.conflict(&meta, current);
                     continue;
                 }
             };
-            let shard = &self.shared.shards[meta.shard];
-            let completed = shard.complete_write(&meta.key, meta.seq, landed);
-            if completed.is_some() {
-                // After the shard has it, so that every mutation journaled before the marker
-                // builds on the old base and every one after it on the new one.
-                let table = match landed {
-                    Landed::Written(now) => now,
-                    // Refused: the table was left as it was.
-                    Landed::Refused => meta.base,
-                };
-                self.mark_settled(&meta.key, meta.seq, table);
-            }
             match completed {
                 Some(Completed::Settled) => {
                     self.shared.pending.fetch_sub(1, Ordering::AcqRel);
@@ -315,28 +309,18 @@ impl Runner {
         }
         // After the dead letter: a crash between the two writes the dropped state again (and
         // reports it again), rather than forgetting it unreported.
-        self.mark_settled(&meta.key, newest, theirs.is_some().then_some(version));
+        batch::mark_settled(
+            &self.shared,
+            &meta.key,
+            newest,
+            theirs.is_some().then_some(version),
+        );
         if let Some(handler) = &self.shared.on_conflict {
             handler(&Conflict {
                 key: meta.key.clone(),
                 ours,
                 theirs,
             });
-        }
-    }
-
-    /// Versioned mode with a journal: notes that the key's mutations up to `seq` are settled
-    /// and left the table in state `table` (present at a version, or absent), so that recovery
-    /// neither writes them again nor builds on an older version. Not waited for: a marker lost
-    /// in a crash only risks a conflict reported for a recovered write.
-    fn mark_settled(&self, key: &str, seq: u64, table: Option<u64>) {
-        let (Some(journal), Some(_)) =
-            (&self.shared.journal, &self.shared.options.version_attribute)
-        else {
-            return;
-        };
-        if let Err(err) = journal.settled(key, seq, TableState::from_version(table)) {
-            tracing::debug!(%key, error = %err.report(), "the settling of a write could not be journaled");
         }
     }
 

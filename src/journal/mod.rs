@@ -39,6 +39,9 @@ pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
 
 const LOCK: &str = "LOCK";
 
+/// The file holding the journal's writer id.
+const WRITER_ID: &str = "WRITER";
+
 /// An open journal; see the module docs.
 pub(crate) struct Journal {
     dir: PathBuf,
@@ -49,6 +52,8 @@ pub(crate) struct Journal {
     dead_letter_count: AtomicU64,
     /// The directory's lock, held until the journal is closed.
     lock: Mutex<Option<File>>,
+    /// The id this journal's store writes under (versioned mode), the same across restarts.
+    writer: u64,
 }
 
 impl std::fmt::Debug for Journal {
@@ -66,6 +71,7 @@ impl Journal {
         let dir = &config.dir;
         create_dir(dir)?;
         let lock = lock(dir)?;
+        let writer_id = writer_id(dir)?;
         let mut recovered = recovery::recover(dir, config.recovery)?;
         let first_seq = recovered.max_seq + 1;
         let (file, path) = segment::create(dir, first_seq)
@@ -97,6 +103,7 @@ impl Journal {
             dead_letters: Mutex::new(None),
             dead_letter_count: AtomicU64::new(count_lines(&dir.join(DEAD_LETTERS))),
             lock: Mutex::new(Some(lock)),
+            writer: writer_id,
         };
         Ok((journal, recovered))
     }
@@ -280,6 +287,38 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+impl Journal {
+    /// The id the store writes under in versioned mode: random when the journal was created,
+    /// kept since, so that after a crash the store recognises the writes it made before.
+    pub(crate) fn writer_id(&self) -> u64 {
+        self.writer
+    }
+}
+
+/// Reads the journal's writer id, or makes one (written and synced before it is used).
+fn writer_id(dir: &Path) -> Result<u64> {
+    let path = dir.join(WRITER_ID);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => u64::from_str_radix(text.trim(), 16).map_err(|e| {
+            Error::journal(format!("{} does not hold a writer id", path.display()), e)
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let id: u64 = rand::random();
+            let temporary = dir.join(format!("{WRITER_ID}.tmp"));
+            let written = std::fs::write(&temporary, format!("{id:016x}\n"))
+                .and_then(|()| File::open(&temporary)?.sync_all())
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .and_then(|()| segment::sync_dir(dir));
+            written.map_err(|e| Error::journal(format!("cannot write {}", path.display()), e))?;
+            Ok(id)
+        }
+        Err(err) => Err(Error::journal(
+            format!("cannot read {}", path.display()),
+            err,
+        )),
     }
 }
 
