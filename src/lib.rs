@@ -63,6 +63,7 @@
 //! |---|---|---|---|
 //! | `embedded` | yes | [`EmbeddedBackend`], a local redb database, for tools, tests and the CLI | the `redb` crate |
 //! | `streams` | yes | [`DynamoDbStream`], to follow a table's DynamoDB stream | the `aws-sdk-dynamodbstreams` crate (it shares the AWS SDK's runtime with `aws-sdk-dynamodb`) |
+//! | `testing` | no | `quickstore::testing`: `FaultyBackend`, a wrapper around any backend that injects throttling, partial batches, latency, timeouts, connection resets, permanent errors and refused writes from a seed, and records and checks the store's requests | none (`parking_lot` and `rand` are dependencies already) |
 //!
 //! The crate uses `aws-sdk-dynamodb` without its default features: the application's own
 //! client (usually built with `aws-config`) brings the HTTP and TLS stack, so there is only one.
@@ -76,7 +77,7 @@ struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
 // item, codec, backend, stream, version, journal, retry, options, stats, shard, shared, load,
-// flusher, follow, write, store, builder.
+// flusher, follow, write, store, builder, testing.
 mod backend;
 mod builder;
 mod codec;
@@ -96,6 +97,9 @@ mod store;
 mod stream;
 mod version;
 mod write;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(hidden)]
 pub mod internals;

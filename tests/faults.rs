@@ -8,13 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::faulty::number;
-use common::{Faults, FaultyBackend, Fixture, TestResult};
+use common::{number, Fixture, TestResult};
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{AttributeValue, Item, Key, Store, StoreBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// The attribute each key's writes carry in increasing order.
@@ -66,10 +65,6 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) -> TestResult {
         tokio::task::yield_now().await;
     }
     Ok(())
-}
-
-fn violations(backend: &FaultyBackend) -> Vec<String> {
-    backend.observed().lock().violations.clone()
 }
 
 // --- Transient errors and partial batches on writes -------------------------------------------
@@ -155,13 +150,11 @@ async fn writes_survive_transient_errors_and_partial_batches(fixture: Fixture) -
     for seed in SEEDS {
         let backend = faulty(
             &fixture,
-            Faults {
-                seed,
-                transient: 0.3,
-                partial: 0.3,
-                monotonic: Some(COUNTER.into()),
-                ..Faults::default()
-            },
+            Faults::new()
+                .seed(seed)
+                .throttle(0.3)
+                .partial(0.3)
+                .monotonic(COUNTER),
         );
         backends.insert(seed, Arc::clone(&backend));
         runs.spawn(async move { (seed, mutate_under_write_faults(backend, seed).await) });
@@ -179,7 +172,7 @@ async fn writes_survive_transient_errors_and_partial_batches(fixture: Fixture) -
             assert_eq!(stored, expected, "seed {seed}, key {rendered}");
         }
         let backend = backends.get(&seed).ok_or("no backend")?;
-        assert_eq!(violations(backend), Vec::<String>::new(), "seed {seed}");
+        assert_eq!(backend.violations(), Vec::<String>::new(), "seed {seed}");
         assert!(stats.retries > 0, "seed {seed}: {stats:?}");
         assert_eq!(
             stats.mutations,
@@ -227,12 +220,7 @@ async fn reads_survive_unprocessed_keys_and_transient_errors(fixture: Fixture) -
     for seed in SEEDS {
         let backend = faulty(
             &fixture,
-            Faults {
-                seed,
-                transient: 0.15,
-                partial: 0.3,
-                ..Faults::default()
-            },
+            Faults::new().seed(seed).throttle(0.15).partial(0.3),
         );
         let store = builder(&backend).open().await?;
         let found: HashMap<Key, Versioned> = store.get_many(&keys).await?;
@@ -249,7 +237,7 @@ async fn reads_survive_unprocessed_keys_and_transient_errors(fixture: Fixture) -
             "seed {seed}"
         );
         retries += stats.retries;
-        let observed = backend.observed().lock().clone();
+        let observed = backend.observed();
         assert!(
             observed
                 .batch_get_sizes
@@ -284,15 +272,11 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
     fixture.put_raw(old_item).await?;
     let backend = faulty(
         &fixture,
-        Faults {
-            seed: 7,
-            transient: 0.2,
-            partial: 0.2,
-            refuse: [refused_old.to_string(), refused_new.to_string()]
-                .into_iter()
-                .collect(),
-            ..Faults::default()
-        },
+        Faults::new()
+            .seed(7)
+            .throttle(0.2)
+            .partial(0.2)
+            .refuse([refused_old.to_string(), refused_new.to_string()]),
     );
     let store = lazy_builder(&backend).open().await?;
     let value = |n: u64| Versioned {
@@ -365,7 +349,7 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
     }
     assert_eq!(fixture.read_back(&good[59].to_string()).await?, None);
     assert_eq!(store.stats().rejected_writes, 2);
-    assert_eq!(violations(&backend), Vec::<String>::new());
+    assert_eq!(backend.violations(), Vec::<String>::new());
     // A refusal among the writes `close` drains is reported by `close`.
     store.upsert(&refused_new, &value(300)).await?;
     store.upsert(&good[0], &value(2000)).await?;
@@ -391,13 +375,7 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
 /// before the call.
 async fn a_refusal_before_the_flush_call_is_still_reported(fixture: Fixture) -> TestResult {
     let refused = Key::new("Refused", "early")?;
-    let backend = faulty(
-        &fixture,
-        Faults {
-            refuse: [refused.to_string()].into_iter().collect(),
-            ..Faults::default()
-        },
-    );
+    let backend = faulty(&fixture, Faults::new().refuse([refused.to_string()]));
     let store = builder(&backend).open().await?;
     store.upsert(&refused, &HashMap::from([("a", 1)])).await?;
     // The flusher writes it on its own within the flush interval; wait until it was refused.
@@ -432,10 +410,8 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
         pad: "there".into(),
     };
     fixture.put_raw(item.item(&present.to_string())).await?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = builder(&backend).open().await?;
 
     let mut readers = JoinSet::new();
@@ -445,10 +421,10 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
     }
     // Every reader has missed, and the one loading has asked the backend (and waits at the gate).
     until("every reader has missed", || {
-        store.stats().misses == TASKS && backend.observed().lock().gets == 1
+        store.stats().misses == TASKS && backend.observed().gets == 1
     })
     .await?;
-    gate.add_permits(1);
+    gate.open();
     while let Some(joined) = readers.join_next().await {
         assert_eq!(joined??.as_ref(), Some(&item));
     }
@@ -466,7 +442,7 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
         answers += 1;
     }
     assert_eq!(answers, TASKS);
-    let observed = backend.observed().lock().clone();
+    let observed = backend.observed();
     assert_eq!(observed.gets_by_key.get(&present.to_string()), Some(&1));
     assert_eq!(observed.gets_by_key.get(&absent.to_string()), Some(&1));
     assert_eq!(observed.gets, 2);
@@ -480,10 +456,8 @@ async fn concurrent_misses_of_one_key_make_one_backend_read(fixture: Fixture) ->
 async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixture) -> TestResult {
     const TASKS: u32 = 20;
     let key = Key::new("Race", "prize")?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = builder(&backend).open().await?;
     let mut inserters = JoinSet::new();
     for writer in 0..TASKS {
@@ -502,7 +476,7 @@ async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixtu
         store.stats().misses == u64::from(TASKS)
     })
     .await?;
-    gate.add_permits(1);
+    gate.open();
     let mut winners = Vec::new();
     while let Some(joined) = inserters.join_next().await {
         match joined? {
@@ -514,7 +488,7 @@ async fn concurrent_inserts_of_one_absent_key_let_exactly_one_win(fixture: Fixtu
         return Err(format!("{} inserts succeeded: {winners:?}", winners.len()).into());
     };
     assert_eq!(
-        backend.observed().lock().gets_by_key.get(&key.to_string()),
+        backend.observed().gets_by_key.get(&key.to_string()),
         Some(&1)
     );
     assert_eq!(store.stats().backend_reads, 1);
@@ -537,17 +511,15 @@ async fn a_cancelled_load_hands_over_to_a_waiter(fixture: Fixture) -> TestResult
         pad: "here".into(),
     };
     fixture.put_raw(item.item(&key.to_string())).await?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = builder(&backend).open().await?;
     let first = {
         let (store, key) = (store.clone(), key.clone());
         tokio::spawn(async move { store.get::<Versioned>(&key).await })
     };
     until("the first reader is loading", || {
-        backend.observed().lock().gets == 1
+        backend.observed().gets == 1
     })
     .await?;
     let second = {
@@ -557,11 +529,8 @@ async fn a_cancelled_load_hands_over_to_a_waiter(fixture: Fixture) -> TestResult
     until("the second reader waits", || store.stats().misses == 2).await?;
     first.abort();
     assert!(first.await.is_err_and(|e| e.is_cancelled()));
-    until("the second reader loads", || {
-        backend.observed().lock().gets == 2
-    })
-    .await?;
-    gate.add_permits(1);
+    until("the second reader loads", || backend.observed().gets == 2).await?;
+    gate.open();
     assert_eq!(second.await??, Some(item));
     assert_eq!(store.stats().backend_reads, 1);
     store.close().await?;
@@ -586,10 +555,9 @@ async fn a_load_overtaken_by_a_write_does_not_cache_the_older_state(
         pad: "new".into(),
     };
     fixture.put_raw(old.item(&rendered)).await?;
-    let gate = Arc::new(Semaphore::new(0));
+    let gate = Gate::new();
     let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default())
-            .with_gate_after_read(Arc::clone(&gate)),
+        FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets_after_reading(&gate),
     );
     let store = builder(&backend).open().await?;
     let reader = {
@@ -597,7 +565,7 @@ async fn a_load_overtaken_by_a_write_does_not_cache_the_older_state(
         tokio::spawn(async move { store.get::<Versioned>(&key).await })
     };
     until("the reader has read the old state", || {
-        backend.observed().lock().gets_read == 1
+        backend.observed().gets_read == 1
     })
     .await?;
     // Overtake the load: the newer state is acknowledged, written, and settled in the cache.
@@ -607,7 +575,7 @@ async fn a_load_overtaken_by_a_write_does_not_cache_the_older_state(
         fixture.read_back(&rendered).await?,
         Some(new.item(&rendered))
     );
-    gate.add_permits(1);
+    gate.open();
     // The read began before the upsert, so either state is a fair answer for it...
     let answered = reader.await??;
     assert!(

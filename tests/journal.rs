@@ -8,8 +8,8 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{client_for, create_table, Dynalite, Faults, FaultyBackend, Fixture, TestResult};
-use quickstore::{AttributeValue, Durability, DynamoDbBackend, Key, Store, DEAD_LETTERS};
+use common::{client_for, create_table, Dynalite, Fixture, TestResult};
+use quickstore::{AttributeValue, Durability, DynamoDbBackend, Key, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -295,16 +295,16 @@ async fn a_journal_directory_serves_one_store_at_a_time() -> TestResult {
     Ok(())
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn refused_writes_are_dead_lettered_with_the_reason() -> TestResult {
+    use quickstore::testing::{Faults, FaultyBackend};
+    use quickstore::DEAD_LETTERS;
+
     let fixture = Fixture::embedded()?;
     let dir = tempfile::tempdir()?;
-    let faults = Faults {
-        refuse: ["Kbad".to_string()].into(),
-        ..Faults::default()
-    };
-    let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
-    let store = Store::builder(Arc::clone(&backend))
+    let faults = Faults::new().refuse(["Kbad"]);
+    let store = Store::builder(FaultyBackend::new(fixture.backend(), faults))
         .journal(dir.path())
         .durability(Durability::Interval(std::time::Duration::from_millis(10)))
         .open()

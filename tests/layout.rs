@@ -25,6 +25,7 @@ const ORDER: &[&str] = &[
     "write",
     "store",
     "builder",
+    "testing",
     "internals",
 ];
 

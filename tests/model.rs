@@ -10,10 +10,11 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Dynalite, Faults, FaultyBackend, Fixture, TestResult};
+use common::{Dynalite, Fixture, TestResult};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use quickstore::testing::{Faults, FaultyBackend};
 use quickstore::{AttributeValue, Change, Error, Item, Key, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -261,7 +262,7 @@ async fn run_case(fixture: &Fixture, case: &Case) -> TestResult {
         fixture.put_raw(item(&key(*k).to_string(), v)).await?;
     }
     let mut model = case.initial.clone();
-    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::default()));
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()));
     let mut store = open(&backend, &case.setup).await?;
     for (i, op) in case.ops.iter().enumerate() {
         let when = || format!("op {i}, {op:?}");
@@ -284,7 +285,7 @@ async fn run_case(fixture: &Fixture, case: &Case) -> TestResult {
     }
     store.close().await?;
     check_backend(fixture, &model, "at the end").await?;
-    let violations = backend.observed().lock().violations.clone();
+    let violations = backend.violations();
     same(violations, Vec::new(), || "requests".into())?;
     Ok(())
 }
@@ -490,7 +491,7 @@ async fn churn(store: Store, task: u32) -> TestResult<Log> {
 }
 
 async fn concurrent_tasks(fixture: Fixture, cache_capacity: u64, shards: usize) -> TestResult {
-    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::default()));
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()));
     let store = Store::builder(Arc::clone(&backend))
         .cache_capacity(cache_capacity)
         .shards(shards)
@@ -565,7 +566,7 @@ async fn concurrent_tasks(fixture: Fixture, cache_capacity: u64, shards: usize) 
     assert!(log.deleted.values().sum::<usize>() > 0);
     assert!(log.read.values().map(BTreeSet::len).sum::<usize>() > 0);
     store.close().await?;
-    let violations = backend.observed().lock().violations.clone();
+    let violations = backend.violations();
     assert_eq!(violations, Vec::<String>::new());
     Ok(())
 }

@@ -7,11 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{key, Faults, FaultyBackend, Fixture, TestResult};
+use common::{key, Fixture, TestResult};
 use futures_util::FutureExt as _;
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{Durability, Error, RetryPolicy, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Doc {
@@ -30,14 +30,9 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_load_fails_every_waiter_with_the_attempts_of_one() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let gate = Arc::new(Semaphore::new(0));
-    let faults = Faults {
-        transient: 1.0,
-        ..Faults::default()
-    };
-    let backend =
-        Arc::new(FaultyBackend::new(fixture.backend(), faults).with_read_gate(Arc::clone(&gate)));
-    let observed = backend.observed();
+    let gate = Gate::new();
+    let faults = Faults::new().throttle(1.0);
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults).hold_gets(&gate));
     let store = Store::builder(Arc::clone(&backend)).open().await?;
     let wanted = key("Doc", 1);
     let mut readers = tokio::task::JoinSet::new();
@@ -46,8 +41,8 @@ async fn a_failed_load_fails_every_waiter_with_the_attempts_of_one() -> TestResu
         readers.spawn(async move { store.get::<Doc>(&wanted).await });
     }
     settle().await;
-    assert_eq!(observed.lock().gets, 1, "one load, four waiters");
-    gate.add_permits(Semaphore::MAX_PERMITS);
+    assert_eq!(backend.observed().gets, 1, "one load, four waiters");
+    gate.open();
     let mut failures = 0;
     while let Some(joined) = readers.join_next().await {
         let err = joined?
@@ -60,12 +55,12 @@ async fn a_failed_load_fails_every_waiter_with_the_attempts_of_one() -> TestResu
         failures += 1;
     }
     assert_eq!(failures, 5);
-    let attempts = observed.lock().gets;
+    let attempts = backend.observed().gets;
     let single = {
         // What one caller alone makes: the read's full retry budget.
         let before = attempts;
         let _ = store.get::<Doc>(&wanted).await;
-        observed.lock().gets - before
+        backend.observed().gets - before
     };
     assert_eq!(attempts, single, "five callers made one read's attempts");
     store.close().await?;
@@ -76,8 +71,7 @@ async fn a_failed_load_fails_every_waiter_with_the_attempts_of_one() -> TestResu
 #[tokio::test]
 async fn get_many_loads_its_chunks_concurrently() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::default()));
-    let observed = backend.observed();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()));
     let store = Store::builder(Arc::clone(&backend)).open().await?;
     let keys: Vec<_> = (0..250).map(|i| key("Doc", i)).collect();
     for wanted in keys.iter().step_by(2) {
@@ -88,7 +82,7 @@ async fn get_many_loads_its_chunks_concurrently() -> TestResult {
     let store = Store::builder(Arc::clone(&backend)).open().await?;
     let found = store.get_many::<Doc, _>(&keys).await?;
     assert_eq!(found.len(), 125);
-    let observed = observed.lock().clone();
+    let observed = backend.observed();
     assert_eq!(observed.batch_get_sizes.iter().sum::<usize>(), 250);
     assert!(
         observed.max_batch_gets_in_flight > 1,
@@ -104,11 +98,8 @@ async fn get_many_loads_its_chunks_concurrently() -> TestResult {
 #[tokio::test]
 async fn an_insert_dropped_while_reading_its_key_changes_nothing() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
-    let observed = backend.observed();
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = Store::builder(Arc::clone(&backend)).open().await?;
     let wanted = key("Doc", 1);
     let insert = {
@@ -116,10 +107,10 @@ async fn an_insert_dropped_while_reading_its_key_changes_nothing() -> TestResult
         tokio::spawn(async move { store.insert(&wanted, &Doc { n: 1 }).await })
     };
     settle().await;
-    assert_eq!(observed.lock().gets, 1, "the insert is reading its key");
+    assert_eq!(backend.observed().gets, 1, "the insert is reading its key");
     insert.abort();
     assert!(insert.await.is_err_and(|e| e.is_cancelled()));
-    gate.add_permits(Semaphore::MAX_PERMITS);
+    gate.open();
     assert_eq!(store.get::<Doc>(&wanted).await?, None);
     let stats = store.stats();
     assert_eq!((stats.mutations, stats.pending), (0, 0));
@@ -171,12 +162,7 @@ async fn get_many_completes_while_batches_make_progress() -> TestResult {
             store.upsert(wanted, &Doc { n: 1 }).await?;
         }
         store.close().await?;
-        let faults = Faults {
-            seed,
-            partial: 1.0,
-            transient: 0.2,
-            ..Faults::default()
-        };
+        let faults = Faults::new().seed(seed).partial(1.0).throttle(0.2);
         let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
         let store = Store::builder(Arc::clone(&backend)).open().await?;
         let found = store.get_many::<Doc, _>(&keys).await?;
@@ -196,12 +182,8 @@ async fn get_many_completes_while_batches_make_progress() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn a_read_that_makes_no_progress_says_what_it_attempted() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let faults = Faults {
-        transient: 1.0,
-        ..Faults::default()
-    };
+    let faults = Faults::new().throttle(1.0);
     let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
-    let observed = backend.observed();
     let policy = RetryPolicy::default().reads(3, Duration::from_secs(60));
     let store = Store::builder(Arc::clone(&backend))
         .retry_policy(policy)
@@ -232,7 +214,7 @@ async fn a_read_that_makes_no_progress_says_what_it_attempted() -> TestResult {
         "{}",
         err.report()
     );
-    assert_eq!(observed.lock().gets, 3, "the policy's attempts, no more");
+    assert_eq!(backend.observed().gets, 3, "the policy's attempts, no more");
     store.close().await?;
     Ok(())
 }
@@ -241,10 +223,8 @@ async fn a_read_that_makes_no_progress_says_what_it_attempted() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn a_hanging_request_times_out_and_is_retried() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = Arc::new(
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_read_gate(Arc::clone(&gate)),
-    );
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let policy = RetryPolicy::default()
         .request_timeout(Some(Duration::from_secs(1)))
         .reads(2, Duration::from_secs(60));

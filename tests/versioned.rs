@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{key, Faults, FaultyBackend, Fixture, TestResult, WriteGate};
+use common::{key, Fixture, HeldWrites, TestResult, WriteGate};
 use parking_lot::Mutex;
 use quickstore::{inspect_journal, AttributeValue, Change, Conflict, Item, Key, Store};
 use serde::{Deserialize, Serialize};
@@ -258,8 +258,7 @@ fn crash_copy(dir: &Path) -> TestResult<tempfile::TempDir> {
 
 /// A versioned store with a journal whose writes wait at `gate`, and flush only when asked.
 async fn gated_store(fixture: &Fixture, gate: &Arc<WriteGate>, dir: &Path) -> TestResult<Store> {
-    let backend =
-        FaultyBackend::new(fixture.backend(), Faults::default()).with_write_gate(Arc::clone(gate));
+    let backend = HeldWrites::new(fixture.backend(), Arc::clone(gate));
     Ok(Store::builder(backend)
         .versioned(VERSION)
         .journal(dir)

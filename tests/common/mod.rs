@@ -1,12 +1,13 @@
 //! The integration test harness: a real dynalite server on loopback per test (started by the
-//! test itself, killed on drop, and a loud failure if it never comes up), fixtures that run one
-//! scenario against either backend, and a backend wrapper that injects faults and checks the
-//! requests the store makes.
+//! test itself, killed on drop, and a loud failure if it never comes up), and fixtures that run
+//! one scenario against either backend. Tests that inject faults and check the requests the
+//! store makes wrap a fixture's backend in `quickstore::testing::FaultyBackend` (feature
+//! `testing`).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod dynalite;
-pub mod faulty;
+pub mod write_gate;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,12 +20,17 @@ use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, St
 #[allow(unused_imports)]
 pub use dynalite::{client_for, Dynalite, Moto};
 #[allow(unused_imports)]
-pub use faulty::{Faults, FaultyBackend, WriteGate};
+pub use write_gate::{HeldWrites, WriteGate};
 
 /// A key of `kind` with identifier `id`, for keys the tests spell out and know to be valid.
 #[allow(clippy::expect_used)] // A bad literal key is a bug in the test itself.
 pub fn key(kind: &str, id: impl std::fmt::Display) -> Key {
     Key::new(kind, id.to_string()).expect("test keys are valid")
+}
+
+/// A number attribute.
+pub fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
 
 /// Errors in tests: anything, with a message.
