@@ -599,3 +599,53 @@ on_both_backends!(
     a_cancelled_load_hands_over_to_a_waiter,
     a_load_overtaken_by_a_write_does_not_cache_the_older_state,
 );
+
+/// Versioned mode under lost answers: conditional writes that land but whose answers are lost
+/// (a connection reset after the write) are retried, find the store's own write by its writer
+/// attribute, and are not conflicts. Every increment lands.
+#[tokio::test(start_paused = true)]
+async fn versioned_writes_whose_answers_are_lost_are_not_conflicts() -> TestResult {
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Counter {
+        n: u64,
+    }
+    for seed in 0..5 {
+        let fixture = Fixture::embedded()?;
+        let faults = Faults::new().seed(seed).reset_after(0.3).throttle(0.1);
+        let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults));
+        let store = Store::builder(Arc::clone(&backend))
+            .versioned("_v")
+            .flush_interval(Duration::from_millis(5))
+            .open()
+            .await?;
+        let keys: Vec<_> = (0..4).map(|i| common::key("Counter", i)).collect();
+        for round in 0..30 {
+            for key in &keys {
+                store
+                    .update_with(key, |c: Option<Counter>| {
+                        let n = c.map_or(0, |c| c.n) + 1;
+                        (quickstore::Change::Put(Counter { n }), ())
+                    })
+                    .await?;
+            }
+            if round % 3 == 0 {
+                store.flush().await?;
+            }
+        }
+        store.close().await?;
+        let lost = backend
+            .observed()
+            .count(|injected| injected.fault == quickstore::testing::Fault::ResetAfter);
+        assert!(lost > 0, "seed {seed}: no answer was lost");
+        assert_eq!(store.stats().conflicts, 0, "seed {seed}");
+        for key in &keys {
+            let stored = fixture.read_back(key.as_str()).await?.ok_or("missing")?;
+            assert_eq!(
+                stored.get("n"),
+                Some(&AttributeValue::N("30".into())),
+                "seed {seed}"
+            );
+        }
+    }
+    Ok(())
+}
