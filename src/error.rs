@@ -77,6 +77,33 @@ pub enum Error {
     #[error(transparent)]
     Backend(Box<BackendError>),
 
+    /// Writes the backend refused for good, reported by [`Store::flush`](crate::Store::flush)
+    /// or [`Store::close`](crate::Store::close): every refused write a call covers, each
+    /// reported until a call has reported it once. Code `DynamoDBException`, like
+    /// [`Error::Backend`]; [`Error::backend`] gives the first refusal.
+    #[error(transparent)]
+    Refused(Box<Refusals>),
+
+    /// [`Store::flush_within`](crate::Store::flush_within) or
+    /// [`close_within`](crate::Store::close_within) ran out of time. The store is still usable
+    /// after a flush that timed out, and a later `close` drains what is left.
+    #[error(
+        "{remaining} keys still had mutations waiting for the backend after {waited:?}; {}",
+        if *journaled {
+            "they are safe in the journal and are written when the backend is back"
+        } else {
+            "without a journal they live in memory only, until the backend takes them"
+        }
+    )]
+    Timeout {
+        /// Keys whose mutations were not yet in the backend.
+        remaining: usize,
+        /// Whether those mutations are in the journal.
+        journaled: bool,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
+
     /// The crash journal could not be read or written, or is damaged.
     #[error("{message}")]
     Journal {
@@ -110,7 +137,8 @@ impl Error {
             Error::ItemNotExisted { .. } => "ItemNotExisted",
             Error::TooManyRequests { .. } => "TooManyRequests",
             Error::Closed => "Closed",
-            Error::Backend(_) => "DynamoDBException",
+            Error::Backend(_) | Error::Refused(_) => "DynamoDBException",
+            Error::Timeout { .. } => "Timeout",
             Error::Key(_) | Error::Validation { .. } => "ValidationException",
             Error::Journal { .. } => "JournalException",
         }
@@ -120,7 +148,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Backend(err) => err.is_retryable(),
-            Error::TooManyRequests { .. } => true,
+            Error::TooManyRequests { .. } | Error::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -134,6 +162,7 @@ impl Error {
     pub fn backend(&self) -> Option<&BackendError> {
         match self {
             Error::Backend(err) => Some(err),
+            Error::Refused(refusals) => refusals.errors.first(),
             _ => None,
         }
     }
@@ -371,6 +400,86 @@ impl std::error::Error for BackendError {
         self.source
             .as_deref()
             .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Refusals kept in full in a [`Refusals`]; beyond them, only counted.
+const REFUSALS_KEPT: usize = 16;
+
+/// The writes the backend refused for good that one `flush` or `close` reports: the first
+/// few in full, and how many there were.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals {
+    errors: Vec<BackendError>,
+    total: usize,
+}
+
+impl Refusals {
+    /// Adds a refusal: an [`Error::Backend`] naming its key (anything else is kept as its
+    /// report).
+    pub(crate) fn push(&mut self, err: &Error) {
+        self.total += 1;
+        if self.errors.len() < REFUSALS_KEPT {
+            let err = match err {
+                Error::Backend(backend) => (**backend).clone(),
+                other => BackendError::new("backend", "write", false)
+                    .with_message(other.report().to_string()),
+            };
+            self.errors.push(err);
+        }
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The refusal as an error, if there is any.
+    pub(crate) fn into_result(self) -> Result<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Refused(Box::new(self)))
+        }
+    }
+
+    /// How many writes were refused.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The first refusals (up to 16), each naming its key.
+    pub fn errors(&self) -> &[BackendError] {
+        &self.errors
+    }
+
+    /// The rendered keys of the first refusals.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.errors.iter().filter_map(BackendError::key)
+    }
+}
+
+impl fmt::Display for Refusals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let writes = if self.total == 1 { "write" } else { "writes" };
+        write!(f, "the backend refused {} {writes} for good", self.total)?;
+        let keys: Vec<_> = self.keys().map(|k| format!("`{k}`")).collect();
+        if !keys.is_empty() {
+            write!(f, ", of key {}", keys.join(", "))?;
+        }
+        if self.total > self.errors.len() {
+            write!(f, " and {} more", self.total - self.errors.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusals {
+    /// The first refusal.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors
+            .first()
+            .map(|first| first as &(dyn std::error::Error + 'static))
     }
 }
 

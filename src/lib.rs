@@ -111,7 +111,7 @@ pub use backend::{
     MAX_BATCH_WRITE_ITEMS,
 };
 pub use builder::StoreBuilder;
-pub use error::{BackendError, Cause, Error, Report, Result};
+pub use error::{BackendError, Cause, Error, Refusals, Report, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
 pub use journal::{
     inspect_journal, DeadLetterSummary, Durability, JournalDamage, JournalSummary, Recovery,

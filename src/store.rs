@@ -345,14 +345,41 @@ impl Store {
 
     /// Returns once every mutation acknowledged before the call is in the backend.
     ///
-    /// If the backend refused one of those writes for good (see [`Stats::rejected_writes`]),
-    /// returns that error, naming the key.
+    /// If the backend refused some of those writes for good (see [`Stats::rejected_writes`]),
+    /// returns [`Error::Refused`] naming them: every refused write the call covers, and any
+    /// refused earlier that no call has reported yet.
     pub async fn flush(&self) -> Result<()> {
         self.ensure_open()?;
         let upto = self.shared().last_seq();
         match self.inner.flusher.flush(upto, false) {
             Some(done) => done.await.unwrap_or(Err(Error::Closed)),
             None => Err(Error::Closed),
+        }
+    }
+
+    /// [`flush`](Self::flush), giving up after `limit`: then [`Error::Timeout`] says how many
+    /// keys still wait for the backend and whether they are safe in the journal. The store
+    /// stays usable, and its writes go on in the background.
+    pub async fn flush_within(&self, limit: Duration) -> Result<()> {
+        let flushed = tokio::time::timeout(limit, self.flush()).await;
+        flushed.unwrap_or_else(|_| Err(self.timed_out(limit)))
+    }
+
+    /// [`close`](Self::close), giving up after `limit`: then [`Error::Timeout`] says how many
+    /// keys still wait for the backend and whether they are safe in the journal. The store is
+    /// closed to new calls either way; its writes go on in the background while the runtime
+    /// runs, and a later `close` waits for them again.
+    pub async fn close_within(&self, limit: Duration) -> Result<()> {
+        let closed = tokio::time::timeout(limit, self.close()).await;
+        closed.unwrap_or_else(|_| Err(self.timed_out(limit)))
+    }
+
+    fn timed_out(&self, waited: Duration) -> Error {
+        let shared = self.shared();
+        Error::Timeout {
+            remaining: shared.pending.load(Ordering::Acquire),
+            journaled: shared.journal.is_some(),
+            waited,
         }
     }
 

@@ -300,14 +300,19 @@ async fn refused_writes_are_isolated_reported_and_forgotten(fixture: Fixture) ->
         .await
         .err()
         .ok_or("the flush reported no refusal")?;
-    let message = err.to_string();
+    let message = err.report().to_string();
     assert_eq!(err.code(), "DynamoDBException", "{err:?}");
     assert!(!err.is_retryable(), "{err:?}");
+    // Both refusals are reported by the one flush that covers them.
     assert!(
-        message.contains(&refused_old.to_string()) || message.contains(&refused_new.to_string()),
+        message.contains(&refused_old.to_string()) && message.contains(&refused_new.to_string()),
         "{message}"
     );
     assert!(message.contains("injected refusal"), "{message}");
+    match &err {
+        quickstore::Error::Refused(refusals) => assert_eq!(refusals.total(), 2),
+        other => return Err(format!("expected Refused, got {other:?}").into()),
+    }
     let refused_key = err.backend().and_then(|b| b.key());
     assert!(
         refused_key == Some(refused_old.as_str()) || refused_key == Some(refused_new.as_str()),
@@ -647,5 +652,58 @@ async fn versioned_writes_whose_answers_are_lost_are_not_conflicts() -> TestResu
             );
         }
     }
+    Ok(())
+}
+
+/// A batch refused for good because of one write is bisected: the refused write is found in
+/// a handful of requests, not one per write, and every other write lands.
+#[tokio::test]
+async fn a_refused_write_is_found_by_bisecting_its_batch() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let bad = common::key("Doc", 13);
+    let backend = Arc::new(FaultyBackend::new(
+        fixture.backend(),
+        Faults::new().refuse([bad.to_string()]),
+    ));
+    let store = Store::builder(Arc::clone(&backend))
+        .flush_interval(Duration::from_secs(3600))
+        .open()
+        .await?;
+    let keys: Vec<_> = (0..25).map(|i| common::key("Doc", i)).collect();
+    for key in &keys {
+        store
+            .upsert(
+                key,
+                &Versioned {
+                    n: 1,
+                    writer: 1,
+                    pad: String::new(),
+                },
+            )
+            .await?;
+    }
+    let err = store
+        .flush()
+        .await
+        .err()
+        .ok_or("the refusal was not reported")?;
+    assert_eq!(err.backend().and_then(|b| b.key()), Some(bad.as_str()));
+    let requests = backend
+        .observed()
+        .requests(quickstore::testing::Operation::BatchWrite);
+    // One batch of 25, then halves down to the culprit: 1 + 2 per level, 5 levels.
+    assert!(
+        requests <= 11,
+        "{requests} requests to find one refused write among 25"
+    );
+    for key in keys.iter().filter(|k| **k != bad) {
+        assert!(
+            fixture.read_back(key.as_str()).await?.is_some(),
+            "{key} was not written"
+        );
+    }
+    // Reported once: the next flush has nothing to report.
+    store.flush().await?;
+    store.close().await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! One batch of writes, carried to the backend: `UnprocessedItems`, throttling, 5xx and
 //! timeouts are retried with backoff until they succeed; a permanent failure is narrowed down to
-//! the writes that cause it by retrying each write of the failed batch on its own.
+//! the writes that cause it by bisecting the failed batch.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -63,15 +63,14 @@ impl Batch {
         taken
     }
 
-    fn singles(self) -> impl Iterator<Item = Batch> {
-        self.metas
-            .into_iter()
-            .zip(self.writes)
-            .map(|(meta, write)| {
-                let mut single = Batch::default();
-                single.push(meta, write);
-                single
-            })
+    /// The batch cut in two halves, in order.
+    fn halves(mut self) -> (Batch, Batch) {
+        let middle = self.len() / 2;
+        let second = Batch {
+            metas: self.metas.split_off(middle),
+            writes: self.writes.split_off(middle),
+        };
+        (self, second)
     }
 }
 
@@ -163,8 +162,12 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
                     backoff.wait().await;
                 }
                 Err(err) if group.len() > 1 => {
-                    tracing::debug!(error = %err.report(), writes = group.len(), "batch refused; retrying its writes one by one");
-                    groups.extend(group.singles());
+                    // Bisect: the half without the culprits lands in one request, and each
+                    // culprit is found in about log2(25) more.
+                    tracing::debug!(error = %err.report(), writes = group.len(), "batch refused; retrying it in halves to find the refused writes");
+                    let (first, second) = group.halves();
+                    groups.push_front(second);
+                    groups.push_front(first);
                     break;
                 }
                 Err(err) => {

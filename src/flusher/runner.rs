@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 use super::batch::{self, Batch, Meta, Outcome, Outcomes, Refusal};
 use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusals, Result};
 use crate::item::Item;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
@@ -35,8 +35,8 @@ struct Barrier {
     /// A close: answered only once everything is drained.
     close: bool,
     done: Option<oneshot::Sender<Result<()>>>,
-    /// The first refused write the barrier covers.
-    error: Option<Error>,
+    /// The refused writes the barrier covers.
+    refused: Refusals,
 }
 
 /// Owns the flush queue and runs the loop; see the module docs.
@@ -129,11 +129,15 @@ impl Runner {
                 // Refusals that happened before this call, among the mutations it covers.
                 let later = self.unreported.split_off(&upto.saturating_add(1));
                 let covered = std::mem::replace(&mut self.unreported, later);
+                let mut refused = Refusals::default();
+                for err in covered.values() {
+                    refused.push(err);
+                }
                 self.barriers.push(Barrier {
                     upto,
                     close,
                     done,
-                    error: covered.into_values().next(),
+                    refused,
                 });
             }
         }
@@ -335,18 +339,16 @@ impl Runner {
             }
         }
         let mut reported = false;
+        let refusal = refused(&meta.key, &err);
         for barrier in &mut self.barriers {
             if barrier.upto >= meta.first_seq {
                 reported = true;
-                if barrier.error.is_none() {
-                    barrier.error = Some(refused(&meta.key, &err));
-                }
+                barrier.refused.push(&refusal);
             }
         }
         if !reported && self.unreported.len() < MAX_UNREPORTED {
             // Beyond the bound, refusals are still logged, counted and dead-lettered.
-            self.unreported
-                .insert(meta.first_seq, refused(&meta.key, &err));
+            self.unreported.insert(meta.first_seq, refusal);
         }
     }
 
@@ -415,7 +417,7 @@ impl Runner {
             };
             if done {
                 if let Some(tx) = barrier.done.take() {
-                    let _ = tx.send(barrier.error.take().map_or(Ok(()), Err));
+                    let _ = tx.send(std::mem::take(&mut barrier.refused).into_result());
                 }
             }
             !done
