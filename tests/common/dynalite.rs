@@ -17,10 +17,16 @@ pub type StartResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// How long a server may take to answer on its port.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Builds the command that starts a server on a port.
+type Launch = Box<dyn Fn(u16) -> Command + Send + Sync>;
+
 /// A local server on a free 127.0.0.1 port, killed when dropped.
 pub struct Dynalite {
     child: Child,
     endpoint: String,
+    port: u16,
+    /// Kept for servers that can be restarted (their data lives on disk).
+    relaunch: Option<Launch>,
 }
 
 /// The same harness, starting moto's server: `Moto::start_moto()`.
@@ -49,6 +55,53 @@ impl Dynalite {
                 .stderr(Stdio::inherit());
             command
         })
+    }
+
+    /// Starts dynalite keeping its tables in `dir`, so that they survive [`restart`]: for
+    /// outage tests.
+    ///
+    /// [`restart`]: Self::restart
+    pub fn start_on_disk(dir: &std::path::Path) -> StartResult<Self> {
+        let program = program(
+            "QUICKSTORE_DYNALITE",
+            "tests/dynalite/node_modules/.bin/dynalite",
+            "run `npm ci --prefix tests/dynalite`",
+        )?;
+        let dir = dir.to_path_buf();
+        let launch: Launch = Box::new(move |port| {
+            let mut command = Command::new(&program);
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--createTableMs", "0"])
+                .arg("--path")
+                .arg(&dir)
+                .stderr(Stdio::inherit());
+            command
+        });
+        let mut server = Self::spawn("dynalite", &launch)?;
+        server.relaunch = Some(launch);
+        Ok(server)
+    }
+
+    /// Kills the server: requests to it fail until [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped on-disk server again, on the same port and with the same data.
+    pub fn restart(&mut self) -> StartResult<()> {
+        let launch = self
+            .relaunch
+            .as_ref()
+            .ok_or("only a server started with start_on_disk can restart")?;
+        let mut child = launch(self.port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()?;
+        wait_for_port(&mut child, self.port)?;
+        self.child = child;
+        Ok(())
     }
 
     /// Starts moto's server, in memory, and waits until it accepts connections.
@@ -85,6 +138,8 @@ impl Dynalite {
                     return Ok(Self {
                         child,
                         endpoint: format!("http://127.0.0.1:{port}"),
+                        port,
+                        relaunch: None,
                     })
                 }
                 Err(err) => {
