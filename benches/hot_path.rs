@@ -121,6 +121,8 @@ struct Fixture {
     keys: Vec<Key>,
     rendered: Vec<String>,
     bare: quick_cache::sync::Cache<String, Arc<Item>>,
+    /// The same documents, decoded, in a bare cache: the baseline of `get_arc`.
+    bare_typed: quick_cache::sync::Cache<String, Arc<Doc>>,
     /// Sets of `MANY` distinct indices into `keys`.
     key_sets: Vec<Vec<usize>>,
     hot_keys: Vec<Key>,
@@ -164,9 +166,11 @@ impl Fixture {
         }
         let rendered: Vec<String> = keys.iter().map(|key| key.as_str().to_owned()).collect();
         let bare = quick_cache::sync::Cache::new(2 * WARM_KEYS);
+        let bare_typed = quick_cache::sync::Cache::new(2 * WARM_KEYS);
         for (name, doc) in rendered.iter().zip(&docs) {
             let item: Item = serde_dynamo::to_item(doc)?;
             bare.insert(name.clone(), Arc::new(item));
+            bare_typed.insert(name.clone(), Arc::new(doc.clone()));
         }
         if let Some(item) = bare.get(rendered[0].as_str()) {
             eprintln!(
@@ -182,6 +186,7 @@ impl Fixture {
             keys,
             rendered,
             bare,
+            bare_typed,
             key_sets,
             hot_keys,
             hot_docs,
@@ -250,6 +255,23 @@ fn bench_get(c: &mut Criterion, runtime: &Runtime, f: &Fixture) -> Result<(), Bo
         b.to_async(runtime).iter(|| {
             let key = &f.keys[rng.random_range(0..WARM_KEYS)];
             async move { f.failures.note(f.store.get_item(key).await.ok().flatten()) }
+        })
+    });
+    group.bench_function("quickstore/get_arc", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let key = &f.keys[rng.random_range(0..WARM_KEYS)];
+            async move {
+                f.failures
+                    .note(f.store.get_arc::<Doc>(key).await.ok().flatten())
+            }
+        })
+    });
+    group.bench_function("quick_cache/get_arc_typed", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let name = f.rendered[rng.random_range(0..WARM_KEYS)].as_str();
+            async move { f.failures.note(f.bare_typed.get(name)) }
         })
     });
     group.bench_function("quick_cache/get_arc", |b| {

@@ -10,13 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt as _};
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::backend::{string_attribute, MAX_BATCH_GET_KEYS};
 use crate::error::{Error, Result};
-use crate::item::Item;
+use crate::item::{self, Item};
 use crate::retry::Backoff;
-use crate::shard::{Known, Lookup, Shard, Ticket, Value};
+use crate::shard::{Decoded, Known, Lookup, Shard, Ticket, Value};
 use crate::shared::Shared;
 use crate::version;
 
@@ -115,6 +116,26 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
             }
         }
     }
+}
+
+/// Reads one key through the cache as a shared `T`, decoding a cached item once: later reads
+/// of the same state share the decoded value.
+pub(crate) async fn read_decoded<T>(shared: &Shared, rendered: &str) -> Result<Option<Arc<T>>>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    ensure_open(shared)?;
+    let shard = &shared.shards[shared.shard_index(rendered)];
+    if let Some(found) = shard.decoded::<T>(rendered) {
+        shared.counters.add(&shared.counters.hits, 1);
+        return Ok(found);
+    }
+    let Some(item) = read(shared, rendered).await?.value else {
+        return Ok(None);
+    };
+    let value: Arc<T> = Arc::new(item::to_value(&item)?);
+    shard.remember_decoded(rendered, &item, Arc::clone(&value) as Decoded);
+    Ok(Some(value))
 }
 
 /// Reads one key from the backend, retrying transient failures within the retry policy's read

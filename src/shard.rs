@@ -18,6 +18,7 @@
 //! Each shard is guarded by a `parking_lot` mutex. Critical sections are short, never await,
 //! and never touch the network, so a blocking lock is cheaper than an async one here.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -193,6 +194,9 @@ pub(crate) enum Completed {
     StillDirty(u64),
 }
 
+/// A clean value decoded into a Rust type, shared by every `Store::get_arc` of that type.
+pub(crate) type Decoded = Arc<dyn Any + Send + Sync>;
+
 /// A change of a key seen in the table's stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Observed {
@@ -234,6 +238,8 @@ struct Cached {
     version: u64,
     /// The value came from the table's stream, so a later record of the key is newer.
     from_stream: bool,
+    /// The value decoded into a Rust type by `Store::get_arc`, kept for the next such read.
+    decoded: Option<Decoded>,
 }
 
 #[derive(Clone)]
@@ -278,10 +284,13 @@ struct Current {
     base: Option<u64>,
 }
 
+/// The maps of pending and loading keys: foldhash, as quick_cache uses for clean ones.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 struct State {
     clean: quick_cache::unsync::Cache<String, Cached, ByWeight>,
-    dirty: HashMap<String, Dirty>,
-    loading: HashMap<String, Flight>,
+    dirty: Map<Dirty>,
+    loading: Map<Flight>,
     /// The bytes of dirty entries in every shard of the store, this one's included.
     store_dirty_bytes: Arc<AtomicU64>,
     next_ticket: u64,
@@ -321,8 +330,8 @@ impl Shard {
                     capacity,
                     ByWeight,
                 ),
-                dirty: HashMap::new(),
-                loading: HashMap::new(),
+                dirty: Map::default(),
+                loading: Map::default(),
                 store_dirty_bytes,
                 next_ticket: 0,
                 generation: 0,
@@ -384,6 +393,7 @@ impl Shard {
                     since: Instant::now(),
                     version,
                     from_stream: false,
+                    decoded: None,
                 },
             );
             return Some(Known {
@@ -406,6 +416,48 @@ impl Shard {
             version: current.version,
             generation,
         })
+    }
+
+    /// The key's clean state with its value already decoded as a `T`: `Some(None)` when known
+    /// absent, `None` when the shard cannot answer that way (not clean, not decoded as a `T`
+    /// yet, or stale): read the key the usual way then.
+    pub(crate) fn decoded<T: Any + Send + Sync>(&self, key: &str) -> Option<Option<Arc<T>>> {
+        let state = self.state.lock();
+        if !state.dirty.is_empty() && state.dirty.contains_key(key) {
+            return None;
+        }
+        let cached = state.clean.get(key)?;
+        if self
+            .max_staleness
+            .is_some_and(|max| cached.since.elapsed() >= max)
+        {
+            return None;
+        }
+        match &cached.value {
+            None => Some(None),
+            Some(_) => {
+                let decoded = Arc::clone(cached.decoded.as_ref()?);
+                decoded.downcast::<T>().ok().map(Some)
+            }
+        }
+    }
+
+    /// Keeps `decoded` beside the key's clean `item`, if that is still the key's state. The
+    /// entry then weighs the item twice, the decoded value counted like the item.
+    pub(crate) fn remember_decoded(&self, key: &str, item: &Arc<Item>, decoded: Decoded) {
+        let mut state = self.state.lock();
+        let Some(cached) = state.clean.peek(key) else {
+            return;
+        };
+        if !cached.value.as_ref().is_some_and(|v| Arc::ptr_eq(v, item)) {
+            return;
+        }
+        let mut cached = cached.clone();
+        if cached.decoded.is_none() {
+            cached.weight += item::size(item) as u64;
+        }
+        cached.decoded = Some(decoded);
+        state.clean.insert(key.to_owned(), cached);
     }
 
     /// Forgets the key's clean state, so that the next read goes to the backend; a load under
@@ -473,6 +525,7 @@ impl Shard {
                 since: Instant::now(),
                 version,
                 from_stream: true,
+                decoded: None,
             },
         );
         Followed::Replaced
@@ -639,6 +692,7 @@ impl Shard {
                     since: Instant::now(),
                     version: now.unwrap_or(0),
                     from_stream: false,
+                    decoded: None,
                 },
             );
         }
@@ -676,6 +730,7 @@ impl Shard {
                 since: Instant::now(),
                 version,
                 from_stream: false,
+                decoded: None,
             },
         );
         Some((ours.value, ours.seq))
@@ -719,7 +774,13 @@ impl State {
     /// The key's state if known: dirty, or clean and younger than `max_staleness` (a stale
     /// clean entry is dropped).
     fn current(&mut self, key: &str, max_staleness: Option<Duration>) -> Option<Current> {
-        if let Some(entry) = self.dirty.get(key) {
+        // Most reads find nothing pending in their shard: no hashing for the map then.
+        let dirty = if self.dirty.is_empty() {
+            None
+        } else {
+            self.dirty.get(key)
+        };
+        if let Some(entry) = dirty {
             return Some(Current {
                 value: entry.value.clone(),
                 version: 0,

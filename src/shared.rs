@@ -4,7 +4,7 @@
 //! It sits below both the store and the flusher, so that each can use it without either
 //! importing the other.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +25,8 @@ use crate::version::ConflictHandler;
 /// State shared by every handle and the flusher.
 pub(crate) struct Shared {
     pub shards: Box<[Shard]>,
-    hasher: RandomState,
+    /// Picks a key's shard. foldhash: fast on short keys, seeded per process.
+    hasher: foldhash::fast::RandomState,
     pub backend: Arc<dyn Backend>,
     pub options: Options,
     pub kinds: Kinds,
@@ -69,7 +70,7 @@ impl Shared {
             shards: (0..options.shards)
                 .map(|_| Shard::new(per_shard, options.max_staleness, Arc::clone(&pending_bytes)))
                 .collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             backend,
             options,
             kinds,

@@ -156,6 +156,21 @@ impl Store {
         }
     }
 
+    /// Reads the value under `key` as a shared `Arc<T>`, or `None` when there is none.
+    ///
+    /// The first read of a cached state decodes it and keeps the decoded value beside the
+    /// item (the entry then weighs twice its item against `cache_capacity`); later reads of
+    /// that state, until it changes, cost a lookup and a reference count, with no decoding.
+    /// For hot keys read far more often than written. A key read as two different types
+    /// keeps the last one decoded.
+    pub async fn get_arc<T>(&self, key: &Key) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.check_key(key)?;
+        load::read_decoded(self.shared(), key.as_str()).await
+    }
+
     /// Reads the item under `key` as attributes, without the partition key attribute, or
     /// `None` when there is none. A cache hit hands out the cached item itself: a reference
     /// count, not a copy.

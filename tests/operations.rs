@@ -383,7 +383,51 @@ async fn too_many_pending_mutations_are_refused(fixture: Fixture) -> TestResult 
     Ok(())
 }
 
+/// `get_arc` decodes a cached state once and shares it; a new state is decoded anew.
+async fn get_arc_shares_one_decoded_value_per_state(fixture: Fixture) -> TestResult {
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Name {
+        name: String,
+    }
+    let store = fixture.store().await?;
+    let key = Key::new("User", "1")?;
+    assert_eq!(store.get_arc::<User>(&key).await?, None);
+    store.upsert(&key, &ada()).await?;
+    // Pending: decoded each time, and right.
+    assert_eq!(store.get_arc::<User>(&key).await?.as_deref(), Some(&ada()));
+    store.flush().await?;
+    let first = store.get_arc::<User>(&key).await?.ok_or("missing")?;
+    let second = store.get_arc::<User>(&key).await?.ok_or("missing")?;
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the second read shares the first's value"
+    );
+    assert_eq!(*first, ada());
+    // Another type decodes anew, and so does a new state.
+    let name = store.get_arc::<Name>(&key).await?.ok_or("missing")?;
+    assert_eq!(name.name, "Ada");
+    let older = User { age: 37, ..ada() };
+    store.upsert(&key, &older).await?;
+    store.flush().await?;
+    let third = store.get_arc::<User>(&key).await?.ok_or("missing")?;
+    assert_eq!(*third, older);
+    assert!(!Arc::ptr_eq(&first, &third));
+    // Invalidated: read from the backend again, decoded again.
+    store.invalidate(&key)?;
+    let fourth = store.get_arc::<User>(&key).await?.ok_or("missing")?;
+    assert_eq!(*fourth, older);
+    store.delete(&key).await?;
+    assert_eq!(store.get_arc::<User>(&key).await?, None);
+    store.close().await?;
+    assert!(matches!(
+        store.get_arc::<User>(&key).await,
+        Err(Error::Closed)
+    ));
+    Ok(())
+}
+
 on_both_backends!(
+    get_arc_shares_one_decoded_value_per_state,
     get_of_an_absent_key_is_none,
     raw_items_are_written_and_read_without_copies,
     insert_then_get_round_trips,
