@@ -242,6 +242,20 @@ struct Cached {
     decoded: Option<Decoded>,
 }
 
+impl Cached {
+    /// A value read from, or written to, the backend just now.
+    fn new(value: Value, weight: u64, version: u64) -> Self {
+        Self {
+            value,
+            weight,
+            since: Instant::now(),
+            version,
+            from_stream: false,
+            decoded: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct ByWeight;
 
@@ -385,17 +399,9 @@ impl Shard {
         let stale = state.end_flight(key, ticket)?;
         if !stale {
             let weight = weight(key, &loaded);
-            state.clean.insert(
-                key.to_owned(),
-                Cached {
-                    value: loaded.clone(),
-                    weight,
-                    since: Instant::now(),
-                    version,
-                    from_stream: false,
-                    decoded: None,
-                },
-            );
+            state
+                .clean
+                .insert(key.to_owned(), Cached::new(loaded.clone(), weight, version));
             return Some(Known {
                 value: loaded,
                 version,
@@ -520,12 +526,8 @@ impl Shard {
         state.clean.insert(
             key.to_owned(),
             Cached {
-                value,
-                weight,
-                since: Instant::now(),
-                version,
                 from_stream: true,
-                decoded: None,
+                ..Cached::new(value, weight, version)
             },
         );
         Followed::Replaced
@@ -686,14 +688,7 @@ impl Shard {
         if let Landed::Written(now) = landed {
             state.clean.insert(
                 key.to_owned(),
-                Cached {
-                    value: entry.value,
-                    weight: entry.weight,
-                    since: Instant::now(),
-                    version: now.unwrap_or(0),
-                    from_stream: false,
-                    decoded: None,
-                },
+                Cached::new(entry.value, entry.weight, now.unwrap_or(0)),
             );
         }
         Some(Completed::Settled)
@@ -722,17 +717,9 @@ impl Shard {
             flight.stale = true;
         }
         let weight = weight(key, &value);
-        state.clean.insert(
-            key.to_owned(),
-            Cached {
-                value,
-                weight,
-                since: Instant::now(),
-                version,
-                from_stream: false,
-                decoded: None,
-            },
-        );
+        state
+            .clean
+            .insert(key.to_owned(), Cached::new(value, weight, version));
         Some((ours.value, ours.seq))
     }
 

@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use common::{key, Fixture, TestResult};
-use quickstore::{
-    Backend, Backpressure, BatchGet, Change, Condition, Conditional, Error, Item, Result, Store,
-    Write,
-};
+use common::{key, Fixture, HeldWrites, TestResult, WriteGate};
+use quickstore::testing::{Faults, FaultyBackend};
+use quickstore::{Backpressure, Change, Error, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -29,61 +26,6 @@ fn doc(n: u64) -> Doc {
     }
 }
 
-/// A backend whose writes each wait for a permit from `gate` (permits are not consumed), then
-/// take `delay`: far slower than the writers in front of it.
-struct Slow {
-    inner: Arc<dyn Backend>,
-    gate: Arc<Semaphore>,
-    delay: Duration,
-}
-
-impl Slow {
-    async fn hold(&self) {
-        let _permit = self.gate.acquire().await;
-        tokio::time::sleep(self.delay).await;
-    }
-}
-
-#[async_trait]
-impl Backend for Slow {
-    async fn check_table(&self, partition_key: &str) -> Result<()> {
-        self.inner.check_table(partition_key).await
-    }
-    async fn get(&self, partition_key: &str, key: &str, consistent: bool) -> Result<Option<Item>> {
-        self.inner.get(partition_key, key, consistent).await
-    }
-    async fn batch_get(&self, pk: &str, keys: &[String], consistent: bool) -> Result<BatchGet> {
-        self.inner.batch_get(pk, keys, consistent).await
-    }
-    async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
-        self.hold().await;
-        self.inner.batch_write(partition_key, writes).await
-    }
-    async fn write_if(
-        &self,
-        pk: &str,
-        write: &Write,
-        condition: &Condition,
-    ) -> Result<Conditional> {
-        self.hold().await;
-        self.inner.write_if(pk, write, condition).await
-    }
-}
-
-fn slow(fixture: &Fixture, open: bool) -> (Arc<Slow>, Arc<Semaphore>) {
-    let gate = Arc::new(Semaphore::new(if open {
-        Semaphore::MAX_PERMITS
-    } else {
-        0
-    }));
-    let backend = Arc::new(Slow {
-        inner: fixture.backend(),
-        gate: Arc::clone(&gate),
-        delay: Duration::from_millis(2),
-    });
-    (backend, gate)
-}
-
 const BOUND: u64 = 1024 * 1024;
 
 /// Writers far faster than the backend, waiting for room: every write is acknowledged in the
@@ -91,7 +33,9 @@ const BOUND: u64 = 1024 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_far_faster_than_the_backend_never_passes_the_byte_bound() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let (backend, _gate) = slow(&fixture, true);
+    // Every request takes 2 ms: the writers are far faster.
+    let latency = Duration::from_millis(2);
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new().latency(latency, latency));
     let store = Store::builder(backend)
         .flush_interval(Duration::from_millis(5))
         .max_pending_bytes(BOUND)
@@ -143,7 +87,8 @@ async fn a_writer_far_faster_than_the_backend_never_passes_the_byte_bound() -> T
 #[tokio::test]
 async fn a_full_store_fails_at_once_by_default() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let (backend, gate) = slow(&fixture, false);
+    let gate = Arc::new(WriteGate::default());
+    let backend = HeldWrites::new(fixture.backend(), Arc::clone(&gate));
     let store = Store::builder(backend)
         .max_pending_bytes(BOUND)
         .open()
@@ -179,7 +124,7 @@ async fn a_full_store_fails_at_once_by_default() -> TestResult {
         )
         .await?;
     store.delete(&key("Doc", 1)).await?;
-    gate.add_permits(Semaphore::MAX_PERMITS);
+    gate.pass.add_permits(Semaphore::MAX_PERMITS);
     store.close().await?;
     Ok(())
 }
@@ -190,7 +135,8 @@ async fn a_full_store_fails_at_once_by_default() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn waiting_for_room_ends_at_its_deadline_or_when_writes_land() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let (backend, gate) = slow(&fixture, false);
+    let gate = Arc::new(WriteGate::default());
+    let backend = HeldWrites::new(fixture.backend(), Arc::clone(&gate));
     let store = Store::builder(backend)
         .max_pending(2)
         .backpressure(Backpressure::Wait(Duration::from_secs(30)))
@@ -218,7 +164,7 @@ async fn waiting_for_room_ends_at_its_deadline_or_when_writes_land() -> TestResu
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!waiting.is_finished(), "it waits while the store is full");
-    gate.add_permits(Semaphore::MAX_PERMITS);
+    gate.pass.add_permits(Semaphore::MAX_PERMITS);
     waiting.await??;
     assert_eq!(store.get::<Doc>(&key("Doc", 4)).await?, Some(doc(40)));
     store.close().await?;

@@ -74,27 +74,19 @@ where
         .raw_response()
         .map(|response| response.status().as_u16());
     let request_id = err.request_id().map(str::to_owned);
+    let code = match &err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    };
+    let throttle = code.is_some_and(|code| THROTTLE_CODES.contains(&code)) || status == Some(429);
     let retryable = match &err {
-        SdkError::ServiceError(service) => {
-            service
-                .err()
-                .code()
-                .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+        SdkError::ServiceError(_) => {
+            code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
                 || status.is_some_and(|s| s == 429 || s >= 500)
         }
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
         SdkError::DispatchFailure(failure) => {
             failure.is_io() || failure.is_timeout() || failure.is_other()
-        }
-        _ => false,
-    };
-    let throttle = match &err {
-        SdkError::ServiceError(service) => {
-            service
-                .err()
-                .code()
-                .is_some_and(|code| THROTTLE_CODES.contains(&code))
-                || status == Some(429)
         }
         _ => false,
     };
