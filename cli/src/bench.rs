@@ -391,21 +391,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The counters that moved between two snapshots; gauges are taken from `after`.
-fn since(after: &Stats, before: &Stats) -> Stats {
-    let mut delta = after.clone();
-    delta.hits = after.hits.saturating_sub(before.hits);
-    delta.misses = after.misses.saturating_sub(before.misses);
-    delta.backend_reads = after.backend_reads.saturating_sub(before.backend_reads);
-    delta.read_requests = after.read_requests.saturating_sub(before.read_requests);
-    delta.mutations = after.mutations.saturating_sub(before.mutations);
-    delta.items_written = after.items_written.saturating_sub(before.items_written);
-    delta.write_requests = after.write_requests.saturating_sub(before.write_requests);
-    delta.retries = after.retries.saturating_sub(before.retries);
-    delta.rejected_writes = after.rejected_writes.saturating_sub(before.rejected_writes);
-    delta
-}
-
 /// Per second, for throughput figures.
 fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
@@ -523,7 +508,7 @@ impl Report<'_> {
         }
         writeln!(out)?;
 
-        let run = since(&self.end, &self.after_load);
+        let run = self.end.since(&self.after_load);
         let total = &self.end;
         writeln!(out, "{:<16} {:>10} {:>10}", "store", "run+drain", "total")?;
         let rows: [(&str, u64, u64); 8] = [
@@ -609,20 +594,5 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(random_payload(&mut rng, 100).len(), 100);
         assert_eq!(random_payload(&mut rng, 0), "");
-    }
-
-    #[test]
-    fn deltas_subtract_counters() {
-        let mut before = Stats::default();
-        before.hits = 5;
-        before.mutations = 10;
-        let mut after = before.clone();
-        after.hits = 8;
-        after.mutations = 30;
-        after.items_written = 12;
-        after.pending = 2;
-        let delta = since(&after, &before);
-        assert_eq!((delta.hits, delta.mutations), (3, 20));
-        assert_eq!((delta.items_written, delta.pending), (12, 2));
     }
 }
