@@ -82,6 +82,14 @@ pub struct BenchArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
+    /// After the report, print the store's final statistics as one line of JSON (the library's
+    /// `Stats`: counters since the store opened, such as hits, misses, mutations,
+    /// items_written, write_requests, retries, throttles, rejected_writes and conflicts; and
+    /// gauges as the store closed, such as pending, cached_entries and cached_bytes). For
+    /// scripts: `quickstore bench --metrics | tail -n 1`.
+    #[arg(long)]
+    pub metrics: bool,
+
     /// Where the items live.
     #[command(
         flatten,
@@ -382,6 +390,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         end,
     };
     print(&report.render(ran)?)?;
+    if args.metrics {
+        let json = serde_json::to_string(&report.end).context("cannot encode the statistics")?;
+        print(&format!("{json}\n"))?;
+    }
     if report.end.pending != 0 {
         bail!("{} keys were still pending after close", report.end.pending);
     }
