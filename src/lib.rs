@@ -46,8 +46,9 @@
 //! - **Ordered writes per key**: one write of a key is in flight at a time, so an older state
 //!   never lands over a newer one.
 //! - **Nothing dropped silently**: transient failures are retried until they succeed; writes
-//!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`] and
-//!   reported by the next [`Store::flush`] or [`Store::close`].
+//!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`], handed
+//!   to [`StoreBuilder::on_refused`] and reported by the next [`Store::flush`] or
+//!   [`Store::close`].
 //! - **Crash safety with a journal**: with [`StoreBuilder::journal`], every mutation is
 //!   journaled before it is acknowledged ([`Durability`] says when it is on disk), and `open`
 //!   re-applies whatever the backend had not received. Without a journal, a crash loses the
