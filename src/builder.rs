@@ -14,6 +14,7 @@ use crate::options::{Backpressure, Options};
 use crate::retry::RetryPolicy;
 use crate::store::Store;
 use crate::stream::ChangeStream;
+use crate::telemetry::{Handlers, Refused, RefusedHandler};
 use crate::version::{Conflict, ConflictHandler};
 
 impl Store {
@@ -25,6 +26,7 @@ impl Store {
             kinds: Kinds::new(),
             journal: JournalOptions::default(),
             on_conflict: None,
+            on_refused: None,
             stream: None,
             stream_option: None,
         }
@@ -88,6 +90,7 @@ pub struct StoreBuilder {
     kinds: Kinds,
     journal: JournalOptions,
     on_conflict: Option<ConflictHandler>,
+    on_refused: Option<RefusedHandler>,
     stream: Option<Arc<dyn ChangeStream>>,
     /// A stream-following option was set (checked against `stream` at `open`).
     stream_option: Option<&'static str>,
@@ -100,6 +103,7 @@ impl std::fmt::Debug for StoreBuilder {
             .field("kinds", &self.kinds)
             .field("journal", &self.journal)
             .field("on_conflict", &self.on_conflict.is_some())
+            .field("on_refused", &self.on_refused.is_some())
             .field("follows_stream", &self.stream.is_some())
             .finish_non_exhaustive()
     }
@@ -244,6 +248,41 @@ impl StoreBuilder {
     /// Default: none; conflicts are still counted and logged.
     pub fn on_conflict(mut self, handler: impl Fn(&Conflict) + Send + Sync + 'static) -> Self {
         self.on_conflict = Some(Arc::new(handler));
+        self
+    }
+
+    /// Called once for each write the backend refuses for good (an item DynamoDB will not
+    /// take, say), on the flusher's task, with the key, the state the store tried to write and
+    /// the backend's error; see [`Refused`]. It is called before the
+    /// [`flush`](Store::flush) or [`close`](Store::close) that reports the refusal returns.
+    /// Keep it short; it must not block.
+    ///
+    /// ```no_run
+    /// # async fn example(backend: quickstore::EmbeddedBackend) -> quickstore::Result<()> {
+    /// let store = quickstore::Store::builder(backend)
+    ///     .on_refused(|refused| {
+    ///         tracing::error!(key = %refused.key, error = %refused.error.report(), "write lost");
+    ///     })
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Default: none; refused writes are still counted, logged, dead-lettered (with a
+    /// journal) and reported by `flush` and `close`.
+    pub fn on_refused(mut self, handler: impl Fn(&Refused) + Send + Sync + 'static) -> Self {
+        self.on_refused = Some(Arc::new(handler));
+        self
+    }
+
+    /// Labels every metric the store records (see the crate docs, "Observability") with
+    /// `store = label`, so that several stores in one process can be told apart. Keep the
+    /// label's values few (a table name, a role), never per key or per request.
+    ///
+    /// Default: no label. Stores in one process without distinct labels publish to the same
+    /// metrics, and their totals overwrite each other.
+    pub fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.options.metrics_label = Some(Arc::from(label.into()));
         self
     }
 
@@ -399,7 +438,10 @@ impl StoreBuilder {
             self.options,
             self.kinds,
             journal,
-            self.on_conflict,
+            Handlers {
+                on_conflict: self.on_conflict,
+                on_refused: self.on_refused,
+            },
             follower,
         ))
     }

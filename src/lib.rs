@@ -46,8 +46,9 @@
 //! - **Ordered writes per key**: one write of a key is in flight at a time, so an older state
 //!   never lands over a newer one.
 //! - **Nothing dropped silently**: transient failures are retried until they succeed; writes
-//!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`] and
-//!   reported by the next [`Store::flush`] or [`Store::close`].
+//!   the backend refuses for good are logged, counted in [`Stats::rejected_writes`], handed
+//!   to [`StoreBuilder::on_refused`] and reported by the next [`Store::flush`] or
+//!   [`Store::close`].
 //! - **Crash safety with a journal**: with [`StoreBuilder::journal`], every mutation is
 //!   journaled before it is acknowledged ([`Durability`] says when it is on disk), and `open`
 //!   re-applies whatever the backend had not received. Without a journal, a crash loses the
@@ -56,6 +57,62 @@
 //!   writes the keys it mutates; with [`StoreBuilder::versioned`], every write is conditional
 //!   on the version the store last saw and a lost race is reported as a [`Conflict`]. See
 //!   [`Store`] and docs/GUARANTEES.md.
+//!
+//! ## Observability
+//!
+//! - **[`Stats`]**: [`Store::stats`] is a snapshot of the store's counters and gauges;
+//!   [`Stats::since`] gives the activity between two snapshots, and `Stats` serializes with
+//!   `serde`.
+//! - **Logs and spans** through `tracing`: refused writes and conflicts are logged at `error`
+//!   and `warn`, retries at `debug`. Loads run in `load` spans (`key`, `keys`, `attempts`,
+//!   `outcome`: `found`, `absent` or `error`) and `load_batch` spans (`keys`, `attempts`,
+//!   `found`, `outcome`: `ok` or `error`), the flusher's batches in `flush_batch` spans
+//!   (`writes`, `versioned`, `requests`, `written`, `refused`, `conflicts`, `outcome`:
+//!   `written`, `refused`, `conflicts` or `mixed`), all at `debug`; [`Store::flush`] and
+//!   [`Store::close`] run in `flush` and `close` spans at `info` (`pending`, `outcome`: `ok` or
+//!   `error`). Fields known only at the end are recorded then.
+//! - **Metrics** through the [`metrics`](https://docs.rs/metrics) facade: install any
+//!   recorder (a Prometheus exporter, say) and the store's metrics appear; without one they
+//!   cost nothing. Reads and writes record nothing themselves: the flusher publishes the
+//!   counters the store keeps anyway as totals (`Counter::absolute`), and the gauges, every
+//!   second and when the store closes; each flush batch records its duration and size. The
+//!   metrics have no labels, unless [`StoreBuilder::metrics_label`] gives the store one
+//!   (`store`).
+//! - **Refused writes** are handed to [`StoreBuilder::on_refused`], conflicts to
+//!   [`StoreBuilder::on_conflict`].
+//!
+//! | metric | kind | meaning |
+//! |---|---|---|
+//! | `quickstore_hits_total` | counter | lookups answered from memory |
+//! | `quickstore_misses_total` | counter | lookups that needed the backend (their own read, or one they waited for) |
+//! | `quickstore_backend_reads_total` | counter | keys read from the backend |
+//! | `quickstore_read_requests_total` | counter | `GetItem` and `BatchGetItem` requests, retries included |
+//! | `quickstore_mutations_total` | counter | mutations acknowledged |
+//! | `quickstore_write_requests_total` | counter | `BatchWriteItem` requests (versioned mode: `PutItem` and `DeleteItem`), retries included |
+//! | `quickstore_items_written_total` | counter | item writes the backend accepted; fewer than the mutations when writes coalesce |
+//! | `quickstore_retries_total` | counter | requests repeated after throttling, unprocessed items or transient failures |
+//! | `quickstore_throttles_total` | counter | requests the backend throttled (each one a retry too) |
+//! | `quickstore_conflicts_total` | counter | versioned writes that lost the race to another writer |
+//! | `quickstore_refused_writes_total` | counter | writes the backend refused for good |
+//! | `quickstore_stream_records_total` | counter | stream following: records read |
+//! | `quickstore_stream_replaced_total` | counter | stream following: clean entries replaced by another writer's newer state |
+//! | `quickstore_stream_invalidated_total` | counter | stream following: clean entries dropped because another writer changed them |
+//! | `quickstore_stream_errors_total` | counter | stream following: failed stream requests (retried) |
+//! | `quickstore_stream_resets_total` | counter | stream following: times the follower lost its place and dropped every clean entry |
+//! | `quickstore_pending_keys` | gauge | keys with mutations not yet in the backend |
+//! | `quickstore_pending_bytes` | gauge | bytes held by pending keys |
+//! | `quickstore_max_pending_keys` | gauge | the configured `max_pending` |
+//! | `quickstore_max_pending_bytes` | gauge | the configured `max_pending_bytes` |
+//! | `quickstore_oldest_pending_seconds` | gauge | how long the oldest pending mutation has waited (to within a second) |
+//! | `quickstore_cached_entries` | gauge | clean entries in the cache |
+//! | `quickstore_cached_bytes` | gauge | bytes held by clean entries |
+//! | `quickstore_journal_bytes` | gauge | with a journal: bytes of segments on disk |
+//! | `quickstore_journal_segments` | gauge | with a journal: segments on disk |
+//! | `quickstore_stream_lag_seconds` | gauge | stream following: the follower's lag at its last poll |
+//! | `quickstore_flush_batch_seconds` | histogram | how long each flush batch took, retries included |
+//! | `quickstore_flush_batch_writes` | histogram | writes in each flush batch |
+//!
+//! The README's "Operations" section says what to alert on.
 //!
 //! ## Features
 //!
@@ -76,8 +133,8 @@
 struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
-// item, codec, backend, stream, version, journal, retry, options, stats, shard, shared, load,
-// flusher, follow, write, store, builder, testing.
+// item, codec, backend, stream, version, journal, retry, options, stats,
+// telemetry, shard, shared, load, flusher, follow, write, store, builder, testing.
 mod backend;
 mod builder;
 mod codec;
@@ -95,6 +152,7 @@ mod shared;
 mod stats;
 mod store;
 mod stream;
+mod telemetry;
 mod version;
 mod write;
 
@@ -128,6 +186,7 @@ pub use stream::{
     ChangeStream, StreamDescription, StreamImage, StreamRecord, StreamRecords, StreamShard,
     StreamStart, StreamViewType,
 };
+pub use telemetry::Refused;
 pub use version::Conflict;
 pub use write::Change;
 

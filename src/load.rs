@@ -12,6 +12,8 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt as _};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tracing::field::{display, Empty};
+use tracing::Instrument as _;
 
 use crate::backend::{string_attribute, MAX_BATCH_GET_KEYS};
 use crate::error::{Error, Result};
@@ -19,6 +21,7 @@ use crate::item::{self, Item};
 use crate::retry::Backoff;
 use crate::shard::{Decoded, Known, Lookup, Shard, Ticket, Value};
 use crate::shared::Shared;
+use crate::telemetry;
 use crate::version;
 
 /// `BatchGetItem` requests one `get_many` call keeps in flight at once.
@@ -140,7 +143,35 @@ where
 
 /// Reads one key from the backend, retrying transient failures within the retry policy's read
 /// budget; returns its state and version.
+///
+/// In a `load` span: the `key`, `keys` (1), and once done the `attempts` made and the
+/// `outcome` (`found`, `absent` or `error`, with the `error`).
 async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
+    let span = tracing::debug_span!(
+        "load",
+        key = rendered,
+        keys = 1_u64,
+        attempts = Empty,
+        outcome = Empty,
+        error = Empty,
+    );
+    let mut attempts = 0_u32;
+    let result = load_one(shared, rendered, &mut attempts)
+        .instrument(span.clone())
+        .await;
+    span.record("attempts", attempts);
+    match &result {
+        Ok((Some(_), _)) => span.record("outcome", "found"),
+        Ok((None, _)) => span.record("outcome", "absent"),
+        Err(err) => span
+            .record("outcome", "error")
+            .record("error", display(err.report())),
+    };
+    result
+}
+
+/// [`load`]'s work; counts the requests it sends in `attempts`.
+async fn load_one(shared: &Shared, rendered: &str, attempts: &mut u32) -> Result<(Value, u64)> {
     let counters = &shared.counters;
     let options = &shared.options;
     let policy = &options.retry;
@@ -148,6 +179,7 @@ async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
     let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.read_requests, 1);
+        *attempts += 1;
         let request =
             shared
                 .backend
@@ -283,7 +315,37 @@ async fn load_chunk<'k>(
 /// Only attempts that read nothing count against the policy's read attempts, and only in a
 /// row: an answer that leaves some keys unprocessed is progress, and starts the count and the
 /// backoff again. The read deadline bounds the whole.
-async fn load_batch(shared: &Shared, mut keys: Vec<String>) -> Result<HashMap<String, Item>> {
+///
+/// In a `load_batch` span: the number of `keys`, and once done the `attempts` made, the
+/// `outcome` (`ok` or `error`, with the `error`) and, when it succeeded, how many keys were
+/// `found`.
+async fn load_batch(shared: &Shared, keys: Vec<String>) -> Result<HashMap<String, Item>> {
+    let span = tracing::debug_span!(
+        "load_batch",
+        keys = keys.len(),
+        attempts = Empty,
+        found = Empty,
+        outcome = Empty,
+        error = Empty,
+    );
+    let mut attempts = 0_u32;
+    let result = load_keys(shared, keys, &mut attempts)
+        .instrument(span.clone())
+        .await;
+    span.record("attempts", attempts);
+    if let Ok(items) = &result {
+        span.record("found", items.len());
+    }
+    telemetry::record_outcome(&span, &result);
+    result
+}
+
+/// [`load_batch`]'s work; counts the requests it sends in `attempts`.
+async fn load_keys(
+    shared: &Shared,
+    mut keys: Vec<String>,
+    attempts: &mut u32,
+) -> Result<HashMap<String, Item>> {
     let counters = &shared.counters;
     let options = &shared.options;
     let policy = &options.retry;
@@ -291,10 +353,9 @@ async fn load_batch(shared: &Shared, mut keys: Vec<String>) -> Result<HashMap<St
     let started = Instant::now();
     let mut items = HashMap::with_capacity(keys.len());
     let mut backoff = Backoff::new(policy);
-    let mut attempts = 0;
     let mut failures = 0;
     loop {
-        attempts += 1;
+        *attempts += 1;
         counters.add(&counters.read_requests, 1);
         let request =
             shared

@@ -43,6 +43,8 @@ pub(crate) struct Options {
     pub stream_poll_interval: Duration,
     /// Stream following: how far apart the store's clock and the stream's may be.
     pub stream_clock_margin: Duration,
+    /// The value of the `store` label on the store's metrics, if any.
+    pub metrics_label: Option<Arc<str>>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             stream_poll_interval: Duration::from_millis(250),
             stream_clock_margin: Duration::from_secs(1),
+            metrics_label: None,
         }
     }
 }

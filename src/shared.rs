@@ -19,6 +19,7 @@ use crate::options::Options;
 use crate::shard::{Shard, WriteContext};
 use crate::stats::Counters;
 use crate::stream::Echoes;
+use crate::telemetry::{Handlers, Metrics, RefusedHandler};
 use crate::version;
 use crate::version::ConflictHandler;
 
@@ -45,6 +46,10 @@ pub(crate) struct Shared {
     pub recovery: Option<RecoveryReport>,
     /// Told of each conflict in versioned mode.
     pub on_conflict: Option<ConflictHandler>,
+    /// Told of each write the backend refuses for good.
+    pub on_refused: Option<RefusedHandler>,
+    /// Where the flusher records the store's metrics.
+    pub metrics: Metrics,
     /// This store's writes not yet seen in the stream, when it follows one.
     pub echoes: Option<Echoes>,
     /// The id versioned writes are tagged with: the journal's, else random.
@@ -58,7 +63,7 @@ impl Shared {
         kinds: Kinds,
         journal: Option<Journal>,
         recovery: Option<RecoveryReport>,
-        on_conflict: Option<ConflictHandler>,
+        handlers: Handlers,
         follows_stream: bool,
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
@@ -66,6 +71,7 @@ impl Shared {
         let writer = journal
             .as_ref()
             .map_or_else(rand::random, Journal::writer_id);
+        let metrics = Metrics::new(options.metrics_label.as_deref());
         Self {
             shards: (0..options.shards)
                 .map(|_| Shard::new(per_shard, options.max_staleness, Arc::clone(&pending_bytes)))
@@ -82,7 +88,9 @@ impl Shared {
             counters: Counters::default(),
             journal,
             recovery,
-            on_conflict,
+            on_conflict: handlers.on_conflict,
+            on_refused: handlers.on_refused,
+            metrics,
             echoes: follows_stream.then(Echoes::default),
             writer,
         }

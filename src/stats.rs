@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Serialize;
+
 use crate::error::Error;
 use crate::journal::RecoveryReport;
 
@@ -48,7 +50,19 @@ impl Counters {
 }
 
 /// A snapshot of a store's activity since it was opened, and of what it holds now.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// # Counters and gauges
+///
+/// Counters only grow while the store is open: `hits`, `misses`, `backend_reads`,
+/// `read_requests`, `mutations`, `items_written`, `write_requests`, `retries`, `throttles`,
+/// `rejected_writes`, `conflicts`, the `stream_*` counts and `dead_letters`. The other fields
+/// are gauges, what the store holds at the time of the snapshot: `stream_lag`, `pending`,
+/// `pending_bytes`, `cached_entries`, `cached_bytes`, `journal_bytes`, `journal_segments`, and
+/// `recovery` (fixed when the store opened). [`since`](Self::since) subtracts the counters of
+/// an earlier snapshot and keeps the gauges.
+///
+/// Serializes (with `serde`) as a map of the field names; durations as `secs` and `nanos`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Lookups answered from memory.
@@ -112,6 +126,50 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The activity between `earlier` and this snapshot: each counter less its value in
+    /// `earlier` (zero where `earlier` is the larger, as for a snapshot of another store), and
+    /// every gauge as it is in `self`.
+    ///
+    /// ```
+    /// # async fn example(store: quickstore::Store) -> quickstore::Result<()> {
+    /// let before = store.stats();
+    /// // ... a workload ...
+    /// let during = store.stats().since(&before);
+    /// println!("{:.1}% hits, {} pending", during.hit_ratio() * 100.0, during.pending);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        let delta = |now: u64, then: u64| now.saturating_sub(then);
+        Stats {
+            hits: delta(self.hits, earlier.hits),
+            misses: delta(self.misses, earlier.misses),
+            backend_reads: delta(self.backend_reads, earlier.backend_reads),
+            read_requests: delta(self.read_requests, earlier.read_requests),
+            mutations: delta(self.mutations, earlier.mutations),
+            items_written: delta(self.items_written, earlier.items_written),
+            write_requests: delta(self.write_requests, earlier.write_requests),
+            retries: delta(self.retries, earlier.retries),
+            throttles: delta(self.throttles, earlier.throttles),
+            rejected_writes: delta(self.rejected_writes, earlier.rejected_writes),
+            conflicts: delta(self.conflicts, earlier.conflicts),
+            stream_records: delta(self.stream_records, earlier.stream_records),
+            stream_replaced: delta(self.stream_replaced, earlier.stream_replaced),
+            stream_invalidated: delta(self.stream_invalidated, earlier.stream_invalidated),
+            stream_errors: delta(self.stream_errors, earlier.stream_errors),
+            stream_resets: delta(self.stream_resets, earlier.stream_resets),
+            dead_letters: delta(self.dead_letters, earlier.dead_letters),
+            stream_lag: self.stream_lag,
+            pending: self.pending,
+            pending_bytes: self.pending_bytes,
+            cached_entries: self.cached_entries,
+            cached_bytes: self.cached_bytes,
+            journal_bytes: self.journal_bytes,
+            journal_segments: self.journal_segments,
+            recovery: self.recovery.clone(),
+        }
+    }
+
     /// Hits over lookups, between 0 and 1 (0 when nothing was looked up).
     pub fn hit_ratio(&self) -> f64 {
         let lookups = self.hits + self.misses;
@@ -120,5 +178,84 @@ impl Stats {
         } else {
             self.hits as f64 / lookups as f64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn counters(n: u64) -> Stats {
+        Stats {
+            hits: n,
+            misses: 2 * n,
+            backend_reads: 3 * n,
+            read_requests: 4 * n,
+            mutations: 5 * n,
+            items_written: 6 * n,
+            write_requests: 7 * n,
+            retries: 8 * n,
+            throttles: 9 * n,
+            rejected_writes: 10 * n,
+            conflicts: 11 * n,
+            stream_records: 12 * n,
+            stream_replaced: 13 * n,
+            stream_invalidated: 14 * n,
+            stream_errors: 15 * n,
+            stream_resets: 16 * n,
+            dead_letters: 17 * n,
+            ..Stats::default()
+        }
+    }
+
+    fn gauges(mut stats: Stats, n: u64) -> Stats {
+        stats.stream_lag = Some(Duration::from_millis(n));
+        stats.pending = n as usize;
+        stats.pending_bytes = 100 * n;
+        stats.cached_entries = 2 * n as usize;
+        stats.cached_bytes = 200 * n;
+        stats.journal_bytes = 300 * n;
+        stats.journal_segments = 3 * n as usize;
+        stats.recovery = Some(RecoveryReport {
+            records: n,
+            ..RecoveryReport::default()
+        });
+        stats
+    }
+
+    #[test]
+    fn since_subtracts_counters_and_keeps_gauges() {
+        let earlier = gauges(counters(1), 7);
+        let now = gauges(counters(3), 5);
+        // Every counter moved by twice its factor; every gauge is `now`'s.
+        assert_eq!(now.since(&earlier), gauges(counters(2), 5));
+        assert_eq!(now.since(&now), gauges(counters(0), 5));
+        assert_eq!(now.since(&Stats::default()), now);
+    }
+
+    #[test]
+    fn since_saturates_at_zero() {
+        let small = gauges(counters(1), 1);
+        let large = counters(4);
+        assert_eq!(small.since(&large), gauges(counters(0), 1));
+    }
+
+    #[test]
+    fn stats_serialize_as_maps_of_their_fields() -> serde_json::Result<()> {
+        let stats = gauges(counters(1), 1500);
+        let json = serde_json::to_value(&stats)?;
+        assert_eq!(json["hits"], 1);
+        assert_eq!(json["rejected_writes"], 10);
+        assert_eq!(json["pending"], 1500);
+        assert_eq!(json["stream_lag"]["secs"], 1);
+        assert_eq!(json["stream_lag"]["nanos"], 500_000_000);
+        assert_eq!(json["recovery"]["records"], 1500);
+        assert_eq!(
+            serde_json::to_value(Stats::default())?["stream_lag"],
+            serde_json::Value::Null
+        );
+        Ok(())
     }
 }

@@ -11,6 +11,8 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::task::JoinHandle;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -24,7 +26,7 @@ use crate::options::Options;
 use crate::shard::Mutation;
 use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
-use crate::version::ConflictHandler;
+use crate::telemetry::{self, Handlers};
 use crate::write::{self, Change, Writer};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
@@ -108,7 +110,7 @@ impl Store {
         options: Options,
         kinds: Kinds,
         journal: Option<(Journal, Recovered)>,
-        on_conflict: Option<ConflictHandler>,
+        handlers: Handlers,
         follower: Option<Follower>,
     ) -> Self {
         let (journal, recovered) = journal.unzip();
@@ -119,7 +121,7 @@ impl Store {
             kinds,
             journal,
             report,
-            on_conflict,
+            handlers,
             follower.is_some(),
         ));
         let (flusher, rx) = flusher::Handle::new();
@@ -363,7 +365,18 @@ impl Store {
     /// If the backend refused some of those writes for good (see [`Stats::rejected_writes`]),
     /// returns [`Error::Refused`] naming them: every refused write the call covers, and any
     /// refused earlier that no call has reported yet.
+    ///
+    /// Runs in a `flush` span: the keys `pending` when it was called, and its `outcome` (`ok`
+    /// or `error`, with the `error`).
     pub async fn flush(&self) -> Result<()> {
+        let pending = self.shared().pending.load(Ordering::Acquire);
+        let span = tracing::info_span!("flush", pending, outcome = Empty, error = Empty);
+        let result = self.flush_now().instrument(span.clone()).await;
+        telemetry::record_outcome(&span, &result);
+        result
+    }
+
+    async fn flush_now(&self) -> Result<()> {
         self.ensure_open()?;
         let upto = self.shared().last_seq();
         match self.inner.flusher.flush(upto, false) {
@@ -403,7 +416,17 @@ impl Store {
     /// [`Error::Closed`]. Closing twice is harmless.
     ///
     /// Returns an error if the backend refused some of the drained writes for good.
+    ///
+    /// Runs in a `close` span, with the same fields as [`flush`](Self::flush)'s.
     pub async fn close(&self) -> Result<()> {
+        let pending = self.shared().pending.load(Ordering::Acquire);
+        let span = tracing::info_span!("close", pending, outcome = Empty, error = Empty);
+        let result = self.close_now().instrument(span.clone()).await;
+        telemetry::record_outcome(&span, &result);
+        result
+    }
+
+    async fn close_now(&self) -> Result<()> {
         let shared = self.shared();
         shared.closed.store(true, Ordering::Release);
         if let Some(follower) = &self.inner.follower {

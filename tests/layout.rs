@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "retry",
     "options",
     "stats",
+    "telemetry",
     "shard",
     "shared",
     "load",

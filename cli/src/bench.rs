@@ -82,6 +82,14 @@ pub struct BenchArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
+    /// After the report, print the store's final statistics as one line of JSON (the library's
+    /// `Stats`: counters since the store opened, such as hits, misses, mutations,
+    /// items_written, write_requests, retries, throttles, rejected_writes and conflicts; and
+    /// gauges as the store closed, such as pending, cached_entries and cached_bytes). For
+    /// scripts: `quickstore bench --metrics | tail -n 1`.
+    #[arg(long)]
+    pub metrics: bool,
+
     /// Where the items live.
     #[command(
         flatten,
@@ -382,6 +390,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         end,
     };
     print(&report.render(ran)?)?;
+    if args.metrics {
+        let json = serde_json::to_string(&report.end).context("cannot encode the statistics")?;
+        print(&format!("{json}\n"))?;
+    }
     if report.end.pending != 0 {
         bail!("{} keys were still pending after close", report.end.pending);
     }
@@ -389,21 +401,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("the backend refused {} writes", report.end.rejected_writes);
     }
     Ok(())
-}
-
-/// The counters that moved between two snapshots; gauges are taken from `after`.
-fn since(after: &Stats, before: &Stats) -> Stats {
-    let mut delta = after.clone();
-    delta.hits = after.hits.saturating_sub(before.hits);
-    delta.misses = after.misses.saturating_sub(before.misses);
-    delta.backend_reads = after.backend_reads.saturating_sub(before.backend_reads);
-    delta.read_requests = after.read_requests.saturating_sub(before.read_requests);
-    delta.mutations = after.mutations.saturating_sub(before.mutations);
-    delta.items_written = after.items_written.saturating_sub(before.items_written);
-    delta.write_requests = after.write_requests.saturating_sub(before.write_requests);
-    delta.retries = after.retries.saturating_sub(before.retries);
-    delta.rejected_writes = after.rejected_writes.saturating_sub(before.rejected_writes);
-    delta
 }
 
 /// Per second, for throughput figures.
@@ -523,7 +520,7 @@ impl Report<'_> {
         }
         writeln!(out)?;
 
-        let run = since(&self.end, &self.after_load);
+        let run = self.end.since(&self.after_load);
         let total = &self.end;
         writeln!(out, "{:<16} {:>10} {:>10}", "store", "run+drain", "total")?;
         let rows: [(&str, u64, u64); 8] = [
@@ -609,20 +606,5 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(random_payload(&mut rng, 100).len(), 100);
         assert_eq!(random_payload(&mut rng, 0), "");
-    }
-
-    #[test]
-    fn deltas_subtract_counters() {
-        let mut before = Stats::default();
-        before.hits = 5;
-        before.mutations = 10;
-        let mut after = before.clone();
-        after.hits = 8;
-        after.mutations = 30;
-        after.items_written = 12;
-        after.pending = 2;
-        let delta = since(&after, &before);
-        assert_eq!((delta.hits, delta.mutations), (3, 20));
-        assert_eq!((delta.items_written, delta.pending), (12, 2));
     }
 }

@@ -8,6 +8,8 @@
 //! replay DIR` writes what it holds to a backend.
 //!
 //! `quickstore table create --table T` creates a DynamoDB table in quickstore's layout.
+//!
+//! The library's logs go to stderr, filtered by `RUST_LOG` (default: warnings and errors).
 
 mod backend;
 mod bench;
@@ -17,15 +19,26 @@ mod keys;
 mod latency;
 mod table;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Command-line tools for quickstore, a sharded write-back cache in front of DynamoDB.
 #[derive(Debug, Parser)]
-#[command(name = "quickstore", version, about, propagate_version = true)]
+#[command(
+    name = "quickstore",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Logs (the library's warnings and errors, by default) go to stderr. Set RUST_LOG \
+                  to see more: RUST_LOG=quickstore=info adds each flush and close, \
+                  RUST_LOG=quickstore=debug retries, loads and flush batches, each with its \
+                  fields and timings as it ends."
+)]
 struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -46,6 +59,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -53,6 +67,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends `tracing` events to stderr, filtered by `RUST_LOG` (directives it cannot parse are
+/// left out); without it, warnings and errors only. Spans let through are printed as they
+/// close, with their fields and timings.
+fn install_logging() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    // Fails only if a subscriber is installed already, which then keeps the logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Runs the chosen subcommand on a multi-threaded Tokio runtime.
@@ -144,6 +174,7 @@ mod tests {
         assert_eq!(args.distribution.to_string(), "uniform");
         assert_eq!(args.stall_timeout, 30);
         assert!(!args.quiet);
+        assert!(!args.metrics);
         assert!(args.backend.path.is_none());
         assert!(args.backend.table.is_none());
         Ok(())
@@ -165,6 +196,7 @@ mod tests {
             "--seed",
             "7",
             "--quiet",
+            "--metrics",
             "--path",
             "data.redb",
         ])?;
@@ -173,6 +205,7 @@ mod tests {
         assert_eq!(args.cache_bytes, Some(4096));
         assert_eq!(args.seed, 7);
         assert!(args.quiet);
+        assert!(args.metrics);
         assert_eq!(
             args.backend.path.as_deref(),
             Some(std::path::Path::new("data.redb"))

@@ -3,9 +3,12 @@
 //! the writes that cause it by bisecting the failed batch.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use crate::backend::{Conditional, Write};
 use crate::error::Error;
@@ -14,6 +17,7 @@ use crate::journal::TableState;
 use crate::retry::Backoff;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
+use crate::telemetry::{FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES};
 use crate::version;
 
 /// Which dirty state a write carries.
@@ -123,8 +127,70 @@ pub(crate) fn mark_settled(shared: &Shared, key: &str, seq: u64, table: Option<u
 /// Each write's outcome.
 pub(crate) type Outcomes = Vec<(Meta, Outcome)>;
 
-/// Writes `batch`, retrying what may succeed, and returns each write's outcome.
-pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
+/// Writes `batch` the store's way ([`write`], or [`write_each_if`] in versioned mode) in a
+/// `flush_batch` span, and records the batch's metrics; returns each write's outcome.
+///
+/// The span's fields: `writes` in the batch, `versioned`, and once the batch is done,
+/// `requests` sent (retries included), how many writes were `written`, `refused` and lost to
+/// `conflicts`, and the `outcome`: `written` (every write landed), `refused` (some were
+/// refused for good), `conflicts` (some lost the race to another writer) or `mixed` (both).
+pub(crate) async fn send(shared: Arc<Shared>, batch: Batch) -> Outcomes {
+    let writes = batch.len();
+    let span = tracing::debug_span!(
+        "flush_batch",
+        writes,
+        versioned = shared.options.version_attribute.is_some(),
+        requests = Empty,
+        written = Empty,
+        refused = Empty,
+        conflicts = Empty,
+        outcome = Empty,
+    );
+    let requests = AtomicU64::new(0);
+    let started = tokio::time::Instant::now();
+    let outcomes = match &shared.options.version_attribute {
+        Some(attribute) => {
+            let attribute = Arc::clone(attribute);
+            write_each_if(Arc::clone(&shared), attribute, batch, &requests)
+                .instrument(span.clone())
+                .await
+        }
+        None => {
+            write(Arc::clone(&shared), batch, &requests)
+                .instrument(span.clone())
+                .await
+        }
+    };
+    let metrics = &shared.metrics;
+    metrics
+        .histogram(FLUSH_BATCH_SECONDS)
+        .record(started.elapsed().as_secs_f64());
+    metrics.histogram(FLUSH_BATCH_WRITES).record(writes as f64);
+    let (mut written, mut refused, mut conflicts) = (0_usize, 0_usize, 0_usize);
+    for (_, outcome) in &outcomes {
+        match outcome {
+            Outcome::Written | Outcome::Completed(_) => written += 1,
+            Outcome::Refused(_) => refused += 1,
+            Outcome::Conflict(_) => conflicts += 1,
+        }
+    }
+    let outcome = match (refused, conflicts) {
+        (0, 0) => "written",
+        (_, 0) => "refused",
+        (0, _) => "conflicts",
+        _ => "mixed",
+    };
+    span.record("requests", requests.load(Ordering::Relaxed));
+    span.record("written", written);
+    span.record("refused", refused);
+    span.record("conflicts", conflicts);
+    span.record("outcome", outcome);
+    outcomes
+}
+
+/// Writes `batch`, retrying what may succeed, and returns each write's outcome; counts the
+/// requests it sends in `requests`.
+async fn write(shared: Arc<Shared>, batch: Batch, requests: &AtomicU64) -> Outcomes {
     let (backend, counters) = (&shared.backend, &shared.counters);
     let partition_key = &shared.options.partition_key;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -134,6 +200,7 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
         let mut backoff = Backoff::new(policy);
         loop {
             counters.add(&counters.write_requests, 1);
+            requests.fetch_add(1, Ordering::Relaxed);
             let request = backend.batch_write(partition_key, &group.writes);
             match policy.request("BatchWriteItem", request).await {
                 Ok(unprocessed) => {
@@ -186,11 +253,13 @@ pub(crate) async fn write(shared: Arc<Shared>, batch: Batch) -> Outcomes {
 
 /// Versioned mode: writes each write of `batch` on its own, conditional on the version it
 /// replaces, all at once. `BatchWriteItem` cannot carry conditions; see docs/BENCHMARKS.md for
-/// why separate requests rather than transactions.
-pub(crate) async fn write_each_if(
+/// why separate requests rather than transactions. Counts the requests it sends in
+/// `requests`.
+async fn write_each_if(
     shared: Arc<Shared>,
     version_attribute: Arc<str>,
     batch: Batch,
+    requests: &AtomicU64,
 ) -> Outcomes {
     let writes = batch
         .metas
@@ -200,7 +269,9 @@ pub(crate) async fn write_each_if(
             let shared = &shared;
             let attribute = &version_attribute;
             async move {
-                let outcome = match write_if(shared, attribute, &mut meta, &mut write).await {
+                let outcome = match write_if(shared, attribute, &mut meta, &mut write, requests)
+                    .await
+                {
                     // Settled at once rather than with the whole batch: the sooner the journal
                     // notes it, the smaller the window in which a crash leaves a recovered write
                     // conditional on a version this one already replaced.
@@ -228,6 +299,7 @@ async fn write_if(
     version_attribute: &str,
     meta: &mut Meta,
     write: &mut Write,
+    requests: &AtomicU64,
 ) -> Outcome {
     let (backend, counters) = (&shared.backend, &shared.counters);
     let partition_key = &shared.options.partition_key;
@@ -239,6 +311,7 @@ async fn write_if(
     };
     loop {
         counters.add(&counters.write_requests, 1);
+        requests.fetch_add(1, Ordering::Relaxed);
         let condition = version::condition(meta.base, version_attribute);
         let request = backend.write_if(partition_key, write, &condition);
         match policy.request(operation, request).await {

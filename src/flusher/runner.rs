@@ -17,6 +17,7 @@ use crate::error::{Error, Refusals, Result};
 use crate::item::Item;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
+use crate::telemetry::{Ages, Gauges, Refused, PUBLISH_INTERVAL};
 use crate::version::{self, Conflict};
 
 /// Refusals kept for the next `flush` to report; beyond this, only the logs, the counters and
@@ -62,6 +63,8 @@ pub(crate) struct Runner {
     closing: bool,
     /// Drained and the journal closed: close barriers can be answered.
     stopped: bool,
+    /// How old pending mutations are, for the metrics.
+    ages: Ages,
 }
 
 impl Runner {
@@ -79,6 +82,7 @@ impl Runner {
             newest: 0,
             closing: false,
             stopped: false,
+            ages: Ages::default(),
         }
     }
 
@@ -87,6 +91,9 @@ impl Runner {
         // The first tick comes one period after start, not at once.
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut publisher = tokio::time::interval(PUBLISH_INTERVAL);
+        publisher.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.shared.metrics.describe();
         loop {
             tokio::select! {
                 // The channel closes when the last store handle goes, after its closing
@@ -96,6 +103,7 @@ impl Runner {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.settle(joined);
                 }
+                _ = publisher.tick() => self.publish(),
             }
             // Take whatever else has arrived, so that it joins this round's batches.
             while let Ok(submission) = self.rx.try_recv() {
@@ -109,6 +117,7 @@ impl Runner {
             }
         }
         self.close_journal().await;
+        self.publish();
         self.stopped = true;
         self.answer_barriers();
         tracing::debug!("flusher stopped");
@@ -216,13 +225,7 @@ impl Runner {
             }
             let metas = batch.metas.clone();
             let shared = Arc::clone(&self.shared);
-            let handle = match &options.version_attribute {
-                Some(attribute) => {
-                    self.tasks
-                        .spawn(batch::write_each_if(shared, Arc::clone(attribute), batch))
-                }
-                None => self.tasks.spawn(batch::write(shared, batch)),
-            };
+            let handle = self.tasks.spawn(batch::send(shared, batch));
             self.task_metas.insert(handle.id(), metas);
         }
     }
@@ -350,6 +353,53 @@ impl Runner {
             // Beyond the bound, refusals are still logged, counted and dead-lettered.
             self.unreported.insert(meta.first_seq, refusal);
         }
+        self.tell_refused(meta, write, &err);
+    }
+
+    /// Hands a refused write to the application's handler, if it set one.
+    fn tell_refused(&self, meta: &Meta, write: Write, err: &Error) {
+        let Some(handler) = &self.shared.on_refused else {
+            return;
+        };
+        let options = &self.shared.options;
+        let state = match write {
+            Write::Put(mut item) => {
+                item.remove(&*options.partition_key);
+                if let Some(attribute) = &options.version_attribute {
+                    version::take(&mut item, attribute);
+                }
+                Some(Arc::new(item))
+            }
+            Write::Delete(_) => None,
+        };
+        handler(&Refused {
+            key: meta.key.clone(),
+            state,
+            error: refused(&meta.key, err),
+        });
+    }
+
+    /// Publishes the store's counters and gauges through the `metrics` facade.
+    fn publish(&mut self) {
+        let shared = &self.shared;
+        let now = tokio::time::Instant::now();
+        self.ages.note(shared.last_seq(), now);
+        let mut gauges = Gauges {
+            pending_keys: shared.pending.load(Ordering::Acquire),
+            pending_bytes: shared.pending_bytes.load(Ordering::Acquire),
+            max_pending_keys: shared.options.max_pending,
+            max_pending_bytes: shared.options.max_pending_bytes,
+            oldest_pending: self.ages.age(self.oldest(), now),
+            journal: shared.journal.as_ref().map(|journal| journal.usage()),
+            follows_stream: shared.echoes.is_some(),
+            ..Gauges::default()
+        };
+        for shard in shared.shards.iter() {
+            let usage = shard.usage();
+            gauges.cached_entries += usage.clean_entries;
+            gauges.cached_bytes += usage.clean_bytes;
+        }
+        shared.metrics.publish(&shared.counters, &gauges);
     }
 
     /// The first sequence of the oldest key not yet written.

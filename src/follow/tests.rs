@@ -15,6 +15,7 @@ use crate::options::Options;
 use crate::shard::{Lookup, Value};
 use crate::stats::Counters;
 use crate::stream::{StreamDescription, StreamImage, StreamRecord, StreamViewType};
+use crate::telemetry::Handlers;
 
 /// A backend the follower never calls.
 struct Unused;
@@ -178,7 +179,7 @@ fn shared() -> Shared {
         Kinds::default(),
         None,
         None,
-        None,
+        Handlers::default(),
         true,
     )
 }

@@ -20,7 +20,7 @@ use super::Recovery;
 use crate::error::{Error, Result};
 
 /// What recovery found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RecoveryReport {
     /// Segments read.

@@ -1,0 +1,78 @@
+//! End to end: `quickstore bench` on an embedded database, its `--metrics` JSON and the logs
+//! `RUST_LOG` lets through to stderr.
+
+use std::process::{Command, Output};
+
+use anyhow::{ensure, Context as _};
+
+/// A small benchmark run, with `RUST_LOG` set to `log` (or unset).
+fn bench(extra: &[&str], log: Option<&str>) -> anyhow::Result<Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quickstore"));
+    command
+        .args([
+            "bench", "--items", "50", "--ops", "200", "--tasks", "2", "--quiet",
+        ])
+        .args(extra)
+        .env_remove("RUST_LOG");
+    if let Some(log) = log {
+        command.env("RUST_LOG", log);
+    }
+    command.output().context("cannot run quickstore")
+}
+
+#[test]
+fn metrics_prints_the_final_stats_as_json() -> anyhow::Result<()> {
+    let run = bench(&["--metrics"], None)?;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    ensure!(run.status.success(), "{run:?}");
+    ensure!(stdout.contains("quickstore bench on the"), "{stdout}");
+    let last = stdout.lines().last().context("no output")?;
+    let stats: serde_json::Value =
+        serde_json::from_str(last).with_context(|| format!("the last line is not JSON: {last}"))?;
+    let number = |field: &str| {
+        stats[field]
+            .as_u64()
+            .with_context(|| format!("{field}: {stats}"))
+    };
+    ensure!(number("pending")? == 0, "{stats}");
+    ensure!(number("rejected_writes")? == 0, "{stats}");
+    // 50 inserts, then 200 operations of which some are upserts; every read is a hit or a miss.
+    let mutations = number("mutations")?;
+    ensure!((50..=250).contains(&mutations), "{stats}");
+    ensure!(
+        mutations + number("hits")? + number("misses")? >= 250,
+        "{stats}"
+    );
+    ensure!(number("items_written")? >= 50, "{stats}");
+    ensure!(stats["stream_lag"].is_null(), "{stats}");
+
+    // Without the flag, no JSON.
+    let plain = bench(&[], None)?;
+    ensure!(plain.status.success(), "{plain:?}");
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    ensure!(!stdout.contains("\"mutations\""), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn rust_log_sends_the_library_logs_to_stderr() -> anyhow::Result<()> {
+    let quiet = bench(&[], None)?;
+    ensure!(quiet.status.success(), "{quiet:?}");
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    ensure!(stderr.is_empty(), "only warnings by default: {stderr}");
+
+    let debug = bench(&[], Some("quickstore=debug"))?;
+    ensure!(debug.status.success(), "{debug:?}");
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    ensure!(stderr.contains("flusher stopped"), "{stderr}");
+    // Spans show as they close, with the fields recorded at their end.
+    ensure!(stderr.contains("flush_batch"), "{stderr}");
+    ensure!(stderr.contains("outcome=\"written\""), "{stderr}");
+    ensure!(
+        stderr.contains("close{pending=0 outcome=\"ok\"}"),
+        "{stderr}"
+    );
+    // The report stays on stdout, apart from the logs.
+    ensure!(!String::from_utf8_lossy(&debug.stdout).contains("DEBUG"));
+    Ok(())
+}

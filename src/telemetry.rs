@@ -1,0 +1,465 @@
+//! What the store tells the application about its work, beside [`Stats`](crate::Stats): the
+//! metrics it records through the [`metrics`] facade, the [`Refused`] report handed to the
+//! [`on_refused`](crate::StoreBuilder::on_refused) handler, and the helpers its `tracing`
+//! spans share.
+//!
+//! Metrics cost nothing on the read and write paths: the counters those paths keep already
+//! (see [`Counters`]) are published as absolute totals by the flusher, every
+//! [`PUBLISH_INTERVAL`] and when the store closes, together with the gauges. Only the flusher's
+//! batches record their own figures (histograms), once per batch. The names, kinds and
+//! meanings are in the README's "Operations" section and the crate docs; keep the three in
+//! step (the `metrics` test checks that every documented name is recorded).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::item::Item;
+use crate::stats::Counters;
+use crate::version::ConflictHandler;
+
+/// How often the flusher publishes the counters and gauges.
+pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Lookups answered from memory ([`Stats::hits`](crate::Stats::hits)).
+pub(crate) const HITS: &str = "quickstore_hits_total";
+/// Lookups that needed the backend.
+pub(crate) const MISSES: &str = "quickstore_misses_total";
+/// Keys read from the backend.
+pub(crate) const BACKEND_READS: &str = "quickstore_backend_reads_total";
+/// Read requests sent, retries included.
+pub(crate) const READ_REQUESTS: &str = "quickstore_read_requests_total";
+/// Mutations acknowledged.
+pub(crate) const MUTATIONS: &str = "quickstore_mutations_total";
+/// Write requests sent, retries included.
+pub(crate) const WRITE_REQUESTS: &str = "quickstore_write_requests_total";
+/// Item writes the backend accepted.
+pub(crate) const ITEMS_WRITTEN: &str = "quickstore_items_written_total";
+/// Requests repeated.
+pub(crate) const RETRIES: &str = "quickstore_retries_total";
+/// Requests the backend throttled.
+pub(crate) const THROTTLES: &str = "quickstore_throttles_total";
+/// Versioned writes that lost the race.
+pub(crate) const CONFLICTS: &str = "quickstore_conflicts_total";
+/// Writes the backend refused for good.
+pub(crate) const REFUSED_WRITES: &str = "quickstore_refused_writes_total";
+/// Stream records read.
+pub(crate) const STREAM_RECORDS: &str = "quickstore_stream_records_total";
+/// Clean entries replaced from the stream.
+pub(crate) const STREAM_REPLACED: &str = "quickstore_stream_replaced_total";
+/// Clean entries dropped because of the stream.
+pub(crate) const STREAM_INVALIDATED: &str = "quickstore_stream_invalidated_total";
+/// Failed stream requests.
+pub(crate) const STREAM_ERRORS: &str = "quickstore_stream_errors_total";
+/// Times the follower lost its place.
+pub(crate) const STREAM_RESETS: &str = "quickstore_stream_resets_total";
+
+/// Keys with mutations not yet in the backend.
+pub(crate) const PENDING_KEYS: &str = "quickstore_pending_keys";
+/// Bytes held by pending keys.
+pub(crate) const PENDING_BYTES: &str = "quickstore_pending_bytes";
+/// The configured bound on pending keys.
+pub(crate) const MAX_PENDING_KEYS: &str = "quickstore_max_pending_keys";
+/// The configured bound on pending bytes.
+pub(crate) const MAX_PENDING_BYTES: &str = "quickstore_max_pending_bytes";
+/// How long the oldest pending mutation has waited.
+pub(crate) const OLDEST_PENDING_SECONDS: &str = "quickstore_oldest_pending_seconds";
+/// Clean entries cached.
+pub(crate) const CACHED_ENTRIES: &str = "quickstore_cached_entries";
+/// Bytes held by clean entries.
+pub(crate) const CACHED_BYTES: &str = "quickstore_cached_bytes";
+/// Bytes of journal segments on disk.
+pub(crate) const JOURNAL_BYTES: &str = "quickstore_journal_bytes";
+/// Journal segments on disk.
+pub(crate) const JOURNAL_SEGMENTS: &str = "quickstore_journal_segments";
+/// The stream follower's lag.
+pub(crate) const STREAM_LAG_SECONDS: &str = "quickstore_stream_lag_seconds";
+
+/// How long each flush batch took, from its first request to its last answer.
+pub(crate) const FLUSH_BATCH_SECONDS: &str = "quickstore_flush_batch_seconds";
+/// Writes in each flush batch.
+pub(crate) const FLUSH_BATCH_WRITES: &str = "quickstore_flush_batch_writes";
+
+/// Each counter, the [`Counters`] field it publishes, and its description.
+#[allow(clippy::type_complexity)]
+const COUNTERS: &[(&str, fn(&Counters) -> u64, &str)] = &[
+    (
+        HITS,
+        |c| Counters::get(&c.hits),
+        "Lookups answered from memory",
+    ),
+    (
+        MISSES,
+        |c| Counters::get(&c.misses),
+        "Lookups that needed the backend",
+    ),
+    (
+        BACKEND_READS,
+        |c| Counters::get(&c.backend_reads),
+        "Keys read from the backend",
+    ),
+    (
+        READ_REQUESTS,
+        |c| Counters::get(&c.read_requests),
+        "GetItem and BatchGetItem requests sent, retries included",
+    ),
+    (
+        MUTATIONS,
+        |c| Counters::get(&c.mutations),
+        "Mutations acknowledged",
+    ),
+    (
+        WRITE_REQUESTS,
+        |c| Counters::get(&c.write_requests),
+        "BatchWriteItem requests (versioned mode: PutItem and DeleteItem) sent, retries included",
+    ),
+    (
+        ITEMS_WRITTEN,
+        |c| Counters::get(&c.items_written),
+        "Item writes the backend accepted",
+    ),
+    (
+        RETRIES,
+        |c| Counters::get(&c.retries),
+        "Requests repeated after throttling, unprocessed items or transient failures",
+    ),
+    (
+        THROTTLES,
+        |c| Counters::get(&c.throttles),
+        "Requests the backend throttled",
+    ),
+    (
+        CONFLICTS,
+        |c| Counters::get(&c.conflicts),
+        "Versioned writes that lost the race to another writer",
+    ),
+    (
+        REFUSED_WRITES,
+        |c| Counters::get(&c.rejected_writes),
+        "Writes the backend refused for good",
+    ),
+];
+
+/// The stream follower's counters, published when the store follows a stream.
+#[allow(clippy::type_complexity)]
+const STREAM_COUNTERS: &[(&str, fn(&Counters) -> u64, &str)] = &[
+    (
+        STREAM_RECORDS,
+        |c| Counters::get(&c.stream_records),
+        "Stream records read",
+    ),
+    (
+        STREAM_REPLACED,
+        |c| Counters::get(&c.stream_replaced),
+        "Clean entries replaced by another writer's newer state from the stream",
+    ),
+    (
+        STREAM_INVALIDATED,
+        |c| Counters::get(&c.stream_invalidated),
+        "Clean entries dropped because another writer changed them",
+    ),
+    (
+        STREAM_ERRORS,
+        |c| Counters::get(&c.stream_errors),
+        "Failed stream requests",
+    ),
+    (
+        STREAM_RESETS,
+        |c| Counters::get(&c.stream_resets),
+        "Times the stream follower lost its place and dropped every clean entry",
+    ),
+];
+
+/// The gauges and their units and descriptions.
+const GAUGES: &[(&str, Unit, &str)] = &[
+    (
+        PENDING_KEYS,
+        Unit::Count,
+        "Keys with mutations not yet in the backend",
+    ),
+    (PENDING_BYTES, Unit::Bytes, "Bytes held by pending keys"),
+    (
+        MAX_PENDING_KEYS,
+        Unit::Count,
+        "The configured bound on pending keys (max_pending)",
+    ),
+    (
+        MAX_PENDING_BYTES,
+        Unit::Bytes,
+        "The configured bound on pending bytes (max_pending_bytes)",
+    ),
+    (
+        OLDEST_PENDING_SECONDS,
+        Unit::Seconds,
+        "How long the oldest mutation not yet in the backend has waited",
+    ),
+    (CACHED_ENTRIES, Unit::Count, "Clean entries in the cache"),
+    (CACHED_BYTES, Unit::Bytes, "Bytes held by clean entries"),
+    (
+        JOURNAL_BYTES,
+        Unit::Bytes,
+        "Bytes of journal segments on disk",
+    ),
+    (JOURNAL_SEGMENTS, Unit::Count, "Journal segments on disk"),
+    (
+        STREAM_LAG_SECONDS,
+        Unit::Seconds,
+        "How far behind the table the stream follower was at its last poll",
+    ),
+];
+
+/// The histograms and their units and descriptions.
+const HISTOGRAMS: &[(&str, Unit, &str)] = &[
+    (
+        FLUSH_BATCH_SECONDS,
+        Unit::Seconds,
+        "How long each flush batch took, retries included",
+    ),
+    (
+        FLUSH_BATCH_WRITES,
+        Unit::Count,
+        "Writes in each flush batch",
+    ),
+];
+
+/// The gauges a publication reports, gathered by the flusher.
+#[derive(Debug, Default)]
+pub(crate) struct Gauges {
+    pub pending_keys: usize,
+    pub pending_bytes: u64,
+    pub max_pending_keys: usize,
+    pub max_pending_bytes: u64,
+    pub oldest_pending: Duration,
+    pub cached_entries: usize,
+    pub cached_bytes: u64,
+    /// Bytes and segments, with a journal.
+    pub journal: Option<(u64, usize)>,
+    /// Whether the store follows a stream.
+    pub follows_stream: bool,
+}
+
+/// Records the store's metrics through the `metrics` facade, each with the store's labels.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Metrics {
+    labels: Vec<Label>,
+}
+
+impl Metrics {
+    /// Metrics labelled `store = label`, or unlabelled.
+    pub(crate) fn new(label: Option<&str>) -> Self {
+        Self {
+            labels: label
+                .map(|label| vec![Label::new("store", label.to_owned())])
+                .unwrap_or_default(),
+        }
+    }
+
+    fn counter(&self, name: &'static str) -> Counter {
+        metrics::counter!(name, self.labels.iter())
+    }
+
+    fn gauge(&self, name: &'static str) -> Gauge {
+        metrics::gauge!(name, self.labels.iter())
+    }
+
+    pub(crate) fn histogram(&self, name: &'static str) -> Histogram {
+        metrics::histogram!(name, self.labels.iter())
+    }
+
+    /// Gives the installed recorder every metric's unit and description.
+    pub(crate) fn describe(&self) {
+        for &(name, _, description) in COUNTERS.iter().chain(STREAM_COUNTERS) {
+            metrics::describe_counter!(name, Unit::Count, description);
+        }
+        for &(name, unit, description) in GAUGES {
+            metrics::describe_gauge!(name, unit, description);
+        }
+        for &(name, unit, description) in HISTOGRAMS {
+            metrics::describe_histogram!(name, unit, description);
+        }
+    }
+
+    /// Publishes the counters as absolute totals, and the gauges.
+    pub(crate) fn publish(&self, counters: &Counters, gauges: &Gauges) {
+        for &(name, get, _) in COUNTERS {
+            self.counter(name).absolute(get(counters));
+        }
+        if gauges.follows_stream {
+            for &(name, get, _) in STREAM_COUNTERS {
+                self.counter(name).absolute(get(counters));
+            }
+            let lag = Duration::from_millis(Counters::get(&counters.stream_lag_ms));
+            self.gauge(STREAM_LAG_SECONDS).set(lag.as_secs_f64());
+        }
+        self.gauge(PENDING_KEYS).set(gauges.pending_keys as f64);
+        self.gauge(PENDING_BYTES).set(gauges.pending_bytes as f64);
+        self.gauge(MAX_PENDING_KEYS)
+            .set(gauges.max_pending_keys as f64);
+        self.gauge(MAX_PENDING_BYTES)
+            .set(gauges.max_pending_bytes as f64);
+        self.gauge(OLDEST_PENDING_SECONDS)
+            .set(gauges.oldest_pending.as_secs_f64());
+        self.gauge(CACHED_ENTRIES).set(gauges.cached_entries as f64);
+        self.gauge(CACHED_BYTES).set(gauges.cached_bytes as f64);
+        if let Some((bytes, segments)) = gauges.journal {
+            self.gauge(JOURNAL_BYTES).set(bytes as f64);
+            self.gauge(JOURNAL_SEGMENTS).set(segments as f64);
+        }
+    }
+}
+
+/// Most checkpoints [`Ages`] keeps; beyond it, every other one is dropped.
+const MAX_CHECKPOINTS: usize = 4096;
+
+/// Tells how old a mutation is from its sequence number, without a clock reading per
+/// mutation: the flusher notes now and then the last sequence given out, and a mutation is at
+/// least as old as the first note that covers it. Precise to within the time between notes.
+#[derive(Debug, Default)]
+pub(crate) struct Ages {
+    /// `(last sequence, when)`, both increasing.
+    checkpoints: VecDeque<(u64, Instant)>,
+}
+
+impl Ages {
+    /// Notes that every mutation up to `last_seq` was made by `now`.
+    pub(crate) fn note(&mut self, last_seq: u64, now: Instant) {
+        // An earlier note of the same sequence says more.
+        if self
+            .checkpoints
+            .back()
+            .is_some_and(|&(seq, _)| seq >= last_seq)
+        {
+            return;
+        }
+        if self.checkpoints.len() >= MAX_CHECKPOINTS {
+            let mut index = 0;
+            self.checkpoints.retain(|_| {
+                index += 1;
+                index % 2 == 0
+            });
+        }
+        self.checkpoints.push_back((last_seq, now));
+    }
+
+    /// How long, at least, mutation `oldest` has existed at `now` (zero when it is newer than
+    /// every note); forgets the notes of older mutations. `None`: nothing is pending.
+    pub(crate) fn age(&mut self, oldest: Option<u64>, now: Instant) -> Duration {
+        let Some(oldest) = oldest else {
+            return Duration::ZERO;
+        };
+        while self
+            .checkpoints
+            .front()
+            .is_some_and(|&(seq, _)| seq < oldest)
+        {
+            self.checkpoints.pop_front();
+        }
+        self.checkpoints
+            .front()
+            .map_or(Duration::ZERO, |&(_, when)| {
+                now.saturating_duration_since(when)
+            })
+    }
+}
+
+/// A write the backend refused for good, as reported to the handler set with
+/// [`StoreBuilder::on_refused`](crate::StoreBuilder::on_refused).
+///
+/// The store has forgotten the key's pending state by then (the next read goes to the
+/// backend), counted the refusal in [`Stats::rejected_writes`](crate::Stats::rejected_writes),
+/// logged it, dead-lettered it when there is a journal, and will report it from the next
+/// [`Store::flush`](crate::Store::flush) or [`Store::close`](crate::Store::close) that covers it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Refused {
+    /// The rendered key.
+    pub key: String,
+    /// The state the store tried to write (`None`: a delete), without the partition key
+    /// attribute and versioned mode's attributes.
+    pub state: Option<Arc<Item>>,
+    /// Why: the backend's error, naming the key.
+    pub error: Error,
+}
+
+/// Called once per refused write, on the flusher's task: keep it short.
+pub(crate) type RefusedHandler = Arc<dyn Fn(&Refused) + Send + Sync>;
+
+/// The application's handlers, as given to the builder.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub on_conflict: Option<ConflictHandler>,
+    pub on_refused: Option<RefusedHandler>,
+}
+
+/// Records a call's outcome in its span: `outcome` is `ok` or `error`, and `error` the
+/// error's report.
+pub(crate) fn record_outcome<T>(span: &tracing::Span, result: &Result<T, Error>) {
+    match result {
+        Ok(_) => {
+            span.record("outcome", "ok");
+        }
+        Err(err) => {
+            span.record("outcome", "error");
+            span.record("error", tracing::field::display(err.report()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_come_from_the_first_note_covering_a_mutation() {
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut ages = Ages::default();
+        assert_eq!(ages.age(None, at(0)), Duration::ZERO);
+        ages.note(0, at(0));
+        ages.note(10, at(1));
+        ages.note(10, at(2)); // nothing new: the note at 1 s stands
+        ages.note(25, at(3));
+        // Mutation 5 was made between 0 s and 1 s: at least 9 s old at 10 s.
+        assert_eq!(ages.age(Some(5), at(10)), Duration::from_secs(9));
+        // Mutation 11 was made after 1 s, by 3 s.
+        assert_eq!(ages.age(Some(11), at(10)), Duration::from_secs(7));
+        // Older notes are gone: mutation 5 is not pending any more.
+        assert_eq!(ages.checkpoints.len(), 1);
+        // Newer than every note.
+        assert_eq!(ages.age(Some(26), at(10)), Duration::ZERO);
+    }
+
+    #[test]
+    fn ages_keep_a_bounded_number_of_notes() {
+        let start = Instant::now();
+        let mut ages = Ages::default();
+        for seq in 1..=(3 * MAX_CHECKPOINTS as u64) {
+            ages.note(seq, start + Duration::from_millis(seq));
+        }
+        assert!(ages.checkpoints.len() <= MAX_CHECKPOINTS);
+        // Still a lower bound: mutation 1 is at least as old as its covering note says.
+        let now = start + Duration::from_secs(100);
+        let age = ages.age(Some(1), now);
+        assert!(age <= Duration::from_secs(100) - Duration::from_millis(1));
+        assert!(age > Duration::ZERO);
+    }
+
+    #[test]
+    fn every_metric_is_described_once() {
+        let mut names: Vec<&str> = COUNTERS
+            .iter()
+            .chain(STREAM_COUNTERS)
+            .map(|(name, _, _)| *name)
+            .chain(GAUGES.iter().chain(HISTOGRAMS).map(|(name, _, _)| *name))
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count);
+        assert!(names.iter().all(|name| name.starts_with("quickstore_")));
+    }
+}
