@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{ArgGroup, Args, Subcommand};
-use quickstore::{inspect_journal, JournalSummary, Recovery, RecoveryReport, Stats};
+use quickstore::{inspect_journal, JournalDamage, JournalSummary, Recovery, RecoveryReport, Stats};
 
 use crate::backend::{self, BackendArgs, Unspecified};
 use crate::drain::drain;
@@ -29,7 +29,9 @@ pub enum JournalCommand {
     ///
     /// Exits with status 0 when the journal is clean or only the newest segment ends in a torn
     /// record (what a crash mid-write leaves, and what recovery accepts); with status 1 when
-    /// there is damage anywhere else, which a store refuses to open unless asked to salvage.
+    /// there is damage anywhere else, which a store refuses to open unless asked to salvage:
+    /// corruption, or sequence numbers missing (a segment deleted from the middle of the
+    /// journal).
     Inspect(InspectArgs),
     /// Open a store over a backend with this journal and close it again, which writes every
     /// mutation recovered from the journal to the backend, then empties the journal.
@@ -37,7 +39,8 @@ pub enum JournalCommand {
     /// Fails if a running store holds the directory, if the journal is damaged beyond a torn
     /// tail (unless --salvage), if a versioned store wrote it and --versioned is not given, or
     /// if the backend refuses some writes or (versioned) another writer changed their items
-    /// first (they are kept in the journal's dead-letter file).
+    /// first (they are kept in the journal's dead-letter file). A replay refused before the
+    /// store opens writes nothing and creates no database file.
     Replay(ReplayArgs),
 }
 
@@ -275,6 +278,21 @@ fn render_inspection(
             count(n as u64, "damaged place")
         )?,
     }
+    let missing: Vec<String> = segments
+        .iter()
+        .flat_map(|s| &s.damage)
+        .filter_map(|damage| match damage {
+            JournalDamage::Gap { first, last, .. } => Some(seq_range(Some((*first, *last)))),
+            _ => None,
+        })
+        .collect();
+    if !missing.is_empty() {
+        writeln!(
+            out,
+            "missing      sequences {} (mutations lost with a deleted segment, or cut out of one)",
+            missing.join(", ")
+        )?;
+    }
     let letters = &summary.dead_letters;
     if letters.is_empty() {
         writeln!(out, "dead letters none")?;
@@ -331,6 +349,32 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
+    // A journal a strict store would refuse is refused here, before the backend is touched:
+    // nothing is created (an embedded database file) for a replay that cannot happen.
+    if !args.salvage {
+        let summary = inspect_journal(&args.dir)
+            .with_context(|| format!("cannot replay the journal in {}", args.dir.display()))?;
+        let verdict = judge(&summary);
+        if let Some((segment, damage)) = verdict.corruption.first() {
+            let more = match verdict.corruption.len() - 1 {
+                0 => String::new(),
+                n => format!(", and {} more", count(n as u64, "damaged place")),
+            };
+            let err = anyhow::anyhow!(
+                "cannot replay the journal in {}: the journal is damaged ({segment}: \
+                 {damage}{more}); nothing was written",
+                args.dir.display()
+            );
+            return Err(with_salvage_hint(&args, err));
+        }
+    }
+    // An embedded database that replay creates is removed again if the store does not open.
+    let created = args
+        .backend
+        .path
+        .as_ref()
+        .filter(|path| !path.exists())
+        .cloned();
     let dir = args.dir.clone();
     let versioned = args.versioned.clone();
     let opened = backend::open_store(&args.backend, Unspecified::Refuse, |builder| {
@@ -344,14 +388,30 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let opened = match opened {
         Ok(opened) => opened,
         Err(err) => {
+            if let Some(path) = &created {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        eprintln!("warning: cannot remove {}: {e}", path.display());
+                    }
+                }
+            }
+            // When the journal is what the store refused, say so, rather than that the store
+            // could not be opened on the backend.
+            let journal_error = err.chain().find_map(|cause| {
+                cause
+                    .downcast_ref::<quickstore::Error>()
+                    .filter(|e| matches!(e, quickstore::Error::Journal { .. }))
+                    .cloned()
+            });
+            let err = match journal_error {
+                Some(journal_error) => anyhow::Error::new(journal_error),
+                None => err,
+            };
             let err = err.context(format!(
                 "cannot replay the journal in {}",
                 args.dir.display()
             ));
-            return Err(match salvage_hint(&args) {
-                Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", crate::describe(&err)),
-                None => err,
-            });
+            return Err(with_salvage_hint(&args, err));
         }
     };
     let store = opened.store;
@@ -397,6 +457,14 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `err`, with the advice to salvage when a strict replay failed on a damaged journal.
+fn with_salvage_hint(args: &ReplayArgs, err: anyhow::Error) -> anyhow::Error {
+    match salvage_hint(args) {
+        Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", crate::describe(&err)),
+        None => err,
+    }
 }
 
 /// When a strict replay failed on a corrupt journal, the advice to salvage it.
@@ -684,6 +752,41 @@ mod tests {
         let verdict = judge(&inspect_journal(dir.path())?);
         assert_eq!(verdict.torn_tail, None);
         assert_eq!(verdict.corruption.len(), 1, "{verdict:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_segment_is_corruption() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        write_segment(dir.path(), 1, 3)?;
+        write_segment(dir.path(), 6, 2)?;
+        let summary = inspect_journal(dir.path())?;
+        let verdict = judge(&summary);
+        assert_eq!(verdict.torn_tail, None);
+        assert_eq!(
+            verdict.corruption,
+            vec![(
+                "00000000000000000006.wal".to_owned(),
+                "sequences 4-5 are missing between 00000000000000000001.wal (which ends at 3) \
+                 and this segment"
+                    .to_owned()
+            )]
+        );
+        let text = render_inspection(dir.path(), &summary, &verdict)?;
+        assert!(text.contains("missing      sequences 4-5"), "{text}");
+        assert!(!text.contains("corruption   none"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn segments_released_from_the_front_leave_no_gap() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        write_segment(dir.path(), 40, 3)?;
+        write_segment(dir.path(), 43, 2)?;
+        let summary = inspect_journal(dir.path())?;
+        assert_eq!(judge(&summary), Verdict::default());
+        let text = render_inspection(dir.path(), &summary, &Verdict::default())?;
+        assert!(!text.contains("missing"), "{text}");
         Ok(())
     }
 

@@ -82,6 +82,24 @@ fn segments_in(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Every file and directory under `dir`, as paths relative to it, sorted.
+fn entries(dir: &Path) -> anyhow::Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            out.push(path.strip_prefix(root)?.to_string_lossy().into_owned());
+            if path.is_dir() {
+                walk(root, &path, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
 /// Checks that the embedded database at `path` holds `User{seq}` for exactly `present` of
 /// `all`, with the journaled item.
 async fn check_items(path: &Path, all: &[u64], present: &[u64]) -> anyhow::Result<()> {
@@ -255,11 +273,21 @@ async fn a_corrupt_journal_fails_inspect_and_needs_salvage() -> anyhow::Result<(
     ensure!(stderr.contains("is corrupt"), "{stderr}");
 
     let replay = ["journal", "replay", "journal", "--path", "db.redb"];
+    let before = entries(tmp.path())?;
     let output = quickstore(tmp.path(), &replay)?;
     let (stdout, stderr) = texts(&output);
     ensure!(!output.status.success(), "strict replay passed: {stdout}");
     ensure!(stderr.contains("--salvage"), "no hint to salvage: {stderr}");
+    ensure!(stderr.contains("the journal is damaged"), "{stderr}");
+    ensure!(
+        !stderr.contains("embedded database"),
+        "the database is blamed: {stderr}"
+    );
     ensure!(segments_in(&journal)?.len() == 1, "the journal changed");
+    ensure!(
+        entries(tmp.path())? == before,
+        "a refused replay created files"
+    );
 
     let output = quickstore(tmp.path(), &[&replay[..], &["--salvage"]].concat())?;
     let (stdout, stderr) = texts(&output);
@@ -267,6 +295,69 @@ async fn a_corrupt_journal_fails_inspect_and_needs_salvage() -> anyhow::Result<(
     ensure!(stdout.contains("skipped 1 damaged place"), "{stdout}");
     ensure!(segments_in(&journal)?.is_empty(), "segments were left");
     check_items(&tmp.path().join("db.redb"), &[1, 2, 3], &[1, 3]).await
+}
+
+/// A journal whose middle segment was deleted: its mutations are lost, and the gap in the
+/// sequence numbers shows it. Inspection reports it, a strict replay refuses it without creating
+/// anything and without blaming the database, and a salvaging replay writes what is left.
+#[tokio::test]
+async fn a_journal_missing_a_segment_fails_inspect_and_needs_salvage() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir(&journal)?;
+    std::fs::write(journal.join(segment_name(1)), segment(1..=3)?)?;
+    // Segment 4 (mutations 4 to 6) is gone.
+    std::fs::write(journal.join(segment_name(7)), segment(7..=9)?)?;
+
+    let output = quickstore(tmp.path(), &["journal", "inspect", "journal"])?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "inspect passed: {stdout}{stderr}");
+    ensure!(
+        stdout.contains(&format!(
+            "damage: sequences 4-6 are missing between {} (which ends at 3) and this segment",
+            segment_name(1)
+        )),
+        "{stdout}"
+    );
+    ensure!(!stdout.contains("corruption none"), "{stdout}");
+    ensure!(stdout.contains("missing sequences 4-6"), "{stdout}");
+    ensure!(stderr.contains("is corrupt"), "{stderr}");
+    ensure!(stderr.contains(&segment_name(7)), "{stderr}");
+
+    let replay = ["journal", "replay", "journal", "--path", "db.redb"];
+    let before = entries(tmp.path())?;
+    let output = quickstore(tmp.path(), &replay)?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(!output.status.success(), "strict replay passed: {stdout}");
+    ensure!(
+        stderr.contains("cannot replay the journal in journal: the journal is damaged"),
+        "{stderr}"
+    );
+    ensure!(stderr.contains("sequences 4-6 are missing"), "{stderr}");
+    ensure!(
+        !stderr.contains("embedded database"),
+        "the database is blamed: {stderr}"
+    );
+    ensure!(stderr.contains("--salvage"), "no hint to salvage: {stderr}");
+    ensure!(
+        entries(tmp.path())? == before,
+        "a refused replay created files: {:?}",
+        entries(tmp.path())?
+    );
+
+    let output = quickstore(tmp.path(), &[&replay[..], &["--salvage"]].concat())?;
+    let (stdout, stderr) = texts(&output);
+    ensure!(output.status.success(), "salvage failed: {stdout}{stderr}");
+    ensure!(stdout.contains("skipped 1 damaged place"), "{stdout}");
+    ensure!(stdout.contains("sequences 4-6 are missing"), "{stdout}");
+    ensure!(stdout.contains("written 6 items"), "{stdout}");
+    ensure!(segments_in(&journal)?.is_empty(), "segments were left");
+    check_items(
+        &tmp.path().join("db.redb"),
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9],
+        &[1, 2, 3, 7, 8, 9],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -277,15 +368,30 @@ async fn replay_refuses_a_journal_in_use() -> anyhow::Result<()> {
         .journal(&journal)
         .open()
         .await?;
+    let before = entries(tmp.path());
     let output = quickstore(
         tmp.path(),
         &["journal", "replay", "journal", "--path", "db.redb"],
     );
+    let after = entries(tmp.path());
     store.close().await?;
     let output = output?;
     let (stdout, stderr) = texts(&output);
     ensure!(!output.status.success(), "replay passed: {stdout}");
     ensure!(stderr.contains("in use by another store"), "{stderr}");
+    ensure!(
+        stderr.starts_with("error: cannot replay the journal in journal: "),
+        "{stderr}"
+    );
+    ensure!(
+        !stderr.contains("embedded database"),
+        "the database is blamed: {stderr}"
+    );
+    ensure!(
+        after? == before?,
+        "a refused replay left files: {:?}",
+        entries(tmp.path())?
+    );
     Ok(())
 }
 

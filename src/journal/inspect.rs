@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::segment::{self, Damage as JournalDamage};
+use super::fs::{FileSystem, StdFs};
+use super::segment::{self, Continuity, Damage as JournalDamage};
 use super::{DeadLetter, DEAD_LETTERS};
 use crate::error::{Error, Result};
 
@@ -26,7 +27,8 @@ pub struct SegmentSummary {
     /// The lowest and highest sequence numbers of its mutations, if it holds any. Markers are
     /// left out: they repeat the sequence of an older mutation.
     pub seq_range: Option<(u64, u64)>,
-    /// Damage found: torn tails and corruption.
+    /// Damage found: torn tails, corruption, and gaps in the sequence numbers (between this
+    /// segment and the one before it, or inside it).
     pub damage: Vec<JournalDamage>,
 }
 
@@ -63,8 +65,8 @@ impl JournalSummary {
         self.segments.iter().any(|s| s.versioned)
     }
 
-    /// True when recovery accepts the journal as it is: no damage, or only a torn tail at the
-    /// end of the newest segment.
+    /// True when recovery accepts the journal as it is: no damage (no corruption, no gap in
+    /// the sequence numbers), or only a torn tail at the end of the newest segment.
     pub fn opens_strictly(&self) -> bool {
         let newest = self.segments.len().saturating_sub(1);
         self.segments
@@ -80,15 +82,27 @@ impl JournalSummary {
 
 /// Reads every segment and the dead-letter file of a journal directory, without locking it or
 /// changing anything.
+///
+/// Besides damage inside segments, this finds gaps in the sequence numbers, as recovery does: a
+/// segment deleted from the middle of the journal shows as [`JournalDamage::Gap`] on the
+/// segment after it.
 pub fn inspect_journal(dir: impl AsRef<Path>) -> Result<JournalSummary> {
-    let dir = dir.as_ref();
-    let listed = segment::list(dir)
+    inspect(&StdFs, dir.as_ref())
+}
+
+/// [`inspect_journal`], reaching files through `fs`.
+pub(crate) fn inspect(fs: &dyn FileSystem, dir: &Path) -> Result<JournalSummary> {
+    let listed = segment::list(fs, dir)
         .map_err(|e| Error::journal(format!("cannot list {}", dir.display()), e))?;
     let mut summary = JournalSummary::default();
-    for (_, path) in listed {
-        let bytes = std::fs::read(&path)
+    let mut continuity = Continuity::default();
+    for (first_seq, path) in listed {
+        let bytes = fs
+            .read(&path)
             .map_err(|e| Error::journal(format!("cannot read {}", path.display()), e))?;
-        let scan = segment::scan(&bytes);
+        let mut scan = segment::scan(&bytes);
+        let gaps = continuity.check(first_seq, &path, &scan);
+        scan.damage.extend(gaps);
         let mutations = scan.records.iter().filter(|r| !r.op.is_marker());
         let seqs = mutations.clone().map(|r| r.seq);
         let seq_range = seqs.clone().min().zip(seqs.max());
@@ -104,11 +118,28 @@ pub fn inspect_journal(dir: impl AsRef<Path>) -> Result<JournalSummary> {
         });
     }
     let letters = dir.join(DEAD_LETTERS);
-    match std::fs::read_to_string(&letters) {
-        Ok(text) => {
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let letter: DeadLetter = serde_json::from_str(line)
-                    .map_err(|e| Error::journal(format!("cannot read {}", letters.display()), e))?;
+    match fs.read(&letters) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let torn = !text.is_empty() && !text.ends_with('\n');
+            let lines: Vec<&str> = text.lines().collect();
+            for (index, line) in lines.iter().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let letter: DeadLetter = match serde_json::from_str(line) {
+                    Ok(letter) => letter,
+                    // A last line without its newline that does not parse was torn by a crash
+                    // before it was synced, and so never acknowledged; the journal cuts it off
+                    // when it next writes a letter.
+                    Err(_) if torn && index + 1 == lines.len() => break,
+                    Err(e) => {
+                        return Err(Error::journal(
+                            format!("cannot read {}", letters.display()),
+                            e,
+                        ))
+                    }
+                };
                 summary.dead_letters.push(DeadLetterSummary {
                     seq: letter.seq,
                     key: letter.key,

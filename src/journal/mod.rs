@@ -5,6 +5,7 @@
 //! uses the directory, and `dead-letters.jsonl`, where writes the backend refused for good are
 //! kept with the reason.
 
+mod fs;
 mod inspect;
 mod options;
 mod record;
@@ -12,8 +13,6 @@ mod recovery;
 mod segment;
 mod writer;
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use parking_lot::Mutex;
 use crate::backend::Write;
 use crate::error::{Error, Result};
 use crate::item::Item;
+use fs::{AppendFile, FileSystem, Lock, StdFs};
 
 pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSummary};
 pub use options::{Durability, Recovery};
@@ -44,14 +44,15 @@ const WRITER_ID: &str = "WRITER";
 
 /// An open journal; see the module docs.
 pub(crate) struct Journal {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     durability: Durability,
     shared: Arc<writer::Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    dead_letters: Mutex<Option<File>>,
+    dead_letters: Mutex<Option<Box<dyn AppendFile>>>,
     dead_letter_count: AtomicU64,
     /// The directory's lock, held until the journal is closed.
-    lock: Mutex<Option<File>>,
+    lock: Mutex<Option<Lock>>,
     /// The id this journal's store writes under (versioned mode), the same across restarts.
     writer: u64,
 }
@@ -68,13 +69,22 @@ impl Journal {
     /// Locks the directory, recovers what is in it, and starts the writer thread on a fresh
     /// segment. Blocking: call it off the async runtime.
     pub(crate) fn open(config: &JournalConfig) -> Result<(Self, Recovered)> {
+        Self::open_with(config, Arc::new(StdFs))
+    }
+
+    /// [`open`](Self::open), reaching files through `fs`.
+    pub(crate) fn open_with(
+        config: &JournalConfig,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<(Self, Recovered)> {
         let dir = &config.dir;
-        create_dir(dir)?;
-        let lock = lock(dir)?;
-        let writer_id = writer_id(dir)?;
-        let mut recovered = recovery::recover(dir, config.recovery)?;
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::journal(format!("cannot create {}", dir.display()), e))?;
+        let lock = lock(&*fs, dir)?;
+        let writer_id = writer_id(&*fs, dir)?;
+        let mut recovered = recovery::recover(&*fs, dir, config.recovery)?;
         let first_seq = recovered.max_seq + 1;
-        let (file, path) = segment::create(dir, first_seq)
+        let (file, path) = segment::create(&*fs, dir, first_seq)
             .map_err(|e| Error::journal("cannot create a journal segment", e))?;
         let mut segments = std::mem::take(&mut recovered.segments);
         segments.push(writer::SegmentInfo {
@@ -85,6 +95,7 @@ impl Journal {
         let shared = writer::Shared::new(segments, recovered.max_seq);
         let writer = writer::Writer {
             shared: Arc::clone(&shared),
+            fs: Arc::clone(&fs),
             dir: dir.clone(),
             file,
             first_seq,
@@ -95,13 +106,15 @@ impl Journal {
             .name("quickstore-journal".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::journal("cannot start the journal writer", e))?;
+        let dead_letter_count = count_lines(&*fs, &dir.join(DEAD_LETTERS));
         let journal = Self {
+            fs,
             dir: dir.clone(),
             durability: config.durability,
             shared,
             thread: Mutex::new(Some(thread)),
             dead_letters: Mutex::new(None),
-            dead_letter_count: AtomicU64::new(count_lines(&dir.join(DEAD_LETTERS))),
+            dead_letter_count: AtomicU64::new(dead_letter_count),
             lock: Mutex::new(Some(lock)),
             writer: writer_id,
         };
@@ -201,7 +214,8 @@ impl Journal {
             .is_some_and(|s| s.last_seq < seq)
     }
 
-    /// Records a write the backend refused for good, with the reason, and syncs the record.
+    /// Records a write the backend refused for good, with the reason, and syncs the record (and,
+    /// the first time, the directory, which may have just got the file).
     pub(crate) fn dead_letter(
         &self,
         seq: u64,
@@ -235,9 +249,9 @@ impl Journal {
         let path = self.dir.join(DEAD_LETTERS);
         let mut file = self.dead_letters.lock();
         let written = match &mut *file {
-            Some(file) => append_line(file, &line),
-            None => segment::open_append(&path).and_then(|mut opened| {
-                append_line(&mut opened, &line)?;
+            Some(file) => append_line(&mut **file, &line),
+            None => open_dead_letters(&*self.fs, &self.dir, &path).and_then(|mut opened| {
+                append_line(&mut *opened, &line)?;
                 *file = Some(opened);
                 Ok(())
             }),
@@ -299,20 +313,19 @@ impl Journal {
 }
 
 /// Reads the journal's writer id, or makes one (written and synced before it is used).
-fn writer_id(dir: &Path) -> Result<u64> {
+fn writer_id(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
     let path = dir.join(WRITER_ID);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => u64::from_str_radix(text.trim(), 16).map_err(|e| {
-            Error::journal(format!("{} does not hold a writer id", path.display()), e)
-        }),
+    match fs.read(&path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            u64::from_str_radix(text.trim(), 16).map_err(|e| {
+                Error::journal(format!("{} does not hold a writer id", path.display()), e)
+            })
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let id: u64 = rand::random();
-            let temporary = dir.join(format!("{WRITER_ID}.tmp"));
-            let written = std::fs::write(&temporary, format!("{id:016x}\n"))
-                .and_then(|()| File::open(&temporary)?.sync_all())
-                .and_then(|()| std::fs::rename(&temporary, &path))
-                .and_then(|()| segment::sync_dir(dir));
-            written.map_err(|e| Error::journal(format!("cannot write {}", path.display()), e))?;
+            fs::write_atomically(fs, dir, &path, format!("{id:016x}\n").as_bytes())
+                .map_err(|e| Error::journal(format!("cannot write {}", path.display()), e))?;
             Ok(id)
         }
         Err(err) => Err(Error::journal(
@@ -329,39 +342,51 @@ fn poisoned(failure: &str) -> Error {
     }
 }
 
-fn create_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Error::journal(format!("cannot create {}", dir.display()), e))
-}
-
-fn lock(dir: &Path) -> Result<File> {
+fn lock(fs: &dyn FileSystem, dir: &Path) -> Result<Lock> {
     let path = dir.join(LOCK);
-    let file = segment::open_append(&path)
-        .map_err(|e| Error::journal(format!("cannot open {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Journal {
+    match fs.try_lock(&path) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(Error::Journal {
             message: format!(
                 "the journal directory {} is in use by another store",
                 dir.display()
             ),
             source: None,
         }),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::journal(format!("cannot lock {}", path.display()), e))
-        }
+        Err(e) => Err(Error::journal(format!("cannot lock {}", path.display()), e)),
     }
 }
 
-fn count_lines(path: &Path) -> u64 {
-    std::fs::read(path)
+/// Lines in a file: its newline characters (a torn last line without one does not count).
+fn count_lines(fs: &dyn FileSystem, path: &Path) -> u64 {
+    fs.read(path)
         .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() as u64)
         .unwrap_or(0)
+}
+
+/// Opens the dead-letter file for appending. A line torn by a crash (never acknowledged) is cut
+/// off first, so that the next line starts a line of its own; and the directory is synced, so
+/// that the file, if it was just created, survives a power loss.
+fn open_dead_letters(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    path: &Path,
+) -> std::io::Result<Box<dyn AppendFile>> {
+    match fs.read(path) {
+        Ok(bytes) if bytes.last().is_some_and(|&b| b != b'\n') => {
+            let whole = bytes
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
+            fs.truncate(path, whole as u64)?;
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let file = fs.open_append(path)?;
+    fs.sync_dir(dir)?;
+    Ok(file)
 }
 
 /// A write the backend refused for good, as kept in the dead-letter file. `item` is the
@@ -375,12 +400,16 @@ pub(crate) struct DeadLetter {
     pub item: Option<String>,
 }
 
-/// Appends one line to a file created with mode 0600.
-fn append_line(file: &mut File, line: &str) -> std::io::Result<()> {
-    file.write_all(line.as_bytes())?;
-    file.write_all(b"\n")?;
+/// Appends one line to a file and syncs it.
+fn append_line(file: &mut dyn AppendFile, line: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    file.write_all(&bytes)?;
     file.sync_data()
 }
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod tests;

@@ -27,11 +27,13 @@ pub enum Durability {
 #[non_exhaustive]
 pub enum Recovery {
     /// Accept a torn final record (what a crash mid-write leaves) and refuse to open on damage
-    /// anywhere else, with [`Error::Journal`](crate::Error::Journal).
+    /// anywhere else, with [`Error::Journal`](crate::Error::Journal). Damage includes a gap in
+    /// the sequence numbers: mutations lost with a segment deleted from the middle of the
+    /// journal.
     #[default]
     Strict,
-    /// Keep every readable record, skip damage wherever it is, and report it in
-    /// [`Stats::recovery`](crate::Stats::recovery).
+    /// Keep every readable record, skip damage wherever it is (gaps included), and report it
+    /// in [`Stats::recovery`](crate::Stats::recovery).
     Salvage,
 }
 

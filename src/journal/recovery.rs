@@ -1,20 +1,21 @@
 //! Recovery: read every segment at open, keep the valid records, and decide what damage means.
 //!
 //! A torn tail at the end of the newest segment is what a crash mid-write leaves: the valid
-//! prefix is kept and the segment is truncated to it. Damage anywhere else is corruption: the
-//! journal refuses to open unless the store asked to salvage, in which case every readable
-//! record is kept and the damage is reported.
+//! prefix is kept and the segment is truncated to it. Damage anywhere else is corruption, and so
+//! is a gap in the sequence numbers (a segment deleted or lost from the middle of the journal,
+//! records cut out of one: see [`Continuity`]): the journal refuses to open unless the store
+//! asked to salvage, in which case every readable record is kept and the damage is reported.
 //!
 //! Each key's records are folded in file order into what is left to write: the newest
 //! mutation, and (for a versioned store) the base that mutation's write is conditional on. See
 //! [`Fold`].
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::path::Path;
 
+use super::fs::FileSystem;
 use super::record::{Record, TableState};
-use super::segment;
+use super::segment::{self, Continuity};
 use super::writer::SegmentInfo;
 use super::Recovery;
 use crate::error::{Error, Result};
@@ -34,7 +35,8 @@ pub struct RecoveryReport {
     pub keys: usize,
     /// The torn tail dropped from the newest segment, if any: where and why.
     pub torn_tail: Option<String>,
-    /// Damage skipped because salvage was asked for.
+    /// Damage skipped because salvage was asked for: corruption, and gaps in the sequence
+    /// numbers (mutations lost with a segment deleted from the middle of the journal).
     pub salvaged: Vec<String>,
 }
 
@@ -50,8 +52,9 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
 }
 
-pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
-    let listed = segment::list(dir).map_err(|e| Error::journal("cannot list the journal", e))?;
+pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: Recovery) -> Result<Recovered> {
+    let listed =
+        segment::list(fs, dir).map_err(|e| Error::journal("cannot list the journal", e))?;
     let count = listed.len();
     let mut report = RecoveryReport {
         segments: count,
@@ -60,12 +63,15 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
     let mut fold = Fold::default();
     let mut max_seq = 0;
     let mut segments = Vec::with_capacity(count);
+    let mut continuity = Continuity::default();
     for (index, (first_seq, path)) in listed.into_iter().enumerate() {
-        let bytes = std::fs::read(&path)
+        let bytes = fs
+            .read(&path)
             .map_err(|e| Error::journal(format!("cannot read {}", path.display()), e))?;
         let scan = segment::scan(&bytes);
         let is_newest = index + 1 == count;
-        for damage in &scan.damage {
+        let gaps = continuity.check(first_seq, &path, &scan);
+        for damage in scan.damage.iter().chain(&gaps) {
             let what = format!("{}: {damage}", path.display());
             let torn_tail = is_newest && damage.is_torn_tail();
             if torn_tail {
@@ -84,7 +90,8 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
             }
         }
         let kept_bytes = if is_newest && matches!(scan.damage.as_slice(), [d] if d.is_torn_tail()) {
-            truncate(&path, scan.valid_len)?;
+            fs.truncate(&path, scan.valid_len as u64)
+                .map_err(|e| Error::journal(format!("cannot truncate {}", path.display()), e))?;
             scan.valid_len
         } else {
             bytes.len()
@@ -103,9 +110,16 @@ pub(crate) fn recover(dir: &Path, mode: Recovery) -> Result<Recovered> {
         max_seq = max_seq.max(last_seq).max(first_seq.saturating_sub(1));
         if last_seq == 0 {
             // Nothing in it: a segment created just before a crash. New records go elsewhere.
-            std::fs::remove_file(&path)
+            fs.remove(&path)
                 .map_err(|e| Error::journal(format!("cannot remove {}", path.display()), e))?;
             continue;
+        }
+        if is_newest && kept_bytes == bytes.len() {
+            // What a crashed process wrote last may be in the operating system's cache only.
+            // Once the next segment exists, a power loss tearing this one would be damage
+            // in the middle of the journal, so it is made durable first.
+            fs.sync_file(&path)
+                .map_err(|e| Error::journal(format!("cannot sync {}", path.display()), e))?;
         }
         // The next segment must sort after this one. A segment named after its first mutation
         // holds sequences from its name on; one holding markers only may not, and then the
@@ -196,15 +210,6 @@ impl Fold {
         records.sort_by_key(|r| r.seq);
         records
     }
-}
-
-/// Cuts a torn tail off, so that the segment reads clean next time.
-fn truncate(path: &Path, valid_len: usize) -> Result<()> {
-    let file = OpenOptions::new().write(true).open(path).and_then(|file| {
-        file.set_len(valid_len as u64)?;
-        file.sync_all()
-    });
-    file.map_err(|e| Error::journal(format!("cannot truncate {}", path.display()), e))
 }
 
 #[cfg(test)]

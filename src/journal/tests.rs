@@ -42,7 +42,7 @@ async fn journal_upserts(dir: &Path, n: u64) -> Result<()> {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    segment::list(dir)
+    segment::list(&fs::StdFs, dir)
         .map(|s| s.into_iter().map(|(_, p)| p).collect())
         .unwrap_or_default()
 }
@@ -308,5 +308,197 @@ async fn markers_are_recovered_counted_and_released_with_their_mutations() -> Te
     journal.wait(next).await?;
     assert_eq!(journal.usage().1, 1);
     journal.close(0);
+    Ok(())
+}
+
+/// Segments by name, each with its records as [`write_segment`] takes them.
+type Layout<'a> = &'a [(u64, &'a [i64])];
+
+/// Writes a segment named after `first` holding `records` (sequences of deletes of `K{seq}`;
+/// negated, markers of older sequences).
+fn write_segment(dir: &Path, first: u64, records: &[i64]) -> TestResult {
+    let mut bytes = segment::MAGIC.to_vec();
+    for &r in records {
+        let record = match u64::try_from(r) {
+            Ok(seq) => Record::new(seq, Op::Delete, format!("K{seq}"), None),
+            Err(_) => Record::settled(r.unsigned_abs(), "K", TableState::Absent),
+        };
+        record::encode(&record, &mut bytes)?;
+    }
+    std::fs::write(dir.join(segment::file_name(first)), bytes)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_middle_segment_is_refused_salvaged_and_inspected() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        // One round at a time, so that the 4 KiB segments rotate.
+        let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+        let seq = AtomicU64::new(0);
+        for i in 0..500 {
+            let last = journal.append(
+                &seq,
+                Op::Upsert,
+                &format!("K{}", i % 10),
+                Some(&item(i)),
+                None,
+            )?;
+            journal.wait(last).await?;
+        }
+        journal.close(0);
+    }
+    let before = segments(dir.path());
+    assert!(before.len() > 3, "{before:?}");
+    let summary = inspect_journal(dir.path())?;
+    assert!(summary.opens_strictly(), "{summary:?}");
+    let (first, last) = summary.segments[1].seq_range.ok_or("no records")?;
+    std::fs::remove_file(&before[1])?;
+    let name = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let range = format!("sequences {first}-{last} are missing");
+
+    let summary = inspect_journal(dir.path())?;
+    assert!(!summary.opens_strictly(), "{summary:?}");
+    assert_eq!(
+        summary.segments[1].damage,
+        vec![JournalDamage::Gap {
+            first,
+            last,
+            previous: Some(before[0].clone()),
+        }]
+    );
+
+    let err = Journal::open(&config(dir.path(), Recovery::Strict)).err();
+    assert_eq!(err.as_ref().map(Error::code), Some("JournalException"));
+    let message = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains(&range), "{message}");
+    assert!(message.contains(&name(&before[0])), "{message}");
+    assert!(message.contains(&name(&before[2])), "{message}");
+    assert_eq!(
+        segments(dir.path()).len(),
+        before.len() - 1,
+        "nothing changed"
+    );
+
+    let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Salvage))?;
+    assert_eq!(recovered.report.salvaged.len(), 1, "{:?}", recovered.report);
+    assert!(recovered.report.salvaged[0].contains(&range));
+    assert_eq!(recovered.report.records, 500 - (last - first + 1));
+    assert_eq!(recovered.max_seq, 500);
+    journal.close(0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn legitimate_breaks_in_the_sequence_are_not_gaps() -> TestResult {
+    let cases: &[(&str, Layout<'_>)] = &[
+        (
+            "segments released from the front: the oldest starts anywhere",
+            &[(40, &[40, 41]), (42, &[42, 43])],
+        ),
+        (
+            "an empty segment, created just before a crash",
+            &[(1, &[1, 2]), (3, &[])],
+        ),
+        (
+            "a segment of markers only, and the number recovery skipped after it",
+            &[(1, &[1, 2]), (3, &[-1, -2]), (4, &[-2, 4])],
+        ),
+        (
+            "markers only, twice, then an empty segment",
+            &[(1, &[1]), (2, &[-1]), (3, &[-1]), (4, &[])],
+        ),
+    ];
+    for (case, layout) in cases {
+        let dir = tempfile::tempdir()?;
+        for (first, records) in layout.iter() {
+            write_segment(dir.path(), *first, records)?;
+        }
+        let summary = inspect_journal(dir.path())?;
+        assert!(summary.opens_strictly(), "{case}: {summary:?}");
+        let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))
+            .map_err(|e| format!("{case}: {e}"))?;
+        assert!(recovered.report.salvaged.is_empty(), "{case}");
+        journal.close(0);
+        drop(journal);
+        // What this run left is read back as clean as well.
+        let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))
+            .map_err(|e| format!("{case}, reopened: {e}"))?;
+        journal.close(0);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn gaps_inside_and_after_a_segment_of_markers_are_refused() -> TestResult {
+    let cases: &[(&str, Layout<'_>, &str)] = &[
+        (
+            "records cut out of a segment",
+            &[(1, &[1, 2, 5])],
+            "00000000000000000001.wal: sequences 3-4 are missing inside the segment",
+        ),
+        (
+            "a segment lost after one of markers only",
+            &[(1, &[1]), (2, &[-1]), (4, &[4])],
+            "00000000000000000004.wal: sequence 3 is missing between \
+             00000000000000000002.wal (which ends at 2) and this segment",
+        ),
+        (
+            "a deleted segment before an empty one",
+            &[(1, &[1, 2]), (5, &[])],
+            "00000000000000000005.wal: sequences 3-4 are missing between \
+             00000000000000000001.wal (which ends at 2) and this segment",
+        ),
+    ];
+    for (case, layout, expected) in cases {
+        let dir = tempfile::tempdir()?;
+        for (first, records) in layout.iter() {
+            write_segment(dir.path(), *first, records)?;
+        }
+        assert!(!inspect_journal(dir.path())?.opens_strictly(), "{case}");
+        let message = Journal::open(&config(dir.path(), Recovery::Strict))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains(expected), "{case}: {message}");
+        let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Salvage))?;
+        assert_eq!(recovered.report.salvaged.len(), 1, "{case}");
+        journal.close(0);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_letter_line_torn_by_a_crash_is_cut_off() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+        journal.dead_letter(1, "K1", &Write::Delete("K1".into()), "refused")?;
+        journal.close(0);
+    }
+    let letters = dir.path().join(DEAD_LETTERS);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&letters)?;
+    std::io::Write::write_all(&mut file, b"{\"seq\":2,\"ke")?;
+    drop(file);
+    let summary = inspect_journal(dir.path())?;
+    assert_eq!(
+        summary.dead_letters.len(),
+        1,
+        "the torn line is not a letter"
+    );
+    let (journal, _) = Journal::open(&config(dir.path(), Recovery::Strict))?;
+    assert_eq!(journal.dead_letters(), 1);
+    journal.dead_letter(3, "K3", &Write::Delete("K3".into()), "refused")?;
+    journal.close(0);
+    let keys: Vec<String> = inspect_journal(dir.path())?
+        .dead_letters
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    assert_eq!(keys, ["K1", "K3"]);
     Ok(())
 }

@@ -7,8 +7,7 @@
 //!
 //! A plain thread, not a Tokio task: it spends its life in blocking file calls.
 
-use std::fs::File;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +15,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+use super::fs::{AppendFile, FileSystem};
 use super::segment;
 use super::Durability;
 
@@ -108,8 +108,9 @@ impl Shared {
 /// What the thread owns.
 pub(crate) struct Writer {
     pub shared: Arc<Shared>,
+    pub fs: Arc<dyn FileSystem>,
     pub dir: PathBuf,
-    pub file: File,
+    pub file: Box<dyn AppendFile>,
     /// The sequence the segment being written is named after: its first mutation's.
     pub first_seq: u64,
     pub durability: Durability,
@@ -130,11 +131,14 @@ impl Writer {
         let mut progress = *self.shared.progress.borrow();
         let mut last_sync = Instant::now();
         let mut released = 0;
+        // Bytes written since the last sync: markers too, which advance no sequence.
+        let mut unsynced = false;
         loop {
             let (buffer, last_seq, release_below, stop) =
                 self.next_round(&progress, last_sync, released);
             if !buffer.is_empty() {
                 self.file.write_all(&buffer)?;
+                unsynced = true;
                 progress.written = last_seq;
                 let mut state = self.shared.state.lock();
                 if let Some(current) = state.segments.last_mut() {
@@ -146,16 +150,21 @@ impl Writer {
                 Durability::Always => true,
                 Durability::Interval(every) => stop || last_sync.elapsed() >= every,
             };
-            if sync_due && progress.synced < progress.written {
+            // Stopping syncs markers as well: a segment left with unsynced bytes could be torn
+            // by a power loss after a later run started the next segment, and a torn segment
+            // that is not the newest is damage.
+            if (sync_due && progress.synced < progress.written) || (stop && unsynced) {
                 self.file.sync_data()?;
                 progress.synced = progress.written;
                 last_sync = Instant::now();
+                unsynced = false;
             }
             // The next segment is named after the next mutation's sequence, so one starts only
             // once the current one holds a mutation written since it started: markers alone
             // (which take no sequence) never make two segments with the same name.
             if self.current_bytes() >= self.segment_bytes && progress.written >= self.first_seq {
                 self.rotate(&mut progress)?;
+                unsynced = false;
             }
             if release_below > released || stop {
                 // Once stopped, the segment being written can go too if it is all released.
@@ -219,7 +228,7 @@ impl Writer {
     fn rotate(&mut self, progress: &mut Progress) -> io::Result<()> {
         self.file.sync_data()?;
         progress.synced = progress.written;
-        let (file, path) = segment::create(&self.dir, progress.written + 1)?;
+        let (file, path) = segment::create(&*self.fs, &self.dir, progress.written + 1)?;
         self.file = file;
         self.first_seq = progress.written + 1;
         self.shared.state.lock().segments.push(SegmentInfo {
@@ -250,12 +259,12 @@ impl Writer {
             return Ok(());
         }
         for path in &doomed {
-            match std::fs::remove_file(path) {
+            match self.fs.remove(path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => return Err(err),
             }
         }
-        segment::sync_dir(&self.dir)
+        self.fs.sync_dir(&self.dir)
     }
 }

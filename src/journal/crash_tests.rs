@@ -1,0 +1,891 @@
+//! Power loss, simulated.
+//!
+//! [`SimFs`] keeps the journal directory in memory and records every write, data sync and
+//! directory sync. When the power goes (at a chosen operation, or at once), it keeps only what
+//! a real disk must keep: each file's bytes up to its last sync, plus a random prefix of those
+//! written since (a torn write), and the directory as of its last sync, plus a random prefix of
+//! the creations, renamings and removals made since (file systems that journal their metadata
+//! commit it in order; an empty prefix drops them all). Everything after that operation fails,
+//! as if the process had died with the machine.
+//!
+//! [`power_loss_loses_nothing_acknowledged`] runs a journal over such a disk through appends,
+//! waits, segment rotations, releases of landed segments, settled markers, dead letters and
+//! clean restarts, cuts the power at thousands of points (among them during rotation, during
+//! release and during recovery itself), recovers, and checks what came back against a model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+
+use super::fs::{AppendFile, FileSystem, Lock};
+use super::*;
+
+/// What the journal was doing when the power went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Opening: locking, reading the writer id, recovering, creating the first segment.
+    Recovery,
+    /// The writer thread starting a new segment.
+    Rotation,
+    /// The writer thread deleting segments whose writes landed.
+    Release,
+    /// The writer thread writing or syncing records.
+    Records,
+    /// Anything else: dead letters, opening the dead-letter file.
+    Other,
+    /// At the end of a life's steps, whatever the writer thread was doing then.
+    End,
+}
+
+/// A creation, renaming or removal not yet made durable by a directory sync.
+#[derive(Debug, Clone)]
+enum DirChange {
+    Link(String, u64),
+    Unlink(String),
+    Rename(String, String),
+}
+
+impl DirChange {
+    fn apply(&self, names: &mut BTreeMap<String, u64>) {
+        match self {
+            DirChange::Link(name, inode) => {
+                names.insert(name.clone(), *inode);
+            }
+            DirChange::Unlink(name) => {
+                names.remove(name);
+            }
+            DirChange::Rename(from, to) => {
+                if let Some(inode) = names.remove(from) {
+                    names.insert(to.clone(), inode);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inode {
+    /// What the file holds now.
+    data: Vec<u8>,
+    /// What it holds on stable storage: `data` as of its last sync.
+    durable: Vec<u8>,
+}
+
+/// What is left on the disk after the power went: file names and contents.
+type Image = BTreeMap<String, Vec<u8>>;
+
+/// The disk behind a [`SimFs`].
+struct Disk {
+    /// The one directory, the journal's.
+    dir: PathBuf,
+    inodes: HashMap<u64, Inode>,
+    next_inode: u64,
+    /// The directory as the running system sees it.
+    names: BTreeMap<String, u64>,
+    /// The directory as of its last sync.
+    durable_names: BTreeMap<String, u64>,
+    /// Changes since the last directory sync, oldest first.
+    unsynced: Vec<DirChange>,
+    /// Operations so far.
+    ops: u64,
+    /// The operation the power goes at.
+    crash_at: u64,
+    /// What was left, once the power went, and when it went.
+    crashed: Option<(Image, Phase)>,
+    rng: StdRng,
+    /// Set while the journal is being opened.
+    recovering: bool,
+    /// What the writer thread is in the middle of: rotating or releasing, until it syncs the
+    /// directory.
+    activity: Option<Phase>,
+    /// Operations by kind: writes, data syncs, directory syncs...
+    counts: BTreeMap<&'static str, u64>,
+}
+
+fn power_lost() -> io::Error {
+    io::Error::other("the power went (simulated)")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl Disk {
+    /// The name of `path` in the directory.
+    fn name(&self, path: &Path) -> io::Result<String> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if parent == self.dir => {
+                Ok(name.to_string_lossy().into_owned())
+            }
+            _ => Err(io::Error::other(format!(
+                "{} is outside the simulated directory",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Starts an operation: fails once the power is gone, or if it goes now. When the power
+    /// goes at this operation, it either fails before doing anything (`Err`) or does its work
+    /// first (`Ok(true)`: call [`finish`](Self::finish) after).
+    fn begin(&mut self, kind: &'static str, path: &Path) -> io::Result<bool> {
+        if self.crashed.is_some() {
+            return Err(power_lost());
+        }
+        *self.counts.entry(kind).or_default() += 1;
+        self.ops += 1;
+        let phase = self.phase(kind, path);
+        if self.ops != self.crash_at {
+            return Ok(false);
+        }
+        if self.rng.random_bool(0.5) {
+            self.activity = Some(phase);
+            return Ok(true);
+        }
+        self.crash(phase);
+        Err(power_lost())
+    }
+
+    /// Ends an operation that the power goes after, if `crash`.
+    fn finish(&mut self, crash: bool) -> io::Result<()> {
+        if crash {
+            let phase = self.activity.unwrap_or(Phase::Other);
+            self.crash(phase);
+            return Err(power_lost());
+        }
+        Ok(())
+    }
+
+    /// What the journal is doing, from the operation and the thread it runs on.
+    fn phase(&mut self, kind: &'static str, path: &Path) -> Phase {
+        if self.recovering {
+            return Phase::Recovery;
+        }
+        let writer = std::thread::current().name() == Some("quickstore-journal");
+        if !writer {
+            return Phase::Other;
+        }
+        let segment = path.extension().is_some_and(|e| e == "wal");
+        match kind {
+            "open_append" if segment => {
+                self.activity = Some(Phase::Rotation);
+                Phase::Rotation
+            }
+            "remove" if segment => {
+                self.activity = Some(Phase::Release);
+                Phase::Release
+            }
+            "sync_dir" => self.activity.take().unwrap_or(Phase::Other),
+            _ => self.activity.unwrap_or(Phase::Records),
+        }
+    }
+
+    /// Cuts the power: computes what the disk keeps.
+    fn crash(&mut self, phase: Phase) {
+        let kept = self.rng.random_range(0..=self.unsynced.len());
+        let mut names = self.durable_names.clone();
+        for change in &self.unsynced[..kept] {
+            change.apply(&mut names);
+        }
+        let mut image = Image::new();
+        for (name, inode) in names {
+            let Some(inode) = self.inodes.get(&inode) else {
+                continue;
+            };
+            let mut bytes = inode.durable.clone();
+            if inode.data.len() > bytes.len() && inode.data.starts_with(&bytes) {
+                let unsynced = inode.data.len() - bytes.len();
+                let torn = match self.rng.random_range(0..3) {
+                    0 => 0,
+                    1 => unsynced,
+                    _ => self.rng.random_range(0..=unsynced),
+                };
+                bytes.extend_from_slice(&inode.data[inode.durable.len()..][..torn]);
+            }
+            image.insert(name, bytes);
+        }
+        self.crashed = Some((image, phase));
+    }
+
+    fn inode(&mut self, inode: u64) -> &mut Inode {
+        self.inodes.entry(inode).or_default()
+    }
+
+    /// Links a new, empty file under `name`.
+    fn link_new(&mut self, name: String) -> u64 {
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.inodes.insert(inode, Inode::default());
+        self.names.insert(name.clone(), inode);
+        self.unsynced.push(DirChange::Link(name, inode));
+        inode
+    }
+}
+
+/// A simulated disk holding one directory; see the module docs. Clones share the disk.
+#[derive(Clone)]
+struct SimFs(Arc<Mutex<Disk>>);
+
+impl SimFs {
+    /// A disk holding `image` (all of it durable) in `dir`, whose power goes at operation
+    /// `crash_at`.
+    fn new(dir: &Path, image: &Image, crash_at: u64, seed: u64) -> Self {
+        let mut disk = Disk {
+            dir: dir.to_path_buf(),
+            inodes: HashMap::new(),
+            next_inode: 0,
+            names: BTreeMap::new(),
+            durable_names: BTreeMap::new(),
+            unsynced: Vec::new(),
+            ops: 0,
+            crash_at,
+            crashed: None,
+            rng: StdRng::seed_from_u64(seed),
+            recovering: false,
+            activity: None,
+            counts: BTreeMap::new(),
+        };
+        for (name, bytes) in image {
+            let inode = disk.next_inode;
+            disk.next_inode += 1;
+            disk.inodes.insert(
+                inode,
+                Inode {
+                    data: bytes.clone(),
+                    durable: bytes.clone(),
+                },
+            );
+            disk.names.insert(name.clone(), inode);
+        }
+        disk.durable_names = disk.names.clone();
+        Self(Arc::new(Mutex::new(disk)))
+    }
+
+    /// Cuts the power now, unless it went already.
+    fn crash_now(&self) {
+        let mut disk = self.0.lock();
+        if disk.crashed.is_none() {
+            disk.crash(Phase::End);
+        }
+    }
+
+    /// What the disk kept when the power went, and what the journal was doing.
+    fn crashed(&self) -> Option<(Image, Phase)> {
+        self.0.lock().crashed.clone()
+    }
+
+    fn set_recovering(&self, recovering: bool) {
+        self.0.lock().recovering = recovering;
+    }
+
+    fn counts(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().counts.clone()
+    }
+}
+
+/// A file of a [`SimFs`]: it writes to its inode, whatever name the inode has now.
+struct SimFile {
+    disk: Arc<Mutex<Disk>>,
+    inode: u64,
+}
+
+impl AppendFile for SimFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        let crash = disk.begin("write", Path::new(""))?;
+        disk.inode(self.inode).data.extend_from_slice(bytes);
+        disk.finish(crash)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        let crash = disk.begin("sync_data", Path::new(""))?;
+        let inode = disk.inode(self.inode);
+        inode.durable = inode.data.clone();
+        disk.finish(crash)
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+impl FileSystem for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        disk.begin("create_dir", dir)?;
+        if dir == disk.dir {
+            Ok(())
+        } else {
+            Err(io::Error::other("only the journal directory is simulated"))
+        }
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("open_append", path)?;
+        let name = disk.name(path)?;
+        let inode = match disk.names.get(&name) {
+            Some(&inode) => inode,
+            None => disk.link_new(name),
+        };
+        disk.finish(crash)?;
+        Ok(Box::new(SimFile {
+            disk: Arc::clone(&self.0),
+            inode,
+        }))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("create", path)?;
+        let name = disk.name(path)?;
+        let inode = match disk.names.get(&name) {
+            Some(&inode) => {
+                disk.inode(inode).data.clear();
+                inode
+            }
+            None => disk.link_new(name),
+        };
+        disk.finish(crash)?;
+        Ok(Box::new(SimFile {
+            disk: Arc::clone(&self.0),
+            inode,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut disk = self.0.lock();
+        disk.begin("read", path)?;
+        let name = disk.name(path)?;
+        match disk.names.get(&name).copied() {
+            Some(inode) => Ok(disk.inode(inode).data.clone()),
+            None => Err(not_found(path)),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut disk = self.0.lock();
+        disk.begin("list", dir)?;
+        if dir != disk.dir {
+            return Err(not_found(dir));
+        }
+        Ok(disk.names.keys().map(|name| dir.join(name)).collect())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("remove", path)?;
+        let name = disk.name(path)?;
+        if disk.names.remove(&name).is_none() {
+            return Err(not_found(path));
+        }
+        disk.unsynced.push(DirChange::Unlink(name));
+        disk.finish(crash)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("rename", to)?;
+        let (from_name, to_name) = (disk.name(from)?, disk.name(to)?);
+        let Some(inode) = disk.names.remove(&from_name) else {
+            return Err(not_found(from));
+        };
+        disk.names.insert(to_name.clone(), inode);
+        disk.unsynced.push(DirChange::Rename(from_name, to_name));
+        disk.finish(crash)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("truncate", path)?;
+        let name = disk.name(path)?;
+        let Some(inode) = disk.names.get(&name).copied() else {
+            return Err(not_found(path));
+        };
+        let inode = disk.inode(inode);
+        inode
+            .data
+            .truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        inode.durable = inode.data.clone();
+        disk.finish(crash)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("sync_file", path)?;
+        let name = disk.name(path)?;
+        let Some(inode) = disk.names.get(&name).copied() else {
+            return Err(not_found(path));
+        };
+        let inode = disk.inode(inode);
+        inode.durable = inode.data.clone();
+        disk.finish(crash)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.0.lock();
+        let crash = disk.begin("sync_dir", dir)?;
+        disk.durable_names = disk.names.clone();
+        disk.unsynced.clear();
+        disk.finish(crash)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Lock>> {
+        self.open_append(path).map(|_| Some(Box::new(()) as Lock))
+    }
+}
+
+/// A mutation the model expects: its sequence, key, and the value upserted (`None`: deleted).
+#[derive(Debug, Clone)]
+struct Mutation {
+    seq: u64,
+    key: String,
+    value: Option<u64>,
+}
+
+/// What the journal must give back, kept as a store would keep it.
+#[derive(Debug)]
+struct Model {
+    durability: Durability,
+    versioned: bool,
+    segment_bytes: u64,
+    /// What the backend holds: the landed mutations.
+    landed: BTreeMap<String, u64>,
+    /// Mutations journaled and not landed, in sequence order.
+    pending: Vec<Mutation>,
+    /// Every pending mutation up to this sequence must survive a crash: under `Always`, the
+    /// acknowledged ones; under either policy, the ones the writer reported synced.
+    floor: u64,
+    /// The sequence below which every mutation landed, as the store releases the journal.
+    released: u64,
+    /// Values given out, so that each upsert stores a new one.
+    values: u64,
+    /// Dead letters acknowledged: their keys.
+    dead_letters: Vec<String>,
+    /// The writer id, once a journal opened.
+    writer: Option<u64>,
+}
+
+/// What the whole test did: where the power went, by phase, and the disk operations by kind.
+#[derive(Debug, Default)]
+struct Coverage {
+    crashes: BTreeMap<Phase, u64>,
+    operations: BTreeMap<&'static str, u64>,
+}
+
+fn fail(message: impl Into<String>) -> TestCaseError {
+    TestCaseError::fail(message.into())
+}
+
+fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), TestCaseError> {
+    if condition {
+        Ok(())
+    } else {
+        Err(fail(message()))
+    }
+}
+
+fn value_item(value: u64) -> Arc<Item> {
+    Arc::new(Item::from([(
+        "n".to_string(),
+        aws_sdk_dynamodb::types::AttributeValue::N(value.to_string()),
+    )]))
+}
+
+fn item_value(item: &Item) -> Option<u64> {
+    match item.get("n") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn apply(state: &mut BTreeMap<String, u64>, mutation: &Mutation) {
+    match mutation.value {
+        Some(value) => state.insert(mutation.key.clone(), value),
+        None => state.remove(&mutation.key),
+    };
+}
+
+impl Model {
+    fn config(&self, dir: &Path) -> JournalConfig {
+        JournalConfig {
+            dir: dir.to_path_buf(),
+            durability: self.durability,
+            segment_bytes: self.segment_bytes,
+            recovery: Recovery::Strict,
+        }
+    }
+
+    /// Checks what a journal recovered: with the backend, it must be the state after some
+    /// prefix of the pending mutations, one that keeps every mutation up to the floor. Then
+    /// the pending mutations are that prefix, all durable now.
+    fn recovered(&mut self, recovered: &Recovered) -> Result<(), TestCaseError> {
+        let mut seen = self.landed.clone();
+        for record in &recovered.records {
+            check(record.seq <= recovered.max_seq, || {
+                format!(
+                    "record {} is beyond max_seq {}",
+                    record.seq, recovered.max_seq
+                )
+            })?;
+            match &record.item {
+                Some(item) => {
+                    let value = item_value(item).ok_or_else(|| fail("an item lost its value"))?;
+                    seen.insert(record.key.clone(), value)
+                }
+                None => seen.remove(&record.key),
+            };
+        }
+        let must = self
+            .pending
+            .iter()
+            .take_while(|m| m.seq <= self.floor)
+            .count();
+        let mut state = self.landed.clone();
+        let mut matched = None;
+        for k in 0..=self.pending.len() {
+            if k > 0 {
+                apply(&mut state, &self.pending[k - 1]);
+                if self.pending[k - 1].seq > recovered.max_seq {
+                    break;
+                }
+            }
+            if k >= must && state == seen {
+                matched = Some(k);
+            }
+        }
+        let Some(kept) = matched else {
+            return Err(fail(format!(
+                "recovery lost acknowledged mutations or invented some: the backend and the \
+                 recovered records give {seen:?}; no prefix of at least {must} of the pending \
+                 {:?} over the landed {:?} gives that (floor {}, max_seq {}, report {:?})",
+                self.pending, self.landed, self.floor, recovered.max_seq, recovered.report
+            )));
+        };
+        self.pending.truncate(kept);
+        self.floor = self.pending.last().map_or(0, |m| m.seq);
+        Ok(())
+    }
+
+    /// Lands the pending mutations up to `seq` (all durable): the backend takes them, a
+    /// versioned journal notes them settled, and the journal may release them.
+    fn land(&mut self, journal: &Journal, count: usize) -> Result<(), TestCaseError> {
+        let landed: Vec<Mutation> = self.pending.drain(..count).collect();
+        let mut newest = BTreeMap::new();
+        for mutation in &landed {
+            apply(&mut self.landed, mutation);
+            newest.insert(mutation.key.clone(), mutation.seq);
+        }
+        if let Some(last) = landed.last() {
+            if self.versioned {
+                for (key, seq) in newest {
+                    // Errors are the power going: the markers need not reach the disk.
+                    let _ = journal.settled(&key, seq, TableState::Present(seq));
+                }
+            }
+            self.released = last.seq + 1;
+            journal.release_below(self.released);
+        }
+        Ok(())
+    }
+
+    /// Notes what the writer reports synced.
+    fn observe(&mut self, journal: &Journal) {
+        let synced = journal.shared.progress.borrow().synced;
+        self.floor = self.floor.max(synced);
+    }
+}
+
+/// One life of the journal on `fs`: opens it (and opens it again after each clean close), runs
+/// random steps, until the power goes (at `fs`'s chosen operation, or at the end of the steps).
+fn life(
+    fs: &SimFs,
+    dir: &Path,
+    model: &mut Model,
+    rng: &mut StdRng,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), TestCaseError> {
+    loop {
+        fs.set_recovering(true);
+        let opened = Journal::open_with(&model.config(dir), Arc::new(fs.clone()));
+        fs.set_recovering(false);
+        let (journal, recovered) = match opened {
+            Ok(opened) => opened,
+            Err(err) if fs.crashed().is_some() => {
+                let _ = err;
+                return Ok(());
+            }
+            Err(err) => return Err(fail(format!("the journal did not open: {err}"))),
+        };
+        model.recovered(&recovered)?;
+        if let Some(writer) = model.writer {
+            check(journal.writer_id() == writer, || {
+                "the writer id changed".to_string()
+            })?;
+        }
+        model.writer = Some(journal.writer_id());
+        let seq = AtomicU64::new(recovered.max_seq);
+        // Sequences start again from 1 after a journal was emptied.
+        model.released = model.released.min(recovered.max_seq + 1);
+        // The store writes what was recovered first, most of the time; what landed before
+        // the crash may go at once.
+        if rng.random_bool(0.7) {
+            model.land(&journal, model.pending.len())?;
+        } else {
+            journal.release_below(model.released);
+        }
+        let steps = rng.random_range(5..40);
+        let mut closed = false;
+        for _ in 0..steps {
+            let step = rng.random_range(0..100);
+            let outcome = match step {
+                0..50 => {
+                    let key = format!("K{}", rng.random_range(0..6));
+                    let value = rng.random_bool(0.8).then(|| {
+                        model.values += 1;
+                        model.values
+                    });
+                    let base = model.versioned.then_some(TableState::Present(1));
+                    let (op, item) = match value {
+                        Some(value) => (Op::Upsert, Some(value_item(value))),
+                        None => (Op::Delete, None),
+                    };
+                    match journal.append(&seq, op, &key, item.as_ref(), base) {
+                        Ok(appended) => {
+                            model.pending.push(Mutation {
+                                seq: appended,
+                                key,
+                                value,
+                            });
+                            if rng.random_bool(0.6) {
+                                wait(&journal, model, appended, runtime)
+                            } else {
+                                Ok(())
+                            }
+                        }
+                        Err(_) => Err(()),
+                    }
+                }
+                50..65 => match model.pending.last() {
+                    Some(last) => wait(&journal, model, last.seq, runtime),
+                    None => Ok(()),
+                },
+                65..85 => {
+                    model.observe(&journal);
+                    let durable = model
+                        .pending
+                        .iter()
+                        .take_while(|m| m.seq <= model.floor)
+                        .count();
+                    let count = rng.random_range(0..=durable);
+                    model.land(&journal, count)?;
+                    Ok(())
+                }
+                85..92 => {
+                    let key = format!("DL{}", model.dead_letters.len());
+                    let write = Write::Delete(key.clone());
+                    match journal.dead_letter(0, &key, &write, "refused") {
+                        Ok(()) => {
+                            model.dead_letters.push(key);
+                            Ok(())
+                        }
+                        Err(_) => Err(()),
+                    }
+                }
+                92..97 if model.versioned => {
+                    // A burst of markers of landed keys, as a flusher settling its writes.
+                    for (key, &value) in &model.landed {
+                        let _ = journal.settled(key, 0, TableState::Present(value));
+                    }
+                    Ok(())
+                }
+                _ => {
+                    journal.close(model.released);
+                    closed = true;
+                    Ok(())
+                }
+            };
+            if outcome.is_err() || closed || fs.crashed().is_some() {
+                break;
+            }
+        }
+        if closed && fs.crashed().is_none() {
+            // A clean close syncs everything.
+            model.floor = model.pending.last().map_or(0, |m| m.seq);
+            drop(journal);
+            continue;
+        }
+        fs.crash_now();
+        drop(journal);
+        return Ok(());
+    }
+}
+
+/// Waits for `seq` to be acknowledged; under `Always`, what is acknowledged must survive.
+fn wait(
+    journal: &Journal,
+    model: &mut Model,
+    seq: u64,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), ()> {
+    let waited = runtime.block_on(journal.wait(seq));
+    model.observe(journal);
+    match waited {
+        Ok(()) => {
+            if model.durability == Durability::Always {
+                model.floor = model.floor.max(seq);
+            }
+            Ok(())
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// Checks a disk image after the power went: inspection agrees that the journal opens strictly,
+/// and every acknowledged dead letter is there.
+fn check_image(dir: &Path, image: &Image, model: &Model) -> Result<(), TestCaseError> {
+    let fs = SimFs::new(dir, image, u64::MAX, 0);
+    let summary = inspect::inspect(&fs, dir)
+        .map_err(|e| fail(format!("inspection failed after a crash: {e}")))?;
+    check(summary.opens_strictly(), || {
+        format!("a crash left a journal that does not open strictly: {summary:?}")
+    })?;
+    let letters: Vec<&str> = summary
+        .dead_letters
+        .iter()
+        .map(|l| l.key.as_str())
+        .collect();
+    for key in &model.dead_letters {
+        check(letters.contains(&key.as_str()), || {
+            format!("the acknowledged dead letter {key} was lost: {letters:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// One case: several lives, each ended by a power cut, then a last recovery.
+fn run_case(
+    seed: u64,
+    durability: Durability,
+    versioned: bool,
+    lives: usize,
+    coverage: &Mutex<Coverage>,
+) -> Result<(), TestCaseError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let dir = PathBuf::from("/simulated/journal");
+    let mut model = Model {
+        durability,
+        versioned,
+        segment_bytes: rng.random_range(64..512),
+        landed: BTreeMap::new(),
+        pending: Vec::new(),
+        floor: 0,
+        released: 0,
+        values: 0,
+        dead_letters: Vec::new(),
+        writer: None,
+    };
+    let mut image = Image::new();
+    for _ in 0..lives {
+        // Early operations are recovery's; later ones are anywhere.
+        let crash_at = if rng.random_bool(0.3) {
+            rng.random_range(1..=16)
+        } else {
+            rng.random_range(1..=150)
+        };
+        let fs = SimFs::new(&dir, &image, crash_at, rng.random());
+        life(&fs, &dir, &mut model, &mut rng, &runtime)?;
+        let (left, phase) = fs
+            .crashed()
+            .ok_or_else(|| fail("a life ended without a crash"))?;
+        let mut covered = coverage.lock();
+        *covered.crashes.entry(phase).or_default() += 1;
+        for (kind, count) in fs.counts() {
+            *covered.operations.entry(kind).or_default() += count;
+        }
+        drop(covered);
+        check_image(&dir, &left, &model)?;
+        image = left;
+    }
+    // The last recovery, without a crash.
+    let fs = SimFs::new(&dir, &image, u64::MAX, 0);
+    let (journal, recovered) = Journal::open_with(&model.config(&dir), Arc::new(fs.clone()))
+        .map_err(|e| fail(format!("the journal did not open: {e}")))?;
+    model.recovered(&recovered)?;
+    journal.close(0);
+    Ok(())
+}
+
+/// Every mutation acknowledged under `Durability::Always` survives a power cut at any point,
+/// and under `Durability::Interval(d)` every mutation the writer synced does (the writer syncs
+/// at most `d` apart, so a cut loses at most the mutations of the last `d`); what survives is
+/// always a prefix of what was journaled, with no gap, and the journal opens strictly.
+#[test]
+fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
+    let coverage = Mutex::new(Coverage::default());
+    let config = Config {
+        cases: 400,
+        failure_persistence: None,
+        max_shrink_iters: 16,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let durability = prop_oneof![
+        Just(Durability::Always),
+        Just(Durability::Interval(Duration::ZERO)),
+        Just(Durability::Interval(Duration::from_millis(1))),
+        Just(Durability::Interval(Duration::from_secs(3600))),
+    ];
+    let result = runner.run(
+        &(any::<u64>(), durability, any::<bool>(), 3..10usize),
+        |(seed, durability, versioned, lives)| {
+            run_case(seed, durability, versioned, lives, &coverage)
+        },
+    );
+    result.map_err(|err| err.to_string())?;
+    let coverage = coverage.into_inner();
+    let total: u64 = coverage.crashes.values().sum();
+    assert!(total >= 1000, "only {total} crashes: {coverage:?}");
+    for phase in [
+        Phase::Recovery,
+        Phase::Rotation,
+        Phase::Release,
+        Phase::Records,
+    ] {
+        assert!(
+            coverage.crashes.get(&phase).copied().unwrap_or(0) > 0,
+            "no crash during {phase:?}: {coverage:?}"
+        );
+    }
+    for kind in [
+        "write",
+        "sync_data",
+        "sync_dir",
+        "remove",
+        "rename",
+        "truncate",
+    ] {
+        assert!(
+            coverage.operations.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind}: {coverage:?}"
+        );
+    }
+    Ok(())
+}
