@@ -13,10 +13,12 @@
 
 mod backend;
 mod bench;
+mod cost;
 mod drain;
 mod journal;
 mod keys;
 mod latency;
+mod meter;
 mod table;
 
 use std::io::{IsTerminal as _, Write as _};
