@@ -3,14 +3,17 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use clap::Args;
-use quickstore::{DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
+use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
 use tempfile::TempDir;
+
+use crate::meter::Meter;
 
 /// The partition key attribute the store uses (the library's default), and that
 /// `--create-table` gives the table.
@@ -53,6 +56,8 @@ pub struct OpenStore {
     pub store: Store,
     /// What the store runs against, for reports.
     pub target: Target,
+    /// What the store asked of its backend, and what DynamoDB would bill for it.
+    pub meter: Arc<Meter<Arc<dyn Backend>>>,
 }
 
 /// What a store runs against.
@@ -111,7 +116,7 @@ pub async fn open_store(
     unspecified: Unspecified,
     configure: impl FnOnce(StoreBuilder) -> StoreBuilder,
 ) -> anyhow::Result<OpenStore> {
-    let (builder, target) = match &args.table {
+    let (backend, target) = match &args.table {
         Some(table) => {
             let backend = DynamoDbBackend::new(dynamodb_client(args).await?, table.clone());
             if args.create_table {
@@ -124,7 +129,7 @@ pub async fn open_store(
                 table: table.clone(),
                 endpoint: args.endpoint.clone(),
             };
-            (Store::builder(backend), target)
+            (Arc::new(backend) as Arc<dyn Backend>, target)
         }
         None => {
             let (path, dir) = match &args.path {
@@ -141,14 +146,22 @@ pub async fn open_store(
                 }
             };
             let backend = EmbeddedBackend::open(&path)?;
-            (Store::builder(backend), Target::Embedded { path, dir })
+            (
+                Arc::new(backend) as Arc<dyn Backend>,
+                Target::Embedded { path, dir },
+            )
         }
     };
-    let store = configure(builder)
+    let meter = Arc::new(Meter::new(backend));
+    let store = configure(Store::builder(Arc::clone(&meter)))
         .open()
         .await
         .with_context(|| format!("cannot open a store on the {target}"))?;
-    Ok(OpenStore { store, target })
+    Ok(OpenStore {
+        store,
+        target,
+        meter,
+    })
 }
 
 /// A DynamoDB client from the standard AWS configuration chain, with `args`' overrides.

@@ -10,6 +10,9 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use quickstore::{Backpressure, Key, Stats, Store, StoreBuilder};
+
+use crate::cost::{Bill, Prices, Units};
+use crate::meter::Metered;
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
@@ -357,6 +360,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     flushed?;
     let load_written = started.elapsed();
     let after_load = store.stats();
+    let metered_after_load = opened.meter.metered();
 
     let started = Instant::now();
     let ran = run_ops(&store, &keys, &args).await?;
@@ -376,6 +380,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     draining.finish_and_clear();
     closed?;
     let end = store.stats();
+    let metered = opened.meter.metered().since(&metered_after_load);
 
     let report = Report {
         args: &args,
@@ -388,6 +393,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         close_time,
         after_load,
         end,
+        metered,
+        consistent_reads: true,
     };
     print(&report.render(ran)?)?;
     if args.metrics {
@@ -430,12 +437,17 @@ struct Report<'a> {
     after_load: Stats,
     /// The store's counters after close.
     end: Stats,
+    /// What the run and drain asked of the backend.
+    metered: Metered,
+    /// Whether the store's reads were strongly consistent (the library's default).
+    consistent_reads: bool,
 }
 
 impl Report<'_> {
     /// The report as text.
     fn render(&self, ran: Ran) -> Result<String, fmt::Error> {
         let mut out = String::new();
+        let ran_ops = ran.reads.count() + ran.writes.count();
         let args = self.args;
         let cache = match args.cache_bytes {
             Some(bytes) => format!("{bytes} bytes"),
@@ -555,7 +567,57 @@ impl Report<'_> {
             "at end: {} pending, {} rejected writes, {} entries cached ({} bytes)",
             total.pending, total.rejected_writes, total.cached_entries, total.cached_bytes
         )?;
+        writeln!(out)?;
+        self.render_cost(&mut out, ran_ops)?;
         Ok(out)
+    }
+
+    /// The DynamoDB bill of the run and drain, as on-demand capacity would charge it.
+    fn render_cost(&self, out: &mut String, ops: u64) -> fmt::Result {
+        let prices = Prices::default();
+        let metered = &self.metered;
+        let bill = Bill::new(metered.units, ops, &prices);
+        // The other consistency: reads cost half, or twice.
+        let other = Units {
+            read: if self.consistent_reads {
+                metered.units.read / 2.0
+            } else {
+                metered.units.read * 2.0
+            },
+            write: metered.units.write,
+        };
+        let other_bill = Bill::new(other, ops, &prices);
+        let (this, that) = if self.consistent_reads {
+            ("strongly consistent reads", "eventually consistent reads")
+        } else {
+            ("eventually consistent reads", "strongly consistent reads")
+        };
+        writeln!(
+            out,
+            "dynamodb (run+drain, on-demand at ${}/M read units, ${}/M write units)",
+            prices.read_per_million, prices.write_per_million
+        )?;
+        writeln!(
+            out,
+            "  requests: {} reads for {} items, {} writes for {} items",
+            metered.read_requests,
+            metered.items_read,
+            metered.write_requests,
+            metered.items_written
+        )?;
+        for (name, bill) in [(this, &bill), (that, &other_bill)] {
+            writeln!(
+                out,
+                "  {name:<28} {:>10.1} read + {:>10.1} write units; per million ops {:>12.0} + \
+                 {:>12.0} units, ${:.4}",
+                bill.units.read,
+                bill.units.write,
+                bill.units_per_million_ops.read,
+                bill.units_per_million_ops.write,
+                bill.dollars_per_million_ops
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -125,7 +125,13 @@ mod tests {
         assert!((bill.dollars - 0.001_125).abs() < 1e-12, "{bill:?}");
         assert_eq!(bill.units_per_million_ops.read, 400_000.0);
         assert_eq!(bill.units_per_million_ops.write, 100_000.0);
-        assert!((bill.dollars_per_million_ops - 0.1125).abs() < 1e-9, "{bill:?}");
-        assert_eq!(Bill::new(units, 0, &Prices::default()).dollars_per_million_ops, 0.0);
+        assert!(
+            (bill.dollars_per_million_ops - 0.1125).abs() < 1e-9,
+            "{bill:?}"
+        );
+        assert_eq!(
+            Bill::new(units, 0, &Prices::default()).dollars_per_million_ops,
+            0.0
+        );
     }
 }

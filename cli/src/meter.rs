@@ -38,10 +38,34 @@ pub struct Metered {
     pub units: Units,
 }
 
+impl Metered {
+    /// What was metered since `earlier`.
+    pub fn since(&self, earlier: &Metered) -> Metered {
+        Metered {
+            read_requests: self.read_requests - earlier.read_requests,
+            items_read: self.items_read - earlier.items_read,
+            write_requests: self.write_requests - earlier.write_requests,
+            items_written: self.items_written - earlier.items_written,
+            units: Units {
+                read: self.units.read - earlier.units.read,
+                write: self.units.write - earlier.units.write,
+            },
+        }
+    }
+}
+
 /// Wraps a backend and meters it.
 pub struct Meter<B> {
     inner: B,
     counters: Counters,
+}
+
+impl<B> std::fmt::Debug for Meter<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("metered", &self.metered())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B> Meter<B> {
@@ -108,7 +132,10 @@ impl<B: Backend> Backend for Meter<B> {
         consistent: bool,
     ) -> Result<BatchGet> {
         self.counters.read_requests.fetch_add(1, Ordering::Relaxed);
-        let got = self.inner.batch_get(partition_key, keys, consistent).await?;
+        let got = self
+            .inner
+            .batch_get(partition_key, keys, consistent)
+            .await?;
         for item in &got.items {
             self.read(Some(item), consistent);
         }

@@ -76,3 +76,31 @@ fn rust_log_sends_the_library_logs_to_stderr() -> anyhow::Result<()> {
     ensure!(!String::from_utf8_lossy(&debug.stdout).contains("DEBUG"));
     Ok(())
 }
+
+/// The report bills the run the way DynamoDB's on-demand capacity would, for both read
+/// consistencies, from the requests the store actually made.
+#[test]
+fn the_report_shows_the_dynamodb_bill() -> anyhow::Result<()> {
+    let run = bench(&[], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    ensure!(
+        stdout.contains("dynamodb (run+drain, on-demand"),
+        "{stdout}"
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(name))
+            .map(str::to_owned)
+            .with_context(|| format!("no `{name}` line in {stdout}"))
+    };
+    let strong = line("strongly consistent reads")?;
+    let eventual = line("eventually consistent reads")?;
+    ensure!(
+        strong.contains("write units") && strong.contains('$'),
+        "{strong}"
+    );
+    ensure!(eventual.contains("write units"), "{eventual}");
+    Ok(())
+}
