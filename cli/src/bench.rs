@@ -63,7 +63,7 @@ pub struct BenchArgs {
     pub read_ratio: f64,
 
     /// How run-phase operations pick their keys.
-    #[arg(long, value_enum, default_value_t = KeyDistribution::Uniform)]
+    #[arg(long, value_enum, default_value_t = KeyDistribution::Zipf)]
     pub distribution: KeyDistribution,
 
     /// Seed of the random choices (keys, reads or writes, payloads).
