@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quickstore::{Backpressure, Key, Stats, Store, StoreBuilder};
 
@@ -37,6 +37,52 @@ const PROGRESS_EVERY: u64 = 256;
 /// How long a mutation waits for room when the store has too many pending keys.
 const PENDING_WAIT_LIMIT: Duration = Duration::from_secs(60);
 
+/// The named workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Insert every item; no run phase.
+    Load,
+    /// 50% gets, 50% upserts.
+    A,
+    /// 95% gets, 5% upserts.
+    B,
+    /// Gets only.
+    C,
+    /// Upserts only.
+    W,
+    /// Gets only, through a cache a tenth of the data set.
+    U,
+}
+
+impl BenchArgs {
+    /// The arguments with the named workload's settings applied.
+    fn with_workload(mut self) -> Self {
+        let Some(workload) = self.workload else {
+            return self;
+        };
+        self.read_ratio = match workload {
+            Workload::Load => self.read_ratio,
+            Workload::A => 0.5,
+            Workload::B => 0.95,
+            Workload::C | Workload::U => 1.0,
+            Workload::W => 0.0,
+        };
+        match workload {
+            Workload::Load => self.ops = 0,
+            Workload::U if self.cache_bytes.is_none() => {
+                let data = self.items * (self.value_size as u64 + ITEM_OVERHEAD_ESTIMATE);
+                self.cache_bytes = Some((data / 10).max(64 * 1024));
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Bytes an item weighs in the cache besides its payload: attribute names, the other fields,
+/// the key and the entry's overhead (a rough figure, to size workload `u`'s cache).
+const ITEM_OVERHEAD_ESTIMATE: u64 = 150;
+
 /// Options of `quickstore bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -57,6 +103,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "T", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tasks: u32,
+
+    /// A named workload, setting the read ratio (and, for `u`, the cache size): `load` inserts
+    /// only; `a` 50% gets, 50% upserts; `b` 95/5; `c` gets only; `w` upserts only; `u` gets
+    /// with a cache a tenth of the data, so that misses happen.
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
 
     /// Fraction of run-phase operations that are reads (`get`); the rest are upserts.
     #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = parse_ratio)]
@@ -336,6 +388,7 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
 
 /// Runs `quickstore bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let args = args.with_workload();
     let cache_bytes = args.cache_bytes;
     let configure = |builder: StoreBuilder| {
         let builder = builder.backpressure(Backpressure::Wait(PENDING_WAIT_LIMIT));
@@ -453,7 +506,12 @@ impl Report<'_> {
             Some(bytes) => format!("{bytes} bytes"),
             None => "library default".to_owned(),
         };
-        writeln!(out, "quickstore bench on the {}", self.target)?;
+        let workload = args
+            .workload
+            .and_then(|w| w.to_possible_value())
+            .map(|v| format!(", workload {}", v.get_name()))
+            .unwrap_or_default();
+        writeln!(out, "quickstore bench on the {}{workload}", self.target)?;
         writeln!(
             out,
             "  {} items with {}-byte payloads; {} ops from {} tasks, {:.0}% reads, {} keys, \
@@ -633,6 +691,31 @@ fn per_mutation(stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workloads_set_the_mix() -> anyhow::Result<()> {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let args = |extra: &[&str]| {
+            let argv = ["bench"].iter().chain(extra).copied();
+            Cli::try_parse_from(argv).map(|cli| cli.bench.with_workload())
+        };
+        assert_eq!(args(&["--workload", "a"])?.read_ratio, 0.5);
+        assert_eq!(args(&["--workload", "b"])?.read_ratio, 0.95);
+        assert_eq!(args(&["--workload", "w"])?.read_ratio, 0.0);
+        assert_eq!(args(&["--workload", "load"])?.ops, 0);
+        let u = args(&["--workload", "u", "--items", "100000"])?;
+        assert_eq!(u.read_ratio, 1.0);
+        assert_eq!(u.cache_bytes, Some(100_000 * 250 / 10));
+        let sized = args(&["--workload", "u", "--cache-bytes", "5000"])?;
+        assert_eq!(sized.cache_bytes, Some(5000), "an explicit size wins");
+        assert_eq!(args(&["--read-ratio", "0.3"])?.read_ratio, 0.3);
+        Ok(())
+    }
 
     #[test]
     fn ratios_must_be_fractions() {

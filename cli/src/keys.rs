@@ -73,7 +73,11 @@ impl KeyChooser {
         match self.distribution {
             KeyDistribution::Uniform => rng.random_range(0..self.items),
             KeyDistribution::Zipf => {
-                let spread = if self.items.is_multiple_of(SPREAD) { 1 } else { SPREAD };
+                let spread = if self.items.is_multiple_of(SPREAD) {
+                    1
+                } else {
+                    SPREAD
+                };
                 ((u128::from(rank(rng)) * u128::from(spread)) % u128::from(self.items)) as u64
             }
             KeyDistribution::Latest => self.items - 1 - rank(rng),
