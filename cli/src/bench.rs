@@ -28,9 +28,6 @@ use crate::print;
 /// The kind of the keys the benchmark writes.
 const KIND: &str = "BenchItem";
 
-/// Latency samples kept per operation kind, across all tasks.
-const MAX_LATENCY_SAMPLES: u64 = 1_000_000;
-
 /// How many operations a task runs between progress bar updates.
 const PROGRESS_EVERY: u64 = 256;
 
@@ -323,7 +320,6 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
     let chooser = KeyChooser::new(args.distribution, u64::try_from(keys.len())?)
         .context("there are no keys to run operations on")?;
     let bar = progress_bar(args.ops, "run", args.quiet);
-    let per_task_samples = MAX_LATENCY_SAMPLES / u64::from(args.tasks);
     let mut tasks = JoinSet::new();
     for task in 0..args.tasks {
         let (store, keys, bar) = (store.clone(), Arc::clone(keys), bar.clone());
@@ -333,10 +329,9 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
         let mut rng = task_rng(args.seed, 1, task);
         let payload = random_payload(&mut rng, args.value_size);
         tasks.spawn(async move {
-            let expected_reads = (ops as f64 * read_ratio).ceil() as u64;
             let mut ran = Ran {
-                reads: Recorder::new(expected_reads, per_task_samples),
-                writes: Recorder::new(ops - expected_reads.min(ops), per_task_samples),
+                reads: Recorder::new()?,
+                writes: Recorder::new()?,
                 not_found: 0,
             };
             let mut version = 0;
@@ -563,8 +558,8 @@ impl Report<'_> {
 
         writeln!(
             out,
-            "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10}",
-            "latency", "count", "mean", "p50", "p99", "max"
+            "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "latency", "count", "mean", "p50", "p99", "p99.9", "max"
         )?;
         for (name, summary) in [
             ("read", ran.reads.summary()),
@@ -576,13 +571,15 @@ impl Report<'_> {
                     mean,
                     p50,
                     p99,
+                    p999,
                     max,
                 }) => writeln!(
                     out,
-                    "{name:<8} {count:>9} {:>10} {:>10} {:>10} {:>10}",
+                    "{name:<8} {count:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
                     format!("{mean:.1?}"),
                     format!("{p50:.1?}"),
                     format!("{p99:.1?}"),
+                    format!("{p999:.1?}"),
                     format!("{max:.1?}"),
                 )?,
                 None => writeln!(out, "{name:<8} {:>9}", 0)?,

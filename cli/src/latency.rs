@@ -1,75 +1,70 @@
-//! Per-operation latency: an exact count and mean, and percentiles from a bounded sample.
+//! Per-operation latency: every operation recorded in an HDR histogram (3 significant
+//! digits, so percentiles are within 0.1%), with the exact count, mean and maximum beside it.
 
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
+/// The longest latency the histogram tells apart; longer ones count as this long in the
+/// percentiles (the exact maximum is kept aside).
+const HIGHEST: Duration = Duration::from_secs(3600);
+
 /// Latencies of one kind of operation, recorded by one task.
-///
-/// Every operation counts towards the mean; only every `stride`-th is kept for percentiles,
-/// so memory stays bounded however many operations run.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    /// Operations recorded.
-    count: u64,
-    /// Their total latency.
+    histogram: Histogram<u64>,
+    /// Their exact total, for the mean.
     total: Duration,
-    /// Keep one operation in this many.
-    stride: u64,
-    /// The kept latencies.
-    samples: Vec<Duration>,
+    /// The exact largest.
+    max: Duration,
 }
 
 impl Recorder {
-    /// A recorder expecting about `expected` operations, keeping at most about `max_samples`.
-    pub fn new(expected: u64, max_samples: u64) -> Self {
-        let max_samples = max_samples.max(1);
-        let stride = expected.div_ceil(max_samples).max(1);
-        let capacity = expected.div_ceil(stride).min(max_samples);
-        Self {
-            count: 0,
+    /// An empty recorder.
+    pub fn new() -> anyhow::Result<Self> {
+        let highest = u64::try_from(HIGHEST.as_nanos())?;
+        Ok(Self {
+            histogram: Histogram::new_with_bounds(1, highest, 3)?,
             total: Duration::ZERO,
-            stride,
-            samples: Vec::with_capacity(usize::try_from(capacity).unwrap_or(0)),
-        }
+            max: Duration::ZERO,
+        })
     }
 
     /// Records one operation.
     pub fn record(&mut self, latency: Duration) {
-        if self.count.is_multiple_of(self.stride) {
-            self.samples.push(latency);
-        }
-        self.count += 1;
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.histogram.saturating_record(nanos.max(1));
         self.total += latency;
+        self.max = self.max.max(latency);
     }
 
     /// The number of operations recorded.
     pub fn count(&self) -> u64 {
-        self.count
+        self.histogram.len()
     }
 
     /// Adds another task's recordings to these.
     pub fn merge(&mut self, other: Recorder) {
-        self.count += other.count;
+        // Same bounds on both sides, so adding cannot fail; if it did, the counts would show.
+        let _ = self.histogram.add(&other.histogram);
         self.total += other.total;
-        self.samples.extend(other.samples);
+        self.max = self.max.max(other.max);
     }
 
     /// The mean and percentiles of what was recorded; `None` when nothing was.
-    pub fn summary(mut self) -> Option<Summary> {
-        if self.count == 0 || self.samples.is_empty() {
+    pub fn summary(&self) -> Option<Summary> {
+        let count = self.count();
+        if count == 0 {
             return None;
         }
-        self.samples.sort_unstable();
-        let count = u32::try_from(self.count).ok();
-        let mean = match count {
-            Some(count) => self.total / count,
-            None => Duration::from_secs_f64(self.total.as_secs_f64() / self.count as f64),
-        };
+        let at = |q: f64| Duration::from_nanos(self.histogram.value_at_quantile(q));
         Some(Summary {
-            count: self.count,
-            mean,
-            p50: percentile(&self.samples, 0.50)?,
-            p99: percentile(&self.samples, 0.99)?,
-            max: *self.samples.last()?,
+            count,
+            mean: Duration::from_secs_f64(self.total.as_secs_f64() / count as f64),
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: self.max,
         })
     }
 }
@@ -79,20 +74,16 @@ impl Recorder {
 pub struct Summary {
     /// Operations.
     pub count: u64,
-    /// Mean latency over all operations.
+    /// Mean latency, exact.
     pub mean: Duration,
-    /// Median latency, from the sample.
+    /// Median latency.
     pub p50: Duration,
-    /// 99th percentile latency, from the sample.
+    /// 99th percentile latency.
     pub p99: Duration,
-    /// Largest sampled latency.
+    /// 99.9th percentile latency.
+    pub p999: Duration,
+    /// Largest latency, exact.
     pub max: Duration,
-}
-
-/// The nearest-rank percentile `p` (between 0 and 1) of sorted `samples`.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1)).copied()
 }
 
 #[cfg(test)]
@@ -103,59 +94,61 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(ms).collect();
-        assert_eq!(percentile(&sorted, 0.5), Some(ms(50)));
-        assert_eq!(percentile(&sorted, 0.99), Some(ms(99)));
-        assert_eq!(percentile(&sorted, 1.0), Some(ms(100)));
-        assert_eq!(percentile(&sorted, 0.0), Some(ms(1)));
-        assert_eq!(percentile(&[], 0.5), None);
+    /// Within the histogram's 0.1% precision.
+    fn close(a: Duration, b: Duration) -> bool {
+        a.as_secs_f64().max(b.as_secs_f64()) <= a.as_secs_f64().min(b.as_secs_f64()) * 1.001
     }
 
     #[test]
     fn summary_of_recorded_latencies() -> Result<(), &'static str> {
-        let mut recorder = Recorder::new(100, 1000);
-        for n in (1..=100).rev() {
+        let mut recorder = Recorder::new().map_err(|_| "no recorder")?;
+        for n in (1..=1000).rev() {
             recorder.record(ms(n));
         }
         let summary = recorder.summary().ok_or("no summary")?;
-        assert_eq!(summary.count, 100);
-        assert_eq!(summary.mean, Duration::from_micros(50_500));
+        assert_eq!(summary.count, 1000);
+        assert_eq!(summary.mean, Duration::from_micros(500_500));
+        assert!(close(summary.p50, ms(500)), "{summary:?}");
+        assert!(close(summary.p99, ms(990)), "{summary:?}");
+        assert!(close(summary.p999, ms(999)), "{summary:?}");
+        assert_eq!(summary.max, ms(1000), "the maximum is exact");
+        Ok(())
+    }
+
+    #[test]
+    fn every_operation_counts_however_many() -> Result<(), &'static str> {
+        let mut recorder = Recorder::new().map_err(|_| "no recorder")?;
+        for _ in 0..100_000 {
+            recorder.record(ms(2));
+        }
+        recorder.record(ms(70));
+        let summary = recorder.summary().ok_or("no summary")?;
+        assert_eq!(summary.count, 100_001);
         assert_eq!(
-            (summary.p50, summary.p99, summary.max),
-            (ms(50), ms(99), ms(100))
+            summary.max,
+            ms(70),
+            "a single slow operation is not sampled away"
         );
         Ok(())
     }
 
     #[test]
-    fn sampling_keeps_the_count_and_mean_exact() -> Result<(), &'static str> {
-        let mut recorder = Recorder::new(10_000, 100);
-        for _ in 0..10_000 {
-            recorder.record(ms(2));
-        }
-        assert!(recorder.samples.len() <= 100);
-        let summary = recorder.summary().ok_or("no summary")?;
-        assert_eq!((summary.count, summary.mean), (10_000, ms(2)));
-        Ok(())
-    }
-
-    #[test]
     fn merged_recorders_add_up() -> Result<(), &'static str> {
-        let mut a = Recorder::new(10, 10);
-        let mut b = Recorder::new(10, 10);
+        let mut a = Recorder::new().map_err(|_| "no recorder")?;
+        let mut b = Recorder::new().map_err(|_| "no recorder")?;
         a.record(ms(1));
         b.record(ms(3));
         a.merge(b);
         assert_eq!(a.count(), 2);
         let summary = a.summary().ok_or("no summary")?;
         assert_eq!(summary.mean, ms(2));
+        assert_eq!(summary.max, ms(3));
         Ok(())
     }
 
     #[test]
-    fn nothing_recorded_no_summary() {
-        assert_eq!(Recorder::new(10, 10).summary(), None);
+    fn nothing_recorded_no_summary() -> anyhow::Result<()> {
+        assert_eq!(Recorder::new()?.summary(), None);
+        Ok(())
     }
 }

@@ -172,8 +172,9 @@ mod tests {
         assert!((args.read_ratio - 0.9).abs() < f64::EPSILON);
         assert_eq!(args.seed, 42);
         assert_eq!(args.cache_bytes, None);
-        assert_eq!(args.distribution, KeyDistribution::Uniform);
-        assert_eq!(args.distribution.to_string(), "uniform");
+        assert_eq!(args.distribution, KeyDistribution::Zipf);
+        assert_eq!(args.distribution.to_string(), "zipf");
+        assert_eq!(args.workload, None);
         assert_eq!(args.stall_timeout, 30);
         assert!(!args.quiet);
         assert!(!args.metrics);
