@@ -10,9 +10,6 @@ use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quickstore::{Backpressure, Key, Stats, Store, StoreBuilder};
-
-use crate::cost::{Bill, Prices, Units};
-use crate::meter::Metered;
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
@@ -20,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::backend::{self, BackendArgs, Unspecified};
+use crate::cost::{Bill, Prices, Units};
 use crate::drain::drain;
 use crate::keys::{KeyChooser, KeyDistribution};
 use crate::latency::{Recorder, Summary};
+use crate::meter::Metered;
 use crate::print;
 
 /// The kind of the keys the benchmark writes.
@@ -141,6 +140,11 @@ pub struct BenchArgs {
     /// scripts: `quickstore bench --metrics | tail -n 1`.
     #[arg(long)]
     pub metrics: bool,
+
+    /// Print the whole report as one JSON document instead of text (field names are stable;
+    /// docs/BENCHMARKS.md lists them). Durations are in seconds, latencies in microseconds.
+    #[arg(long)]
+    pub json: bool,
 
     /// Where the items live.
     #[command(
@@ -444,7 +448,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         metered,
         consistent_reads: true,
     };
-    print(&report.render(ran)?)?;
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&report.json(&ran)).context("cannot encode the report")?;
+        print(&format!("{json}\n"))?;
+    } else {
+        print(&report.render(ran)?)?;
+    }
     if args.metrics {
         let json = serde_json::to_string(&report.end).context("cannot encode the statistics")?;
         print(&format!("{json}\n"))?;
@@ -631,17 +641,7 @@ impl Report<'_> {
     fn render_cost(&self, out: &mut String, ops: u64) -> fmt::Result {
         let prices = Prices::default();
         let metered = &self.metered;
-        let bill = Bill::new(metered.units, ops, &prices);
-        // The other consistency: reads cost half, or twice.
-        let other = Units {
-            read: if self.consistent_reads {
-                metered.units.read / 2.0
-            } else {
-                metered.units.read * 2.0
-            },
-            write: metered.units.write,
-        };
-        let other_bill = Bill::new(other, ops, &prices);
+        let (bill, other_bill) = self.bills(ops, &prices);
         let (this, that) = if self.consistent_reads {
             ("strongly consistent reads", "eventually consistent reads")
         } else {
@@ -673,6 +673,162 @@ impl Report<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The report as JSON: what `--json` prints.
+#[derive(Debug, Serialize)]
+struct JsonReport {
+    workload: Option<String>,
+    items: u64,
+    value_size: usize,
+    ops: u64,
+    tasks: u32,
+    read_ratio: f64,
+    distribution: String,
+    seed: u64,
+    cache_bytes: Option<u64>,
+    load: JsonLoad,
+    run: JsonRun,
+    latency_us: JsonLatencies,
+    drain: JsonDrain,
+    /// The store's counters over the run and drain (`Stats::since`), gauges at the end.
+    store: Stats,
+    dynamodb: JsonDynamoDb,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLoad {
+    inserted: u64,
+    existed: u64,
+    acknowledged_secs: f64,
+    written_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonRun {
+    ops: u64,
+    secs: f64,
+    ops_per_sec: f64,
+    reads: u64,
+    upserts: u64,
+    not_found: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLatencies {
+    read: Option<JsonLatency>,
+    upsert: Option<JsonLatency>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLatency {
+    count: u64,
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+impl From<Summary> for JsonLatency {
+    fn from(s: Summary) -> Self {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        Self {
+            count: s.count,
+            mean: us(s.mean),
+            p50: us(s.p50),
+            p99: us(s.p99),
+            p999: us(s.p999),
+            max: us(s.max),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDrain {
+    flush_secs: f64,
+    close_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDynamoDb {
+    metered: Metered,
+    prices: Prices,
+    /// The bill as the store read (strongly consistent by default).
+    bill: Bill,
+    /// The bill had reads been of the other consistency.
+    bill_other_consistency: Bill,
+    consistent_reads: bool,
+}
+
+impl Report<'_> {
+    /// The report as a JSON document.
+    fn json(&self, ran: &Ran) -> JsonReport {
+        let args = self.args;
+        let (reads, upserts) = (ran.reads.count(), ran.writes.count());
+        let ops = reads + upserts;
+        let prices = Prices::default();
+        let (bill, bill_other_consistency) = self.bills(ops, &prices);
+        JsonReport {
+            workload: args
+                .workload
+                .and_then(|w| w.to_possible_value())
+                .map(|v| v.get_name().to_owned()),
+            items: args.items,
+            value_size: args.value_size,
+            ops: args.ops,
+            tasks: args.tasks,
+            read_ratio: args.read_ratio,
+            distribution: args.distribution.to_string(),
+            seed: args.seed,
+            cache_bytes: args.cache_bytes,
+            load: JsonLoad {
+                inserted: self.loaded.inserted,
+                existed: self.loaded.existed,
+                acknowledged_secs: self.load_acked.as_secs_f64(),
+                written_secs: self.load_written.as_secs_f64(),
+            },
+            run: JsonRun {
+                ops,
+                secs: self.run_time.as_secs_f64(),
+                ops_per_sec: rate(ops, self.run_time),
+                reads,
+                upserts,
+                not_found: ran.not_found,
+            },
+            latency_us: JsonLatencies {
+                read: ran.reads.summary().map(JsonLatency::from),
+                upsert: ran.writes.summary().map(JsonLatency::from),
+            },
+            drain: JsonDrain {
+                flush_secs: self.flush_time.as_secs_f64(),
+                close_secs: self.close_time.as_secs_f64(),
+            },
+            store: self.end.since(&self.after_load),
+            dynamodb: JsonDynamoDb {
+                metered: self.metered,
+                prices,
+                bill,
+                bill_other_consistency,
+                consistent_reads: self.consistent_reads,
+            },
+        }
+    }
+
+    /// The bill as read, and had reads been of the other consistency (half, or twice, the
+    /// read units).
+    fn bills(&self, ops: u64, prices: &Prices) -> (Bill, Bill) {
+        let units = self.metered.units;
+        let other = Units {
+            read: if self.consistent_reads {
+                units.read / 2.0
+            } else {
+                units.read * 2.0
+            },
+            write: units.write,
+        };
+        (Bill::new(units, ops, prices), Bill::new(other, ops, prices))
     }
 }
 

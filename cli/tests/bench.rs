@@ -104,3 +104,64 @@ fn the_report_shows_the_dynamodb_bill() -> anyhow::Result<()> {
     ensure!(eventual.contains("write units"), "{eventual}");
     Ok(())
 }
+
+/// `--json` prints the whole report as one document with the documented fields, and its bill
+/// is the metered units at the listed prices.
+#[test]
+fn json_prints_the_whole_report() -> anyhow::Result<()> {
+    let run = bench(&["--json", "--workload", "a"], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)
+        .with_context(|| String::from_utf8_lossy(&run.stdout).into_owned())?;
+    for field in [
+        "workload",
+        "items",
+        "ops",
+        "tasks",
+        "read_ratio",
+        "distribution",
+        "seed",
+        "load",
+        "run",
+        "latency_us",
+        "drain",
+        "store",
+        "dynamodb",
+    ] {
+        ensure!(
+            !report[field].is_null() || field == "cache_bytes",
+            "no {field}: {report}"
+        );
+    }
+    ensure!(
+        report["workload"] == "a" && report["read_ratio"] == 0.5,
+        "{report}"
+    );
+    let run_ops = report["run"]["ops"].as_u64().context("run.ops")?;
+    let reads = report["run"]["reads"].as_u64().context("run.reads")?;
+    let upserts = report["run"]["upserts"].as_u64().context("run.upserts")?;
+    ensure!(run_ops == reads + upserts, "{report}");
+    for kind in ["read", "upsert"] {
+        let latency = &report["latency_us"][kind];
+        let at = |q: &str| latency[q].as_f64().with_context(|| format!("{kind}.{q}"));
+        ensure!(
+            at("p50")? <= at("p99")? && at("p99")? <= at("p999")? * 1.001,
+            "{latency}"
+        );
+        ensure!(at("p999")? <= at("max")? * 1.001, "{latency}");
+    }
+    let dynamodb = &report["dynamodb"];
+    let number = |v: &serde_json::Value| v.as_f64().context("not a number");
+    let units = &dynamodb["bill"]["units"];
+    let prices = &dynamodb["prices"];
+    let expected = (number(&units["read"])? * number(&prices["read_per_million"])?
+        + number(&units["write"])? * number(&prices["write_per_million"])?)
+        / 1e6;
+    let dollars = number(&dynamodb["bill"]["dollars"])?;
+    ensure!((dollars - expected).abs() < 1e-12, "{dynamodb}");
+    ensure!(
+        number(&dynamodb["metered"]["units"]["write"])? == number(&units["write"])?,
+        "{dynamodb}"
+    );
+    Ok(())
+}
