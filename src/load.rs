@@ -121,6 +121,17 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
     }
 }
 
+/// Reads one key's value through the cache, loading it on a miss.
+pub(crate) async fn read_value(shared: &Shared, rendered: &str) -> Result<Value> {
+    ensure_open(shared)?;
+    let shard = &shared.shards[shared.shard_index(rendered)];
+    if let Some(value) = shard.value(rendered) {
+        shared.counters.add(&shared.counters.hits, 1);
+        return Ok(value);
+    }
+    Ok(read(shared, rendered).await?.value)
+}
+
 /// Reads one key through the cache as a shared `T`, decoding a cached item once: later reads
 /// of the same state share the decoded value.
 pub(crate) async fn read_decoded<T>(shared: &Shared, rendered: &str) -> Result<Option<Arc<T>>>

@@ -424,6 +424,28 @@ impl Shard {
         })
     }
 
+    /// The key's value if the shard knows it (pending, or clean and fresh): the read path's
+    /// fast lane, with nothing else to build. `None`: look the key up the usual way.
+    #[inline]
+    pub(crate) fn value(&self, key: &str) -> Option<Value> {
+        let state = self.state.lock();
+        if !state.dirty.is_empty() {
+            if let Some(entry) = state.dirty.get(key) {
+                return Some(entry.value.clone());
+            }
+        }
+        let cached = state.clean.get(key)?;
+        if self
+            .max_staleness
+            .is_some_and(|max| cached.since.elapsed() >= max)
+        {
+            return None;
+        }
+        let value = cached.value.clone();
+        drop(state);
+        Some(value)
+    }
+
     /// The key's clean state with its value already decoded as a `T`: `Some(None)` when known
     /// absent, `None` when the shard cannot answer that way (not clean, not decoded as a `T`
     /// yet, or stale): read the key the usual way then.

@@ -178,7 +178,7 @@ impl Store {
     /// count, not a copy.
     pub async fn get_item(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.check_key(key)?;
-        Ok(load::read(self.shared(), key.as_str()).await?.value)
+        load::read_value(self.shared(), key.as_str()).await
     }
 
     /// True when an item exists under `key`.
