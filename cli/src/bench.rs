@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use quickstore::{Backpressure, Key, Stats, Store, StoreBuilder};
+use quickstore::{
+    AttributeValue, Backend, Backpressure, Item, Key, Stats, Store, StoreBuilder, Write,
+};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::backend::{self, BackendArgs, Unspecified};
+use crate::backend::{self, BackendArgs, Unspecified, PARTITION_KEY};
 use crate::cost::{Bill, Prices, Units};
 use crate::drain::drain;
 use crate::keys::{KeyChooser, KeyDistribution};
@@ -32,6 +34,80 @@ const PROGRESS_EVERY: u64 = 256;
 
 /// How long a mutation waits for room when the store has too many pending keys.
 const PENDING_WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// What to compare the store with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// Plain backend calls: write-through, no cache.
+    Direct,
+}
+
+/// Where the run phase sends its operations.
+#[derive(Clone)]
+enum Via {
+    /// Through the store.
+    Store(Store),
+    /// Straight to the backend.
+    Direct(Arc<dyn Backend>),
+}
+
+impl Record {
+    /// The record as a DynamoDB item under `key`, as a write-through client would write it.
+    fn item(&self, key: &Key) -> Item {
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        Item::from([
+            (
+                PARTITION_KEY.to_owned(),
+                AttributeValue::S(key.as_str().to_owned()),
+            ),
+            ("id".to_owned(), n(self.id)),
+            ("version".to_owned(), n(self.version)),
+            ("writer".to_owned(), n(u64::from(self.writer))),
+            ("name".to_owned(), AttributeValue::S(self.name.clone())),
+            (
+                "payload".to_owned(),
+                AttributeValue::S(self.payload.clone()),
+            ),
+        ])
+    }
+}
+
+impl Via {
+    /// Reads `key`; whether an item was there, and if so whether it was item `index`.
+    async fn read(&self, key: &Key, index: u64) -> anyhow::Result<bool> {
+        match self {
+            Via::Store(store) => match store.get::<Record>(key).await? {
+                Some(record) if record.id == index => Ok(true),
+                Some(record) => bail!("`{key}` read back item {}", record.id),
+                None => Ok(false),
+            },
+            Via::Direct(backend) => {
+                let item = backend.get(PARTITION_KEY, key.as_str(), true).await?;
+                Ok(item.is_some())
+            }
+        }
+    }
+
+    /// Upserts `record` under `key`, until it is written.
+    async fn upsert(&self, key: &Key, record: &Record) -> anyhow::Result<()> {
+        match self {
+            Via::Store(store) => Ok(mutate(store, key, record, Mutation::Upsert).await?),
+            Via::Direct(backend) => {
+                let writes = [Write::Put(record.item(key))];
+                let mut delay = Duration::from_millis(1);
+                while !backend
+                    .batch_write(PARTITION_KEY, &writes)
+                    .await?
+                    .is_empty()
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// The named workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,6 +216,12 @@ pub struct BenchArgs {
     /// scripts: `quickstore bench --metrics | tail -n 1`.
     #[arg(long)]
     pub metrics: bool,
+
+    /// After the store's run, run the same operations (same keys, same mix, same seeds)
+    /// straight against the backend, as a write-through client with no cache would: each read
+    /// a `GetItem`, each upsert a one-item write. The report puts both side by side.
+    #[arg(long, value_enum)]
+    pub compare: Option<Compare>,
 
     /// Print the whole report as one JSON document instead of text (field names are stable;
     /// docs/BENCHMARKS.md lists them). Durations are in seconds, latencies in microseconds.
@@ -320,13 +402,13 @@ struct Ran {
 }
 
 /// Runs `args.ops` reads and upserts over the loaded keys, from `args.tasks` tasks.
-async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::Result<Ran> {
+async fn run_ops(via: &Via, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::Result<Ran> {
     let chooser = KeyChooser::new(args.distribution, u64::try_from(keys.len())?)
         .context("there are no keys to run operations on")?;
     let bar = progress_bar(args.ops, "run", args.quiet);
     let mut tasks = JoinSet::new();
     for task in 0..args.tasks {
-        let (store, keys, bar) = (store.clone(), Arc::clone(keys), bar.clone());
+        let (via, keys, bar) = (via.clone(), Arc::clone(keys), bar.clone());
         let chooser = chooser.clone();
         let ops = share(args.ops, args.tasks, task);
         let read_ratio = args.read_ratio;
@@ -346,21 +428,19 @@ async fn run_ops(store: &Store, keys: &Arc<[Key]>, args: &BenchArgs) -> anyhow::
                     .context("the key chooser went out of range")?;
                 if rng.random_bool(read_ratio) {
                     let started = Instant::now();
-                    let result = store.get::<Record>(key).await;
+                    let found = via
+                        .read(key, index)
+                        .await
+                        .with_context(|| format!("cannot read `{key}`"))?;
                     ran.reads.record(started.elapsed());
-                    match result {
-                        Ok(Some(record)) if record.id == index => {}
-                        Ok(Some(record)) => bail!("`{key}` read back item {}", record.id),
-                        Ok(None) => ran.not_found += 1,
-                        Err(err) => {
-                            return Err(err).with_context(|| format!("cannot read `{key}`"))
-                        }
+                    if !found {
+                        ran.not_found += 1;
                     }
                 } else {
                     version += 1;
                     let record = Record::new(index, version, task, &payload);
                     let started = Instant::now();
-                    mutate(&store, key, &record, Mutation::Upsert)
+                    via.upsert(key, &record)
                         .await
                         .with_context(|| format!("cannot upsert `{key}`"))?;
                     ran.writes.record(started.elapsed());
@@ -415,7 +495,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let metered_after_load = opened.meter.metered();
 
     let started = Instant::now();
-    let ran = run_ops(&store, &keys, &args).await?;
+    let ran = run_ops(&Via::Store(store.clone()), &keys, &args).await?;
     let run_time = started.elapsed();
 
     let draining = spinner("flushing and closing", args.quiet);
@@ -433,6 +513,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     closed?;
     let end = store.stats();
     let metered = opened.meter.metered().since(&metered_after_load);
+    let direct = match args.compare {
+        Some(Compare::Direct) => {
+            let before = opened.meter.metered();
+            let backend: Arc<dyn Backend> = opened.meter.clone();
+            let started = Instant::now();
+            let ran = run_ops(&Via::Direct(backend), &keys, &args).await?;
+            Some(Direct {
+                time: started.elapsed(),
+                ran,
+                metered: opened.meter.metered().since(&before),
+            })
+        }
+        None => None,
+    };
 
     let report = Report {
         args: &args,
@@ -447,13 +541,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         end,
         metered,
         consistent_reads: true,
+        direct,
     };
     if args.json {
         let json =
             serde_json::to_string_pretty(&report.json(&ran)).context("cannot encode the report")?;
         print(&format!("{json}\n"))?;
     } else {
-        print(&report.render(ran)?)?;
+        print(&report.render(&ran)?)?;
     }
     if args.metrics {
         let json = serde_json::to_string(&report.end).context("cannot encode the statistics")?;
@@ -499,11 +594,20 @@ struct Report<'a> {
     metered: Metered,
     /// Whether the store's reads were strongly consistent (the library's default).
     consistent_reads: bool,
+    /// The same run phase straight against the backend, with `--compare direct`.
+    direct: Option<Direct>,
+}
+
+/// The run phase as a write-through client without a cache ran it.
+struct Direct {
+    ran: Ran,
+    time: Duration,
+    metered: Metered,
 }
 
 impl Report<'_> {
     /// The report as text.
-    fn render(&self, ran: Ran) -> Result<String, fmt::Error> {
+    fn render(&self, ran: &Ran) -> Result<String, fmt::Error> {
         let mut out = String::new();
         let ran_ops = ran.reads.count() + ran.writes.count();
         let args = self.args;
@@ -634,7 +738,99 @@ impl Report<'_> {
         )?;
         writeln!(out)?;
         self.render_cost(&mut out, ran_ops)?;
+        if let Some(direct) = &self.direct {
+            writeln!(out)?;
+            self.render_compare(&mut out, ran, direct)?;
+        }
         Ok(out)
+    }
+
+    /// The store's run beside the same run straight against the backend.
+    fn render_compare(&self, out: &mut String, ran: &Ran, direct: &Direct) -> fmt::Result {
+        let prices = Prices::default();
+        let ops = ran.reads.count() + ran.writes.count();
+        let direct_ops = direct.ran.reads.count() + direct.ran.writes.count();
+        let ours = Bill::new(self.metered.units, ops, &prices);
+        let theirs = Bill::new(direct.metered.units, direct_ops, &prices);
+        let ours_rate = rate(ops, self.run_time);
+        let theirs_rate = rate(direct_ops, direct.time);
+        writeln!(
+            out,
+            "compare: the same run straight against the backend (write-through, no cache)"
+        )?;
+        writeln!(
+            out,
+            "{:<24} {:>14} {:>14} {:>9}",
+            "", "quickstore", "direct", "ratio"
+        )?;
+        let row = |out: &mut String, name: &str, a: f64, b: f64, digits: usize| {
+            let ratio = if b > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "-".to_owned()
+            };
+            writeln!(
+                out,
+                "{name:<24} {:>14} {:>14} {ratio:>9}",
+                format!("{a:.digits$}"),
+                format!("{b:.digits$}")
+            )
+        };
+        row(out, "ops/s", ours_rate, theirs_rate, 0)?;
+        let micros = |r: &Recorder, pick: fn(&Summary) -> Duration| {
+            r.summary().map_or(0.0, |s| pick(&s).as_secs_f64() * 1e6)
+        };
+        for (name, pick) in [
+            ("p50", (|s: &Summary| s.p50) as fn(&Summary) -> Duration),
+            ("p99", |s: &Summary| s.p99),
+        ] {
+            let (mine, theirs) = (&ran.reads, &direct.ran.reads);
+            row(
+                out,
+                &format!("read {name} (us)"),
+                micros(mine, pick),
+                micros(theirs, pick),
+                1,
+            )?;
+            let (mine, theirs) = (&ran.writes, &direct.ran.writes);
+            row(
+                out,
+                &format!("upsert {name} (us)"),
+                micros(mine, pick),
+                micros(theirs, pick),
+                1,
+            )?;
+        }
+        let requests = |m: &Metered| (m.read_requests + m.write_requests) as f64;
+        row(
+            out,
+            "requests",
+            requests(&self.metered),
+            requests(&direct.metered),
+            0,
+        )?;
+        row(
+            out,
+            "read units",
+            self.metered.units.read,
+            direct.metered.units.read,
+            1,
+        )?;
+        row(
+            out,
+            "write units",
+            self.metered.units.write,
+            direct.metered.units.write,
+            1,
+        )?;
+        row(
+            out,
+            "$ per million ops",
+            ours.dollars_per_million_ops,
+            theirs.dollars_per_million_ops,
+            4,
+        )?;
+        Ok(())
     }
 
     /// The DynamoDB bill of the run and drain, as on-demand capacity would charge it.
@@ -695,6 +891,16 @@ struct JsonReport {
     /// The store's counters over the run and drain (`Stats::since`), gauges at the end.
     store: Stats,
     dynamodb: JsonDynamoDb,
+    /// With `--compare direct`: the same run phase straight against the backend.
+    compare_direct: Option<JsonDirect>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDirect {
+    run: JsonRun,
+    latency_us: JsonLatencies,
+    metered: Metered,
+    bill: Bill,
 }
 
 #[derive(Debug, Serialize)]
@@ -813,6 +1019,25 @@ impl Report<'_> {
                 bill_other_consistency,
                 consistent_reads: self.consistent_reads,
             },
+            compare_direct: self.direct.as_ref().map(|direct| {
+                let (reads, upserts) = (direct.ran.reads.count(), direct.ran.writes.count());
+                JsonDirect {
+                    run: JsonRun {
+                        ops: reads + upserts,
+                        secs: direct.time.as_secs_f64(),
+                        ops_per_sec: rate(reads + upserts, direct.time),
+                        reads,
+                        upserts,
+                        not_found: direct.ran.not_found,
+                    },
+                    latency_us: JsonLatencies {
+                        read: direct.ran.reads.summary().map(JsonLatency::from),
+                        upsert: direct.ran.writes.summary().map(JsonLatency::from),
+                    },
+                    metered: direct.metered,
+                    bill: Bill::new(direct.metered.units, reads + upserts, &prices),
+                }
+            }),
         }
     }
 

@@ -165,3 +165,37 @@ fn json_prints_the_whole_report() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `--compare direct` runs the same operations straight against the backend and reports both:
+/// the direct run makes one request per operation and bills every operation.
+#[test]
+fn compare_direct_runs_the_same_operations_write_through() -> anyhow::Result<()> {
+    let run = bench(&["--json", "--workload", "a", "--compare", "direct"], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)
+        .with_context(|| String::from_utf8_lossy(&run.stdout).into_owned())?;
+    let direct = &report["compare_direct"];
+    let number = |v: &serde_json::Value| v.as_f64().with_context(|| format!("{v}"));
+    ensure!(direct["run"]["ops"] == report["run"]["ops"], "{report}");
+    ensure!(
+        direct["run"]["reads"] == report["run"]["reads"],
+        "the same mix: {report}"
+    );
+    let ops = number(&direct["run"]["ops"])?;
+    let metered = &direct["metered"];
+    let requests = number(&metered["read_requests"])? + number(&metered["write_requests"])?;
+    ensure!(requests == ops, "one request per operation: {direct}");
+    // Items of about 200 bytes: one unit per read and per write.
+    let units = number(&metered["units"]["read"])? + number(&metered["units"]["write"])?;
+    ensure!(units == ops, "{direct}");
+    let store_requests = number(&report["dynamodb"]["metered"]["write_requests"])?;
+    ensure!(store_requests < requests, "{report}");
+
+    let text = bench(&["--workload", "a", "--compare", "direct"], None)?;
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    ensure!(
+        stdout.contains("compare: the same run straight against the backend"),
+        "{stdout}"
+    );
+    Ok(())
+}
