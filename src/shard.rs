@@ -243,6 +243,11 @@ struct Cached {
 }
 
 impl Cached {
+    /// Whether the entry is older than `max_staleness` and must be read again.
+    fn is_stale(&self, max_staleness: Option<Duration>) -> bool {
+        max_staleness.is_some_and(|max| self.since.elapsed() >= max)
+    }
+
     /// A value read from, or written to, the backend just now.
     fn new(value: Value, weight: u64, version: u64) -> Self {
         Self {
@@ -435,10 +440,7 @@ impl Shard {
             }
         }
         let cached = state.clean.get(key)?;
-        if self
-            .max_staleness
-            .is_some_and(|max| cached.since.elapsed() >= max)
-        {
+        if cached.is_stale(self.max_staleness) {
             return None;
         }
         let value = cached.value.clone();
@@ -455,10 +457,7 @@ impl Shard {
             return None;
         }
         let cached = state.clean.get(key)?;
-        if self
-            .max_staleness
-            .is_some_and(|max| cached.since.elapsed() >= max)
-        {
+        if cached.is_stale(self.max_staleness) {
             return None;
         }
         match &cached.value {
@@ -797,7 +796,7 @@ impl State {
             });
         }
         let cached = self.clean.get(key)?;
-        if max_staleness.is_some_and(|max| cached.since.elapsed() >= max) {
+        if cached.is_stale(max_staleness) {
             self.clean.remove(key);
             return None;
         }

@@ -751,7 +751,7 @@ impl Report<'_> {
         let ops = ran.reads.count() + ran.writes.count();
         let direct_ops = direct.ran.reads.count() + direct.ran.writes.count();
         let ours = Bill::new(self.metered.units, ops, &prices);
-        let theirs = Bill::new(direct.metered.units, direct_ops, &prices);
+        let theirs_bill = Bill::new(direct.metered.units, direct_ops, &prices);
         let ours_rate = rate(ops, self.run_time);
         let theirs_rate = rate(direct_ops, direct.time);
         writeln!(
@@ -802,34 +802,20 @@ impl Report<'_> {
             )?;
         }
         let requests = |m: &Metered| (m.read_requests + m.write_requests) as f64;
-        row(
-            out,
-            "requests",
-            requests(&self.metered),
-            requests(&direct.metered),
-            0,
-        )?;
-        row(
-            out,
-            "read units",
-            self.metered.units.read,
-            direct.metered.units.read,
-            1,
-        )?;
-        row(
-            out,
-            "write units",
-            self.metered.units.write,
-            direct.metered.units.write,
-            1,
-        )?;
-        row(
-            out,
-            "$ per million ops",
-            ours.dollars_per_million_ops,
-            theirs.dollars_per_million_ops,
-            4,
-        )?;
+        let (mine, theirs) = (&self.metered, &direct.metered);
+        for (name, a, b, digits) in [
+            ("requests", requests(mine), requests(theirs), 0),
+            ("read units", mine.units.read, theirs.units.read, 1),
+            ("write units", mine.units.write, theirs.units.write, 1),
+            (
+                "$ per million ops",
+                ours.dollars_per_million_ops,
+                theirs_bill.dollars_per_million_ops,
+                4,
+            ),
+        ] {
+            row(out, name, a, b, digits)?;
+        }
         Ok(())
     }
 

@@ -184,6 +184,14 @@ fn shared() -> Shared {
     )
 }
 
+/// A stream of one open shard `s1`, a store's shared state, and a follower started on them.
+async fn one_shard() -> Result<(Scripted, Shared, Follower)> {
+    let stream = Scripted::default();
+    stream.add_shard("s1", None);
+    let follower = Follower::start(Arc::new(stream.clone())).await?;
+    Ok((stream, shared(), follower))
+}
+
 /// Caches `key` as `n`, as a read would.
 fn cache(shared: &Shared, key: &str, n: &str) {
     let shard = &shared.shards[shared.shard_index(key)];
@@ -207,10 +215,7 @@ const LATER: Duration = Duration::from_secs(10);
 
 #[tokio::test(start_paused = true)]
 async fn newer_changes_replace_cached_state_and_uncertain_ones_drop_it() -> Result<()> {
-    let stream = Scripted::default();
-    stream.add_shard("s1", None);
-    let shared = shared();
-    let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+    let (stream, shared, mut follower) = one_shard().await?;
     cache(&shared, "a", "1");
     cache(&shared, "b", "1");
     // Made well after "a" was read: newer for sure.
@@ -236,10 +241,7 @@ async fn newer_changes_replace_cached_state_and_uncertain_ones_drop_it() -> Resu
 
 #[tokio::test(start_paused = true)]
 async fn own_writes_coming_back_change_nothing() -> Result<()> {
-    let stream = Scripted::default();
-    stream.add_shard("s1", None);
-    let shared = shared();
-    let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+    let (stream, shared, mut follower) = one_shard().await?;
     // The store wrote 1 then 2; the cache holds 2 when the record of 1 comes back.
     cache(&shared, "a", "2");
     let echoes = shared.echoes.as_ref().ok_or(Error::Closed)?;
@@ -256,10 +258,7 @@ async fn own_writes_coming_back_change_nothing() -> Result<()> {
 
 #[tokio::test(start_paused = true)]
 async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Result<()> {
-    let stream = Scripted::default();
-    stream.add_shard("s1", None);
-    let shared = shared();
-    let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+    let (stream, shared, mut follower) = one_shard().await?;
     let shard = &shared.shards[shared.shard_index("loading")];
     let Lookup::Load(ticket) = shard.lookup("loading") else {
         return Err(Error::Closed);
@@ -329,10 +328,7 @@ async fn children_are_read_after_their_parent_from_their_beginning() -> Result<(
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_iterator_reads_on_after_the_last_record() -> Result<()> {
-    let stream = Scripted::default();
-    stream.add_shard("s1", None);
-    let shared = shared();
-    let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+    let (stream, shared, mut follower) = one_shard().await?;
     cache(&shared, "a", "0");
     stream.put("s1", "a", Some("1"), LATER);
     follower.round(&shared).await;
@@ -348,10 +344,7 @@ async fn an_expired_iterator_reads_on_after_the_last_record() -> Result<()> {
 #[tokio::test(start_paused = true)]
 async fn a_lost_place_drops_every_clean_entry() -> Result<()> {
     for trouble in [Trouble::Expired, Trouble::Trimmed] {
-        let stream = Scripted::default();
-        stream.add_shard("s1", None);
-        let shared = shared();
-        let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+        let (stream, shared, mut follower) = one_shard().await?;
         cache(&shared, "a", "0");
         // Expired before any record was read: the changes since the start may be missed.
         stream.trouble(trouble);
@@ -364,10 +357,7 @@ async fn a_lost_place_drops_every_clean_entry() -> Result<()> {
 
 #[tokio::test(start_paused = true)]
 async fn transient_failures_are_retried_without_losing_records() -> Result<()> {
-    let stream = Scripted::default();
-    stream.add_shard("s1", None);
-    let shared = shared();
-    let mut follower = Follower::start(Arc::new(stream.clone())).await?;
+    let (stream, shared, mut follower) = one_shard().await?;
     cache(&shared, "a", "0");
     stream.put("s1", "a", Some("1"), LATER);
     stream.trouble(Trouble::Transient);
