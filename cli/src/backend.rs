@@ -30,7 +30,8 @@ pub struct BackendArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "table")]
     pub path: Option<PathBuf>,
 
-    /// Use this DynamoDB table; its key must be one string partition key named `_key`.
+    /// Use this DynamoDB table; its key must be one string partition key, named `_key` or as
+    /// `--partition-key` says.
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
 
@@ -44,9 +45,20 @@ pub struct BackendArgs {
     #[arg(long, value_name = "REGION", requires = "table")]
     pub region: Option<String>,
 
-    /// Create the table (string `_key` partition key, on-demand billing) if it does not exist.
+    /// Create the table (a string partition key, on-demand billing) if it does not exist.
     #[arg(long, requires = "table")]
     pub create_table: bool,
+
+    /// The attribute holding each item's key (default: `_key`, the library's).
+    #[arg(long, value_name = "NAME")]
+    pub partition_key: Option<String>,
+}
+
+impl BackendArgs {
+    /// The partition key attribute to use.
+    pub fn partition_key(&self) -> &str {
+        self.partition_key.as_deref().unwrap_or(PARTITION_KEY)
+    }
 }
 
 /// An open store, with what keeps its backend alive.
@@ -121,7 +133,7 @@ pub async fn open_store(
             let backend = DynamoDbBackend::new(dynamodb_client(args).await?, table.clone());
             if args.create_table {
                 backend
-                    .create_table(PARTITION_KEY)
+                    .create_table(args.partition_key())
                     .await
                     .with_context(|| format!("cannot create table `{table}`"))?;
             }
@@ -153,7 +165,8 @@ pub async fn open_store(
         }
     };
     let meter = Arc::new(Meter::new(backend));
-    let store = configure(Store::builder(Arc::clone(&meter)))
+    let builder = Store::builder(Arc::clone(&meter)).partition_key(args.partition_key());
+    let store = configure(builder)
         .open()
         .await
         .with_context(|| format!("cannot open a store on the {target}"))?;

@@ -51,6 +51,18 @@ impl Recorder {
         self.max = self.max.max(other.max);
     }
 
+    /// The latency at each of a series of quantiles, closer together towards the tail, up to
+    /// the largest recorded: `(quantile, latency)` pairs, for plotting a distribution.
+    pub fn quantiles(&self) -> Vec<(f64, Duration)> {
+        self.histogram
+            .iter_quantiles(4)
+            .map(|step| {
+                let latency = Duration::from_nanos(step.value_iterated_to());
+                (step.quantile_iterated_to(), latency)
+            })
+            .collect()
+    }
+
     /// The mean and percentiles of what was recorded; `None` when nothing was.
     pub fn summary(&self) -> Option<Summary> {
         let count = self.count();
@@ -143,6 +155,23 @@ mod tests {
         let summary = a.summary().ok_or("no summary")?;
         assert_eq!(summary.mean, ms(2));
         assert_eq!(summary.max, ms(3));
+        Ok(())
+    }
+
+    #[test]
+    fn quantiles_rise_to_the_largest() -> anyhow::Result<()> {
+        let mut recorder = Recorder::new()?;
+        for n in 1..=1000 {
+            recorder.record(ms(n));
+        }
+        let curve = recorder.quantiles();
+        assert!(curve
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        let (last_quantile, last_latency) = curve.last().copied().unwrap_or_default();
+        assert_eq!(last_quantile, 1.0);
+        assert!(close(last_latency, ms(1000)), "{last_latency:?}");
+        assert!(Recorder::new()?.quantiles().is_empty());
         Ok(())
     }
 

@@ -20,6 +20,7 @@ mod keys;
 mod latency;
 mod meter;
 mod table;
+mod timeline;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -52,7 +53,7 @@ struct Cli {
 enum Command {
     /// Load items into a store, then run a mix of reads and upserts, and report throughput,
     /// latency and the store's counters.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Inspect a crash journal directory, or replay it into a backend.
     Journal(journal::JournalArgs),
     /// Create a DynamoDB table in the layout quickstore uses.
@@ -93,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(*args)),
         Command::Journal(args) => runtime.block_on(journal::run(args)),
         Command::Table(args) => runtime.block_on(table::run(args)),
     }
@@ -138,7 +139,7 @@ mod tests {
     fn bench_args(args: &[&str]) -> Result<bench::BenchArgs, clap::Error> {
         let argv = ["quickstore", "bench"].iter().chain(args);
         match Cli::try_parse_from(argv)?.command {
-            Command::Bench(args) => Ok(args),
+            Command::Bench(args) => Ok(*args),
             other => Err(clap::Error::raw(
                 clap::error::ErrorKind::InvalidSubcommand,
                 format!("`bench` parsed as {other:?}"),
@@ -171,7 +172,7 @@ mod tests {
         assert_eq!(args.value_size, 100);
         assert!((args.read_ratio - 0.9).abs() < f64::EPSILON);
         assert_eq!(args.seed, 42);
-        assert_eq!(args.cache_bytes, None);
+        assert_eq!(args.tuning.cache_bytes, None);
         assert_eq!(args.distribution, KeyDistribution::Zipf);
         assert_eq!(args.distribution.to_string(), "zipf");
         assert_eq!(args.workload, None);
@@ -205,7 +206,7 @@ mod tests {
         ])?;
         assert_eq!((args.items, args.ops, args.tasks), (2000, 20000, 2));
         assert!((args.read_ratio - 0.5).abs() < f64::EPSILON);
-        assert_eq!(args.cache_bytes, Some(4096));
+        assert_eq!(args.tuning.cache_bytes, Some(4096));
         assert_eq!(args.seed, 7);
         assert!(args.quiet);
         assert!(args.metrics);

@@ -199,3 +199,181 @@ fn compare_direct_runs_the_same_operations_write_through() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// The report's new fields: the store's settings, the run's throughput over time.
+#[test]
+fn json_reports_settings_and_throughput_over_time() -> anyhow::Result<()> {
+    let journal = tempfile::tempdir()?;
+    let journal_dir = journal.path().to_str().context("a UTF-8 path")?;
+    let run = bench(
+        &[
+            "--json",
+            "--shards",
+            "4",
+            "--batch-threshold",
+            "500",
+            "--flush-interval",
+            "250ms",
+            "--journal",
+            journal_dir,
+            "--durability",
+            "10ms",
+            "--eventual-reads",
+            "--partition-key",
+            "pk",
+        ],
+        None,
+    )?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let settings = &report["settings"];
+    ensure!(settings["shards"] == 4, "{settings}");
+    ensure!(settings["batch_threshold"] == 500, "{settings}");
+    ensure!(settings["flush_interval_secs"] == 0.25, "{settings}");
+    ensure!(settings["journal"] == journal_dir, "{settings}");
+    ensure!(settings["durability"] == 0.01, "{settings}");
+    ensure!(settings["consistent_reads"] == false, "{settings}");
+    ensure!(settings["partition_key"] == "pk", "{settings}");
+    let throughput = &report["run"]["throughput"];
+    let window = throughput["window_secs"].as_f64().context("window_secs")?;
+    let rates = throughput["ops_per_sec"]
+        .as_array()
+        .context("ops_per_sec")?;
+    ensure!(window > 0.0 && !rates.is_empty(), "{throughput}");
+    // Every window but the last is whole: rate x window counts every operation but those.
+    let counted: f64 = rates.iter().filter_map(|r| r.as_f64()).sum::<f64>() * window;
+    let ops = report["run"]["ops"].as_f64().context("ops")?;
+    ensure!(counted >= ops * 0.999, "{counted} of {ops}: {throughput}");
+    Ok(())
+}
+
+/// `--duration` runs for a time instead of a number of operations (after an unmeasured
+/// warm-up), and `--rate` paces the operations: a run of 0.5 s at 200 ops/s makes about 100,
+/// never more than the schedule allows.
+#[test]
+fn duration_and_rate_bound_the_run() -> anyhow::Result<()> {
+    let run = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args([
+            "bench",
+            "--items",
+            "50",
+            "--tasks",
+            "2",
+            "--quiet",
+            "--json",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--rate",
+            "200",
+        ])
+        .output()?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    ensure!(report["duration_secs"] == 0.5, "{report}");
+    ensure!(report["warmup_secs"] == 0.1, "{report}");
+    ensure!(report["target_rate"] == 200.0, "{report}");
+    let ops = report["run"]["ops"].as_u64().context("run.ops")?;
+    // Two tasks, each starting an operation every 10 ms from time 0 until the deadline.
+    ensure!(ops > 0 && ops <= 102, "{ops} ops: {report}");
+    let secs = report["run"]["secs"].as_f64().context("run.secs")?;
+    ensure!(secs >= 0.5, "{report}");
+    Ok(())
+}
+
+/// Several flush intervals run the workload once each: `--json` prints one report per
+/// interval, and the text ends with their costs side by side, write-through's below.
+#[test]
+fn several_flush_intervals_compare_their_cost() -> anyhow::Result<()> {
+    let args = [
+        "--workload",
+        "a",
+        "--flush-interval",
+        "50ms,1s",
+        "--compare",
+        "direct",
+    ];
+    let run = bench(&[&args[..], &["--json"]].concat(), None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let reports: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let reports = reports.as_array().context("an array of reports")?;
+    ensure!(reports.len() == 2, "{reports:?}");
+    ensure!(
+        reports[0]["settings"]["flush_interval_secs"] == 0.05,
+        "{reports:?}"
+    );
+    ensure!(
+        reports[1]["settings"]["flush_interval_secs"] == 1.0,
+        "{reports:?}"
+    );
+    ensure!(
+        reports.iter().all(|r| !r["compare_direct"].is_null()),
+        "{reports:?}"
+    );
+
+    let text = bench(&args, None)?;
+    ensure!(text.status.success(), "{text:?}");
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    let table = stdout
+        .split("cost by flush interval")
+        .nth(1)
+        .with_context(|| format!("no cost table: {stdout}"))?;
+    for row in ["50ms", "1s", "direct"] {
+        ensure!(
+            table.lines().any(|line| line.starts_with(row)),
+            "no {row} row: {table}"
+        );
+    }
+    Ok(())
+}
+
+/// `--plot` draws both runs' latency distributions and throughput into an SVG file.
+#[test]
+fn plot_draws_both_runs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.svg");
+    let path_arg = path.to_str().context("a UTF-8 path")?;
+    let run = bench(
+        &["--workload", "a", "--compare", "direct", "--plot", path_arg],
+        None,
+    )?;
+    ensure!(run.status.success(), "{run:?}");
+    let svg = std::fs::read_to_string(&path)?;
+    ensure!(
+        svg.starts_with("<svg"),
+        "not an SVG: {}",
+        &svg[..svg.len().min(200)]
+    );
+    for label in [
+        "latency by percentile",
+        "throughput over time",
+        "quickstore read",
+        "quickstore upsert",
+        "direct read",
+        "direct upsert",
+    ] {
+        ensure!(svg.contains(label), "no `{label}` in the plot");
+    }
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    ensure!(stdout.contains("plot written to"), "{stdout}");
+    Ok(())
+}
+
+/// Bad settings are refused before anything runs, with a message naming the option.
+#[test]
+fn bad_settings_are_refused() -> anyhow::Result<()> {
+    for (args, named) in [
+        (&["--flush-interval", "soon"][..], "--flush-interval"),
+        (&["--durability", "always"][..], "--journal"),
+        (&["--rate", "0"][..], "--rate"),
+        (&["--duration", "1s"][..], "--duration"),
+        (&["--max-pending-bytes", "1000"][..], "--max-pending-bytes"),
+    ] {
+        let run = bench(args, None)?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        ensure!(!run.status.success(), "{args:?} was accepted");
+        ensure!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! `quickstore bench`: load items, run a workload of reads and upserts over them from
+//! concurrent tasks, drain the store, and report throughput, latency, the store's counters and
+//! the DynamoDB bill; optionally beside the same workload run write-through, straight against
+//! the backend.
+
+mod plot;
+mod report;
+mod tuning;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, ValueEnum};
+use quickstore::{Backend, Key, Stats};
+
+use crate::backend::{self, BackendArgs, OpenStore, Unspecified};
+use crate::drain::drain;
+use crate::keys::KeyDistribution;
+use crate::meter::Metered;
+use crate::print;
+use report::Report;
+use tuning::{parse_duration, Tuning};
+use workload::{Length, LoadPlan, Loaded, Ran, RunPlan, Via};
+
+/// The kind of the keys the benchmark writes.
+const KIND: &str = "BenchItem";
+
+/// The seed phase of the measured run; the warm-up draws from another.
+const RUN_PHASE: u64 = 1;
+
+/// The seed phase of the warm-up.
+const WARMUP_PHASE: u64 = 2;
+
+/// What to compare the store with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// Plain backend calls: write-through, no cache.
+    Direct,
+}
+
+/// The named workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Insert every item; no run phase.
+    Load,
+    /// 50% gets, 50% upserts.
+    A,
+    /// 95% gets, 5% upserts.
+    B,
+    /// Gets only.
+    C,
+    /// Upserts only.
+    W,
+    /// Gets only, through a cache a tenth of the data set.
+    U,
+}
+
+/// Bytes an item weighs in the cache besides its payload: attribute names, the other fields,
+/// the key and the entry's overhead (a rough figure, to size workload `u`'s cache).
+const ITEM_OVERHEAD_ESTIMATE: u64 = 150;
+
+/// Options of `quickstore bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Items inserted in the load phase; the run phase touches these.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub items: u64,
+
+    /// Bytes of payload in each item's value.
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    pub value_size: usize,
+
+    /// Operations in the run phase, split evenly across the tasks.
+    #[arg(long, value_name = "M", default_value_t = 100_000)]
+    pub ops: u64,
+
+    /// Run for this long instead of a number of operations, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "ops")]
+    pub duration: Option<Duration>,
+
+    /// Before the measured run, run the same mix for this long and flush, unmeasured, e.g.
+    /// `5s` (with `--compare`, the direct run warms up too).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Target rate in operations per second over all tasks (an open loop: each task starts
+    /// its operations on a fixed schedule); default: as fast as the tasks go.
+    #[arg(long, value_name = "OPS_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Concurrent Tokio tasks issuing operations, in both phases.
+    #[arg(long, value_name = "T", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: u32,
+
+    /// A named workload, setting the read ratio (and, for `u`, the cache size): `load` inserts
+    /// only; `a` 50% gets, 50% upserts; `b` 95/5; `c` gets only; `w` upserts only; `u` gets
+    /// with a cache a tenth of the data, so that misses happen.
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
+
+    /// Fraction of run-phase operations that are reads (`get`); the rest are upserts.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = parse_ratio)]
+    pub read_ratio: f64,
+
+    /// How run-phase operations pick their keys.
+    #[arg(long, value_enum, default_value_t = KeyDistribution::Zipf)]
+    pub distribution: KeyDistribution,
+
+    /// Seed of the random choices (keys, reads or writes, payloads).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Fail a flush or close that makes no progress (nothing written, retried or settled)
+    /// for this many seconds, rather than wait forever.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_timeout: u64,
+
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// After the report, print the store's final statistics as one line of JSON (the library's
+    /// `Stats`: counters since the store opened, such as hits, misses, mutations,
+    /// items_written, write_requests, retries, throttles, rejected_writes and conflicts; and
+    /// gauges as the store closed, such as pending, cached_entries and cached_bytes); one
+    /// line per flush interval. For scripts: `quickstore bench --metrics | tail -n 1`.
+    #[arg(long)]
+    pub metrics: bool,
+
+    /// After the store's run, run the same operations (same keys, same mix, same seeds)
+    /// straight against the backend, as a write-through client with no cache would: each read
+    /// a `GetItem`, each upsert a one-item write. The report puts both side by side.
+    #[arg(long, value_enum)]
+    pub compare: Option<Compare>,
+
+    /// Print the whole report as one JSON document instead of text (field names are stable;
+    /// docs/BENCHMARKS.md lists them); an array of them with several flush intervals.
+    /// Durations are in seconds, latencies in microseconds.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Draw the latency distribution and the throughput over time of each run (the store's
+    /// and, with `--compare`, the direct one) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// The store's settings.
+    #[command(flatten, next_help_heading = "Store settings")]
+    pub tuning: Tuning,
+
+    /// Where the items live.
+    #[command(
+        flatten,
+        next_help_heading = "Backend (default: an embedded database in a temporary directory)"
+    )]
+    pub backend: BackendArgs,
+}
+
+impl BenchArgs {
+    /// The arguments with the named workload's settings applied.
+    fn with_workload(mut self) -> Self {
+        let Some(workload) = self.workload else {
+            return self;
+        };
+        self.read_ratio = match workload {
+            Workload::Load => self.read_ratio,
+            Workload::A => 0.5,
+            Workload::B => 0.95,
+            Workload::C | Workload::U => 1.0,
+            Workload::W => 0.0,
+        };
+        match workload {
+            Workload::Load => {
+                self.ops = 0;
+                self.duration = None;
+            }
+            Workload::U if self.tuning.cache_bytes.is_none() => {
+                let data = self.items * (self.value_size as u64 + ITEM_OVERHEAD_ESTIMATE);
+                self.tuning.cache_bytes = Some((data / 10).max(64 * 1024));
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// The run phase, or the warm-up when `warmup` is given.
+    fn plan(&self, warmup: Option<Duration>) -> RunPlan {
+        let (length, phase, label) = match warmup {
+            Some(time) => (Length::For(time), WARMUP_PHASE, "warmup"),
+            None => match self.duration {
+                Some(time) => (Length::For(time), RUN_PHASE, "run"),
+                None => (Length::Ops(self.ops), RUN_PHASE, "run"),
+            },
+        };
+        RunPlan {
+            length,
+            rate: self.rate,
+            tasks: self.tasks,
+            read_ratio: self.read_ratio,
+            distribution: self.distribution,
+            value_size: self.value_size,
+            seed: self.seed,
+            phase,
+            label: if self.quiet { "" } else { label },
+        }
+    }
+
+    /// Whether the run phase has operations to run.
+    fn runs_ops(&self) -> bool {
+        self.duration.is_some() || self.ops > 0
+    }
+}
+
+/// Parses a fraction between 0 and 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    let ratio: f64 = text.parse().map_err(|err| format!("{err}"))?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{ratio} is not between 0 and 1"))
+    }
+}
+
+/// Parses a positive, finite rate.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|err| format!("{err}"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not a positive rate"))
+    }
+}
+
+/// One run of the workload through the store, at one flush interval.
+#[derive(Debug)]
+pub struct StoreRun {
+    /// The flush interval asked for (`None`: the library's default).
+    pub flush_interval: Option<Duration>,
+    /// What the load phase did.
+    pub loaded: Loaded,
+    /// Until every insert was acknowledged.
+    pub load_acked: Duration,
+    /// Until every insert was written (the load phase's flush returned).
+    pub load_written: Duration,
+    /// The measured run phase (empty for the `load` workload).
+    pub ran: Ran,
+    /// The final flush.
+    pub flush_time: Duration,
+    /// The close after it.
+    pub close_time: Duration,
+    /// The store's counters before the measured run.
+    pub before_run: Stats,
+    /// The store's counters after close.
+    pub end: Stats,
+    /// What the run and drain asked of the backend.
+    pub metered: Metered,
+}
+
+/// The run phase as a write-through client without a cache ran it.
+#[derive(Debug)]
+pub struct Direct {
+    /// What it did.
+    pub ran: Ran,
+    /// What it asked of the backend.
+    pub metered: Metered,
+}
+
+/// Flushes `store`, failing if it stalls.
+async fn flush(
+    store: &quickstore::Store,
+    step: &'static str,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let stall = Duration::from_secs(args.stall_timeout);
+    let shown = workload::spinner(step, args.quiet);
+    let flushed = drain(store, step, stall, store.flush()).await;
+    shown.finish_and_clear();
+    flushed
+}
+
+/// Loads the items into a fresh store, warms up, runs the workload and drains the store.
+async fn run_store(
+    args: &BenchArgs,
+    keys: &Arc<[Key]>,
+    flush_interval: Option<Duration>,
+) -> anyhow::Result<(StoreRun, OpenStore)> {
+    let opened = backend::open_store(&args.backend, Unspecified::Temporary, |builder| {
+        args.tuning.apply(builder, flush_interval)
+    })
+    .await?;
+    let store = opened.store.clone();
+
+    let started = Instant::now();
+    let plan = LoadPlan {
+        tasks: args.tasks,
+        value_size: args.value_size,
+        seed: args.seed,
+        quiet: args.quiet,
+    };
+    let loaded = workload::load(&store, keys, plan).await?;
+    let load_acked = started.elapsed();
+    flush(&store, "writing the loaded items", args).await?;
+    let load_written = started.elapsed();
+
+    let via = Via::Store(store.clone());
+    if let (Some(warmup), true) = (args.warmup, args.runs_ops()) {
+        workload::run_ops(&via, keys, &args.plan(Some(warmup))).await?;
+        flush(&store, "writing the warm-up's upserts", args).await?;
+    }
+    let before_run = store.stats();
+    let metered_before = opened.meter.metered();
+    let ran = match args.runs_ops() {
+        true => workload::run_ops(&via, keys, &args.plan(None)).await?,
+        false => Ran::new()?,
+    };
+
+    let started = Instant::now();
+    flush(&store, "the final flush", args).await?;
+    let flush_time = started.elapsed();
+    let started = Instant::now();
+    let stall = Duration::from_secs(args.stall_timeout);
+    let closing = workload::spinner("closing", args.quiet);
+    let closed = drain(&store, "closing the store", stall, store.close()).await;
+    closing.finish_and_clear();
+    closed?;
+    let close_time = started.elapsed();
+    let run = StoreRun {
+        flush_interval,
+        loaded,
+        load_acked,
+        load_written,
+        ran,
+        flush_time,
+        close_time,
+        before_run,
+        end: store.stats(),
+        metered: opened.meter.metered().since(&metered_before),
+    };
+    Ok((run, opened))
+}
+
+/// Runs the workload straight against `opened`'s backend.
+async fn run_direct(
+    args: &BenchArgs,
+    keys: &Arc<[Key]>,
+    opened: &OpenStore,
+) -> anyhow::Result<Direct> {
+    let via = Via::Direct {
+        backend: Arc::clone(&opened.meter) as Arc<dyn Backend>,
+        partition_key: Arc::from(args.backend.partition_key()),
+        consistent: !args.tuning.eventual_reads,
+    };
+    if let Some(warmup) = args.warmup {
+        workload::run_ops(&via, keys, &args.plan(Some(warmup))).await?;
+    }
+    let before = opened.meter.metered();
+    let ran = workload::run_ops(&via, keys, &args.plan(None)).await?;
+    Ok(Direct {
+        ran,
+        metered: opened.meter.metered().since(&before),
+    })
+}
+
+/// Runs `quickstore bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let args = args.with_workload();
+    let keys: Arc<[Key]> = (0..args.items)
+        .map(|index| Key::new(KIND, index.to_string()))
+        .collect::<Result<_, _>>()?;
+
+    let mut runs = Vec::new();
+    let mut last = None;
+    for flush_interval in args.tuning.flush_intervals() {
+        let (run, opened) = run_store(&args, &keys, flush_interval).await?;
+        runs.push(run);
+        last = Some(opened);
+    }
+    let opened = last.context("no flush interval to run with")?;
+    let direct = match args.compare {
+        Some(Compare::Direct) if args.runs_ops() => Some(run_direct(&args, &keys, &opened).await?),
+        _ => None,
+    };
+
+    let report = Report {
+        args: &args,
+        target: &opened.target,
+        runs: &runs,
+        direct: direct.as_ref(),
+    };
+    if let Some(path) = &args.plot {
+        plot::draw(path, &report.series())
+            .with_context(|| format!("cannot draw the plot {}", path.display()))?;
+    }
+    if args.json {
+        let json = report.json().context("cannot encode the report")?;
+        print(&format!("{json}\n"))?;
+    } else {
+        print(&report.render()?)?;
+    }
+    for run in &runs {
+        if args.metrics {
+            let json = serde_json::to_string(&run.end).context("cannot encode the statistics")?;
+            print(&format!("{json}\n"))?;
+        }
+    }
+    for run in &runs {
+        if run.end.pending != 0 {
+            bail!("{} keys were still pending after close", run.end.pending);
+        }
+        if run.end.rejected_writes != 0 {
+            bail!("the backend refused {} writes", run.end.rejected_writes);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<BenchArgs, clap::Error> {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = ["bench"].iter().chain(extra).copied();
+        Cli::try_parse_from(argv).map(|cli| cli.bench.with_workload())
+    }
+
+    #[test]
+    fn workloads_set_the_mix() -> anyhow::Result<()> {
+        assert_eq!(args(&["--workload", "a"])?.read_ratio, 0.5);
+        assert_eq!(args(&["--workload", "b"])?.read_ratio, 0.95);
+        assert_eq!(args(&["--workload", "w"])?.read_ratio, 0.0);
+        let load = args(&["--workload", "load", "--duration", "5s"])?;
+        assert!(!load.runs_ops(), "the load workload runs no operations");
+        let u = args(&["--workload", "u", "--items", "100000"])?;
+        assert_eq!(u.read_ratio, 1.0);
+        assert_eq!(u.tuning.cache_bytes, Some(100_000 * 250 / 10));
+        let sized = args(&["--workload", "u", "--cache-bytes", "5000"])?;
+        assert_eq!(
+            sized.tuning.cache_bytes,
+            Some(5000),
+            "an explicit size wins"
+        );
+        assert_eq!(args(&["--read-ratio", "0.3"])?.read_ratio, 0.3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_run_lasts_a_number_of_operations_or_a_time() -> anyhow::Result<()> {
+        assert_eq!(args(&["--ops", "7"])?.plan(None).length, Length::Ops(7));
+        let timed = args(&["--duration", "2s", "--warmup", "500ms"])?;
+        assert_eq!(timed.plan(None).length, Length::For(Duration::from_secs(2)));
+        let warmup = timed.plan(Some(Duration::from_millis(500)));
+        assert_eq!(warmup.length, Length::For(Duration::from_millis(500)));
+        assert_ne!(
+            warmup.phase,
+            timed.plan(None).phase,
+            "the warm-up draws other keys"
+        );
+        assert!(args(&["--ops", "7", "--duration", "2s"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn several_flush_intervals_mean_several_runs() -> anyhow::Result<()> {
+        let ms = Duration::from_millis;
+        let several = args(&["--flush-interval", "100ms,1s,10s"])?;
+        assert_eq!(
+            several.tuning.flush_intervals(),
+            [Some(ms(100)), Some(ms(1000)), Some(ms(10_000))]
+        );
+        assert_eq!(args(&[])?.tuning.flush_intervals(), [None]);
+        assert!(
+            args(&["--durability", "always"]).is_err(),
+            "needs --journal"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ratios_must_be_fractions_and_rates_positive() {
+        assert_eq!(parse_ratio("0"), Ok(0.0));
+        assert_eq!(parse_ratio("1"), Ok(1.0));
+        assert_eq!(parse_ratio("0.25"), Ok(0.25));
+        for bad in ["1.01", "-0.5", "NaN", "inf", "half", ""] {
+            assert!(parse_ratio(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_rate("2500"), Ok(2500.0));
+        for bad in ["0", "-1", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+}

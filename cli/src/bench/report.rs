@@ -1,0 +1,745 @@
+//! What `quickstore bench` prints: the report as text, or as JSON with stable field names
+//! (listed in docs/BENCHMARKS.md).
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use clap::ValueEnum as _;
+use quickstore::{Durability, Stats};
+use serde::Serialize;
+
+use super::plot::Series;
+use super::{BenchArgs, Direct, StoreRun};
+use crate::backend::Target;
+use crate::cost::{Bill, Prices, Units};
+use crate::latency::{Recorder, Summary};
+use crate::meter::Metered;
+use crate::timeline::Timeline;
+
+/// Windows of the throughput over time in the JSON report, at most.
+const THROUGHPUT_POINTS: usize = 200;
+
+/// Everything measured.
+pub struct Report<'a> {
+    /// The options the benchmark ran with.
+    pub args: &'a BenchArgs,
+    /// What the store ran against.
+    pub target: &'a Target,
+    /// The store's runs, one per flush interval.
+    pub runs: &'a [StoreRun],
+    /// The same run phase straight against the backend, with `--compare direct`.
+    pub direct: Option<&'a Direct>,
+}
+
+/// Per second, for throughput figures.
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// A flush interval as the report shows it.
+fn interval_name(interval: Option<Duration>) -> String {
+    match interval {
+        Some(interval) => format!("{interval:?}"),
+        None => "default".to_owned(),
+    }
+}
+
+/// Items written per mutation, as text: below 1 when writes coalesced.
+fn per_mutation(stats: &Stats) -> String {
+    if stats.mutations == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.3}", stats.items_written as f64 / stats.mutations as f64)
+    }
+}
+
+impl StoreRun {
+    /// The bill as read, and had reads been of the other consistency (half, or twice, the
+    /// read units).
+    fn bills(&self, consistent: bool, prices: &Prices) -> (Bill, Bill) {
+        let units = self.metered.units;
+        let other = Units {
+            read: if consistent {
+                units.read / 2.0
+            } else {
+                units.read * 2.0
+            },
+            write: units.write,
+        };
+        let ops = self.ran.ops();
+        (Bill::new(units, ops, prices), Bill::new(other, ops, prices))
+    }
+}
+
+impl Direct {
+    fn bill(&self, prices: &Prices) -> Bill {
+        Bill::new(self.metered.units, self.ran.ops(), prices)
+    }
+}
+
+impl Report<'_> {
+    /// Whether the store's reads were strongly consistent.
+    fn consistent_reads(&self) -> bool {
+        !self.args.tuning.eventual_reads
+    }
+
+    /// The report as text.
+    pub fn render(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        self.render_header(&mut out)?;
+        for run in self.runs {
+            writeln!(out)?;
+            if self.runs.len() > 1 {
+                writeln!(
+                    out,
+                    "== flush interval {}",
+                    interval_name(run.flush_interval)
+                )?;
+            }
+            self.render_run(&mut out, run)?;
+            if let Some(direct) = self.direct {
+                writeln!(out)?;
+                self.render_compare(&mut out, run, direct)?;
+            }
+        }
+        if self.runs.len() > 1 {
+            writeln!(out)?;
+            self.render_intervals(&mut out)?;
+        }
+        if let Some(path) = &self.args.plot {
+            writeln!(out)?;
+            writeln!(out, "plot written to {}", path.display())?;
+        }
+        Ok(out)
+    }
+
+    fn render_header(&self, out: &mut String) -> fmt::Result {
+        let args = self.args;
+        let tuning = &args.tuning;
+        let workload = args
+            .workload
+            .and_then(|w| w.to_possible_value())
+            .map(|v| format!(", workload {}", v.get_name()))
+            .unwrap_or_default();
+        writeln!(out, "quickstore bench on the {}{workload}", self.target)?;
+        let length = match args.duration {
+            Some(time) => format!("{time:?} of ops"),
+            None => format!("{} ops", args.ops),
+        };
+        let warmup = args
+            .warmup
+            .map(|time| format!(" after a {time:?} warm-up"))
+            .unwrap_or_default();
+        let pace = args
+            .rate
+            .map(|rate| format!(" at {rate:.0} ops/s"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {} items with {}-byte payloads; {length}{warmup}{pace} from {} tasks, {:.0}% \
+             reads, {} keys, seed {}",
+            args.items,
+            args.value_size,
+            args.tasks,
+            args.read_ratio * 100.0,
+            args.distribution,
+            args.seed,
+        )?;
+        let mut settings = Vec::new();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                settings.push(format!("{name} {value}"));
+            }
+        };
+        set("cache", tuning.cache_bytes.map(|b| format!("{b} bytes")));
+        set("shards", tuning.shards.map(|n| n.to_string()));
+        if self.runs.len() == 1 {
+            set(
+                "flush interval",
+                tuning.flush_interval.first().map(|i| format!("{i:?}")),
+            );
+        }
+        set(
+            "batch threshold",
+            tuning.batch_threshold.map(|n| n.to_string()),
+        );
+        set(
+            "max pending",
+            tuning.max_pending.map(|n| format!("{n} keys")),
+        );
+        set(
+            "max pending",
+            tuning.max_pending_bytes.map(|b| format!("{b} bytes")),
+        );
+        set(
+            "journal",
+            tuning.journal.as_ref().map(|dir| {
+                format!(
+                    "in {} ({})",
+                    dir.display(),
+                    durability_name(tuning.durability)
+                )
+            }),
+        );
+        if tuning.eventual_reads {
+            settings.push("eventually consistent reads".to_owned());
+        }
+        if settings.is_empty() {
+            writeln!(out, "  store settings: the library's defaults")
+        } else {
+            writeln!(
+                out,
+                "  store settings: {} (others default)",
+                settings.join(", ")
+            )
+        }
+    }
+
+    fn render_run(&self, out: &mut String, run: &StoreRun) -> fmt::Result {
+        let args = self.args;
+        let loaded = &run.loaded;
+        let existed = if loaded.existed > 0 {
+            format!(" ({} already present)", loaded.existed)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "load   {} items inserted{existed} in {:.1?}: {:.0} items/s acknowledged, \
+             {:.0} items/s written ({:.1?})",
+            loaded.inserted,
+            run.load_acked,
+            rate(args.items, run.load_acked),
+            rate(args.items, run.load_written),
+            run.load_written,
+        )?;
+        let ran = &run.ran;
+        let (reads, writes) = (ran.reads.count(), ran.writes.count());
+        let not_found = if ran.not_found > 0 {
+            format!(" ({} not found)", ran.not_found)
+        } else {
+            String::new()
+        };
+        let behind = match args.rate {
+            Some(_) => format!("; at worst {:.1?} behind schedule", ran.behind),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "run    {} ops in {:.1?}: {:.0} ops/s; {reads} reads{not_found}, {writes} \
+             upserts{behind}",
+            ran.ops(),
+            ran.elapsed,
+            rate(ran.ops(), ran.elapsed),
+        )?;
+        writeln!(
+            out,
+            "drain  flush {:.1?}, close {:.1?}",
+            run.flush_time, run.close_time
+        )?;
+        writeln!(out)?;
+        render_latencies(out, ran)?;
+        writeln!(out)?;
+        render_store(out, &run.end.since(&run.before_run), &run.end)?;
+        writeln!(out)?;
+        self.render_cost(out, run)
+    }
+
+    /// The store's run beside the same run straight against the backend.
+    fn render_compare(&self, out: &mut String, run: &StoreRun, direct: &Direct) -> fmt::Result {
+        let prices = Prices::default();
+        let (ran, theirs) = (&run.ran, &direct.ran);
+        let ours = Bill::new(run.metered.units, ran.ops(), &prices);
+        let theirs_bill = direct.bill(&prices);
+        writeln!(
+            out,
+            "compare: the same run straight against the backend (write-through, no cache)"
+        )?;
+        writeln!(
+            out,
+            "{:<24} {:>14} {:>14} {:>9}",
+            "", "quickstore", "direct", "ratio"
+        )?;
+        let row = |out: &mut String, name: &str, a: f64, b: f64, digits: usize| {
+            let ratio = if b > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "-".to_owned()
+            };
+            writeln!(
+                out,
+                "{name:<24} {:>14} {:>14} {ratio:>9}",
+                format!("{a:.digits$}"),
+                format!("{b:.digits$}")
+            )
+        };
+        row(
+            out,
+            "ops/s",
+            rate(ran.ops(), ran.elapsed),
+            rate(theirs.ops(), theirs.elapsed),
+            0,
+        )?;
+        let micros = |r: &Recorder, pick: fn(&Summary) -> Duration| {
+            r.summary().map_or(0.0, |s| pick(&s).as_secs_f64() * 1e6)
+        };
+        for (name, pick) in [
+            ("p50", (|s: &Summary| s.p50) as fn(&Summary) -> Duration),
+            ("p99", |s: &Summary| s.p99),
+        ] {
+            let read = (micros(&ran.reads, pick), micros(&theirs.reads, pick));
+            row(out, &format!("read {name} (us)"), read.0, read.1, 1)?;
+            let upsert = (micros(&ran.writes, pick), micros(&theirs.writes, pick));
+            row(out, &format!("upsert {name} (us)"), upsert.0, upsert.1, 1)?;
+        }
+        let requests = |m: &Metered| (m.read_requests + m.write_requests) as f64;
+        let (mine, theirs) = (&run.metered, &direct.metered);
+        for (name, a, b, digits) in [
+            ("requests", requests(mine), requests(theirs), 0),
+            ("read units", mine.units.read, theirs.units.read, 1),
+            ("write units", mine.units.write, theirs.units.write, 1),
+            (
+                "$ per million ops",
+                ours.dollars_per_million_ops,
+                theirs_bill.dollars_per_million_ops,
+                4,
+            ),
+        ] {
+            row(out, name, a, b, digits)?;
+        }
+        Ok(())
+    }
+
+    /// The DynamoDB bill of the run and drain, as on-demand capacity would charge it.
+    fn render_cost(&self, out: &mut String, run: &StoreRun) -> fmt::Result {
+        let prices = Prices::default();
+        let metered = &run.metered;
+        let (bill, other_bill) = run.bills(self.consistent_reads(), &prices);
+        let (this, that) = if self.consistent_reads() {
+            ("strongly consistent reads", "eventually consistent reads")
+        } else {
+            ("eventually consistent reads", "strongly consistent reads")
+        };
+        writeln!(
+            out,
+            "dynamodb (run+drain, on-demand at ${}/M read units, ${}/M write units)",
+            prices.read_per_million, prices.write_per_million
+        )?;
+        writeln!(
+            out,
+            "  requests: {} reads for {} items, {} writes for {} items",
+            metered.read_requests,
+            metered.items_read,
+            metered.write_requests,
+            metered.items_written
+        )?;
+        for (name, bill) in [(this, &bill), (that, &other_bill)] {
+            writeln!(
+                out,
+                "  {name:<28} {:>10.1} read + {:>10.1} write units; per million ops {:>12.0} + \
+                 {:>12.0} units, ${:.4}",
+                bill.units.read,
+                bill.units.write,
+                bill.units_per_million_ops.read,
+                bill.units_per_million_ops.write,
+                bill.dollars_per_million_ops
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The cost of each flush interval side by side, and write-through's when compared.
+    fn render_intervals(&self, out: &mut String) -> fmt::Result {
+        let prices = Prices::default();
+        writeln!(
+            out,
+            "cost by flush interval (run+drain, per million ops, on-demand prices)"
+        )?;
+        writeln!(
+            out,
+            "{:<16} {:>12} {:>10} {:>12} {:>14} {:>14} {:>10} {:>9}",
+            "flush interval",
+            "ops/s",
+            "requests",
+            "writes/mut",
+            "read units",
+            "write units",
+            "$",
+            "vs direct"
+        )?;
+        let direct = self.direct.map(|direct| direct.bill(&prices));
+        for run in self.runs {
+            let (bill, _) = run.bills(self.consistent_reads(), &prices);
+            let ratio = match direct {
+                Some(direct) if direct.dollars_per_million_ops > 0.0 => format!(
+                    "{:.3}",
+                    bill.dollars_per_million_ops / direct.dollars_per_million_ops
+                ),
+                _ => "-".to_owned(),
+            };
+            let requests = run.metered.read_requests + run.metered.write_requests;
+            writeln!(
+                out,
+                "{:<16} {:>12.0} {:>10} {:>12} {:>14.0} {:>14.0} {:>10.4} {ratio:>9}",
+                interval_name(run.flush_interval),
+                rate(run.ran.ops(), run.ran.elapsed),
+                requests,
+                per_mutation(&run.end.since(&run.before_run)),
+                bill.units_per_million_ops.read,
+                bill.units_per_million_ops.write,
+                bill.dollars_per_million_ops,
+            )?;
+        }
+        if let (Some(direct), Some(bill)) = (self.direct, direct) {
+            writeln!(
+                out,
+                "{:<16} {:>12.0} {:>10} {:>12} {:>14.0} {:>14.0} {:>10.4} {:>9}",
+                "direct",
+                rate(direct.ran.ops(), direct.ran.elapsed),
+                direct.metered.read_requests + direct.metered.write_requests,
+                "1.000",
+                bill.units_per_million_ops.read,
+                bill.units_per_million_ops.write,
+                bill.dollars_per_million_ops,
+                "1.000",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// What `--plot` draws: each store run, and the direct run.
+    pub fn series(&self) -> Vec<Series<'_>> {
+        let mut series: Vec<Series<'_>> = self
+            .runs
+            .iter()
+            .map(|run| Series {
+                name: if self.runs.len() > 1 {
+                    format!("quickstore, flush {}", interval_name(run.flush_interval))
+                } else {
+                    "quickstore".to_owned()
+                },
+                ran: &run.ran,
+            })
+            .collect();
+        if let Some(direct) = self.direct {
+            series.push(Series {
+                name: "direct".to_owned(),
+                ran: &direct.ran,
+            });
+        }
+        series
+    }
+}
+
+fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
+    writeln!(
+        out,
+        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency", "count", "mean", "p50", "p99", "p99.9", "max"
+    )?;
+    for (name, summary) in [
+        ("read", ran.reads.summary()),
+        ("upsert", ran.writes.summary()),
+    ] {
+        match summary {
+            Some(Summary {
+                count,
+                mean,
+                p50,
+                p99,
+                p999,
+                max,
+            }) => writeln!(
+                out,
+                "{name:<8} {count:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                format!("{mean:.1?}"),
+                format!("{p50:.1?}"),
+                format!("{p99:.1?}"),
+                format!("{p999:.1?}"),
+                format!("{max:.1?}"),
+            )?,
+            None => writeln!(out, "{name:<8} {:>9}", 0)?,
+        }
+    }
+    Ok(())
+}
+
+fn render_store(out: &mut String, run: &Stats, total: &Stats) -> fmt::Result {
+    writeln!(out, "{:<16} {:>10} {:>10}", "store", "run+drain", "total")?;
+    let rows: [(&str, u64, u64); 8] = [
+        ("hits", run.hits, total.hits),
+        ("misses", run.misses, total.misses),
+        ("backend reads", run.backend_reads, total.backend_reads),
+        ("read requests", run.read_requests, total.read_requests),
+        ("mutations", run.mutations, total.mutations),
+        ("items written", run.items_written, total.items_written),
+        ("write requests", run.write_requests, total.write_requests),
+        ("retries", run.retries, total.retries),
+    ];
+    for (name, run, total) in rows {
+        writeln!(out, "{name:<16} {run:>10} {total:>10}")?;
+    }
+    writeln!(
+        out,
+        "{:<16} {:>9.1}% {:>9.1}%",
+        "hit ratio",
+        run.hit_ratio() * 100.0,
+        total.hit_ratio() * 100.0
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:>10} {:>10}",
+        "writes/mutation",
+        per_mutation(run),
+        per_mutation(total)
+    )?;
+    writeln!(
+        out,
+        "at end: {} pending, {} rejected writes, {} entries cached ({} bytes)",
+        total.pending, total.rejected_writes, total.cached_entries, total.cached_bytes
+    )
+}
+
+/// A journal durability as the report names it.
+fn durability_name(durability: Option<Durability>) -> String {
+    match durability {
+        Some(Durability::Interval(interval)) => format!("synced every {interval:?}"),
+        _ => "each mutation synced".to_owned(),
+    }
+}
+
+/// The report as JSON: what `--json` prints.
+#[derive(Debug, Serialize)]
+struct JsonReport {
+    workload: Option<String>,
+    items: u64,
+    value_size: usize,
+    ops: u64,
+    duration_secs: Option<f64>,
+    warmup_secs: Option<f64>,
+    target_rate: Option<f64>,
+    tasks: u32,
+    read_ratio: f64,
+    distribution: String,
+    seed: u64,
+    cache_bytes: Option<u64>,
+    settings: JsonSettings,
+    load: JsonLoad,
+    run: JsonRun,
+    latency_us: JsonLatencies,
+    drain: JsonDrain,
+    /// The store's counters over the run and drain (`Stats::since`), gauges at the end.
+    store: Stats,
+    dynamodb: JsonDynamoDb,
+    /// With `--compare direct`: the same run phase straight against the backend.
+    compare_direct: Option<JsonDirect>,
+}
+
+/// The store's settings; `null` for the library's default.
+#[derive(Debug, Serialize)]
+struct JsonSettings {
+    flush_interval_secs: Option<f64>,
+    shards: Option<u64>,
+    batch_threshold: Option<u64>,
+    max_pending: Option<u64>,
+    max_pending_bytes: Option<u64>,
+    journal: Option<String>,
+    /// `always`, or the longest time between syncs in seconds; `null` without a journal.
+    durability: Option<serde_json::Value>,
+    consistent_reads: bool,
+    partition_key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDirect {
+    run: JsonRun,
+    latency_us: JsonLatencies,
+    metered: Metered,
+    bill: Bill,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLoad {
+    inserted: u64,
+    existed: u64,
+    acknowledged_secs: f64,
+    written_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonRun {
+    ops: u64,
+    secs: f64,
+    ops_per_sec: f64,
+    reads: u64,
+    upserts: u64,
+    not_found: u64,
+    /// With a target rate: how late, at worst, an operation started against its schedule.
+    behind_schedule_secs: f64,
+    throughput: JsonThroughput,
+}
+
+/// Operations per second over consecutive windows of the run.
+#[derive(Debug, Serialize)]
+struct JsonThroughput {
+    window_secs: f64,
+    ops_per_sec: Vec<f64>,
+}
+
+impl From<&Timeline> for JsonThroughput {
+    fn from(timeline: &Timeline) -> Self {
+        let (window, ops_per_sec) = timeline.rates(THROUGHPUT_POINTS);
+        Self {
+            window_secs: window.as_secs_f64(),
+            ops_per_sec,
+        }
+    }
+}
+
+impl From<&super::Ran> for JsonRun {
+    fn from(ran: &super::Ran) -> Self {
+        Self {
+            ops: ran.ops(),
+            secs: ran.elapsed.as_secs_f64(),
+            ops_per_sec: rate(ran.ops(), ran.elapsed),
+            reads: ran.reads.count(),
+            upserts: ran.writes.count(),
+            not_found: ran.not_found,
+            behind_schedule_secs: ran.behind.as_secs_f64(),
+            throughput: JsonThroughput::from(&ran.timeline),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLatencies {
+    read: Option<JsonLatency>,
+    upsert: Option<JsonLatency>,
+}
+
+impl From<&super::Ran> for JsonLatencies {
+    fn from(ran: &super::Ran) -> Self {
+        Self {
+            read: ran.reads.summary().map(JsonLatency::from),
+            upsert: ran.writes.summary().map(JsonLatency::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLatency {
+    count: u64,
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+impl From<Summary> for JsonLatency {
+    fn from(s: Summary) -> Self {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        Self {
+            count: s.count,
+            mean: us(s.mean),
+            p50: us(s.p50),
+            p99: us(s.p99),
+            p999: us(s.p999),
+            max: us(s.max),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDrain {
+    flush_secs: f64,
+    close_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDynamoDb {
+    metered: Metered,
+    prices: Prices,
+    /// The bill as the store read.
+    bill: Bill,
+    /// The bill had reads been of the other consistency.
+    bill_other_consistency: Bill,
+    consistent_reads: bool,
+}
+
+impl Report<'_> {
+    /// The report as a JSON document: one object, or an array of them (one per flush
+    /// interval) when several were asked for.
+    pub fn json(&self) -> serde_json::Result<String> {
+        let reports: Vec<JsonReport> = self.runs.iter().map(|run| self.json_run(run)).collect();
+        match reports.as_slice() {
+            [one] => serde_json::to_string_pretty(one),
+            several => serde_json::to_string_pretty(several),
+        }
+    }
+
+    fn json_run(&self, run: &StoreRun) -> JsonReport {
+        let args = self.args;
+        let tuning = &args.tuning;
+        let prices = Prices::default();
+        let (bill, bill_other_consistency) = run.bills(self.consistent_reads(), &prices);
+        let secs = |d: Duration| d.as_secs_f64();
+        JsonReport {
+            workload: args
+                .workload
+                .and_then(|w| w.to_possible_value())
+                .map(|v| v.get_name().to_owned()),
+            items: args.items,
+            value_size: args.value_size,
+            ops: args.ops,
+            duration_secs: args.duration.map(secs),
+            warmup_secs: args.warmup.map(secs),
+            target_rate: args.rate,
+            tasks: args.tasks,
+            read_ratio: args.read_ratio,
+            distribution: args.distribution.to_string(),
+            seed: args.seed,
+            cache_bytes: tuning.cache_bytes,
+            settings: JsonSettings {
+                flush_interval_secs: run.flush_interval.map(secs),
+                shards: tuning.shards,
+                batch_threshold: tuning.batch_threshold,
+                max_pending: tuning.max_pending,
+                max_pending_bytes: tuning.max_pending_bytes,
+                journal: tuning.journal.as_ref().map(|d| d.display().to_string()),
+                durability: tuning.journal.as_ref().map(|_| match tuning.durability {
+                    Some(Durability::Interval(interval)) => secs(interval).into(),
+                    _ => "always".into(),
+                }),
+                consistent_reads: self.consistent_reads(),
+                partition_key: args.backend.partition_key().to_owned(),
+            },
+            load: JsonLoad {
+                inserted: run.loaded.inserted,
+                existed: run.loaded.existed,
+                acknowledged_secs: secs(run.load_acked),
+                written_secs: secs(run.load_written),
+            },
+            run: JsonRun::from(&run.ran),
+            latency_us: JsonLatencies::from(&run.ran),
+            drain: JsonDrain {
+                flush_secs: secs(run.flush_time),
+                close_secs: secs(run.close_time),
+            },
+            store: run.end.since(&run.before_run),
+            dynamodb: JsonDynamoDb {
+                metered: run.metered,
+                prices,
+                bill,
+                bill_other_consistency,
+                consistent_reads: self.consistent_reads(),
+            },
+            compare_direct: self.direct.map(|direct| JsonDirect {
+                run: JsonRun::from(&direct.ran),
+                latency_us: JsonLatencies::from(&direct.ran),
+                metered: direct.metered,
+                bill: direct.bill(&prices),
+            }),
+        }
+    }
+}
