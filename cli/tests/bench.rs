@@ -377,3 +377,31 @@ fn bad_settings_are_refused() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `--compare batch` writes as many items as the store's final drain wrote, in full
+/// `BatchWriteItem` requests, and reports both.
+#[test]
+fn compare_batch_writes_as_many_items_as_the_drain() -> anyhow::Result<()> {
+    let run = bench(&["--json", "--workload", "w", "--compare", "batch"], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let (drain, batch) = (&report["drain"], &report["compare_batch"]);
+    let items = batch["items"].as_u64().context("compare_batch.items")?;
+    ensure!(items > 0 && drain["items"] == items, "{drain} vs {batch}");
+    ensure!(
+        batch["requests"] == items.div_ceil(25),
+        "full batches: {batch}"
+    );
+    ensure!(batch["secs"].as_f64().is_some_and(|s| s > 0.0), "{batch}");
+    ensure!(report["compare_direct"].is_null(), "{report}");
+
+    let text = bench(&["--workload", "w", "--compare", "direct,batch"], None)?;
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    ensure!(text.status.success(), "{text:?}");
+    ensure!(
+        stdout.contains("against a direct BatchWriteItem loop"),
+        "{stdout}"
+    );
+    ensure!(stdout.contains("straight against the backend"), "{stdout}");
+    Ok(())
+}

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
-use quickstore::{Backend, Key, Stats};
+use quickstore::{Backend, Key, Stats, Write, MAX_BATCH_WRITE_ITEMS};
+use serde::Serialize;
 
 use crate::backend::{self, BackendArgs, OpenStore, Unspecified};
 use crate::drain::drain;
@@ -39,6 +40,8 @@ const WARMUP_PHASE: u64 = 2;
 pub enum Compare {
     /// Plain backend calls: write-through, no cache.
     Direct,
+    /// The store's final drain against a concurrent `BatchWriteItem` loop writing as many items.
+    Batch,
 }
 
 /// The named workloads.
@@ -133,11 +136,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub metrics: bool,
 
-    /// After the store's run, run the same operations (same keys, same mix, same seeds)
-    /// straight against the backend, as a write-through client with no cache would: each read
-    /// a `GetItem`, each upsert a one-item write. The report puts both side by side.
-    #[arg(long, value_enum)]
-    pub compare: Option<Compare>,
+    /// `direct`: after the store's run, run the same operations (same keys, same mix, same
+    /// seeds) straight against the backend, as a write-through client with no cache would:
+    /// each read a `GetItem`, each upsert a one-item write; the report puts both side by side.
+    /// `batch`: write as many items as the store's final flush and close wrote, straight to the
+    /// backend in `BatchWriteItem` requests of 25 from a concurrent loop, and compare the time
+    /// with the store's drain. Both: `--compare direct,batch`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub compare: Vec<Compare>,
 
     /// Print the whole report as one JSON document instead of text (field names are stable;
     /// docs/BENCHMARKS.md lists them); an array of them with several flush intervals.
@@ -252,6 +258,8 @@ pub struct StoreRun {
     pub ran: Ran,
     /// The final flush.
     pub flush_time: Duration,
+    /// What the final flush and close wrote.
+    pub drained: Drained,
     /// The close after it.
     pub close_time: Duration,
     /// The store's counters before the measured run.
@@ -260,6 +268,97 @@ pub struct StoreRun {
     pub end: Stats,
     /// What the run and drain asked of the backend.
     pub metered: Metered,
+}
+
+/// What a drain (or a loop standing in for one) wrote, and how long it took.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Drained {
+    /// Items written.
+    pub items: u64,
+    /// Write requests sent.
+    pub requests: u64,
+    /// From the start of the final flush to the end of the close, or of the loop.
+    pub secs: f64,
+}
+
+/// Requests a [`batch_loop`] keeps in flight: as many as the store does by default.
+const BATCH_LOOP_IN_FLIGHT: usize = 8;
+
+/// Writes `count` items (the first `count` keys, each with a new state of the run's size)
+/// straight to the backend in full `BatchWriteItem` requests from a loop keeping
+/// [`BATCH_LOOP_IN_FLIGHT`] in flight, re-sending what DynamoDB leaves unprocessed.
+async fn batch_loop(
+    args: &BenchArgs,
+    keys: &Arc<[Key]>,
+    opened: &OpenStore,
+    count: u64,
+) -> anyhow::Result<Drained> {
+    let partition_key: Arc<str> = Arc::from(args.backend.partition_key());
+    let mut rng = workload::task_rng(args.seed, 3, 0);
+    let payload = workload::random_payload(&mut rng, args.value_size);
+    let count = usize::try_from(count)?.min(keys.len());
+    let writes: Vec<Write> = keys
+        .iter()
+        .take(count)
+        .enumerate()
+        .map(|(index, key)| workload::final_state(index as u64, &payload, &partition_key, key))
+        .collect();
+    let batches: Vec<Vec<Write>> = writes
+        .chunks(MAX_BATCH_WRITE_ITEMS)
+        .map(<[_]>::to_vec)
+        .collect();
+    let backend = Arc::clone(&opened.meter);
+    let before = backend.metered();
+    let started = Instant::now();
+    in_flight_each(batches, BATCH_LOOP_IN_FLIGHT, |batch| {
+        let (backend, partition_key) = (Arc::clone(&backend), Arc::clone(&partition_key));
+        async move {
+            let mut pending = batch;
+            let mut delay = Duration::from_millis(1);
+            loop {
+                let unprocessed = backend.batch_write(&partition_key, &pending).await?;
+                if unprocessed.is_empty() {
+                    return Ok(());
+                }
+                pending = unprocessed
+                    .into_iter()
+                    .filter_map(|index| pending.get(index).cloned())
+                    .collect();
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+        }
+    })
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let metered = backend.metered().since(&before);
+    Ok(Drained {
+        items: metered.items_written,
+        requests: metered.write_requests,
+        secs,
+    })
+}
+
+/// Runs `work` on each of `inputs`, at most `in_flight` at once, failing on the first error.
+async fn in_flight_each<I, F, Fut>(inputs: Vec<I>, in_flight: usize, work: F) -> anyhow::Result<()>
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = quickstore::Result<()>> + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    for input in inputs {
+        if running.len() >= in_flight {
+            if let Some(done) = running.join_next().await {
+                done.context("a write task failed")??;
+            }
+        }
+        running.spawn(work(input));
+    }
+    while let Some(done) = running.join_next().await {
+        done.context("a write task failed")??;
+    }
+    Ok(())
 }
 
 /// The run phase as a write-through client without a cache ran it.
@@ -320,6 +419,7 @@ async fn run_store(
         false => Ran::new()?,
     };
 
+    let before_drain = store.stats();
     let started = Instant::now();
     flush(&store, "the final flush", args).await?;
     let flush_time = started.elapsed();
@@ -330,6 +430,12 @@ async fn run_store(
     closing.finish_and_clear();
     closed?;
     let close_time = started.elapsed();
+    let end = store.stats();
+    let drained = Drained {
+        items: end.items_written - before_drain.items_written,
+        requests: end.write_requests - before_drain.write_requests,
+        secs: (flush_time + close_time).as_secs_f64(),
+    };
     let run = StoreRun {
         flush_interval,
         loaded,
@@ -337,9 +443,10 @@ async fn run_store(
         load_written,
         ran,
         flush_time,
+        drained,
         close_time,
         before_run,
-        end: store.stats(),
+        end,
         metered: opened.meter.metered().since(&metered_before),
     };
     Ok((run, opened))
@@ -382,9 +489,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         last = Some(opened);
     }
     let opened = last.context("no flush interval to run with")?;
-    let direct = match args.compare {
-        Some(Compare::Direct) if args.runs_ops() => Some(run_direct(&args, &keys, &opened).await?),
-        _ => None,
+    let direct = match args.compare.contains(&Compare::Direct) && args.runs_ops() {
+        true => Some(run_direct(&args, &keys, &opened).await?),
+        false => None,
+    };
+    let batch = match args.compare.contains(&Compare::Batch) {
+        true => {
+            let items = runs.iter().map(|run| run.drained.items).max().unwrap_or(0);
+            Some(batch_loop(&args, &keys, &opened, items).await?)
+        }
+        false => None,
     };
 
     let report = Report {
@@ -392,6 +506,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         target: &opened.target,
         runs: &runs,
         direct: direct.as_ref(),
+        batch: batch.as_ref(),
     };
     if let Some(path) = &args.plot {
         plot::draw(path, &report.series())

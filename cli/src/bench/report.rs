@@ -9,7 +9,7 @@ use quickstore::{Durability, Stats};
 use serde::Serialize;
 
 use super::plot::Series;
-use super::{BenchArgs, Direct, StoreRun};
+use super::{BenchArgs, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
 use crate::backend::Target;
 use crate::cost::{Bill, Prices, Units};
 use crate::latency::{Recorder, Summary};
@@ -29,6 +29,8 @@ pub struct Report<'a> {
     pub runs: &'a [StoreRun],
     /// The same run phase straight against the backend, with `--compare direct`.
     pub direct: Option<&'a Direct>,
+    /// A direct `BatchWriteItem` loop writing as many items as a drain, with `--compare batch`.
+    pub batch: Option<&'a Drained>,
 }
 
 /// Per second, for throughput figures.
@@ -100,6 +102,10 @@ impl Report<'_> {
             if let Some(direct) = self.direct {
                 writeln!(out)?;
                 self.render_compare(&mut out, run, direct)?;
+            }
+            if let Some(batch) = self.batch {
+                writeln!(out)?;
+                render_drain_compare(&mut out, &run.drained, batch)?;
             }
         }
         if self.runs.len() > 1 {
@@ -431,6 +437,46 @@ impl Report<'_> {
     }
 }
 
+/// The store's final drain beside a direct `BatchWriteItem` loop writing as many items.
+fn render_drain_compare(out: &mut String, drained: &Drained, batch: &Drained) -> fmt::Result {
+    writeln!(
+        out,
+        "compare: the final flush and close against a direct BatchWriteItem loop ({} items per \
+         request, {BATCH_LOOP_IN_FLIGHT} in flight)",
+        quickstore::MAX_BATCH_WRITE_ITEMS
+    )?;
+    writeln!(
+        out,
+        "{:<24} {:>14} {:>14} {:>9}",
+        "", "quickstore", "batch loop", "ratio"
+    )?;
+    let per_sec = |d: &Drained| d.items as f64 / d.secs.max(f64::MIN_POSITIVE);
+    for (name, a, b, digits) in [
+        ("items", drained.items as f64, batch.items as f64, 0),
+        (
+            "requests",
+            drained.requests as f64,
+            batch.requests as f64,
+            0,
+        ),
+        ("seconds", drained.secs, batch.secs, 3),
+        ("items/s", per_sec(drained), per_sec(batch), 0),
+    ] {
+        let ratio = if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "-".to_owned()
+        };
+        writeln!(
+            out,
+            "{name:<24} {:>14} {:>14} {ratio:>9}",
+            format!("{a:.digits$}"),
+            format!("{b:.digits$}")
+        )?;
+    }
+    Ok(())
+}
+
 fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
     writeln!(
         out,
@@ -533,6 +579,9 @@ struct JsonReport {
     dynamodb: JsonDynamoDb,
     /// With `--compare direct`: the same run phase straight against the backend.
     compare_direct: Option<JsonDirect>,
+    /// With `--compare batch`: a direct `BatchWriteItem` loop writing as many items as the
+    /// largest drain.
+    compare_batch: Option<Drained>,
 }
 
 /// The store's settings; `null` for the library's default.
@@ -654,6 +703,10 @@ impl From<Summary> for JsonLatency {
 struct JsonDrain {
     flush_secs: f64,
     close_secs: f64,
+    /// Items written by the final flush and close.
+    items: u64,
+    /// Write requests sent by them.
+    requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -725,6 +778,8 @@ impl Report<'_> {
             drain: JsonDrain {
                 flush_secs: secs(run.flush_time),
                 close_secs: secs(run.close_time),
+                items: run.drained.items,
+                requests: run.drained.requests,
             },
             store: run.end.since(&run.before_run),
             dynamodb: JsonDynamoDb {
@@ -740,6 +795,7 @@ impl Report<'_> {
                 metered: direct.metered,
                 bill: direct.bill(&prices),
             }),
+            compare_batch: self.batch.copied(),
         }
     }
 }

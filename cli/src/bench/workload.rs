@@ -69,6 +69,11 @@ impl Record {
     }
 }
 
+/// A new state of item `index` under `key`, as a write straight to the backend.
+pub fn final_state(index: u64, payload: &str, partition_key: &str, key: &Key) -> Write {
+    Write::Put(Record::new(index, u64::MAX, 0, payload).item(partition_key, key))
+}
+
 /// Where the run phase sends its operations.
 #[derive(Clone)]
 pub enum Via {
