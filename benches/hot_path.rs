@@ -1,38 +1,66 @@
-//! Hot paths: what a cached read, a many-key cached read and an upsert acknowledgement cost,
-//! next to a bare `quick_cache` holding the same items, so that quickstore's overhead shows as
-//! a ratio within one run.
+//! Hot paths: what a cached read, a many-key cached read, an upsert acknowledgement and an
+//! atomic read-modify-write cost, next to a bare `quick_cache` holding the same items, so that
+//! quickstore's overhead shows as a ratio within one run.
 //!
-//! Everything goes through the public API: a [`Store`] with no journal over an in-memory
-//! [`Backend`] that accepts every write at once. The values are a [`Doc`] of about 200 bytes.
+//! Everything goes through the public API: a [`Store`] over an in-memory [`Backend`] that
+//! accepts every write at once, with no journal unless a benchmark says otherwise. The values are
+//! a [`Doc`] of about 200 bytes.
 //!
-//! - `hot_path/get`: a warm typed `get::<Doc>` and a warm `get_item`, uniform over
-//!   [`WARM_KEYS`] cached keys; beside them, in the same group, a bare
+//! - `hot_path/get`: a warm typed `get::<Doc>`, a warm `get_item` and a warm `get_arc::<Doc>`,
+//!   uniform over [`WARM_KEYS`] cached keys; beside them, in the same group, a bare
 //!   `quick_cache::sync::Cache<String, Arc<Item>>` holding the same items: its `get` alone, and
 //!   its `get` followed by `serde_dynamo::from_item` of a copy of the item into a `Doc`, which is
-//!   what a typed read costs without a cache library around it. `harness/pick_key` is the loop
-//!   alone (picking a key), the floor under every figure.
-//! - `hot_path/get_many`: `get_many_items` of [`MANY`] distinct cached keys, beside the same
-//!   lookups in the bare cache collected into a map.
+//!   what a typed read costs without a cache library around it; and a bare
+//!   `quick_cache::sync::Cache<String, Arc<Doc>>` `get`, the baseline of `get_arc`.
+//!   `harness/pick_key` is the loop alone (picking a key), the floor under every figure.
+//! - `hot_path/get_many`: `get_many_items` and a typed `get_many::<Doc>` of [`MANY`] distinct
+//!   cached keys, beside the same lookups in the bare cache collected into a map, as items and
+//!   decoded into `Doc`s (`serde_dynamo::from_item` of a copy of each item).
 //! - `hot_path/upsert`: the acknowledgement of an `upsert` of a `Doc`, uniform over
-//!   [`HOT_KEYS`] keys. The flusher runs every [`FLUSH_INTERVAL`] and never earlier (the batch
+//!   [`HOT_KEYS`] keys: with no journal, with a journal at `Durability::Interval(10ms)` and with
+//!   a journal at `Durability::Always`. Each journaled store is a store of its own, journaled
+//!   in a fresh temporary directory (under `$TMPDIR`, normally `/tmp`) and holding the same hot
+//!   keys, flushed. The flusher runs every [`FLUSH_INTERVAL`] and never earlier (the batch
 //!   threshold is above the hot set), so almost every upsert finds its key already dirty.
+//! - `hot_path/update_with`: a warm `update_with` incrementing the `counter` of a cached `Doc`
+//!   (decoded, incremented, encoded and checked again), and the same increment on the raw item
+//!   with `update_item_with`, uniform over the [`HOT_KEYS`] keys. Checked afterwards: the
+//!   counters of the hot keys add up to what they were plus one per increment.
+//! - `hot_path/get_2_threads`: the warm reads of `hot_path/get` (`get::<Doc>`, `get_item`,
+//!   `get_arc::<Doc>`) and the two bare `quick_cache` `get`s, each from [`TASKS`] tasks at
+//!   once on the runtime's two worker threads, so that the ratio to the bare cache at two
+//!   threads is visible.
+//! - `hot_path/upsert_2_threads`: the `upsert` of `hot_path/upsert` (no journal) from
+//!   [`TASKS`] tasks at once.
 //!
-//! Each benchmark runs the whole timing loop of a sample inside one `block_on` of a two-worker
-//! multi-thread Tokio runtime (criterion's `to_async(..).iter`); the flusher runs on the
-//! workers. Keys are picked by a seeded `SmallRng`.
+//! The single-task benchmarks run the whole timing loop of a sample inside one `block_on` of a
+//! two-worker multi-thread Tokio runtime (criterion's `to_async(..).iter`); the flusher runs on
+//! the workers. In the two-thread benchmarks one iteration is one operation: a sample's
+//! operations are split evenly across [`TASKS`] tasks spawned on the runtime, which run at
+//! once, and the sample's time is the wall time until all are done; the time per iteration is
+//! therefore wall time divided by operations (half the latency of each operation if the two
+//! threads scale perfectly). Keys are picked by a seeded `SmallRng` (one stream per task and
+//! sample in the two-thread benchmarks).
 //!
-//! Run with `cargo bench --bench hot_path`.
+//! Every benchmark takes 30 samples after a 1 s warm-up, over 3 s of measurement; the command
+//! line's `--sample-size`, `--warm-up-time` and `--measurement-time` override these. Criterion
+//! draws no plots (its HTML report) unless asked with `--plotting-backend plotters`.
+//!
+//! Run with `cargo bench --bench hot_path`; benchmark names are `hot_path/<group>/<name>`, for
+//! example `hot_path/get_2_threads/quickstore/get_item`.
 
 mod common;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::hint::black_box;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion};
-use quickstore::{Item, Key, Store};
+use criterion::Criterion;
+use quickstore::{AttributeValue, Change, Durability, Item, Key, Store};
 use rand::distr::Alphanumeric;
 use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng as _};
@@ -45,8 +73,11 @@ const WARM_KEYS: usize = 10_000;
 /// Keys the upserts pick from.
 const HOT_KEYS: usize = 1_000;
 
-/// Keys read by one `get_many_items`.
+/// Keys read by one `get_many_items` or `get_many`.
 const MANY: usize = 100;
+
+/// Concurrent tasks in the two-thread benchmarks: as many as the runtime's workers.
+const TASKS: usize = 2;
 
 /// Distinct key sets the many-key reads pick from.
 const KEY_SETS: usize = 256;
@@ -104,6 +135,11 @@ impl Failures {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
         found
+    }
+
+    /// Counts one failure.
+    fn fail(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
     fn check(&self, what: &str) -> Result<(), Box<dyn StdError>> {
@@ -194,6 +230,18 @@ impl Fixture {
         })
     }
 
+    /// The sum of the counters of the hot keys, read from the store.
+    async fn hot_counters(&self) -> Result<u64, Box<dyn StdError>> {
+        let mut sum = 0;
+        for key in &self.hot_keys {
+            match self.store.get::<Doc>(key).await? {
+                Some(doc) => sum += doc.counter,
+                None => return Err(format!("hot key {key:?} is missing").into()),
+            }
+        }
+        Ok(sum)
+    }
+
     /// Fails if the store read from its backend since `misses` (the reads were not warm) or a
     /// read or write failed.
     fn check(&self, group: &str, misses: u64) -> Result<(), Box<dyn StdError>> {
@@ -210,11 +258,16 @@ fn rng() -> SmallRng {
     SmallRng::seed_from_u64(SEED)
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    group
+/// The benchmarks' sampling: set on the `Criterion` rather than on each group, so that
+/// `--sample-size`, `--warm-up-time` and `--measurement-time` on the command line override it.
+/// No plots unless `--plotting-backend` asks for them: drawing them takes longer than measuring.
+fn criterion() -> Criterion {
+    Criterion::default()
+        .without_plots()
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args()
 }
 
 /// Looks `names` up in `cache`, collecting what it finds by name as `get_many_items` does by
@@ -229,10 +282,35 @@ fn bare_many<'n>(
         .collect()
 }
 
+/// Looks `names` up in `cache` and decodes a copy of each item into a `Doc`, collecting them
+/// by name as `get_many` does by key.
+fn bare_many_decoded<'n>(
+    cache: &quick_cache::sync::Cache<String, Arc<Item>>,
+    names: impl IntoIterator<Item = &'n str>,
+) -> HashMap<String, Doc> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let doc = serde_dynamo::from_item((*cache.get(name)?).clone()).ok()?;
+            Some((name.to_owned(), doc))
+        })
+        .collect()
+}
+
+/// `item` with its `counter` attribute one higher, or `None` if it has no numeric `counter`.
+fn incremented(item: &Item) -> Option<Item> {
+    let counter: u64 = item.get("counter")?.as_n().ok()?.parse().ok()?;
+    let mut item = item.clone();
+    item.insert(
+        "counter".to_owned(),
+        AttributeValue::N((counter + 1).to_string()),
+    );
+    Some(item)
+}
+
 fn bench_get(c: &mut Criterion, runtime: &Runtime, f: &Fixture) -> Result<(), Box<dyn StdError>> {
     let misses = f.store.stats().misses;
     let mut group = c.benchmark_group("hot_path/get");
-    configure(&mut group);
     group.bench_function("harness/pick_key", |b| {
         let mut rng = rng();
         b.to_async(runtime).iter(|| {
@@ -305,7 +383,6 @@ fn bench_get_many(
 ) -> Result<(), Box<dyn StdError>> {
     let misses = f.store.stats().misses;
     let mut group = c.benchmark_group("hot_path/get_many");
-    configure(&mut group);
     group.bench_function("quickstore/get_many_items_100", |b| {
         let mut rng = rng();
         b.to_async(runtime).iter(|| {
@@ -320,6 +397,20 @@ fn bench_get_many(
             }
         })
     });
+    group.bench_function("quickstore/get_many_typed_100", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let set = &f.key_sets[rng.random_range(0..KEY_SETS)];
+            async move {
+                let docs = f
+                    .store
+                    .get_many::<Doc, _>(set.iter().map(|&i| &f.keys[i]))
+                    .await
+                    .ok();
+                f.failures.note(docs.filter(|docs| docs.len() == MANY))
+            }
+        })
+    });
     group.bench_function("quick_cache/get_100", |b| {
         let mut rng = rng();
         b.to_async(runtime).iter(|| {
@@ -331,8 +422,41 @@ fn bench_get_many(
             }
         })
     });
+    group.bench_function("quick_cache/get_from_item_100", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let set = &f.key_sets[rng.random_range(0..KEY_SETS)];
+            async move {
+                let docs = bare_many_decoded(&f.bare, set.iter().map(|&i| f.rendered[i].as_str()));
+                f.failures
+                    .note(Some(docs).filter(|docs| docs.len() == MANY))
+            }
+        })
+    });
     group.finish();
     f.check("hot_path/get_many", misses)
+}
+
+/// A store configured as the fixture's, but journaled in `dir` at `durability`, holding the
+/// fixture's hot keys, flushed.
+async fn journaled_store(
+    dir: &Path,
+    durability: Durability,
+    f: &Fixture,
+) -> Result<Store, Box<dyn StdError>> {
+    let store = Store::builder(common::MemoryBackend::default())
+        .flush_interval(FLUSH_INTERVAL)
+        .batch_threshold(BATCH_THRESHOLD)
+        .max_pending(MAX_PENDING)
+        .journal(dir)
+        .durability(durability)
+        .open()
+        .await?;
+    for (key, doc) in f.hot_keys.iter().zip(&f.hot_docs) {
+        store.upsert(key, doc).await?;
+    }
+    store.flush().await?;
+    Ok(store)
 }
 
 fn bench_upsert(
@@ -341,7 +465,6 @@ fn bench_upsert(
     f: &Fixture,
 ) -> Result<(), Box<dyn StdError>> {
     let mut group = c.benchmark_group("hot_path/upsert");
-    configure(&mut group);
     group.bench_function("quickstore/upsert", |b| {
         let mut rng = rng();
         b.to_async(runtime).iter(|| {
@@ -350,8 +473,205 @@ fn bench_upsert(
             async move { f.failures.note(f.store.upsert(key, doc).await.ok()) }
         })
     });
+    let journaled = [
+        (
+            "quickstore/upsert_journal_interval_10ms",
+            Durability::Interval(Duration::from_millis(10)),
+        ),
+        ("quickstore/upsert_journal_always", Durability::Always),
+    ];
+    for (name, durability) in journaled {
+        let dir = tempfile::Builder::new()
+            .prefix("quickstore-bench-hot-path-")
+            .tempdir()?;
+        let store = runtime.block_on(journaled_store(dir.path(), durability, f))?;
+        group.bench_function(name, |b| {
+            let mut rng = rng();
+            b.to_async(runtime).iter(|| {
+                let i = rng.random_range(0..HOT_KEYS);
+                let (store, key, doc) = (&store, &f.hot_keys[i], &f.hot_docs[i]);
+                async move { f.failures.note(store.upsert(key, doc).await.ok()) }
+            })
+        });
+        let segments = store.stats().journal_segments;
+        runtime.block_on(store.close())?;
+        if segments == 0 {
+            return Err(format!("hot_path/upsert/{name}: the store kept no journal").into());
+        }
+        dir.close()?;
+    }
     group.finish();
     f.failures.check("hot_path/upsert")
+}
+
+fn bench_update_with(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    f: &Fixture,
+) -> Result<(), Box<dyn StdError>> {
+    let misses = f.store.stats().misses;
+    let before = runtime.block_on(f.hot_counters())?;
+    let increments = AtomicU64::new(0);
+    let increments = &increments;
+    let mut group = c.benchmark_group("hot_path/update_with");
+    group.bench_function("quickstore/update_with_typed", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let key = &f.hot_keys[rng.random_range(0..HOT_KEYS)];
+            async move {
+                let counter = f
+                    .store
+                    .update_with(key, |doc: Option<Doc>| match doc {
+                        Some(mut doc) => {
+                            doc.counter += 1;
+                            let counter = doc.counter;
+                            (Change::Put(doc), Some(counter))
+                        }
+                        None => (Change::Keep, None),
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                if counter.is_some() {
+                    increments.fetch_add(1, Ordering::Relaxed);
+                }
+                f.failures.note(counter)
+            }
+        })
+    });
+    group.bench_function("quickstore/update_item_with", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let key = &f.hot_keys[rng.random_range(0..HOT_KEYS)];
+            async move {
+                let done = f
+                    .store
+                    .update_item_with(key, |item| match item.and_then(incremented) {
+                        Some(item) => (Change::Put(item), Some(())),
+                        None => (Change::Keep, None),
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                if done.is_some() {
+                    increments.fetch_add(1, Ordering::Relaxed);
+                }
+                f.failures.note(done)
+            }
+        })
+    });
+    group.finish();
+    f.check("hot_path/update_with", misses)?;
+    let after = runtime.block_on(f.hot_counters())?;
+    let increments = increments.load(Ordering::Relaxed);
+    if after != before + increments {
+        return Err(format!(
+            "hot_path/update_with: {increments} increments took the counters from {before} to \
+             {after}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// An operation the two-thread benchmarks repeat.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    GetTyped,
+    GetItem,
+    GetArc,
+    BareGet,
+    BareGetTyped,
+    Upsert,
+}
+
+impl Op {
+    /// Does the operation once on a key picked by `rng`, noting a failure in `f.failures`.
+    async fn once(self, f: &Fixture, rng: &mut SmallRng) {
+        match self {
+            Op::GetTyped => {
+                let key = &f.keys[rng.random_range(0..WARM_KEYS)];
+                black_box(
+                    f.failures
+                        .note(f.store.get::<Doc>(key).await.ok().flatten()),
+                );
+            }
+            Op::GetItem => {
+                let key = &f.keys[rng.random_range(0..WARM_KEYS)];
+                black_box(f.failures.note(f.store.get_item(key).await.ok().flatten()));
+            }
+            Op::GetArc => {
+                let key = &f.keys[rng.random_range(0..WARM_KEYS)];
+                black_box(
+                    f.failures
+                        .note(f.store.get_arc::<Doc>(key).await.ok().flatten()),
+                );
+            }
+            Op::BareGet => {
+                let name = f.rendered[rng.random_range(0..WARM_KEYS)].as_str();
+                black_box(f.failures.note(f.bare.get(name)));
+            }
+            Op::BareGetTyped => {
+                let name = f.rendered[rng.random_range(0..WARM_KEYS)].as_str();
+                black_box(f.failures.note(f.bare_typed.get(name)));
+            }
+            Op::Upsert => {
+                let i = rng.random_range(0..HOT_KEYS);
+                let (key, doc) = (&f.hot_keys[i], &f.hot_docs[i]);
+                black_box(f.failures.note(f.store.upsert(key, doc).await.ok()));
+            }
+        }
+    }
+}
+
+/// Runs `iters` operations `op`, split evenly across [`TASKS`] tasks spawned at once; returns
+/// the wall time until all are done. `sample` varies the tasks' key streams from sample to
+/// sample.
+async fn run_tasks(f: Arc<Fixture>, op: Op, iters: u64, sample: u64) -> Duration {
+    let tasks = TASKS as u64;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let ops = iters / tasks + u64::from(task < iters % tasks);
+            let seed = SEED ^ sample.rotate_left(32) ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let f = Arc::clone(&f);
+            tokio::spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                for _ in 0..ops {
+                    op.once(&f, &mut rng).await;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        if handle.await.is_err() {
+            f.failures.fail();
+        }
+    }
+    started.elapsed()
+}
+
+/// Benchmarks each of `ops` in `group` from [`TASKS`] tasks at once.
+fn bench_tasks(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    f: &Arc<Fixture>,
+    group: &str,
+    ops: &[(&str, Op)],
+) -> Result<(), Box<dyn StdError>> {
+    let misses = f.store.stats().misses;
+    let mut bench_group = c.benchmark_group(group);
+    for &(name, op) in ops {
+        bench_group.bench_function(name, |b| {
+            let mut sample = 0;
+            b.to_async(runtime).iter_custom(|iters| {
+                sample += 1;
+                run_tasks(Arc::clone(f), op, iters, sample)
+            })
+        });
+    }
+    bench_group.finish();
+    f.check(group, misses)
 }
 
 fn main() -> Result<(), Box<dyn StdError>> {
@@ -359,11 +679,32 @@ fn main() -> Result<(), Box<dyn StdError>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let fixture = runtime.block_on(Fixture::new())?;
-    let mut criterion = Criterion::default().configure_from_args();
+    let fixture = Arc::new(runtime.block_on(Fixture::new())?);
+    let mut criterion = criterion();
     bench_get(&mut criterion, &runtime, &fixture)?;
     bench_get_many(&mut criterion, &runtime, &fixture)?;
     bench_upsert(&mut criterion, &runtime, &fixture)?;
+    bench_update_with(&mut criterion, &runtime, &fixture)?;
+    bench_tasks(
+        &mut criterion,
+        &runtime,
+        &fixture,
+        "hot_path/get_2_threads",
+        &[
+            ("quickstore/get_typed", Op::GetTyped),
+            ("quickstore/get_item", Op::GetItem),
+            ("quickstore/get_arc", Op::GetArc),
+            ("quick_cache/get_arc_typed", Op::BareGetTyped),
+            ("quick_cache/get_arc", Op::BareGet),
+        ],
+    )?;
+    bench_tasks(
+        &mut criterion,
+        &runtime,
+        &fixture,
+        "hot_path/upsert_2_threads",
+        &[("quickstore/upsert", Op::Upsert)],
+    )?;
     runtime.block_on(fixture.store.close())?;
     criterion.final_summary();
     Ok(())
