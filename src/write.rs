@@ -42,6 +42,7 @@ pub(crate) struct Writer<'a> {
 impl Writer<'_> {
     /// Applies a checked mutation, reading the key first if the mutation depends on its state.
     pub(crate) async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
+        take_turn().await;
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
@@ -74,6 +75,7 @@ impl Writer<'_> {
         key: &Key,
         decide: impl FnOnce(Option<&Item>) -> Result<(Change<Item>, R)>,
     ) -> Result<R> {
+        take_turn().await;
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
@@ -128,6 +130,16 @@ impl Writer<'_> {
         shared.counters.add(&shared.counters.mutations, 1);
         Ok(())
     }
+}
+
+/// Spends a unit of the task's Tokio budget, yielding to the runtime once the budget is spent.
+///
+/// A mutation is usually acknowledged without waiting for anything, so a task writing in a loop
+/// would otherwise never give its worker thread back, and the flusher (a task on the same
+/// runtime) would not write until the loop ended. Taken before the mutation is applied, so
+/// that a caller dropping the future at this point changes nothing.
+async fn take_turn() {
+    tokio::task::coop::consume_budget().await;
 }
 
 /// Waiting for room in a full store, by its [`Backpressure`].

@@ -181,3 +181,44 @@ async fn a_byte_bound_too_small_for_an_item_is_refused() -> TestResult {
     );
     Ok(())
 }
+
+/// A writer that never waits for anything (each upsert acknowledged at once, in a loop that
+/// awaits nothing else) does not starve the flusher: on a single-threaded runtime, where such a
+/// loop would otherwise keep the flusher from running until it ended, the flusher writes while
+/// the loop goes on.
+#[tokio::test(flavor = "current_thread")]
+async fn a_writer_that_never_waits_does_not_starve_the_flusher() -> TestResult {
+    const LIMIT: u64 = 1_000_000;
+    let fixture = Fixture::embedded()?;
+    let store = Store::builder(fixture.backend())
+        .batch_threshold(10)
+        .open()
+        .await?;
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 0..LIMIT {
+                store
+                    .upsert(
+                        &key("Hot", n % 1000),
+                        &Doc {
+                            n,
+                            body: String::new(),
+                        },
+                    )
+                    .await?;
+                if store.stats().items_written > 0 {
+                    return Ok::<_, Error>(n);
+                }
+            }
+            Ok(LIMIT)
+        })
+    };
+    let upserts = writer.await??;
+    assert!(
+        upserts < LIMIT,
+        "nothing was written while {LIMIT} upserts ran"
+    );
+    store.close().await?;
+    Ok(())
+}
