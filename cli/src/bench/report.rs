@@ -261,24 +261,8 @@ impl Report<'_> {
             out,
             "compare: the same run straight against the backend (write-through, no cache)"
         )?;
-        writeln!(
-            out,
-            "{:<24} {:>14} {:>14} {:>9}",
-            "", "quickstore", "direct", "ratio"
-        )?;
-        let row = |out: &mut String, name: &str, a: f64, b: f64, digits: usize| {
-            let ratio = if b > 0.0 {
-                format!("{:.2}", a / b)
-            } else {
-                "-".to_owned()
-            };
-            writeln!(
-                out,
-                "{name:<24} {:>14} {:>14} {ratio:>9}",
-                format!("{a:.digits$}"),
-                format!("{b:.digits$}")
-            )
-        };
+        compare_row(out, "", "quickstore", "direct", "ratio")?;
+        let row = compare_figures;
         row(
             out,
             "ops/s",
@@ -445,11 +429,7 @@ fn render_drain_compare(out: &mut String, drained: &Drained, batch: &Drained) ->
          request, {BATCH_LOOP_IN_FLIGHT} in flight)",
         quickstore::MAX_BATCH_WRITE_ITEMS
     )?;
-    writeln!(
-        out,
-        "{:<24} {:>14} {:>14} {:>9}",
-        "", "quickstore", "batch loop", "ratio"
-    )?;
+    compare_row(out, "", "quickstore", "batch loop", "ratio")?;
     let per_sec = |d: &Drained| d.items as f64 / d.secs.max(f64::MIN_POSITIVE);
     for (name, a, b, digits) in [
         ("items", drained.items as f64, batch.items as f64, 0),
@@ -462,19 +442,25 @@ fn render_drain_compare(out: &mut String, drained: &Drained, batch: &Drained) ->
         ("seconds", drained.secs, batch.secs, 3),
         ("items/s", per_sec(drained), per_sec(batch), 0),
     ] {
-        let ratio = if b > 0.0 {
-            format!("{:.2}", a / b)
-        } else {
-            "-".to_owned()
-        };
-        writeln!(
-            out,
-            "{name:<24} {:>14} {:>14} {ratio:>9}",
-            format!("{a:.digits$}"),
-            format!("{b:.digits$}")
-        )?;
+        compare_figures(out, name, a, b, digits)?;
     }
     Ok(())
+}
+
+/// A row of a side-by-side comparison.
+fn compare_row(out: &mut String, name: &str, a: &str, b: &str, ratio: &str) -> fmt::Result {
+    writeln!(out, "{name:<24} {a:>14} {b:>14} {ratio:>9}")
+}
+
+/// A row of two figures with `digits` decimals, and their ratio.
+fn compare_figures(out: &mut String, name: &str, a: f64, b: f64, digits: usize) -> fmt::Result {
+    let ratio = if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".to_owned()
+    };
+    let (a, b) = (format!("{a:.digits$}"), format!("{b:.digits$}"));
+    compare_row(out, name, &a, &b, &ratio)
 }
 
 fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
