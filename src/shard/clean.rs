@@ -4,6 +4,11 @@
 //! not use), then finds the key among the shard's clean entries, which keep each key's hash
 //! beside it. A read therefore hashes its key once, and compares the key's bytes only with an
 //! entry whose whole hash matches.
+//!
+//! Keys of up to [`INLINE`] bytes, which most rendered keys are (`User42`, a kind and a
+//! 12-character random identifier), are kept inside the entry rather than in an allocation of
+//! their own: comparing the key then reads memory the lookup reads anyway (the entry), not one
+//! more cache line per read, and an entry costs one allocation less.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -60,7 +65,41 @@ impl Hash for Hashed<'_> {
 #[derive(PartialEq, Eq)]
 pub(crate) struct CleanKey {
     hash: u64,
-    key: Box<str>,
+    key: KeyBytes,
+}
+
+/// Keys of up to this many bytes are kept inside their entry: as many as fit in the size of
+/// a boxed slice and its tag (24 bytes).
+const INLINE: usize = 22;
+
+/// A rendered key's bytes: inside the entry when short, else boxed. Zero-padded, so that
+/// derived equality compares the bytes and their length.
+#[derive(PartialEq, Eq)]
+enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Boxed(Box<[u8]>),
+}
+
+impl KeyBytes {
+    fn new(key: &str) -> Self {
+        let key = key.as_bytes();
+        let mut bytes = [0; INLINE];
+        match (u8::try_from(key.len()), bytes.get_mut(..key.len())) {
+            (Ok(len), Some(head)) => {
+                head.copy_from_slice(key);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Boxed(key.into()),
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Boxed(bytes) => bytes,
+        }
+    }
 }
 
 impl Hash for CleanKey {
@@ -72,7 +111,7 @@ impl Hash for CleanKey {
 impl Equivalent<CleanKey> for Hashed<'_> {
     #[inline]
     fn equivalent(&self, key: &CleanKey) -> bool {
-        self.hash == key.hash && self.key == &*key.key
+        self.hash == key.hash && self.key.as_bytes() == key.key.as_bytes()
     }
 }
 
@@ -163,7 +202,7 @@ impl Clean {
         self.cache.insert(
             CleanKey {
                 hash,
-                key: key.into(),
+                key: KeyBytes::new(key),
             },
             cached,
         );
@@ -239,5 +278,32 @@ mod tests {
         clean.remove("User42");
         assert!(clean.get(hasher.hash("User42")).is_none());
         assert_eq!((clean.len(), clean.weight()), (0, 0));
+    }
+
+    #[test]
+    fn short_keys_are_kept_inline_and_long_ones_boxed() {
+        assert_eq!(std::mem::size_of::<KeyBytes>(), 24);
+        let hasher = KeyHasher::default();
+        let mut clean = Clean::new(16, 1 << 20, hasher.clone());
+        let keys: Vec<String> = [0, 1, INLINE - 1, INLINE, INLINE + 1, 300]
+            .into_iter()
+            .map(|len| "k".repeat(len))
+            .collect();
+        for key in &keys {
+            let inline = matches!(KeyBytes::new(key), KeyBytes::Inline { .. });
+            assert_eq!(inline, key.len() <= INLINE, "{} bytes", key.len());
+            assert_eq!(KeyBytes::new(key).as_bytes(), key.as_bytes());
+            clean.insert(key, entry());
+        }
+        for key in &keys {
+            assert!(clean.get(hasher.hash(key)).is_some(), "{} bytes", key.len());
+        }
+        // A key that is a prefix of another, with its padding: not the same key.
+        let forged = Hashed {
+            key: &keys[2],
+            ..hasher.hash(&keys[3])
+        };
+        assert!(clean.get(forged).is_none());
+        assert_eq!(clean.len(), keys.len());
     }
 }
