@@ -436,11 +436,17 @@ impl Kinds {
     }
 
     /// Checks that `key` is of a registered kind (when any are registered) and parses back to
-    /// itself.
+    /// itself. Inlined: a store without a registry, the common case, checks nothing.
+    #[inline]
     pub(crate) fn check(&self, key: &Key) -> Result<(), KeyError> {
         if self.is_empty() {
             return Ok(());
         }
+        self.check_registered(key)
+    }
+
+    /// [`check`](Self::check) against a registry that is not empty.
+    fn check_registered(&self, key: &Key) -> Result<(), KeyError> {
         let kind = key.kind();
         if !self.contains(kind) {
             return Err(KeyError::Unregistered {

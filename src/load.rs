@@ -121,33 +121,42 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
     }
 }
 
-/// Reads one key's value through the cache, loading it on a miss.
-pub(crate) async fn read_value(shared: &Shared, rendered: &str) -> Result<Value> {
-    ensure_open(shared)?;
-    let shard = &shared.shards[shared.shard_index(rendered)];
-    if let Some(value) = shard.value(rendered) {
-        shared.counters.add(&shared.counters.hits, 1);
-        return Ok(value);
-    }
-    Ok(read(shared, rendered).await?.value)
+/// The read path's fast lane: the key's value if its shard knows it (pending, or clean and
+/// fresh), counted as a hit; `None`: [`read`] it. One hash of the key, one shard lock, nothing
+/// else built. The caller has checked that the store is open.
+#[inline]
+pub(crate) fn known_value(shared: &Shared, rendered: &str) -> Option<Value> {
+    let (shard, key) = shared.locate(rendered);
+    let value = shard.value(key)?;
+    shared.counters.add(&shared.counters.hits, 1);
+    Some(value)
+}
+
+/// [`known_value`] for [`read_decoded`]: the key's clean value already decoded as a `T`,
+/// counted as a hit; `None`: read it with [`read_decoded`].
+#[inline]
+pub(crate) fn known_decoded<T>(shared: &Shared, rendered: &str) -> Option<Option<Arc<T>>>
+where
+    T: Send + Sync + 'static,
+{
+    let (shard, key) = shared.locate(rendered);
+    let found = shard.decoded::<T>(key)?;
+    shared.counters.add(&shared.counters.hits, 1);
+    Some(found)
 }
 
 /// Reads one key through the cache as a shared `T`, decoding a cached item once: later reads
-/// of the same state share the decoded value.
+/// of the same state share the decoded value. The caller has checked that the store is open
+/// and tried [`known_decoded`] first.
 pub(crate) async fn read_decoded<T>(shared: &Shared, rendered: &str) -> Result<Option<Arc<T>>>
 where
     T: DeserializeOwned + Send + Sync + 'static,
 {
-    ensure_open(shared)?;
-    let shard = &shared.shards[shared.shard_index(rendered)];
-    if let Some(found) = shard.decoded::<T>(rendered) {
-        shared.counters.add(&shared.counters.hits, 1);
-        return Ok(found);
-    }
     let Some(item) = read(shared, rendered).await?.value else {
         return Ok(None);
     };
     let value: Arc<T> = Arc::new(item::to_value(&item)?);
+    let shard = &shared.shards[shared.shard_index(rendered)];
     shard.remember_decoded(rendered, &item, Arc::clone(&value) as Decoded);
     Ok(Some(value))
 }

@@ -25,7 +25,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use quick_cache::Weighter;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -33,6 +32,11 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
+
+mod clean;
+
+use clean::Clean;
+pub(crate) use clean::{Hashed, KeyHasher};
 
 /// An item's state: `Some` when present, `None` when known to be absent.
 pub(crate) type Value = Option<Arc<Item>>;
@@ -244,6 +248,7 @@ struct Cached {
 
 impl Cached {
     /// Whether the entry is older than `max_staleness` and must be read again.
+    #[inline]
     fn is_stale(&self, max_staleness: Option<Duration>) -> bool {
         max_staleness.is_some_and(|max| self.since.elapsed() >= max)
     }
@@ -258,15 +263,6 @@ impl Cached {
             from_stream: false,
             decoded: None,
         }
-    }
-}
-
-#[derive(Clone)]
-struct ByWeight;
-
-impl Weighter<String, Cached> for ByWeight {
-    fn weight(&self, _key: &String, cached: &Cached) -> u64 {
-        cached.weight
     }
 }
 
@@ -294,6 +290,14 @@ struct Flight {
     stale: bool,
 }
 
+/// What the read path's fast lane finds of a key the shard knows.
+enum Fresh<'a> {
+    /// The key has mutations not yet written: this is its newest state.
+    Pending(&'a Value),
+    /// The key's clean entry, younger than `max_staleness`.
+    Clean(&'a Cached),
+}
+
 /// A key's state as the shard knows it.
 struct Current {
     value: Value,
@@ -307,7 +311,7 @@ struct Current {
 type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 struct State {
-    clean: quick_cache::unsync::Cache<String, Cached, ByWeight>,
+    clean: Clean,
     dirty: Map<Dirty>,
     loading: Map<Flight>,
     /// The bytes of dirty entries in every shard of the store, this one's included.
@@ -334,21 +338,20 @@ impl Shard {
     /// A shard whose clean entries weigh at most `capacity` bytes and are trusted for at most
     /// `max_staleness` (for ever with `None`).
     /// `store_dirty_bytes` sums the dirty bytes of every shard of the store, for its bound.
+    /// `hasher` hashes the keys of every shard of the store: a key's hash picks its shard, then
+    /// finds it in the shard.
     pub(crate) fn new(
         capacity: u64,
         max_staleness: Option<Duration>,
         store_dirty_bytes: Arc<AtomicU64>,
+        hasher: KeyHasher,
     ) -> Self {
         let estimated_items = usize::try_from(capacity / 512)
             .unwrap_or(usize::MAX)
             .max(16);
         Self {
             state: Mutex::new(State {
-                clean: quick_cache::unsync::Cache::with_weighter(
-                    estimated_items,
-                    capacity,
-                    ByWeight,
-                ),
+                clean: Clean::new(estimated_items, capacity, hasher),
                 dirty: Map::default(),
                 loading: Map::default(),
                 store_dirty_bytes,
@@ -406,7 +409,7 @@ impl Shard {
             let weight = weight(key, &loaded);
             state
                 .clean
-                .insert(key.to_owned(), Cached::new(loaded.clone(), weight, version));
+                .insert(key, Cached::new(loaded.clone(), weight, version));
             return Some(Known {
                 value: loaded,
                 version,
@@ -429,44 +432,54 @@ impl Shard {
         })
     }
 
-    /// The key's value if the shard knows it (pending, or clean and fresh): the read path's
-    /// fast lane, with nothing else to build. `None`: look the key up the usual way.
+    /// The read path's fast lane, for [`value`](Self::value) and [`decoded`](Self::decoded):
+    /// under one lock, with the key hashed once (by the store, which picked the shard with
+    /// that hash), `answer` sees what the shard knows of the key (pending, or clean and
+    /// fresh), with nothing else to build. `None` when the shard does not know the key or
+    /// `answer` cannot answer from what it knows: look the key up the usual way then.
     #[inline]
-    pub(crate) fn value(&self, key: &str) -> Option<Value> {
+    fn read_known<R>(
+        &self,
+        key: Hashed<'_>,
+        answer: impl FnOnce(Fresh<'_>) -> Option<R>,
+    ) -> Option<R> {
         let state = self.state.lock();
+        // Most reads find nothing pending in their shard: no hashing for the map then.
         if !state.dirty.is_empty() {
-            if let Some(entry) = state.dirty.get(key) {
-                return Some(entry.value.clone());
+            if let Some(entry) = state.dirty.get(key.as_str()) {
+                return answer(Fresh::Pending(&entry.value));
             }
         }
         let cached = state.clean.get(key)?;
         if cached.is_stale(self.max_staleness) {
             return None;
         }
-        let value = cached.value.clone();
-        drop(state);
-        Some(value)
+        answer(Fresh::Clean(cached))
+    }
+
+    /// The key's value if the shard knows it (pending, or clean and fresh); `None`: look the
+    /// key up the usual way.
+    #[inline]
+    pub(crate) fn value(&self, key: Hashed<'_>) -> Option<Value> {
+        self.read_known(key, |fresh| match fresh {
+            Fresh::Pending(value) => Some(value.clone()),
+            Fresh::Clean(cached) => Some(cached.value.clone()),
+        })
     }
 
     /// The key's clean state with its value already decoded as a `T`: `Some(None)` when known
     /// absent, `None` when the shard cannot answer that way (not clean, not decoded as a `T`
     /// yet, or stale): read the key the usual way then.
-    pub(crate) fn decoded<T: Any + Send + Sync>(&self, key: &str) -> Option<Option<Arc<T>>> {
-        let state = self.state.lock();
-        if !state.dirty.is_empty() && state.dirty.contains_key(key) {
-            return None;
-        }
-        let cached = state.clean.get(key)?;
-        if cached.is_stale(self.max_staleness) {
-            return None;
-        }
-        match &cached.value {
-            None => Some(None),
-            Some(_) => {
+    #[inline]
+    pub(crate) fn decoded<T: Any + Send + Sync>(&self, key: Hashed<'_>) -> Option<Option<Arc<T>>> {
+        self.read_known(key, |fresh| match fresh {
+            Fresh::Pending(_) => None,
+            Fresh::Clean(Cached { value: None, .. }) => Some(None),
+            Fresh::Clean(cached) => {
                 let decoded = Arc::clone(cached.decoded.as_ref()?);
                 decoded.downcast::<T>().ok().map(Some)
             }
-        }
+        })
     }
 
     /// Keeps `decoded` beside the key's clean `item`, if that is still the key's state. The
@@ -484,7 +497,7 @@ impl Shard {
             cached.weight += item::size(item) as u64;
         }
         cached.decoded = Some(decoded);
-        state.clean.insert(key.to_owned(), cached);
+        state.clean.insert(key, cached);
     }
 
     /// Forgets the key's clean state, so that the next read goes to the backend; a load under
@@ -545,7 +558,7 @@ impl Shard {
         };
         let weight = weight(key, &value);
         state.clean.insert(
-            key.to_owned(),
+            key,
             Cached {
                 from_stream: true,
                 ..Cached::new(value, weight, version)
@@ -708,7 +721,7 @@ impl Shard {
         state.sub_dirty_bytes(entry.weight);
         if let Landed::Written(now) = landed {
             state.clean.insert(
-                key.to_owned(),
+                key,
                 Cached::new(entry.value, entry.weight, now.unwrap_or(0)),
             );
         }
@@ -738,9 +751,7 @@ impl Shard {
             flight.stale = true;
         }
         let weight = weight(key, &value);
-        state
-            .clean
-            .insert(key.to_owned(), Cached::new(value, weight, version));
+        state.clean.insert(key, Cached::new(value, weight, version));
         Some((ours.value, ours.seq))
     }
 
@@ -795,7 +806,7 @@ impl State {
                 base: entry.base,
             });
         }
-        let cached = self.clean.get(key)?;
+        let cached = self.clean.get_str(key)?;
         if cached.is_stale(max_staleness) {
             self.clean.remove(key);
             return None;

@@ -4,7 +4,6 @@
 //! It sits below both the store and the flusher, so that each can use it without either
 //! importing the other.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use crate::item::{self, Item};
 use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
-use crate::shard::{Shard, WriteContext};
+use crate::shard::{Hashed, KeyHasher, Shard, WriteContext};
 use crate::stats::Counters;
 use crate::stream::Echoes;
 use crate::telemetry::{Handlers, Metrics, RefusedHandler};
@@ -26,8 +25,8 @@ use crate::version::ConflictHandler;
 /// State shared by every handle and the flusher.
 pub(crate) struct Shared {
     pub shards: Box<[Shard]>,
-    /// Picks a key's shard. foldhash: fast on short keys, seeded per process.
-    hasher: foldhash::fast::RandomState,
+    /// Hashes keys: the hash picks a key's shard, then finds the key in it.
+    hasher: KeyHasher,
     pub backend: Arc<dyn Backend>,
     pub options: Options,
     pub kinds: Kinds,
@@ -72,11 +71,19 @@ impl Shared {
             .as_ref()
             .map_or_else(rand::random, Journal::writer_id);
         let metrics = Metrics::new(options.metrics_label.as_deref());
+        let hasher = KeyHasher::default();
         Self {
             shards: (0..options.shards)
-                .map(|_| Shard::new(per_shard, options.max_staleness, Arc::clone(&pending_bytes)))
+                .map(|_| {
+                    Shard::new(
+                        per_shard,
+                        options.max_staleness,
+                        Arc::clone(&pending_bytes),
+                        hasher.clone(),
+                    )
+                })
                 .collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             backend,
             options,
             kinds,
@@ -131,6 +138,7 @@ impl Shared {
         self.seq.store(seq, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -147,6 +155,13 @@ impl Shared {
     }
 
     pub(crate) fn shard_index(&self, rendered: &str) -> usize {
-        (self.hasher.hash_one(rendered) % self.shards.len() as u64) as usize
+        self.hasher.hash(rendered).shard(self.shards.len())
+    }
+
+    /// The key's shard, and the key hashed to be found in it.
+    #[inline]
+    pub(crate) fn locate<'k>(&self, rendered: &'k str) -> (&Shard, Hashed<'k>) {
+        let key = self.hasher.hash(rendered);
+        (&self.shards[key.shard(self.shards.len())], key)
     }
 }

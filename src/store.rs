@@ -170,7 +170,10 @@ impl Store {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         self.check_key(key)?;
-        load::read_decoded(self.shared(), key.as_str()).await
+        match load::known_decoded(self.shared(), key.as_str()) {
+            Some(found) => Ok(found),
+            None => load::read_decoded(self.shared(), key.as_str()).await,
+        }
     }
 
     /// Reads the item under `key` as attributes, without the partition key attribute, or
@@ -178,7 +181,10 @@ impl Store {
     /// count, not a copy.
     pub async fn get_item(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.check_key(key)?;
-        load::read_value(self.shared(), key.as_str()).await
+        match load::known_value(self.shared(), key.as_str()) {
+            Some(value) => Ok(value),
+            None => Ok(load::read(self.shared(), key.as_str()).await?.value),
+        }
     }
 
     /// True when an item exists under `key`.
@@ -491,6 +497,7 @@ impl Store {
         stats
     }
 
+    #[inline]
     fn ensure_open(&self) -> Result<()> {
         if self.shared().is_closed() {
             Err(Error::Closed)
@@ -499,6 +506,7 @@ impl Store {
         }
     }
 
+    #[inline]
     fn check_key(&self, key: &Key) -> Result<()> {
         self.ensure_open()?;
         Ok(self.shared().kinds.check(key)?)

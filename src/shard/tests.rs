@@ -96,7 +96,7 @@ fn start_load(shard: &Shard, key: &str) -> Option<Ticket> {
 
 #[test]
 fn an_unknown_key_is_loaded_once_and_then_hit() {
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let ticket = start_load(&shard, "a");
     assert!(ticket.is_some());
     assert!(
@@ -110,7 +110,7 @@ fn an_unknown_key_is_loaded_once_and_then_hit() {
 
 #[test]
 fn absent_keys_are_cached() {
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let ticket = start_load(&shard, "gone");
     assert!(ticket
         .and_then(|t| shard.finish_load("gone", t, None, 0))
@@ -120,7 +120,12 @@ fn absent_keys_are_cached() {
 
 #[tokio::test]
 async fn waiters_wake_when_the_load_ends() {
-    let shard = Arc::new(Shard::new(1 << 20, None, Arc::default()));
+    let shard = Arc::new(Shard::new(
+        1 << 20,
+        None,
+        Arc::default(),
+        KeyHasher::default(),
+    ));
     let ticket = start_load(&shard, "a");
     let lookup = shard.lookup("a");
     assert!(matches!(lookup, Lookup::Wait(_)));
@@ -136,7 +141,12 @@ async fn waiters_wake_when_the_load_ends() {
 
 #[tokio::test]
 async fn a_failed_load_hands_its_error_to_every_waiter() {
-    let shard = Arc::new(Shard::new(1 << 20, None, Arc::default()));
+    let shard = Arc::new(Shard::new(
+        1 << 20,
+        None,
+        Arc::default(),
+        KeyHasher::default(),
+    ));
     let ticket = start_load(&shard, "a");
     let waiters: Vec<_> = (0..3)
         .filter_map(|_| match shard.lookup("a") {
@@ -158,7 +168,7 @@ async fn a_failed_load_hands_its_error_to_every_waiter() {
 
 #[test]
 fn an_aborted_load_lets_the_next_reader_load() {
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let first = start_load(&shard, "a");
     if let Some(ticket) = first {
         shard.abort_load("a", ticket, None);
@@ -175,7 +185,7 @@ fn an_aborted_load_lets_the_next_reader_load() {
 #[test]
 fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let ticket = start_load(&shard, "a");
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     // The write settles and its entry becomes clean, then evicted ...
@@ -195,7 +205,7 @@ fn a_load_overtaken_by_a_mutation_is_not_cached() -> Result<()> {
 #[test]
 fn insert_and_update_check_the_current_state() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     assert_eq!(
         harness.mutate(&shard, "a", Mutation::Insert(item(1)), None)?,
         Mutated::NeedsLoad
@@ -224,7 +234,7 @@ fn insert_and_update_check_the_current_state() -> Result<()> {
 #[test]
 fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1, None, Arc::default()); // nothing clean is kept
+    let shard = Shard::new(1, None, Arc::default(), KeyHasher::default()); // nothing clean is kept
     let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, None, 0));
     harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
     assert_eq!(
@@ -237,7 +247,7 @@ fn a_known_state_expires_when_the_shard_changes() -> Result<()> {
 #[test]
 fn dirty_entries_survive_any_cache_pressure() -> Result<()> {
     let harness = Harness::new(1000);
-    let shard = Shard::new(200, None, Arc::default()); // room for about one clean entry
+    let shard = Shard::new(200, None, Arc::default(), KeyHasher::default()); // room for about one clean entry
     for i in 0..100 {
         harness.mutate(&shard, &format!("k{i}"), Mutation::Upsert(item(i)), None)?;
     }
@@ -253,7 +263,7 @@ fn dirty_entries_survive_any_cache_pressure() -> Result<()> {
 #[test]
 fn a_key_turns_dirty_once_per_episode() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     harness.mutate(&shard, "a", Mutation::Delete, None)?;
@@ -274,7 +284,7 @@ fn a_key_turns_dirty_once_per_episode() -> Result<()> {
 #[test]
 fn mutations_during_a_write_wait_for_it() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let taken = take(&shard, "a");
     assert_eq!(taken, Some((Some(item(1)), 1)));
@@ -302,7 +312,7 @@ fn mutations_during_a_write_wait_for_it() -> Result<()> {
 #[test]
 fn a_refused_write_forgets_the_key() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let seq = take(&shard, "a").map_or(0, |(_, seq)| seq);
     assert_eq!(
@@ -319,7 +329,7 @@ fn a_refused_write_forgets_the_key() -> Result<()> {
 #[test]
 fn an_abandoned_write_is_taken_again() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let seq = take(&shard, "a").map_or(0, |(_, seq)| seq);
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
@@ -331,7 +341,7 @@ fn an_abandoned_write_is_taken_again() -> Result<()> {
 #[test]
 fn pending_keys_are_bounded() -> Result<()> {
     let harness = Harness::new(2);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     harness.mutate(&shard, "b", Mutation::Upsert(item(1)), None)?;
     let err = harness
@@ -358,7 +368,7 @@ fn pending_keys_are_bounded() -> Result<()> {
 fn a_closed_store_refuses_mutations() {
     let harness = Harness::new(10);
     harness.closed.store(true, Ordering::Release);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let err = harness.mutate(&shard, "a", Mutation::Delete, None).err();
     assert!(matches!(err, Some(Error::Closed)));
 }
@@ -370,7 +380,7 @@ fn decide_put(n: u32) -> impl FnOnce(&Value) -> Result<(Option<Mutation>, Option
 #[test]
 fn mutate_with_sees_the_current_state_and_applies_the_decision() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let needs = harness_mutate_with(&harness, &shard, "a", None, decide_put(1))?;
     assert!(
         matches!(needs, MutatedWith::NeedsLoad),
@@ -394,7 +404,7 @@ fn mutate_with_sees_the_current_state_and_applies_the_decision() -> Result<()> {
 #[test]
 fn a_failed_decision_changes_nothing() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     harness.mutate(&shard, "a", Mutation::Upsert(item(1)), None)?;
     let failed = harness_mutate_with(&harness, &shard, "a", None, |_: &Value| {
         Err::<(Option<Mutation>, ()), _>(Error::validation("no"))
@@ -433,7 +443,7 @@ fn harness_mutate_with<R>(
 #[test]
 fn invalidating_drops_clean_state_but_keeps_dirty_state() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let ticket = start_load(&shard, "clean");
     ticket.and_then(|t| shard.finish_load("clean", t, Some(item(1)), 0));
     harness.mutate(&shard, "dirty", Mutation::Upsert(item(2)), None)?;
@@ -455,7 +465,12 @@ fn invalidating_drops_clean_state_but_keeps_dirty_state() -> Result<()> {
 #[tokio::test(start_paused = true)]
 async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
     let harness = Harness::new(10);
-    let shard = Shard::new(1 << 20, Some(Duration::from_secs(10)), Arc::default());
+    let shard = Shard::new(
+        1 << 20,
+        Some(Duration::from_secs(10)),
+        Arc::default(),
+        KeyHasher::default(),
+    );
     let ticket = start_load(&shard, "a");
     ticket.and_then(|t| shard.finish_load("a", t, Some(item(1)), 0));
     tokio::time::advance(Duration::from_secs(9)).await;
@@ -482,7 +497,7 @@ async fn clean_state_older_than_max_staleness_is_read_again() -> Result<()> {
 #[test]
 fn writes_remember_the_version_they_replace() -> Result<()> {
     let harness = Harness::versioned(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     // Loaded at version 4: the first mutation's write replaces version 4.
     let known = start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, Some(item(1)), 4));
     assert_eq!(known.map(|k| k.version), Some(4));
@@ -518,7 +533,7 @@ fn writes_remember_the_version_they_replace() -> Result<()> {
 #[test]
 fn a_lost_race_hands_the_key_to_the_winner() -> Result<()> {
     let harness = Harness::versioned(10);
-    let shard = Shard::new(1 << 20, None, Arc::default());
+    let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     start_load(&shard, "a").and_then(|t| shard.finish_load("a", t, Some(item(1)), 1));
     harness.mutate(&shard, "a", Mutation::Upsert(item(2)), None)?;
     let taken = shard
