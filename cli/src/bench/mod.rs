@@ -96,7 +96,7 @@ pub struct BenchArgs {
     pub rate: Option<f64>,
 
     /// Concurrent Tokio tasks issuing operations, in both phases.
-    #[arg(long, value_name = "T", default_value_t = 8,
+    #[arg(long, visible_alias = "concurrency", value_name = "T", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tasks: u32,
 

@@ -46,6 +46,18 @@ fn interval_name(interval: Option<Duration>) -> String {
     }
 }
 
+/// Mutations per write request, as text: what coalescing and batching make of each request.
+fn per_request(stats: &Stats) -> String {
+    if stats.write_requests == 0 {
+        "-".to_owned()
+    } else {
+        format!(
+            "{:.1}",
+            stats.mutations as f64 / stats.write_requests as f64
+        )
+    }
+}
+
 /// Items written per mutation, as text: below 1 when writes coalesced.
 fn per_mutation(stats: &Stats) -> String {
     if stats.mutations == 0 {
@@ -524,6 +536,13 @@ fn render_store(out: &mut String, run: &Stats, total: &Stats) -> fmt::Result {
         "writes/mutation",
         per_mutation(run),
         per_mutation(total)
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:>10} {:>10}",
+        "mutations/req",
+        per_request(run),
+        per_request(total)
     )?;
     writeln!(
         out,
