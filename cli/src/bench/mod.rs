@@ -567,6 +567,7 @@ mod tests {
             "an explicit size wins"
         );
         assert_eq!(args(&["--read-ratio", "0.3"])?.read_ratio, 0.3);
+        assert_eq!(args(&["--concurrency", "3"])?.tasks, 3);
         Ok(())
     }
 
