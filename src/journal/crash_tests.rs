@@ -8,10 +8,19 @@
 //! commit it in order; an empty prefix drops them all). Everything after that operation fails,
 //! as if the process had died with the machine.
 //!
+//! Some lives end in a crash of the process instead, the machine running on: then the disk
+//! keeps everything written, synced or not, and every name as the running system saw it.
+//!
 //! [`power_loss_loses_nothing_acknowledged`] runs a journal over such a disk through appends,
 //! waits, segment rotations, releases of landed segments, settled markers, dead letters and
 //! clean restarts, cuts the power at thousands of points (among them during rotation, during
-//! release and during recovery itself), recovers, and checks what came back against a model.
+//! release and during recovery itself), recovers, and checks what came back against a model:
+//! after a power loss, everything the journal reported synced (under `Always`, everything
+//! acknowledged); after a process crash, everything acknowledged under either policy. Under an
+//! interval policy the syncs come from the syncer thread, racing the writer thread's writes.
+//!
+//! [`an_append_completes_while_a_sync_is_blocked`] holds the syncer's sync on a gate and shows
+//! that appends are written and acknowledged meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -109,6 +118,8 @@ struct Disk {
     activity: Option<Phase>,
     /// Operations by kind: writes, data syncs, directory syncs...
     counts: BTreeMap<&'static str, u64>,
+    /// What the crash is: a power loss (false: a crash of the process only).
+    power_loss: bool,
 }
 
 fn power_lost() -> io::Error {
@@ -172,7 +183,10 @@ impl Disk {
         if self.recovering {
             return Phase::Recovery;
         }
-        let writer = std::thread::current().name() == Some("quickstore-journal");
+        // The writer thread, or (under an interval policy) its syncer.
+        let writer = std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with("quickstore-journal"));
         if !writer {
             return Phase::Other;
         }
@@ -191,8 +205,12 @@ impl Disk {
         }
     }
 
-    /// Cuts the power: computes what the disk keeps.
+    /// Cuts the power (or kills the process): computes what the disk keeps.
     fn crash(&mut self, phase: Phase) {
+        if !self.power_loss {
+            self.crashed = Some((self.image(false), phase));
+            return;
+        }
         let kept = self.rng.random_range(0..=self.unsynced.len());
         let mut names = self.durable_names.clone();
         for change in &self.unsynced[..kept] {
@@ -216,6 +234,28 @@ impl Disk {
             image.insert(name, bytes);
         }
         self.crashed = Some((image, phase));
+    }
+
+    /// What the disk would keep if the power went now (`power_loss`), tearing nothing written
+    /// since the last syncs, or if the process crashed now.
+    fn image(&self, power_loss: bool) -> Image {
+        let names = if power_loss {
+            &self.durable_names
+        } else {
+            &self.names
+        };
+        names
+            .iter()
+            .filter_map(|(name, inode)| {
+                let inode = self.inodes.get(inode)?;
+                let bytes = if power_loss {
+                    &inode.durable
+                } else {
+                    &inode.data
+                };
+                Some((name.clone(), bytes.clone()))
+            })
+            .collect()
     }
 
     fn inode(&mut self, inode: u64) -> &mut Inode {
@@ -255,6 +295,7 @@ impl SimFs {
             recovering: false,
             activity: None,
             counts: BTreeMap::new(),
+            power_loss: true,
         };
         for (name, bytes) in image {
             let inode = disk.next_inode;
@@ -270,6 +311,23 @@ impl SimFs {
         }
         disk.durable_names = disk.names.clone();
         Self(Arc::new(Mutex::new(disk)))
+    }
+
+    /// Makes the crash to come a crash of the process, not a power loss.
+    fn crash_process_only(self) -> Self {
+        self.0.lock().power_loss = false;
+        self
+    }
+
+    /// Whether the crash to come (or that came) is a power loss.
+    fn power_loss(&self) -> bool {
+        self.0.lock().power_loss
+    }
+
+    /// What a power loss (`power_loss`) or a crash of the process would leave now, with no
+    /// torn write; the disk runs on.
+    fn image(&self, power_loss: bool) -> Image {
+        self.0.lock().image(power_loss)
     }
 
     /// Cuts the power now, unless it went already.
@@ -310,14 +368,41 @@ impl AppendFile for SimFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut disk = self.disk.lock();
-        let crash = disk.begin("sync_data", Path::new(""))?;
+        let syncer = std::thread::current().name() == Some("quickstore-journal-sync");
+        let kind = if syncer {
+            "sync_data (syncer)"
+        } else {
+            "sync_data"
+        };
+        let crash = disk.begin(kind, Path::new(""))?;
+        // A sync makes durable what was written before it began; writes made while it runs
+        // (through another handle, by another thread) may or may not be. Letting them in makes
+        // a syncer that counts them as synced lose acknowledged mutations in a power loss.
+        let written = disk.inode(self.inode).data.clone();
+        drop(disk);
+        std::thread::yield_now();
+        let mut disk = self.disk.lock();
+        if !crash && disk.crashed.is_some() {
+            // The power went meanwhile: the sync never returns.
+            return Err(power_lost());
+        }
         let inode = disk.inode(self.inode);
-        inode.durable = inode.data.clone();
+        // Unless a sync that began later made more durable already.
+        if !inode.durable.starts_with(&written) {
+            inode.durable = written;
+        }
         disk.finish(crash)
     }
 
     fn sync_all(&mut self) -> io::Result<()> {
         self.sync_data()
+    }
+
+    fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(SimFile {
+            disk: Arc::clone(&self.disk),
+            inode: self.inode,
+        }))
     }
 }
 
@@ -465,9 +550,12 @@ struct Model {
     landed: BTreeMap<String, u64>,
     /// Mutations journaled and not landed, in sequence order.
     pending: Vec<Mutation>,
-    /// Every pending mutation up to this sequence must survive a crash: under `Always`, the
-    /// acknowledged ones; under either policy, the ones the writer reported synced.
+    /// Every pending mutation up to this sequence must survive a power loss: under `Always`,
+    /// the acknowledged ones; under either policy, the ones the journal reported synced.
     floor: u64,
+    /// Every pending mutation up to this sequence was acknowledged, and survives a crash of
+    /// the process: once the process crashed, the floor rises to it.
+    acknowledged: u64,
     /// The sequence below which every mutation landed, as the store releases the journal.
     released: u64,
     /// Values given out, so that each upsert stores a new one.
@@ -482,6 +570,8 @@ struct Model {
 #[derive(Debug, Default)]
 struct Coverage {
     crashes: BTreeMap<Phase, u64>,
+    /// Crashes of the process, the machine running on.
+    process_crashes: u64,
     operations: BTreeMap<&'static str, u64>,
 }
 
@@ -529,8 +619,8 @@ impl Model {
     }
 
     /// Checks what a journal recovered: with the backend, it must be the state after some
-    /// prefix of the pending mutations, one that keeps every mutation up to the floor. Then
-    /// the pending mutations are that prefix, all durable now.
+    /// prefix of the pending mutations, one that keeps every mutation up to the floor. Then the
+    /// pending mutations are that prefix, all durable now.
     fn recovered(&mut self, recovered: &Recovered) -> Result<(), TestCaseError> {
         let mut seen = self.landed.clone();
         for record in &recovered.records {
@@ -548,11 +638,8 @@ impl Model {
                 None => seen.remove(&record.key),
             };
         }
-        let must = self
-            .pending
-            .iter()
-            .take_while(|m| m.seq <= self.floor)
-            .count();
+        let floor = self.floor;
+        let must = self.pending.iter().take_while(|m| m.seq <= floor).count();
         let mut state = self.landed.clone();
         let mut matched = None;
         for k in 0..=self.pending.len() {
@@ -570,12 +657,13 @@ impl Model {
             return Err(fail(format!(
                 "recovery lost acknowledged mutations or invented some: the backend and the \
                  recovered records give {seen:?}; no prefix of at least {must} of the pending \
-                 {:?} over the landed {:?} gives that (floor {}, max_seq {}, report {:?})",
-                self.pending, self.landed, self.floor, recovered.max_seq, recovered.report
+                 {:?} over the landed {:?} gives that (floor {floor}, max_seq {}, report {:?})",
+                self.pending, self.landed, recovered.max_seq, recovered.report
             )));
         };
         self.pending.truncate(kept);
         self.floor = self.pending.last().map_or(0, |m| m.seq);
+        self.acknowledged = self.floor;
         Ok(())
     }
 
@@ -724,6 +812,7 @@ fn life(
         if closed && fs.crashed().is_none() {
             // A clean close syncs everything.
             model.floor = model.pending.last().map_or(0, |m| m.seq);
+            model.acknowledged = model.floor;
             drop(journal);
             continue;
         }
@@ -744,6 +833,7 @@ fn wait(
     model.observe(journal);
     match waited {
         Ok(()) => {
+            model.acknowledged = model.acknowledged.max(seq);
             if model.durability == Durability::Always {
                 model.floor = model.floor.max(seq);
             }
@@ -796,6 +886,7 @@ fn run_case(
         landed: BTreeMap::new(),
         pending: Vec::new(),
         floor: 0,
+        acknowledged: 0,
         released: 0,
         values: 0,
         dead_letters: Vec::new(),
@@ -809,13 +900,26 @@ fn run_case(
         } else {
             rng.random_range(1..=150)
         };
-        let fs = SimFs::new(&dir, &image, crash_at, rng.random());
+        let mut fs = SimFs::new(&dir, &image, crash_at, rng.random());
+        if rng.random_bool(0.3) {
+            fs = fs.crash_process_only();
+        }
         life(&fs, &dir, &mut model, &mut rng, &runtime)?;
+        // A crash of the process keeps everything acknowledged; a power loss may lose what was
+        // acknowledged but not synced, and what it lost need not survive the next crash.
+        let power_loss = fs.power_loss();
+        if !power_loss {
+            model.floor = model.floor.max(model.acknowledged);
+        }
+        model.acknowledged = model.floor;
         let (left, phase) = fs
             .crashed()
             .ok_or_else(|| fail("a life ended without a crash"))?;
         let mut covered = coverage.lock();
         *covered.crashes.entry(phase).or_default() += 1;
+        if !power_loss {
+            covered.process_crashes += 1;
+        }
         for (kind, count) in fs.counts() {
             *covered.operations.entry(kind).or_default() += count;
         }
@@ -833,8 +937,9 @@ fn run_case(
 }
 
 /// Every mutation acknowledged under `Durability::Always` survives a power cut at any point,
-/// and under `Durability::Interval(d)` every mutation the writer synced does (the writer syncs
-/// at most `d` apart, so a cut loses at most the mutations of the last `d`); what survives is
+/// and under `Durability::Interval(d)` every mutation the journal reported synced does (the
+/// syncer syncs at most `d` apart, so a cut loses at most the mutations of the last `d`); every
+/// mutation acknowledged under either policy survives a crash of the process; what survives is
 /// always a prefix of what was journaled, with no gap, and the journal opens strictly.
 #[test]
 fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
@@ -874,9 +979,14 @@ fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
             "no crash during {phase:?}: {coverage:?}"
         );
     }
+    assert!(
+        coverage.process_crashes > 0,
+        "no crash of the process: {coverage:?}"
+    );
     for kind in [
         "write",
         "sync_data",
+        "sync_data (syncer)",
         "sync_dir",
         "remove",
         "rename",
@@ -887,5 +997,239 @@ fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
             "no {kind}: {coverage:?}"
         );
     }
+    Ok(())
+}
+
+/// A gate that data syncs wait at while it is closed.
+#[derive(Default)]
+struct Gate {
+    /// Whether it is closed, and how many syncs wait at it.
+    state: Mutex<(bool, usize)>,
+    changed: parking_lot::Condvar,
+}
+
+impl Gate {
+    fn close(&self) {
+        self.state.lock().0 = true;
+    }
+
+    fn open(&self) {
+        self.state.lock().0 = false;
+        self.changed.notify_all();
+    }
+
+    /// Waits while the gate is closed.
+    fn pass(&self) {
+        let mut state = self.state.lock();
+        state.1 += 1;
+        self.changed.notify_all();
+        while state.0 {
+            self.changed.wait(&mut state);
+        }
+        state.1 -= 1;
+    }
+
+    /// Waits until a sync waits at the gate.
+    fn until_held(&self) {
+        let mut state = self.state.lock();
+        while state.1 == 0 {
+            self.changed.wait(&mut state);
+        }
+    }
+}
+
+/// Opens its gate when dropped.
+struct Opener(Arc<Gate>);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// A [`SimFs`] whose files' data syncs wait at a gate.
+struct GatedFs {
+    disk: SimFs,
+    gate: Arc<Gate>,
+}
+
+struct GatedFile {
+    file: Box<dyn AppendFile>,
+    gate: Arc<Gate>,
+}
+
+impl AppendFile for GatedFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.gate.pass();
+        self.file.sync_data()
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(GatedFile {
+            file: self.file.sync_handle()?,
+            gate: Arc::clone(&self.gate),
+        }))
+    }
+}
+
+impl GatedFs {
+    fn gated(&self, file: Box<dyn AppendFile>) -> Box<dyn AppendFile> {
+        Box::new(GatedFile {
+            file,
+            gate: Arc::clone(&self.gate),
+        })
+    }
+}
+
+impl FileSystem for GatedFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.disk.create_dir_all(dir)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        self.disk.open_append(path).map(|file| self.gated(file))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        self.disk.create(path).map(|file| self.gated(file))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.disk.read(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.disk.list(dir)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.disk.remove(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.disk.rename(from, to)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.disk.truncate(path, len)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.disk.sync_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.disk.sync_dir(dir)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Lock>> {
+        self.disk.try_lock(path)
+    }
+}
+
+/// The keys of the records a journal recovers from `image`, in order.
+fn recovered_keys(dir: &Path, image: &Image) -> Result<Vec<String>, String> {
+    let fs = SimFs::new(dir, image, u64::MAX, 0);
+    let config = JournalConfig {
+        dir: dir.to_path_buf(),
+        durability: Durability::Always,
+        segment_bytes: DEFAULT_SEGMENT_BYTES,
+        recovery: Recovery::Strict,
+    };
+    let (journal, recovered) =
+        Journal::open_with(&config, Arc::new(fs)).map_err(|e| e.to_string())?;
+    journal.close(0);
+    Ok(recovered.records.into_iter().map(|r| r.key).collect())
+}
+
+/// Under an interval policy, an append is written and acknowledged while the syncer's sync is
+/// held: appends never wait for a sync. What was acknowledged then survives a crash of the
+/// process but not yet a power loss; once the sync returns, it survives a power loss too.
+#[test]
+fn an_append_completes_while_a_sync_is_blocked() -> Result<(), String> {
+    let dir = PathBuf::from("/simulated/journal");
+    let disk = SimFs::new(&dir, &Image::new(), u64::MAX, 0);
+    let gate = Arc::new(Gate::default());
+    let fs = GatedFs {
+        disk: disk.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let config = JournalConfig {
+        dir: dir.clone(),
+        durability: Durability::Interval(Duration::ZERO),
+        segment_bytes: DEFAULT_SEGMENT_BYTES,
+        recovery: Recovery::Strict,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Only a deadlock (an append waiting for the held sync) takes this long: the test then
+    // fails instead of hanging.
+    let deadlock = Duration::from_secs(60);
+    let (journal, recovered) =
+        Journal::open_with(&config, Arc::new(fs)).map_err(|e| e.to_string())?;
+    let seq = AtomicU64::new(recovered.max_seq);
+    gate.close();
+    // Opens the gate however the test ends, before the journal is dropped (which syncs).
+    let _opened = Opener(Arc::clone(&gate));
+
+    let first = journal
+        .append(&seq, Op::Upsert, "first", Some(&value_item(1)), None)
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async { tokio::time::timeout(deadlock, journal.wait(first)).await })
+        .map_err(|_| "the first append waited for a sync".to_string())?
+        .map_err(|e| e.to_string())?;
+    // The syncer, with a sync due at once, is syncing the first append now, and stays there.
+    gate.until_held();
+
+    let second = journal
+        .append(&seq, Op::Upsert, "second", Some(&value_item(2)), None)
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async { tokio::time::timeout(deadlock, journal.wait(second)).await })
+        .map_err(|_| "an append waited for the held sync".to_string())?
+        .map_err(|e| e.to_string())?;
+    let progress = *journal.shared.progress.borrow();
+    assert_eq!(progress.written, second);
+    assert!(
+        progress.synced < first,
+        "synced past a held sync: {progress:?}"
+    );
+    // Written, not synced: a crash of the process keeps both, a power loss neither.
+    assert_eq!(
+        recovered_keys(&dir, &disk.image(false))?,
+        ["first", "second"]
+    );
+    assert_eq!(
+        recovered_keys(&dir, &disk.image(true))?,
+        Vec::<String>::new()
+    );
+
+    gate.open();
+    let mut watch = journal.shared.progress.subscribe();
+    runtime
+        .block_on(async {
+            tokio::time::timeout(deadlock, watch.wait_for(|p| p.synced >= second))
+                .await
+                .map(|waited| waited.map(|_| ()))
+        })
+        .map_err(|_| "the sync never returned".to_string())?
+        .map_err(|e| e.to_string())?;
+    drop(watch);
+    assert_eq!(
+        recovered_keys(&dir, &disk.image(true))?,
+        ["first", "second"]
+    );
+    journal.close(0);
     Ok(())
 }

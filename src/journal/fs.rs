@@ -5,7 +5,10 @@
 //! what it must, in the right order.
 //!
 //! What the journal relies on, and what the simulated disk takes away on a crash:
-//! - bytes written to a file are durable once the file is synced (`sync_data` or `sync_all`);
+//! - bytes written to a file are durable once the file is synced (`sync_data` or `sync_all`),
+//!   through any handle to it (see [`AppendFile::sync_handle`]);
+//! - bytes written to a file survive a crash of the process once `write_all` returned, synced
+//!   or not (the operating system has them);
 //! - a file's creation, renaming or removal is durable once its directory is synced
 //!   (`sync_dir`).
 
@@ -53,6 +56,9 @@ pub(crate) trait AppendFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Makes what was written, and the file's metadata, durable (`fsync`).
     fn sync_all(&mut self) -> io::Result<()>;
+    /// A second handle to the same file, so that another thread can sync it while this one
+    /// goes on writing. Syncing either handle makes durable what was written through both.
+    fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>>;
 }
 
 /// The real file system.
@@ -151,6 +157,10 @@ impl AppendFile for File {
 
     fn sync_all(&mut self) -> io::Result<()> {
         File::sync_all(self)
+    }
+
+    fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(File::try_clone(self)?))
     }
 }
 

@@ -4,6 +4,10 @@
 //! The directory holds numbered segments (see [`segment`]), a `LOCK` file held while a store
 //! uses the directory, and `dead-letters.jsonl`, where writes the backend refused for good are
 //! kept with the reason.
+//!
+//! A writer thread writes the records (see [`writer`]): under [`Durability::Always`] it syncs
+//! each round before acknowledging it; under [`Durability::Interval`] it acknowledges each round
+//! once written, and a syncer thread syncs the segment beside it.
 
 mod fs;
 mod inspect;

@@ -17,8 +17,9 @@ pub enum Durability {
     #[default]
     Always,
     /// Mutations are acknowledged once written to the operating system, and synced at most
-    /// this long apart. A crash of the process loses nothing acknowledged; a crash of the
-    /// machine (power loss, kernel panic) may lose the mutations of the last interval.
+    /// this long apart, by a thread of their own: an acknowledgement never waits for a sync. A
+    /// crash of the process loses nothing acknowledged; a crash of the machine (power loss,
+    /// kernel panic) may lose the mutations of the last interval.
     Interval(Duration),
 }
 

@@ -5,12 +5,24 @@
 //! one `fdatasync`, then publishes how far the journal is written and synced. Records that
 //! arrive while it syncs go into the next round, so concurrent writers share each sync.
 //!
-//! A plain thread, not a Tokio task: it spends its life in blocking file calls.
+//! Under [`Durability::Interval`] a mutation is acknowledged once written, so the writer thread
+//! never syncs on its way: a second thread, the syncer, syncs the segment being written through
+//! a second handle to it ([`AppendFile::sync_handle`]) at most the interval apart, and publishes
+//! as synced what was written when its sync began. The writer thread goes on writing (and
+//! acknowledging) meanwhile. The writer thread still syncs a segment itself before it starts
+//! the next one, so that only the newest segment can be torn by a power loss, and on stopping,
+//! after it has stopped the syncer. A closed segment is synced by then, so a sync of it the
+//! syncer may still have in flight is redundant, and its handle is dropped when it returns; a
+//! release deleting that segment meanwhile only unlinks the name (the handle keeps the file
+//! until then).
+//!
+//! Plain threads, not Tokio tasks: they spend their lives in blocking file calls.
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
@@ -103,6 +115,20 @@ impl Shared {
         self.state.lock().stop = true;
         self.wake();
     }
+
+    /// Records that the journal cannot be written (the first reason given is kept): mutations
+    /// are refused from now on, waiters are woken with an error, and the writer thread stops.
+    fn fail(&self, err: &io::Error) {
+        tracing::error!(error = %err, "the journal cannot be written; mutations are refused from now on");
+        {
+            let mut state = self.state.lock();
+            if state.failure.is_none() {
+                state.failure = Some(err.to_string());
+            }
+        }
+        self.progress.send_modify(|p| p.failed = true);
+        self.wake();
+    }
 }
 
 /// What the thread owns.
@@ -120,50 +146,108 @@ pub(crate) struct Writer {
 impl Writer {
     /// Runs until stopped or failed.
     pub(crate) fn run(mut self) {
-        if let Err(err) = self.work() {
-            tracing::error!(error = %err, "the journal cannot be written; mutations are refused from now on");
-            self.shared.state.lock().failure = Some(err.to_string());
-            self.shared.progress.send_modify(|p| p.failed = true);
+        let syncer = match self.durability {
+            Durability::Always => Ok(None),
+            Durability::Interval(every) => self.start_syncer(every).map(Some),
+        };
+        let result = match syncer {
+            Ok(mut syncer) => {
+                let result = self.work(syncer.as_mut());
+                if let Some(syncer) = &mut syncer {
+                    syncer.stop();
+                }
+                result
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            self.shared.fail(&err);
         }
     }
 
-    fn work(&mut self) -> io::Result<()> {
+    /// Starts the syncer thread on a second handle to the segment being written.
+    fn start_syncer(&self, every: Duration) -> io::Result<SyncerThread> {
+        let progress = *self.shared.progress.borrow();
+        let slot = Arc::new(SyncSlot {
+            state: Mutex::new(SyncState {
+                file: Some(self.file.sync_handle()?),
+                segment: 0,
+                written: progress.written,
+                synced: progress.synced,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let syncer = Syncer {
+            shared: Arc::clone(&self.shared),
+            slot: Arc::clone(&slot),
+            every,
+        };
+        let thread = std::thread::Builder::new()
+            .name("quickstore-journal-sync".into())
+            .spawn(move || syncer.run())?;
+        Ok(SyncerThread {
+            slot,
+            thread: Some(thread),
+        })
+    }
+
+    fn work(&mut self, mut syncer: Option<&mut SyncerThread>) -> io::Result<()> {
         let mut progress = *self.shared.progress.borrow();
-        let mut last_sync = Instant::now();
         let mut released = 0;
-        // Bytes written since the last sync: markers too, which advance no sequence.
+        // Bytes written since the writer last synced: markers too, which advance no sequence.
         let mut unsynced = false;
         loop {
-            let (buffer, last_seq, release_below, stop) =
-                self.next_round(&progress, last_sync, released);
+            let Some((buffer, last_seq, release_below, stop)) = self.next_round(released) else {
+                // The syncer failed; the failure is recorded.
+                return Ok(());
+            };
             if !buffer.is_empty() {
                 self.file.write_all(&buffer)?;
                 unsynced = true;
                 progress.written = last_seq;
-                let mut state = self.shared.state.lock();
-                if let Some(current) = state.segments.last_mut() {
-                    current.bytes += buffer.len() as u64;
-                    current.last_seq = last_seq;
+                {
+                    let mut state = self.shared.state.lock();
+                    if let Some(current) = state.segments.last_mut() {
+                        current.bytes += buffer.len() as u64;
+                        current.last_seq = last_seq;
+                    }
+                }
+                if let Some(syncer) = &syncer {
+                    syncer.written(last_seq);
+                    // Under an interval policy this acknowledges the round's mutations: at
+                    // once, not after this round's rotation or release, which sync.
+                    self.shared.progress.send_modify(|p| p.written = last_seq);
                 }
             }
-            let sync_due = match self.durability {
-                Durability::Always => true,
-                Durability::Interval(every) => stop || last_sync.elapsed() >= every,
+            if stop {
+                // No sync of the segment is in flight past this point: the last sync below is
+                // the writer's, and the segment may be released after it.
+                if let Some(syncer) = &mut syncer {
+                    syncer.stop();
+                }
+                if self.shared.state.lock().failure.is_some() {
+                    return Ok(());
+                }
+            }
+            // Under `Always` every round's records are synced before they are published. Under
+            // an interval policy the syncer syncs them; stopping syncs markers as well: a
+            // segment left with unsynced bytes could be torn by a power loss after a later run
+            // started the next segment, and a torn segment that is not the newest is damage.
+            let sync_now = match self.durability {
+                Durability::Always => progress.synced < progress.written || (stop && unsynced),
+                Durability::Interval(_) => stop && unsynced,
             };
-            // Stopping syncs markers as well: a segment left with unsynced bytes could be torn
-            // by a power loss after a later run started the next segment, and a torn segment
-            // that is not the newest is damage.
-            if (sync_due && progress.synced < progress.written) || (stop && unsynced) {
+            if sync_now {
                 self.file.sync_data()?;
                 progress.synced = progress.written;
-                last_sync = Instant::now();
                 unsynced = false;
             }
             // The next segment is named after the next mutation's sequence, so one starts only
             // once the current one holds a mutation written since it started: markers alone
             // (which take no sequence) never make two segments with the same name.
             if self.current_bytes() >= self.segment_bytes && progress.written >= self.first_seq {
-                self.rotate(&mut progress)?;
+                self.rotate(&mut progress, syncer.as_deref())?;
                 unsynced = false;
             }
             if release_below > released || stop {
@@ -171,8 +255,14 @@ impl Writer {
                 self.release(release_below, stop)?;
                 released = release_below;
             }
-            // Published last, so that a waiter also sees this round's rotation and release.
-            self.shared.progress.send_replace(progress);
+            // Published last, so that a waiter under `Always` also sees this round's rotation
+            // and release. The syncer publishes its own syncs; `synced` only grows.
+            self.shared.progress.send_if_modified(|p| {
+                let before = *p;
+                p.written = progress.written;
+                p.synced = p.synced.max(progress.synced);
+                *p != before
+            });
             if stop {
                 return Ok(());
             }
@@ -180,39 +270,27 @@ impl Writer {
     }
 
     /// Waits for work and takes it: the buffered records, the release bound, the stop flag.
-    /// Work is new records, a new release bound, a stop, or (under an interval policy) a sync
-    /// falling due.
-    fn next_round(
-        &self,
-        progress: &Progress,
-        last_sync: Instant,
-        released: u64,
-    ) -> (Vec<u8>, u64, u64, bool) {
+    /// Work is new records, a new release bound, or a stop. `None` once the journal failed
+    /// (the syncer's sync did).
+    fn next_round(&self, released: u64) -> Option<(Vec<u8>, u64, u64, bool)> {
         let mut state = self.shared.state.lock();
-        while state.buffer.is_empty() && !state.stop && state.release_below == released {
-            let sync_in = match self.durability {
-                Durability::Interval(every) if progress.synced < progress.written => {
-                    Some(every.saturating_sub(last_sync.elapsed()))
-                }
-                _ => None,
-            };
-            match sync_in {
-                Some(left) if left.is_zero() => break,
-                Some(left) => {
-                    if self.shared.wake.wait_for(&mut state, left).timed_out() {
-                        break;
-                    }
-                }
-                None => self.shared.wake.wait(&mut state),
-            }
+        while state.buffer.is_empty()
+            && !state.stop
+            && state.release_below == released
+            && state.failure.is_none()
+        {
+            self.shared.wake.wait(&mut state);
+        }
+        if state.failure.is_some() {
+            return None;
         }
         let buffer = std::mem::take(&mut state.buffer);
-        (
+        Some((
             buffer,
             state.buffer_last_seq,
             state.release_below,
             state.stop,
-        )
+        ))
     }
 
     fn current_bytes(&self) -> u64 {
@@ -224,11 +302,15 @@ impl Writer {
             .map_or(0, |s| s.bytes)
     }
 
-    /// Closes the current segment and starts the next.
-    fn rotate(&mut self, progress: &mut Progress) -> io::Result<()> {
+    /// Closes the current segment (synced first) and starts the next, handing the syncer a
+    /// handle to the new one.
+    fn rotate(&mut self, progress: &mut Progress, syncer: Option<&SyncerThread>) -> io::Result<()> {
         self.file.sync_data()?;
         progress.synced = progress.written;
         let (file, path) = segment::create(&*self.fs, &self.dir, progress.written + 1)?;
+        if let Some(syncer) = syncer {
+            syncer.switch(file.sync_handle()?, progress.written);
+        }
         self.file = file;
         self.first_seq = progress.written + 1;
         self.shared.state.lock().segments.push(SegmentInfo {
@@ -266,5 +348,124 @@ impl Writer {
             }
         }
         self.fs.sync_dir(&self.dir)
+    }
+}
+
+/// What the writer thread and the syncer share: the syncer's handle to the segment being
+/// written, and how far that segment is written.
+struct SyncSlot {
+    state: Mutex<SyncState>,
+    /// Wakes the syncer: something was written while it idled, or it is asked to stop.
+    wake: Condvar,
+}
+
+struct SyncState {
+    /// A second handle to the segment being written; `None` while the syncer syncs it.
+    file: Option<Box<dyn AppendFile>>,
+    /// Counts the segments started, so that a handle the syncer took before a rotation is
+    /// dropped when its sync returns, not put back.
+    segment: u64,
+    /// Every mutation up to this sequence is written: to the segment being written, or to an
+    /// older one, synced before the rotation.
+    written: u64,
+    /// Every mutation up to this sequence is synced.
+    synced: u64,
+    stop: bool,
+}
+
+/// The writer thread's handle on the syncer.
+struct SyncerThread {
+    slot: Arc<SyncSlot>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncerThread {
+    /// Notes that every mutation up to `seq` is written, and wakes the syncer if it idled.
+    fn written(&self, seq: u64) {
+        let mut state = self.slot.state.lock();
+        let idle = state.written <= state.synced;
+        state.written = seq;
+        if idle && seq > state.synced {
+            drop(state);
+            self.slot.wake.notify_one();
+        }
+    }
+
+    /// Hands the syncer a handle to the new segment. Every mutation up to `synced` is synced:
+    /// the writer synced the old segment before it started the new one.
+    fn switch(&self, file: Box<dyn AppendFile>, synced: u64) {
+        let mut state = self.slot.state.lock();
+        state.file = Some(file);
+        state.segment += 1;
+        state.synced = state.synced.max(synced);
+    }
+
+    /// Stops the syncer and waits for it: for a sync in flight to return. Harmless when stopped.
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.slot.state.lock().stop = true;
+            self.slot.wake.notify_one();
+            if thread.join().is_err() {
+                tracing::error!("the journal syncer panicked");
+            }
+        }
+    }
+}
+
+/// The syncer thread, under an interval policy; see the module docs.
+struct Syncer {
+    shared: Arc<Shared>,
+    slot: Arc<SyncSlot>,
+    every: Duration,
+}
+
+impl Syncer {
+    /// Runs until stopped or failed.
+    fn run(self) {
+        if let Err(err) = self.work() {
+            self.shared.fail(&err);
+        }
+    }
+
+    fn work(&self) -> io::Result<()> {
+        let mut last_sync = Instant::now();
+        loop {
+            let (mut file, target, segment) = {
+                let mut state = self.slot.state.lock();
+                loop {
+                    if state.stop {
+                        return Ok(());
+                    }
+                    if state.written > state.synced {
+                        let left = self.every.saturating_sub(last_sync.elapsed());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.slot.wake.wait_for(&mut state, left);
+                    } else {
+                        self.slot.wake.wait(&mut state);
+                    }
+                }
+                let Some(file) = state.file.take() else {
+                    return Err(io::Error::other(
+                        "the journal syncer has no segment to sync",
+                    ));
+                };
+                (file, state.written, state.segment)
+            };
+            // Everything up to `target` was written before this sync began.
+            file.sync_data()?;
+            last_sync = Instant::now();
+            {
+                let mut state = self.slot.state.lock();
+                if state.segment == segment {
+                    state.file = Some(file);
+                }
+                state.synced = state.synced.max(target);
+            }
+            self.shared
+                .progress
+                .send_modify(|p| p.synced = p.synced.max(target));
+        }
     }
 }
