@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt as _};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
-use tracing::field::{display, Empty};
+use tracing::field::Empty;
 use tracing::Instrument as _;
 
 use crate::backend::{string_attribute, MAX_BATCH_GET_KEYS};
@@ -181,12 +181,14 @@ async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
         .await;
     span.record("attempts", attempts);
     match &result {
-        Ok((Some(_), _)) => span.record("outcome", "found"),
-        Ok((None, _)) => span.record("outcome", "absent"),
-        Err(err) => span
-            .record("outcome", "error")
-            .record("error", display(err.report())),
-    };
+        Ok((Some(_), _)) => {
+            span.record("outcome", "found");
+        }
+        Ok((None, _)) => {
+            span.record("outcome", "absent");
+        }
+        Err(_) => telemetry::record_outcome(&span, &result),
+    }
     result
 }
 

@@ -6,6 +6,9 @@ use std::time::Duration;
 /// The width of one slice.
 pub const SLICE: Duration = Duration::from_millis(10);
 
+/// Windows a report or plot shows of a run's throughput, at most.
+pub const MAX_POINTS: usize = 200;
+
 /// Slices kept at most (a day); later operations count in the last one.
 const MAX_SLICES: usize = 24 * 3600 * 100;
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use quickstore::{Backend, Key, Stats, Write, MAX_BATCH_WRITE_ITEMS};
 use serde::Serialize;
 
@@ -303,62 +304,21 @@ async fn batch_loop(
         .enumerate()
         .map(|(index, key)| workload::final_state(index as u64, &payload, &partition_key, key))
         .collect();
-    let batches: Vec<Vec<Write>> = writes
-        .chunks(MAX_BATCH_WRITE_ITEMS)
-        .map(<[_]>::to_vec)
-        .collect();
-    let backend = Arc::clone(&opened.meter);
-    let before = backend.metered();
+    let backend: &dyn Backend = opened.meter.as_ref();
+    let before = opened.meter.metered();
     let started = Instant::now();
-    in_flight_each(batches, BATCH_LOOP_IN_FLIGHT, |batch| {
-        let (backend, partition_key) = (Arc::clone(&backend), Arc::clone(&partition_key));
-        async move {
-            let mut pending = batch;
-            let mut delay = Duration::from_millis(1);
-            loop {
-                let unprocessed = backend.batch_write(&partition_key, &pending).await?;
-                if unprocessed.is_empty() {
-                    return Ok(());
-                }
-                pending = unprocessed
-                    .into_iter()
-                    .filter_map(|index| pending.get(index).cloned())
-                    .collect();
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(100));
-            }
-        }
-    })
-    .await?;
+    stream::iter(writes.chunks(MAX_BATCH_WRITE_ITEMS))
+        .map(|batch| workload::write_all(backend, &partition_key, batch.to_vec()))
+        .buffer_unordered(BATCH_LOOP_IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
     let secs = started.elapsed().as_secs_f64();
-    let metered = backend.metered().since(&before);
+    let metered = opened.meter.metered().since(&before);
     Ok(Drained {
         items: metered.items_written,
         requests: metered.write_requests,
         secs,
     })
-}
-
-/// Runs `work` on each of `inputs`, at most `in_flight` at once, failing on the first error.
-async fn in_flight_each<I, F, Fut>(inputs: Vec<I>, in_flight: usize, work: F) -> anyhow::Result<()>
-where
-    I: Send + 'static,
-    F: Fn(I) -> Fut,
-    Fut: std::future::Future<Output = quickstore::Result<()>> + Send + 'static,
-{
-    let mut running = tokio::task::JoinSet::new();
-    for input in inputs {
-        if running.len() >= in_flight {
-            if let Some(done) = running.join_next().await {
-                done.context("a write task failed")??;
-            }
-        }
-        running.spawn(work(input));
-    }
-    while let Some(done) = running.join_next().await {
-        done.context("a write task failed")??;
-    }
-    Ok(())
 }
 
 /// The run phase as a write-through client without a cache ran it.
@@ -518,8 +478,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         print(&report.render()?)?;
     }
-    for run in &runs {
-        if args.metrics {
+    if args.metrics {
+        for run in &runs {
             let json = serde_json::to_string(&run.end).context("cannot encode the statistics")?;
             print(&format!("{json}\n"))?;
         }

@@ -11,12 +11,10 @@ use plotters::prelude::*;
 
 use super::workload::Ran;
 use crate::latency::Recorder;
+use crate::timeline::MAX_POINTS;
 
 /// The picture's size in pixels.
 const SIZE: (u32, u32) = (1400, 560);
-
-/// Windows of the throughput line, at most.
-const THROUGHPUT_POINTS: usize = 200;
 
 /// The far end of the percentile axis, in nines: 5 is the 99.999th percentile.
 const MAX_NINES: f64 = 5.0;
@@ -190,7 +188,7 @@ fn throughput_chart<DB: DrawingBackend>(
     let lines: Vec<(String, Vec<(f64, f64)>)> = series
         .iter()
         .map(|s| {
-            let (window, rates) = s.ran.timeline.rates(THROUGHPUT_POINTS);
+            let (window, rates) = s.ran.timeline.rates(MAX_POINTS);
             let points = rates
                 .into_iter()
                 .enumerate()

@@ -14,10 +14,7 @@ use crate::backend::Target;
 use crate::cost::{Bill, Prices, Units};
 use crate::latency::{Recorder, Summary};
 use crate::meter::Metered;
-use crate::timeline::Timeline;
-
-/// Windows of the throughput over time in the JSON report, at most.
-const THROUGHPUT_POINTS: usize = 200;
+use crate::timeline::{Timeline, MAX_POINTS};
 
 /// Everything measured.
 pub struct Report<'a> {
@@ -642,7 +639,7 @@ struct JsonThroughput {
 
 impl From<&Timeline> for JsonThroughput {
     fn from(timeline: &Timeline) -> Self {
-        let (window, ops_per_sec) = timeline.rates(THROUGHPUT_POINTS);
+        let (window, ops_per_sec) = timeline.rates(MAX_POINTS);
         Self {
             window_secs: window.as_secs_f64(),
             ops_per_sec,

@@ -121,19 +121,32 @@ impl Via {
                 partition_key,
                 ..
             } => {
-                let writes = [Write::Put(record.item(partition_key, key))];
-                let mut delay = Duration::from_millis(1);
-                while !backend
-                    .batch_write(partition_key, &writes)
-                    .await?
-                    .is_empty()
-                {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(100));
-                }
-                Ok(())
+                let write = Write::Put(record.item(partition_key, key));
+                Ok(write_all(&**backend, partition_key, vec![write]).await?)
             }
         }
+    }
+}
+
+/// Writes `writes` (at most a batch) straight to `backend`, re-sending what it leaves
+/// unprocessed after a backoff (1 ms, doubling up to 100 ms), until all are written.
+pub async fn write_all(
+    backend: &dyn Backend,
+    partition_key: &str,
+    mut writes: Vec<Write>,
+) -> quickstore::Result<()> {
+    let mut delay = Duration::from_millis(1);
+    loop {
+        let unprocessed = backend.batch_write(partition_key, &writes).await?;
+        if unprocessed.is_empty() {
+            return Ok(());
+        }
+        writes = unprocessed
+            .into_iter()
+            .filter_map(|index| writes.get(index).cloned())
+            .collect();
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
     }
 }
 
