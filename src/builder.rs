@@ -223,16 +223,28 @@ impl StoreBuilder {
     /// logged, dead-lettered when there is a journal, and handed to the
     /// [`on_conflict`](Self::on_conflict) handler. `BatchWriteItem` takes no conditions, so each
     /// write is its own `PutItem` or `DeleteItem`, several at once; the version attribute is
-    /// not part of the values the store hands out. Items without the attribute count as
-    /// version 0.
+    /// not part of the values the store hands out.
+    ///
+    /// Items without the attribute, written by programs that do not version (the Go library,
+    /// a plain SDK writer), count as version 0, and the store's first write over one is
+    /// conditional on the whole item as the store read it: a change made in between is a
+    /// conflict, not overwritten. docs/GUARANTEES.md says what holds with such writers before
+    /// and after the store has versioned an item.
     ///
     /// With a [`journal`](Self::journal), each journaled mutation also records the version its
     /// write will be conditional on, and the flusher notes each write it is done with, so a
-    /// recovered write is conditional on the version its key had when the process stopped. One
-    /// limit: after a crash between a write landing in the table and the journal noting it
-    /// (the note is not waited for), the key's recovered write is conditional on the version
-    /// before that write, fails, and is reported as a conflict (counted, dead-lettered, handed
-    /// to the handler): never lost silently, never overwriting.
+    /// recovered write is conditional on the version its key had when the process stopped.
+    /// Each write also stores, beside the version, the attribute `{attribute}_by`, naming this
+    /// store (its journal keeps its id across restarts) and the state written: after a crash
+    /// between a write landing in the table and the journal noting it, the recovered write
+    /// finds its own state there and counts as written (or is written on top of it, when newer
+    /// mutations followed), not as a conflict. A recovered write over an item without the
+    /// version attribute cannot be conditional on the item as read (the journal keeps the
+    /// version, not the item): it is written only if the item is this store's own doing, and
+    /// is otherwise a reported conflict.
+    ///
+    /// `open` fails with [`Error::Validation`] if the backend does not support conditional
+    /// writes ([`Backend::supports_conditional_writes`]).
     ///
     /// Default: off; writes are unconditional and the store assumes it is the only writer of
     /// its keys.
@@ -410,6 +422,15 @@ impl StoreBuilder {
     pub async fn open(self) -> Result<Store> {
         if let Some(problem) = self.options.problem() {
             return Err(Error::validation(problem));
+        }
+        if let Some(attribute) = &self.options.version_attribute {
+            if !self.backend.supports_conditional_writes() {
+                return Err(Error::validation(format!(
+                    "versioned mode (`versioned(\"{attribute}\")`) needs conditional writes, which \
+                     this backend does not support (`Backend::supports_conditional_writes` is \
+                     false; a wrapper must forward it and `write_if` to the backend it wraps)"
+                )));
+            }
         }
         let journal = self.journal.config()?;
         if let (Some(option), None) = (self.stream_option, &self.stream) {

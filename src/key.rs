@@ -5,6 +5,17 @@
 //! Because `kind` and `identifier` never contain a `.`, the last `.` of a rendered key separates
 //! the parent from the rest; the parent itself may contain dots (it is usually a rendered key).
 //!
+//! A key's identity is its rendered form: it names one item, so two keys are equal (and hash
+//! and order alike) exactly when they render the same, however they were built.
+//! `Key::new("Order", "Item5")` and `Key::new("OrderItem", "5")` both render `OrderItem5`: they
+//! are the same key, and a store treats them as one item, as the Go library's table does.
+//! Register the kinds in use ([`Kinds`]) to have a store refuse keys whose kind and identifier
+//! would read back differently.
+//!
+//! Identifiers that contain a `.` (e-mail addresses, dotted versions) go through
+//! [`escape_identifier`], a reversible percent-escape of `.` and `%`, and come back with
+//! [`unescape_identifier`].
+//!
 //! This module is the bottom of the crate: it depends on no other module, and its errors are
 //! its own ([`KeyError`]), converted into [`Error`](crate::Error) by `?`.
 
@@ -30,7 +41,10 @@ pub enum KeyError {
     #[error("a key's kind cannot be empty")]
     EmptyKind,
     /// A kind or identifier contained the parent separator `.`.
-    #[error("key {part} `{value}` contains `.`, which separates a key from its parent")]
+    #[error(
+        "key {part} `{value}` contains `.`, which separates a key from its parent (an \
+         identifier can carry one escaped: see `quickstore::escape_identifier`)"
+    )]
     Separator {
         /// `"kind"` or `"identifier"`.
         part: &'static str,
@@ -78,6 +92,22 @@ pub enum KeyError {
         /// The longer kind that parsing would find.
         read_as: String,
     },
+    /// An identifier given to [`unescape_identifier`] was not made by [`escape_identifier`].
+    #[error("identifier `{identifier}` is not escaped: {reason}")]
+    Escape {
+        /// The identifier.
+        identifier: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl KeyError {
+    /// The error's code: `ValidationException`, the code of
+    /// [`Error::Key`](crate::Error::Key), which this error becomes with `?`.
+    pub fn code(&self) -> &'static str {
+        "ValidationException"
+    }
 }
 
 fn check_part(part: &'static str, value: &str) -> Result<(), KeyError> {
@@ -97,9 +127,22 @@ fn check_part(part: &'static str, value: &str) -> Result<(), KeyError> {
 /// limit of [`MAX_KEY_BYTES`] bytes. The rendered form is computed once and kept, so using a
 /// key costs no formatting.
 ///
+/// A key's identity is its rendered form ([`Key::as_str`]): keys are equal, hash and order
+/// alike exactly when they render the same, because they name the same item. Two keys built
+/// from different parts can render the same (`("Order", "Item5")` and `("OrderItem", "5")` are
+/// both `OrderItem5`); they are then one key, though [`kind`](Key::kind) and
+/// [`identifier`](Key::identifier) still say how each was built. A store given a [`Kinds`]
+/// registry refuses keys that would read back with other parts.
+///
+/// ```
+/// use quickstore::Key;
+/// assert_eq!(Key::new("Order", "Item5")?, Key::new("OrderItem", "5")?);
+/// # Ok::<(), quickstore::KeyError>(())
+/// ```
+///
 /// A key serializes as its rendered string, as the Go library's keys did inside stored values.
 /// To read one back from a value, use a [`RenderedKey`] field and parse it with [`Kinds`].
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 pub struct Key {
     rendered: Box<str>,
     /// Bytes of the parent in `rendered`; 0 for a root key.
@@ -202,6 +245,38 @@ impl Key {
         } else {
             0
         }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.rendered == other.rendered
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.rendered.hash(state);
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rendered.cmp(&other.rendered)
+    }
+}
+
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.rendered
     }
 }
 
@@ -466,6 +541,81 @@ impl Kinds {
         Ok(())
     }
 }
+
+/// Escapes an identifier so that it can hold a `.`: `%` becomes `%25` and `.` becomes `%2E`,
+/// and nothing else changes. [`unescape_identifier`] reverses it.
+///
+/// Use it for every identifier of a kind whose identifiers may hold a `.` (e-mail addresses,
+/// dotted versions), so that each reads back with [`unescape_identifier`]. The escaped key is
+/// an ordinary key: it renders without a `.` of its own, so [`Kinds::parse`] reads it back,
+/// and the Go library reads it too, as the escaped string (it has no unescaping of its own).
+/// Identifiers without `.` or `%` are returned as they are, borrowed.
+///
+/// ```
+/// use quickstore::{escape_identifier, unescape_identifier, Key, Kinds};
+/// let key = Key::new("User", escape_identifier("ada.lovelace@example.com"))?;
+/// assert_eq!(key.as_str(), "Userada%2Elovelace@example%2Ecom");
+/// let read = Kinds::of(["User"])?.parse(key.as_str())?;
+/// assert_eq!(unescape_identifier(read.identifier())?, "ada.lovelace@example.com");
+/// # Ok::<(), quickstore::KeyError>(())
+/// ```
+pub fn escape_identifier(identifier: &str) -> std::borrow::Cow<'_, str> {
+    if !identifier.contains(['.', ESCAPE]) {
+        return identifier.into();
+    }
+    let mut escaped = String::with_capacity(identifier.len() + 8);
+    for c in identifier.chars() {
+        match c {
+            '.' => escaped.push_str(ESCAPED_DOT),
+            ESCAPE => escaped.push_str(ESCAPED_ESCAPE),
+            c => escaped.push(c),
+        }
+    }
+    escaped.into()
+}
+
+/// Reverses [`escape_identifier`]: `%2E` becomes `.` and `%25` becomes `%`.
+///
+/// # Errors
+///
+/// [`KeyError::Escape`] when [`escape_identifier`] could not have written `identifier`: it
+/// holds a `.`, or a `%` followed by neither `2E` nor `25`. So every identifier has exactly one
+/// escaped form, and no two escaped identifiers read back the same.
+pub fn unescape_identifier(identifier: &str) -> Result<std::borrow::Cow<'_, str>, KeyError> {
+    if identifier.contains('.') {
+        return Err(KeyError::Escape {
+            identifier: identifier.to_owned(),
+            reason: "it contains `.`, which escaping replaces",
+        });
+    }
+    if !identifier.contains(ESCAPE) {
+        return Ok(identifier.into());
+    }
+    let mut unescaped = String::with_capacity(identifier.len());
+    let mut rest = identifier;
+    while let Some(at) = rest.find(ESCAPE) {
+        unescaped.push_str(&rest[..at]);
+        let sequence = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        unescaped.push(match sequence {
+            ESCAPED_DOT => '.',
+            ESCAPED_ESCAPE => ESCAPE,
+            _ => {
+                return Err(KeyError::Escape {
+                    identifier: identifier.to_owned(),
+                    reason: "a `%` is followed by neither `2E` nor `25`",
+                })
+            }
+        });
+        rest = &rest[at + sequence.len()..];
+    }
+    unescaped.push_str(rest);
+    Ok(unescaped.into())
+}
+
+/// The escape character of [`escape_identifier`], and the sequences it writes.
+const ESCAPE: char = '%';
+const ESCAPED_DOT: &str = "%2E";
+const ESCAPED_ESCAPE: &str = "%25";
 
 /// A fresh random identifier: 12 URL-safe base64 characters encoding 9 random bytes.
 pub fn rand_identifier() -> String {

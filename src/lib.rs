@@ -175,7 +175,10 @@ pub use journal::{
     inspect_journal, DeadLetterSummary, Durability, JournalDamage, JournalSummary, Recovery,
     RecoveryReport, SegmentSummary, DEAD_LETTERS,
 };
-pub use key::{rand_identifier, Key, KeyError, Kinds, RenderedKey, MAX_KEY_BYTES};
+pub use key::{
+    escape_identifier, rand_identifier, unescape_identifier, Key, KeyError, Kinds, RenderedKey,
+    MAX_KEY_BYTES,
+};
 pub use options::Backpressure;
 pub use retry::RetryPolicy;
 pub use stats::Stats;

@@ -187,6 +187,34 @@ pub(crate) struct ToWrite {
     /// The table's state the key's pending mutations started from: present at a version, or
     /// absent (`None`). Versioned writes are conditional on it.
     pub base: Option<u64>,
+    /// See [`Base::read`].
+    pub read: Option<Arc<Item>>,
+}
+
+/// The table's state a key's pending mutations build on, in versioned mode.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Base {
+    /// Present at a version (0: without the version attribute), or absent (`None`).
+    pub version: Option<u64>,
+    /// When the base is an item without the version attribute: that item as the store read
+    /// it, which the first write is conditional on. `None` otherwise, and for a recovered
+    /// mutation (the journal keeps the version only).
+    pub read: Option<Arc<Item>>,
+}
+
+impl Base {
+    /// The base a mutation of a key in state `current` builds on.
+    fn of(current: &Current, versioned: bool) -> Self {
+        let read = if versioned && current.base == Some(0) {
+            current.value.clone()
+        } else {
+            None
+        };
+        Self {
+            version: current.base,
+            read,
+        }
+    }
 }
 
 /// The outcome of [`Shard::complete_write`].
@@ -279,6 +307,8 @@ struct Dirty {
     next_first: Option<u64>,
     /// The table's state the pending mutations started from; see [`ToWrite::base`].
     base: Option<u64>,
+    /// See [`Base::read`].
+    read: Option<Arc<Item>>,
 }
 
 struct Flight {
@@ -594,7 +624,7 @@ impl Shard {
         if ctx.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let mut base = None;
+        let mut base = Base::default();
         if mutation.needs_current(ctx.versioned) {
             let Some(current) = state.known_current(key, known, self.max_staleness) else {
                 return Ok(Mutated::NeedsLoad);
@@ -604,7 +634,7 @@ impl Shard {
                 (Mutation::Update(_), false) => return Ok(Mutated::NotExisted),
                 _ => {}
             }
-            base = current.base;
+            base = Base::of(&current, ctx.versioned);
         }
         state.apply(key, mutation, base, ctx).map(Mutated::Applied)
     }
@@ -633,7 +663,8 @@ impl Shard {
         }
         match decide(&current.value)? {
             (Some(mutation), answer) => {
-                let seq = state.apply(key, mutation, current.base, ctx)?;
+                let base = Base::of(&current, ctx.versioned);
+                let seq = state.apply(key, mutation, base, ctx)?;
                 Ok(MutatedWith::Applied(seq, answer))
             }
             (None, answer) => Ok(MutatedWith::Unchanged(answer)),
@@ -667,6 +698,7 @@ impl Shard {
                 in_flight: None,
                 next_first: None,
                 base,
+                read: None,
             },
         );
         match previous {
@@ -691,6 +723,7 @@ impl Shard {
             value: entry.value.clone(),
             seq: entry.seq,
             base: entry.base,
+            read: entry.read.clone(),
         })
     }
 
@@ -714,6 +747,7 @@ impl Shard {
             if let Landed::Written(now) = landed {
                 // The next write replaces what this one left.
                 entry.base = now;
+                entry.read = None;
             }
             return Some(Completed::StillDirty(first));
         }
@@ -870,7 +904,7 @@ impl State {
         &mut self,
         key: &str,
         mutation: Mutation,
-        base: Option<u64>,
+        base: Base,
         ctx: &WriteContext<'_>,
     ) -> Result<u64> {
         let op = mutation.op();
@@ -911,7 +945,7 @@ impl State {
                 // Versioned mode: what a recovered write of this state would be conditional on,
                 // as the dirty entry has it now.
                 let recorded = ctx.versioned.then(|| {
-                    let base = self.dirty.get(key).map_or(base, |entry| entry.base);
+                    let base = self.dirty.get(key).map_or(base.version, |entry| entry.base);
                     TableState::from_version(base)
                 });
                 match journal.append(ctx.seq, op, key, value.as_ref(), recorded) {
@@ -953,7 +987,8 @@ impl State {
                         first_seq: seq,
                         in_flight: None,
                         next_first: None,
-                        base,
+                        base: base.version,
+                        read: base.read,
                     },
                 );
                 (ctx.on_dirty)(seq, key);

@@ -876,6 +876,10 @@ impl Backend for FaultyBackend {
         }
         self.after(operation, name, &plan, outcome)
     }
+
+    fn supports_conditional_writes(&self) -> bool {
+        self.inner.supports_conditional_writes()
+    }
 }
 
 #[cfg(test)]
@@ -943,6 +947,10 @@ mod tests {
             self.batch_write(partition_key, std::slice::from_ref(write))
                 .await?;
             Ok(Conditional::Written)
+        }
+
+        fn supports_conditional_writes(&self) -> bool {
+            true
         }
     }
 

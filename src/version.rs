@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use crate::backend::Condition;
 use crate::item::Item;
 
@@ -68,28 +70,75 @@ pub(crate) fn next(base: Option<u64>) -> u64 {
     base.map_or(1, |version| version.saturating_add(1))
 }
 
-/// The condition a write over `base` is sent with.
-pub(crate) fn condition(base: Option<u64>, attribute: &str) -> Condition {
-    match base {
-        None => Condition::Absent,
-        Some(version) => Condition::Version {
+/// The condition a write of `key` over `base` is sent with: the base's absence, or its
+/// version, or, for an item without the version attribute, that item as the store read it
+/// (`read`, without its partition key attribute). `None` when the base is such an item but the
+/// store does not have it (a recovered write): no condition says "unchanged" then, and the
+/// write must not be sent blind.
+pub(crate) fn condition(
+    base: Option<u64>,
+    read: Option<&Item>,
+    attribute: &str,
+    partition_key: &str,
+    key: &str,
+) -> Option<Condition> {
+    Some(match (base, read) {
+        (None, _) => Condition::Absent,
+        (Some(0), Some(read)) => {
+            let mut item = read.clone();
+            item.insert(partition_key.to_owned(), AttributeValue::S(key.to_owned()));
+            Condition::Unchanged {
+                attribute: attribute.to_owned(),
+                item,
+            }
+        }
+        (Some(0), None) => return None,
+        (Some(version), _) => Condition::Version {
             attribute: attribute.to_owned(),
             version,
         },
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::types::AttributeValue;
+
+    #[test]
+    fn a_write_over_an_unversioned_item_is_conditional_on_the_item_as_read() {
+        let read = Item::from([("x".to_string(), AttributeValue::S("y".into()))]);
+        let mut expected = read.clone();
+        expected.insert("_key".into(), AttributeValue::S("K".into()));
+        assert_eq!(
+            condition(Some(0), Some(&read), "_v", "_key", "K"),
+            Some(Condition::Unchanged {
+                attribute: "_v".into(),
+                item: expected
+            })
+        );
+        assert_eq!(
+            condition(Some(0), None, "_v", "_key", "K"),
+            None,
+            "without the item read, no condition: never blind"
+        );
+        assert_eq!(
+            condition(Some(3), None, "_v", "_key", "K"),
+            Some(Condition::Version {
+                attribute: "_v".into(),
+                version: 3
+            })
+        );
+    }
 
     #[test]
     fn versions_count_writes_from_one() {
         assert_eq!(next(None), 1);
         assert_eq!(next(Some(0)), 1);
         assert_eq!(next(Some(41)), 42);
-        assert_eq!(condition(None, "_v"), Condition::Absent);
+        assert_eq!(
+            condition(None, None, "_v", "_key", "K"),
+            Some(Condition::Absent)
+        );
         let mut item = Item::from([
             ("_v".to_string(), AttributeValue::N("7".into())),
             ("x".to_string(), AttributeValue::S("y".into())),

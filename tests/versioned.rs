@@ -242,14 +242,14 @@ fn note(text: &str) -> Note {
     }
 }
 
-/// The journal in `dir` as a crash would leave it now: a copy of its segments, taken while
-/// the store still holds the directory. Whatever the store journaled before its last
-/// acknowledged mutation is in it.
+/// The journal in `dir` as a crash would leave it now: a copy of its segments and its writer
+/// id, taken while the store still holds the directory (so without its lock). Whatever the
+/// store journaled before its last acknowledged mutation is in it.
 fn crash_copy(dir: &Path) -> TestResult<tempfile::TempDir> {
     let copy = tempfile::tempdir()?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "wal") {
+        if path.extension().is_some_and(|x| x == "wal") || path.ends_with("WRITER") {
             std::fs::copy(&path, copy.path().join(path.file_name().ok_or("no name")?))?;
         }
     }
@@ -465,7 +465,61 @@ async fn conflicts_are_dead_lettered_and_recovery_builds_on_the_winner(
     Ok(())
 }
 
+/// A crash between a write landing in the table and the journal noting it: the recovered
+/// writes find this store's own states in the table, named by the writer attribute, and are
+/// settled by them, as written or written on top of, never reported as conflicts.
+async fn a_crash_before_the_journal_notes_a_landed_write_is_not_a_conflict(
+    fixture: Fixture,
+) -> TestResult {
+    let gate = Arc::new(WriteGate::default());
+    let dir = tempfile::tempdir()?;
+    let store = gated_store(&fixture, &gate, dir.path()).await?;
+    let [landed, followed] = ["landed", "followed"].map(|id| key("Note", id));
+    store.insert(&landed, &note("first")).await?;
+    store.insert(&followed, &note("first")).await?;
+    // The journal as a crash leaves it if the writes land before it notes them.
+    let before_notes = crash_copy(dir.path())?;
+    gate.pass.add_permits(2);
+    store.flush().await?;
+    // A newer mutation of one key, journaled too, on top of the landed write.
+    store.upsert(&followed, &note("second")).await?;
+    let journal = crash_copy(dir.path())?;
+    drop(store);
+
+    for (copy, expected) in [(&before_notes, "first"), (&journal, "second")] {
+        let (conflicts, handler) = conflict_log();
+        let store = fixture
+            .builder()
+            .versioned(VERSION)
+            .journal(copy.path())
+            .on_conflict(handler)
+            .open()
+            .await?;
+        assert!(store.stats().recovery.is_some_and(|r| r.keys > 0));
+        store.close().await?;
+        assert_eq!(store.stats().conflicts, 0, "{:?}", conflicts.lock());
+        assert_eq!(store.stats().dead_letters, 0);
+        assert_eq!(
+            fixture
+                .read_back(followed.as_str())
+                .await?
+                .and_then(|item| item.get("text").cloned()),
+            Some(AttributeValue::S(expected.into()))
+        );
+    }
+    assert_eq!(
+        stored_version(&fixture, &landed).await?.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        stored_version(&fixture, &followed).await?.as_deref(),
+        Some("2")
+    );
+    Ok(())
+}
+
 on_both_backends!(
+    a_crash_before_the_journal_notes_a_landed_write_is_not_a_conflict,
     versioned_stores_never_lose_an_update_without_a_report,
     default_stores_lose_updates_silently,
     a_conflict_hands_the_key_to_the_winner,
@@ -479,6 +533,60 @@ async fn the_version_attribute_cannot_be_the_partition_key() -> TestResult {
     let fixture = Fixture::embedded()?;
     let err = fixture.builder().versioned("_key").open().await.err();
     assert_eq!(err.map(|e| e.code()), Some("ValidationException"));
+    Ok(())
+}
+
+/// A backend that does not forward conditional writes: versioned mode refuses it at `open`,
+/// naming what is missing, rather than failing every write at flush.
+#[tokio::test]
+async fn a_backend_without_conditional_writes_is_refused_at_open() -> TestResult {
+    struct Plain(Arc<dyn quickstore::Backend>);
+
+    #[async_trait::async_trait]
+    impl quickstore::Backend for Plain {
+        async fn check_table(&self, partition_key: &str) -> quickstore::Result<()> {
+            self.0.check_table(partition_key).await
+        }
+        async fn get(
+            &self,
+            partition_key: &str,
+            key: &str,
+            consistent: bool,
+        ) -> quickstore::Result<Option<Item>> {
+            self.0.get(partition_key, key, consistent).await
+        }
+        async fn batch_get(
+            &self,
+            partition_key: &str,
+            keys: &[String],
+            consistent: bool,
+        ) -> quickstore::Result<quickstore::BatchGet> {
+            self.0.batch_get(partition_key, keys, consistent).await
+        }
+        async fn batch_write(
+            &self,
+            partition_key: &str,
+            writes: &[quickstore::Write],
+        ) -> quickstore::Result<Vec<usize>> {
+            self.0.batch_write(partition_key, writes).await
+        }
+    }
+
+    let fixture = Fixture::embedded()?;
+    let err = Store::builder(Plain(fixture.backend()))
+        .versioned(VERSION)
+        .open()
+        .await
+        .err()
+        .ok_or("opened")?;
+    assert_eq!(err.code(), "ValidationException");
+    assert!(err.to_string().contains("conditional writes"), "{err}");
+    // The default mode does not need them.
+    Store::builder(Plain(fixture.backend()))
+        .open()
+        .await?
+        .close()
+        .await?;
     Ok(())
 }
 

@@ -170,6 +170,10 @@ impl<B: Backend> Backend for Meter<B> {
         self.write(write);
         Ok(answer)
     }
+
+    fn supports_conditional_writes(&self) -> bool {
+        self.inner.supports_conditional_writes()
+    }
 }
 
 #[cfg(test)]

@@ -239,18 +239,25 @@ fn key_item(partition_key: &str, key: &str) -> Item {
     HashMap::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])
 }
 
+/// DynamoDB's limit on the length of an expression.
+const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
+
+/// DynamoDB's limit on the operators and functions in an expression.
+const MAX_EXPRESSION_OPERATORS: usize = 300;
+
 /// A condition as DynamoDB's condition expression, with its attribute names and values.
 struct Expression {
-    text: &'static str,
+    text: String,
     names: HashMap<String, String>,
     values: Option<Item>,
 }
 
-fn expression(partition_key: &str, condition: &Condition) -> Expression {
+/// The condition expression `write` is sent with.
+fn expression(partition_key: &str, condition: &Condition, write: &Write) -> Result<Expression> {
     let names = |name: &str| HashMap::from([("#a".to_owned(), name.to_owned())]);
-    match condition {
+    Ok(match condition {
         Condition::Absent => Expression {
-            text: "attribute_not_exists(#a)",
+            text: "attribute_not_exists(#a)".into(),
             names: names(partition_key),
             values: None,
         },
@@ -259,7 +266,7 @@ fn expression(partition_key: &str, condition: &Condition) -> Expression {
             attribute,
             version: 0,
         } => Expression {
-            text: "attribute_exists(#p) AND attribute_not_exists(#a)",
+            text: "attribute_exists(#p) AND attribute_not_exists(#a)".into(),
             names: HashMap::from([
                 ("#p".to_owned(), partition_key.to_owned()),
                 ("#a".to_owned(), attribute.clone()),
@@ -267,14 +274,64 @@ fn expression(partition_key: &str, condition: &Condition) -> Expression {
             values: None,
         },
         Condition::Version { attribute, version } => Expression {
-            text: "#a = :v",
+            text: "#a = :v".into(),
             names: names(attribute),
             values: Some(HashMap::from([(
                 ":v".to_owned(),
                 AttributeValue::N(version.to_string()),
             )])),
         },
+        Condition::Unchanged { attribute, item } => unchanged(attribute, item, write)?,
+    })
+}
+
+/// The expression of [`Condition::Unchanged`]: no version attribute, every attribute of the
+/// item read (its partition key among them) as it was, and every attribute the write adds
+/// absent (but the version attribute and the writer attribute `{attribute}_by` beside it,
+/// which are the store's own). A permanent error when that is more than DynamoDB's limits
+/// allow in one expression: such a write is refused rather than sent without its condition.
+fn unchanged(attribute: &str, item: &Item, write: &Write) -> Result<Expression> {
+    let mut names = HashMap::from([("#v".to_owned(), attribute.to_owned())]);
+    let mut values = Item::new();
+    let mut clauses = vec!["attribute_not_exists(#v)".to_owned()];
+    for (i, (name, value)) in item.iter().enumerate() {
+        names.insert(format!("#a{i}"), name.clone());
+        values.insert(format!(":a{i}"), value.clone());
+        clauses.push(format!("#a{i} = :a{i}"));
     }
+    if let Write::Put(written) = write {
+        let writer = format!("{attribute}_by");
+        let added = written
+            .keys()
+            .filter(|name| !item.contains_key(*name) && **name != attribute && **name != writer);
+        for (i, name) in added.enumerate() {
+            names.insert(format!("#n{i}"), name.clone());
+            clauses.push(format!("attribute_not_exists(#n{i})"));
+        }
+    }
+    let text = clauses.join(" AND ");
+    // Each clause is one comparison or function, and each `AND` one more operator.
+    let operators = 2 * clauses.len() - 1;
+    if text.len() > MAX_EXPRESSION_BYTES || operators > MAX_EXPRESSION_OPERATORS {
+        let operation = match write {
+            Write::Put(_) => "PutItem",
+            Write::Delete(_) => "DeleteItem",
+        };
+        return Err(BackendError::new(NAME, operation, false)
+            .with_message(format!(
+                "the item read has {} attributes, too many to compare in one condition \
+                 expression (DynamoDB allows {MAX_EXPRESSION_OPERATORS} operators and \
+                 {MAX_EXPRESSION_BYTES} bytes); a versioned write over an item without the \
+                 version attribute is refused rather than written unconditionally",
+                item.len()
+            ))
+            .into());
+    }
+    Ok(Expression {
+        text,
+        names,
+        values: Some(values),
+    })
 }
 
 fn describe_schema(schema: &[KeySchemaElement], types: &HashMap<&str, String>) -> String {
@@ -450,7 +507,7 @@ impl Backend for DynamoDbBackend {
         write: &Write,
         condition: &Condition,
     ) -> Result<Conditional> {
-        let expression = expression(partition_key, condition);
+        let expression = expression(partition_key, condition, write)?;
         let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
         // On a failed condition DynamoDB returns the item that is there (`ALL_OLD`); `None`
         // then means there is none, unless the server ignores the option, so it is read.
@@ -507,6 +564,10 @@ impl Backend for DynamoDbBackend {
                 Ok(Conditional::Conflict { current })
             }
         }
+    }
+
+    fn supports_conditional_writes(&self) -> bool {
+        true
     }
 }
 

@@ -282,6 +282,10 @@ impl Backend for EmbeddedBackend {
         })
         .await
     }
+
+    fn supports_conditional_writes(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

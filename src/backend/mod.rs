@@ -49,7 +49,7 @@ impl Write {
 }
 
 /// A condition on the item a write replaces, checked by the backend atomically with the write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Condition {
     /// No item exists under the key.
@@ -61,6 +61,22 @@ pub enum Condition {
         attribute: String,
         /// The version the item must have.
         version: u64,
+    },
+    /// An item exists under the key without the version attribute `attribute` (a program that
+    /// does not version wrote it), and it is still `item`, the item as the store read it
+    /// (partition key attribute included): a store's first write over such an item is
+    /// conditional on it, so a change made since is a conflict, never overwritten.
+    ///
+    /// [`holds_for`](Condition::holds_for) compares whole items. DynamoDB compares each
+    /// attribute of `item`, and checks that the attributes the write adds are absent; an
+    /// attribute that neither the item read nor the write has, added by another writer in
+    /// between, is not seen there, since a condition expression cannot list an item's
+    /// attributes.
+    Unchanged {
+        /// The version attribute's name.
+        attribute: String,
+        /// The item as read, with its partition key attribute.
+        item: Item,
     },
 }
 
@@ -76,6 +92,9 @@ impl Condition {
                     .and_then(|value| value.as_n().ok())
                     .and_then(|n| n.parse::<u64>().ok())
                     == Some(*version)
+            }
+            Condition::Unchanged { attribute, item } => {
+                current.is_some_and(|current| !current.contains_key(attribute) && current == item)
             }
         }
     }
@@ -144,7 +163,7 @@ pub trait Backend: Send + Sync + 'static {
     /// not an error: it is a [`Conditional::Conflict`] carrying the item that is there.
     ///
     /// The default implementation refuses: a backend supports conditional writes only if it
-    /// says so.
+    /// implements this and [`supports_conditional_writes`](Backend::supports_conditional_writes).
     async fn write_if(
         &self,
         partition_key: &str,
@@ -157,6 +176,14 @@ pub trait Backend: Send + Sync + 'static {
             "this backend does not support conditional writes",
             None,
         ))
+    }
+
+    /// Whether [`write_if`](Backend::write_if) is implemented. A versioned store
+    /// ([`StoreBuilder::versioned`](crate::StoreBuilder::versioned)) writes only with it, so
+    /// `open` refuses a backend that says no. The default is `false`: a wrapper around another
+    /// backend forwards both methods, or neither.
+    fn supports_conditional_writes(&self) -> bool {
+        false
     }
 }
 
@@ -206,5 +233,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         condition: &Condition,
     ) -> Result<Conditional> {
         (**self).write_if(partition_key, write, condition).await
+    }
+
+    fn supports_conditional_writes(&self) -> bool {
+        (**self).supports_conditional_writes()
     }
 }

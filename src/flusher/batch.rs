@@ -31,6 +31,9 @@ pub(crate) struct Meta {
     pub seq: u64,
     /// The table's state the write replaces (versioned mode: its condition).
     pub base: Option<u64>,
+    /// Versioned mode, when `base` is an item without the version attribute: that item as
+    /// read, which the write is conditional on.
+    pub read: Option<Arc<Item>>,
     /// The version the table holds once the write lands; `None` for a delete.
     pub written: Option<u64>,
 }
@@ -294,6 +297,11 @@ async fn write_each_if(
 /// crash lost before the journal could note it. The write is then rebased on that version and
 /// sent again. Other writers' items are told apart by the writer attribute, never by content:
 /// two writers can build the same item from the same version.
+///
+/// A write over an item without the version attribute is conditional on that item as read.
+/// When the store does not have it (a write recovered from the journal), the item in the
+/// table is read instead and judged as a failed condition would be: the write is sent only
+/// if the item is this store's own doing, and is otherwise a conflict.
 async fn write_if(
     shared: &Shared,
     version_attribute: &str,
@@ -310,11 +318,30 @@ async fn write_if(
         Write::Delete(_) => "DeleteItem",
     };
     loop {
-        counters.add(&counters.write_requests, 1);
-        requests.fetch_add(1, Ordering::Relaxed);
-        let condition = version::condition(meta.base, version_attribute);
-        let request = backend.write_if(partition_key, write, &condition);
-        match policy.request(operation, request).await {
+        let condition = version::condition(
+            meta.base,
+            meta.read.as_deref(),
+            version_attribute,
+            partition_key,
+            &meta.key,
+        );
+        let answer = match &condition {
+            Some(condition) => {
+                counters.add(&counters.write_requests, 1);
+                requests.fetch_add(1, Ordering::Relaxed);
+                let request = backend.write_if(partition_key, write, condition);
+                policy.request(operation, request).await
+            }
+            None => {
+                counters.add(&counters.read_requests, 1);
+                let request = backend.get(partition_key, &meta.key, true);
+                policy
+                    .request("GetItem", request)
+                    .await
+                    .map(|current| Conditional::Conflict { current })
+            }
+        };
+        match answer {
             Ok(Conditional::Written) => {
                 counters.add(&counters.items_written, 1);
                 return Outcome::Written;
@@ -366,6 +393,7 @@ async fn write_if(
 /// Makes `write` replace version `landed` instead of its base.
 fn rebase(meta: &mut Meta, write: &mut Write, attribute: &str, writer: u64, landed: u64) {
     meta.base = Some(landed);
+    meta.read = None;
     let next = version::next(meta.base);
     if let Write::Put(item) = write {
         item.insert(attribute.to_owned(), AttributeValue::N(next.to_string()));

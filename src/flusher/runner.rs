@@ -215,6 +215,7 @@ impl Runner {
                         first_seq,
                         seq: taken.seq,
                         base: taken.base,
+                        read: taken.read,
                         written,
                     },
                     write,

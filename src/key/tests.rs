@@ -2,6 +2,92 @@ use super::*;
 
 type TestResult = Result<(), KeyError>;
 
+/// How a key was built: parent, kind and identifier.
+fn parts(key: &Key) -> (Option<&str>, &str, &str) {
+    (key.parent(), key.kind(), key.identifier())
+}
+
+#[test]
+fn keys_that_render_alike_are_one_key() -> TestResult {
+    for (a, b) in [
+        (Key::new("Order", "Item5")?, Key::new("OrderItem", "5")?),
+        (Key::new("User", "42")?, Key::new("User4", "2")?),
+        (Key::new("A", "1")?, Key::new("A1", "")?),
+        (
+            Key::with_parent(&Key::new("A", "1")?, "B", "2")?,
+            Key::with_parent(&Key::new("A1", "")?, "B2", "")?,
+        ),
+    ] {
+        assert_eq!(a, b, "{a:?} and {b:?} name one item");
+        assert_ne!(
+            parts(&a),
+            parts(&b),
+            "each keeps the parts it was built from"
+        );
+        let map = std::collections::HashMap::from([(a.clone(), 1)]);
+        assert_eq!(map.get(&b), Some(&1));
+        assert_eq!(
+            map.get(b.as_str()),
+            Some(&1),
+            "looked up by the rendered form"
+        );
+    }
+    assert!(Key::new("User", "1")? < Key::new("User", "2")?);
+    Ok(())
+}
+
+#[test]
+fn identifiers_with_dots_are_escaped_and_read_back() -> TestResult {
+    let kinds = Kinds::of(["User", "Doc"])?;
+    for identifier in [
+        "ada.lovelace@example.com",
+        "v1.2.3",
+        "100%",
+        "%2E",
+        "..",
+        "",
+    ] {
+        let key = Key::new("User", escape_identifier(identifier))?;
+        assert!(!key.as_str().contains('.'), "{key}");
+        let read = kinds.parse(key.as_str())?;
+        assert_eq!(parts(&read), parts(&key));
+        assert_eq!(unescape_identifier(read.identifier())?, identifier);
+        let child = Key::with_parent(&key, "Doc", escape_identifier(identifier))?;
+        let read = kinds.parse(child.as_str())?;
+        assert_eq!(parts(&read), parts(&child));
+        assert_eq!(read.parent(), Some(key.as_str()));
+    }
+    assert_eq!(escape_identifier("a.b%c"), "a%2Eb%25c");
+    assert!(matches!(
+        escape_identifier("plain"),
+        std::borrow::Cow::Borrowed("plain")
+    ));
+    Ok(())
+}
+
+#[test]
+fn only_escaped_identifiers_unescape() {
+    for bad in ["%", "%2", "%2e", "%41", "a%zz", "%%25", "%é", "a.b"] {
+        assert!(
+            matches!(unescape_identifier(bad), Err(KeyError::Escape { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn key_errors_carry_the_code_of_error_key() -> TestResult {
+    let err = Key::new("", "1").err().ok_or(KeyError::EmptyKind)?;
+    assert_eq!(
+        err.code(),
+        "ValidationException",
+        "the code of `Error::Key`"
+    );
+    let dotted = Key::new("User", "a.b").err().ok_or(KeyError::EmptyKind)?;
+    assert!(dotted.to_string().contains("escape_identifier"), "{dotted}");
+    Ok(())
+}
+
 #[test]
 fn renders_like_the_go_library() -> TestResult {
     assert_eq!(Key::new("User", "42")?.as_str(), "User42");
@@ -173,6 +259,38 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
+        /// Escaping is reversible, leaves no `.`, and no two identifiers share an escaped form.
+        #[test]
+        fn escaped_identifiers_read_back(identifier in "[a.%2E5]{0,12}", other in "[a.%2E5]{0,12}") {
+            let escaped = escape_identifier(&identifier);
+            prop_assert!(!escaped.contains('.'));
+            prop_assert_eq!(unescape_identifier(&escaped).map_err(|e| TestCaseError::fail(e.to_string()))?, identifier.as_str());
+            if identifier != other {
+                prop_assert_ne!(escaped, escape_identifier(&other));
+            }
+            // Whatever unescapes, escapes back to itself: one escaped form per identifier.
+            if let Ok(unescaped) = unescape_identifier(&other) {
+                prop_assert_eq!(escape_identifier(&unescaped), other.as_str());
+            }
+        }
+
+        /// Keys are equal exactly when they render the same, and then hash alike.
+        #[test]
+        fn identity_follows_the_rendered_form(
+            a in ("[AB]{1,3}", "[AB1]{0,3}"),
+            b in ("[AB]{1,3}", "[AB1]{0,3}"),
+        ) {
+            use std::hash::BuildHasher;
+            let a = Key::new(&a.0, &a.1).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let b = Key::new(&b.0, &b.1).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(a == b, a.as_str() == b.as_str());
+            prop_assert_eq!(a.cmp(&b), a.as_str().cmp(b.as_str()));
+            let hasher = std::collections::hash_map::RandomState::new();
+            if a == b {
+                prop_assert_eq!(hasher.hash_one(&a), hasher.hash_one(&b));
+            }
+        }
+
         /// Every key a registry accepts parses back to itself, and parsing agrees with a scan
         /// of every kind for the longest match.
         #[test]
@@ -194,7 +312,8 @@ mod properties {
                 .max_by_key(|k| k.len());
             match registry.check(&key) {
                 Ok(()) => {
-                    prop_assert_eq!(registry.parse(key.as_str()), Ok(key.clone()));
+                    let parsed = registry.parse(key.as_str()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(parts(&parsed), parts(&key));
                     prop_assert_eq!(longest, Some(kind));
                 }
                 Err(KeyError::Ambiguous { read_as, .. }) => {

@@ -82,4 +82,8 @@ impl Backend for HeldWrites {
         self.gate.enter().await;
         self.inner.write_if(pk, write, condition).await
     }
+
+    fn supports_conditional_writes(&self) -> bool {
+        self.inner.supports_conditional_writes()
+    }
 }
