@@ -19,15 +19,11 @@ struct Views {
     by_instance: [u64; 2],
 }
 
-/// Instance `instance`'s count in a reported state.
-fn count(state: Option<&Arc<quickstore::Item>>, instance: usize) -> u64 {
-    state
-        .and_then(|item| item.get("by_instance"))
-        .and_then(|counts| counts.as_l().ok())
-        .and_then(|counts| counts.get(instance))
-        .and_then(|n| n.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+/// The views of `instance` that a conflict dropped: its count in the state this store wanted
+/// to write, less its count in the state that won.
+fn dropped_views(conflict: &Conflict, instance: usize) -> quickstore::Result<u64> {
+    let count = |views: Option<Views>| views.unwrap_or_default().by_instance[instance];
+    Ok(count(conflict.ours()?).saturating_sub(count(conflict.theirs()?)))
 }
 
 async fn instance(
@@ -88,10 +84,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut reapplied = 0;
         for (instance, store) in stores.iter().enumerate() {
             let dropped: Vec<Conflict> = std::mem::take(&mut *conflicts[instance].lock());
-            let views: u64 = dropped
-                .iter()
-                .map(|c| count(c.ours.as_ref(), instance) - count(c.theirs.as_ref(), instance))
-                .sum();
+            let mut views = 0;
+            for conflict in &dropped {
+                views += dropped_views(conflict, instance)?;
+            }
             if views == 0 {
                 continue;
             }

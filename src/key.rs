@@ -248,6 +248,55 @@ impl Key {
     }
 }
 
+/// Where a key's parent and kind end in its rendered form, which the rendered form alone does
+/// not say: enough to build the [`Key`] again from it without a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parts {
+    parent_len: u16,
+    kind_len: u16,
+}
+
+impl Key {
+    /// Where this key's parts end.
+    pub(crate) fn parts(&self) -> Parts {
+        // Both fit: a rendered key is at most `MAX_KEY_BYTES` (2048) bytes long.
+        Parts {
+            parent_len: self.parent_len as u16,
+            kind_len: self.kind_len as u16,
+        }
+    }
+
+    /// The key of a rendered form, as built: from `parts` when known, else parsed with
+    /// `kinds`. When neither tells the kind apart from the identifier (a key recovered from a
+    /// journal by a store without a registry), the whole part after the parent is taken as the
+    /// kind, with an empty identifier; the key still equals the one it was built as, since a
+    /// key's identity is its rendered form.
+    pub(crate) fn rebuild(rendered: &str, parts: Option<Parts>, kinds: &Kinds) -> Key {
+        let split = parts.and_then(|parts| {
+            let parent_len = usize::from(parts.parent_len);
+            let kind_start = parent_len + usize::from(parent_len > 0);
+            let identifier_start = kind_start + usize::from(parts.kind_len);
+            let parent = rendered.get(..parent_len)?;
+            let kind = rendered.get(kind_start..identifier_start)?;
+            let identifier = rendered.get(identifier_start..)?;
+            Key::from_parts(parent, kind, identifier).ok()
+        });
+        split
+            .filter(|key| key.as_str() == rendered)
+            .or_else(|| kinds.parse(rendered).ok())
+            .unwrap_or_else(|| {
+                let (parent, rest) = rendered
+                    .rsplit_once(PARENT_SEPARATOR)
+                    .unwrap_or(("", rendered));
+                Key {
+                    rendered: rendered.into(),
+                    parent_len: parent.len(),
+                    kind_len: rest.len(),
+                }
+            })
+    }
+}
+
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         self.rendered == other.rendered

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
+use crate::key::Parts;
 
 mod clean;
 
@@ -99,6 +100,10 @@ pub(crate) struct WriteContext<'a> {
     pub journal: Option<&'a Journal>,
     /// Versioned mode: every mutation knows the version of the state it replaces.
     pub versioned: bool,
+    /// Where the call's key splits into parent, kind and identifier (its rendered form does
+    /// not say), kept with a key that becomes dirty for the conflicts and refusals that name
+    /// it; `None` for recovered mutations.
+    pub key_parts: Option<Parts>,
 }
 
 /// The outcome of [`Shard::mutate`].
@@ -189,6 +194,8 @@ pub(crate) struct ToWrite {
     pub base: Option<u64>,
     /// See [`Base::read`].
     pub read: Option<Arc<Item>>,
+    /// See [`WriteContext::key_parts`].
+    pub parts: Option<Parts>,
 }
 
 /// The table's state a key's pending mutations build on, in versioned mode.
@@ -309,6 +316,8 @@ struct Dirty {
     base: Option<u64>,
     /// See [`Base::read`].
     read: Option<Arc<Item>>,
+    /// See [`WriteContext::key_parts`].
+    parts: Option<Parts>,
 }
 
 struct Flight {
@@ -699,6 +708,7 @@ impl Shard {
                 next_first: None,
                 base,
                 read: None,
+                parts: ctx.key_parts,
             },
         );
         match previous {
@@ -724,6 +734,7 @@ impl Shard {
             seq: entry.seq,
             base: entry.base,
             read: entry.read.clone(),
+            parts: entry.parts,
         })
     }
 
@@ -989,6 +1000,7 @@ impl State {
                         next_first: None,
                         base: base.version,
                         read: base.read,
+                        parts: ctx.key_parts,
                     },
                 );
                 (ctx.on_dirty)(seq, key);

@@ -117,6 +117,7 @@ impl Shared {
             on_dirty,
             journal: self.journal.as_ref(),
             versioned: self.options.version_attribute.is_some(),
+            key_parts: None,
         }
     }
 

@@ -15,10 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::item::Item;
+use crate::error::Result;
+use crate::item::{self, Item};
+use crate::key::Key;
 use crate::stats::Counters;
 use crate::version::ConflictHandler;
 
@@ -376,13 +379,24 @@ impl Ages {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Refused {
-    /// The rendered key.
-    pub key: String,
+    /// The key, as the store's caller built it (see [`Conflict::key`](crate::Conflict::key)).
+    pub key: Key,
     /// The state the store tried to write (`None`: a delete), without the partition key
     /// attribute and versioned mode's attributes.
     pub state: Option<Arc<Item>>,
     /// Why: the backend's error, naming the key.
     pub error: Error,
+}
+
+impl Refused {
+    /// The state the store tried to write, read as a `T`; `None` for a delete.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when the item does not fit `T`.
+    pub fn state<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.state.as_deref().map(item::to_value).transpose()
+    }
 }
 
 /// Called once per refused write, on the flusher's task: keep it short.

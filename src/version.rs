@@ -11,24 +11,59 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use serde::de::DeserializeOwned;
+
 use crate::backend::Condition;
-use crate::item::Item;
+use crate::error::Result;
+use crate::item::{self, Item};
+use crate::key::Key;
 
 /// A versioned write that lost the race to another writer, as reported to the handler set with
 /// [`StoreBuilder::on_conflict`](crate::StoreBuilder::on_conflict).
 ///
 /// The store's pending state of the key was dropped, and the winner's state became the key's
-/// cached state: the next read sees it.
+/// cached state: the next read sees it. [`ours`](Conflict::ours) and
+/// [`theirs`](Conflict::theirs) read both states as your type:
+///
+/// ```
+/// # #[derive(serde::Deserialize)] struct Counter { n: u64 }
+/// fn lost(conflict: &quickstore::Conflict) -> quickstore::Result<u64> {
+///     let ours = conflict.ours::<Counter>()?.map_or(0, |c| c.n);
+///     let theirs = conflict.theirs::<Counter>()?.map_or(0, |c| c.n);
+///     Ok(ours.saturating_sub(theirs))
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Conflict {
-    /// The rendered key.
-    pub key: String,
+    /// The key, as the store's caller built it (for a write recovered from a journal, as the
+    /// store's [`Kinds`](crate::Kinds) parse it; see [`Key`] on keys without a registry).
+    pub key: Key,
     /// The state this store wanted to write (`None`: a delete), now dropped.
     pub ours: Option<Arc<Item>>,
     /// The state in the table that won (`None`: absent), without its partition key and
     /// version attributes.
     pub theirs: Option<Arc<Item>>,
+}
+
+impl Conflict {
+    /// The state this store wanted to write, read as a `T`; `None` for a delete.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`](crate::Error::Serialize) when the item does not fit `T`.
+    pub fn ours<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.ours.as_deref().map(item::to_value).transpose()
+    }
+
+    /// The state that won, read as a `T`; `None` when the item is absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`](crate::Error::Serialize) when the item does not fit `T`.
+    pub fn theirs<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.theirs.as_deref().map(item::to_value).transpose()
+    }
 }
 
 /// Called once per conflict, on the flusher's task: keep it short.

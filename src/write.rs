@@ -18,7 +18,7 @@ use crate::item::{self, Item};
 use crate::key::Key;
 use crate::load;
 use crate::options::Backpressure;
-use crate::shard::{Mutated, MutatedWith, Mutation, Value};
+use crate::shard::{Mutated, MutatedWith, Mutation, Value, WriteContext};
 use crate::shared::Shared;
 
 /// What an [`update_with`](crate::Store::update_with) closure decides to do with a key.
@@ -48,7 +48,10 @@ impl Writer<'_> {
         let index = shared.shard_index(rendered);
         let shard = &shared.shards[index];
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
-        let ctx = shared.write_context(&on_dirty);
+        let ctx = WriteContext {
+            key_parts: Some(key.parts()),
+            ..shared.write_context(&on_dirty)
+        };
         let mut known = None;
         let mut room = Room::new(shared);
         loop {
@@ -81,7 +84,10 @@ impl Writer<'_> {
         let index = shared.shard_index(rendered);
         let shard = &shared.shards[index];
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
-        let ctx = shared.write_context(&on_dirty);
+        let ctx = WriteContext {
+            key_parts: Some(key.parts()),
+            ..shared.write_context(&on_dirty)
+        };
         // Called at most once: the shard calls it only when it knows the state.
         let mut decide = Some(decide);
         let mut known = None;

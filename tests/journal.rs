@@ -245,7 +245,7 @@ async fn nothing_acknowledged_is_lost_unreported_when_a_versioned_process_is_kil
             let rendered = format!("Counter{key}");
             let conflict = conflicts
                 .iter()
-                .find(|c| c.key == rendered)
+                .find(|c| c.key.as_str() == rendered)
                 .ok_or_else(|| format!("seed {seed}, key {key}: stored {stored} after acknowledging {n}, and no conflict reported"))?;
             let ours = conflict
                 .ours

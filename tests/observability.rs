@@ -279,11 +279,21 @@ async fn on_refused_is_told_once_per_refused_write() -> TestResult {
     let mut told = told_now();
     told.sort_by(|a, b| a.key.cmp(&b.key));
     assert_eq!(told.len(), 2, "{told:?}");
-    assert_eq!(told[0].key, deleted.to_string());
+    assert_eq!(told[0].key, deleted);
     assert_eq!(told[0].state, None, "a delete was refused");
-    assert_eq!(told[1].key, put.to_string());
+    assert_eq!(told[1].key, put);
+    // The keys as they were built, parts and all.
+    assert_eq!(
+        (told[1].key.kind(), told[1].key.identifier()),
+        (put.kind(), put.identifier())
+    );
     let expected: Item = HashMap::from([("n".to_owned(), AttributeValue::N("2".into()))]);
     assert_eq!(told[1].state.as_deref(), Some(&expected));
+    assert_eq!(
+        told[1].state::<Doc>()?,
+        Some(Doc { n: 2 }),
+        "read as a type"
+    );
     for refused in &told {
         let named = refused.error.backend().and_then(|backend| backend.key());
         assert_eq!(named, Some(refused.key.as_str()), "{}", refused.error);

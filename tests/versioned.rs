@@ -138,7 +138,7 @@ async fn versioned_stores_never_lose_an_update_without_a_report(fixture: Fixture
             assert_eq!(*stored, acknowledged - lost, "store {store}");
         }
         for conflict in ledger.conflicts.lock().iter() {
-            assert!(conflict.key.starts_with("Shared"), "{conflict:?}");
+            assert!(conflict.key.kind().starts_with("Shared"), "{conflict:?}");
             let theirs = conflict.theirs.as_ref();
             assert!(theirs.is_none_or(|item| !item.contains_key(VERSION)));
         }

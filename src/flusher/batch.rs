@@ -14,6 +14,7 @@ use crate::backend::{Conditional, Write};
 use crate::error::Error;
 use crate::item::Item;
 use crate::journal::TableState;
+use crate::key::Parts;
 use crate::retry::Backoff;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
@@ -34,6 +35,8 @@ pub(crate) struct Meta {
     /// Versioned mode, when `base` is an item without the version attribute: that item as
     /// read, which the write is conditional on.
     pub read: Option<Arc<Item>>,
+    /// Where the key's parts end, when known.
+    pub parts: Option<Parts>,
     /// The version the table holds once the write lands; `None` for a delete.
     pub written: Option<u64>,
 }

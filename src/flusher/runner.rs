@@ -15,6 +15,7 @@ use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Refusals, Result};
 use crate::item::Item;
+use crate::key::Key;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
 use crate::telemetry::{Ages, Gauges, Refused, PUBLISH_INTERVAL};
@@ -216,6 +217,7 @@ impl Runner {
                         seq: taken.seq,
                         base: taken.base,
                         read: taken.read,
+                        parts: taken.parts,
                         written,
                     },
                     write,
@@ -325,7 +327,7 @@ impl Runner {
         );
         if let Some(handler) = &self.shared.on_conflict {
             handler(&Conflict {
-                key: meta.key.clone(),
+                key: Key::rebuild(&meta.key, meta.parts, &self.shared.kinds),
                 ours,
                 theirs,
             });
@@ -374,7 +376,7 @@ impl Runner {
             Write::Delete(_) => None,
         };
         handler(&Refused {
-            key: meta.key.clone(),
+            key: Key::rebuild(&meta.key, meta.parts, &self.shared.kinds),
             state,
             error: refused(&meta.key, err),
         });

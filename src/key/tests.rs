@@ -37,6 +37,28 @@ fn keys_that_render_alike_are_one_key() -> TestResult {
 }
 
 #[test]
+fn keys_are_rebuilt_from_their_rendered_form_and_parts() -> TestResult {
+    let kinds = Kinds::of(["User", "Post"])?;
+    let post = Key::with_parent(&Key::new("User", "4.2".replace('.', ""))?, "Post", "7")?;
+    let rebuilt = Key::rebuild(post.as_str(), Some(post.parts()), &Kinds::new());
+    assert_eq!(parts(&rebuilt), parts(&post), "from its parts");
+    let parsed = Key::rebuild(post.as_str(), None, &kinds);
+    assert_eq!(parts(&parsed), parts(&post), "parsed with the registry");
+    let unknown = Key::rebuild(post.as_str(), None, &Kinds::new());
+    assert_eq!(unknown, post, "the same key, whatever its parts");
+    assert_eq!(parts(&unknown), (Some("User42"), "Post7", ""));
+    // Parts that do not fit the rendered form are not trusted.
+    let other = Key::new("Order", "Item5")?;
+    let wrong = Key::rebuild(
+        "OrderItem5",
+        Some(Key::new("O", "rderItem5")?.parts()),
+        &kinds,
+    );
+    assert_eq!(wrong, other);
+    Ok(())
+}
+
+#[test]
 fn identifiers_with_dots_are_escaped_and_read_back() -> TestResult {
     let kinds = Kinds::of(["User", "Doc"])?;
     for identifier in [

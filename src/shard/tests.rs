@@ -56,6 +56,7 @@ impl Harness {
             on_dirty: &on_dirty,
             journal: None,
             versioned: self.versioned,
+            key_parts: None,
         };
         shard.mutate(key, mutation, known, &ctx)
     }
@@ -436,6 +437,7 @@ fn harness_mutate_with<R>(
         on_dirty: &on_dirty,
         journal: None,
         versioned: false,
+        key_parts: None,
     };
     shard.mutate_with(key, known, &ctx, decide)
 }
