@@ -239,9 +239,7 @@ impl StoreBuilder {
     /// between a write landing in the table and the journal noting it, the recovered write
     /// finds its own state there and counts as written (or is written on top of it, when newer
     /// mutations followed), not as a conflict. A recovered write over an item without the
-    /// version attribute cannot be conditional on the item as read (the journal keeps the
-    /// version, not the item): it is written only if the item is this store's own doing, and
-    /// is otherwise a reported conflict.
+    /// version attribute stays conditional on that item as read, which the journal keeps.
     ///
     /// `open` fails with [`Error::Validation`] if the backend does not support conditional
     /// writes ([`Backend::supports_conditional_writes`]).

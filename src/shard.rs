@@ -204,8 +204,8 @@ pub(crate) struct Base {
     /// Present at a version (0: without the version attribute), or absent (`None`).
     pub version: Option<u64>,
     /// When the base is an item without the version attribute: that item as the store read
-    /// it, which the first write is conditional on. `None` otherwise, and for a recovered
-    /// mutation (the journal keeps the version only).
+    /// it, which the first write is conditional on. `None` otherwise, and for a mutation
+    /// recovered from a journal that kept only the version.
     pub read: Option<Arc<Item>>,
 }
 
@@ -688,7 +688,7 @@ impl Shard {
         key: &str,
         value: Value,
         seq: u64,
-        base: Option<u64>,
+        base: Base,
         ctx: &WriteContext<'_>,
     ) {
         let mut state = self.state.lock();
@@ -706,8 +706,8 @@ impl Shard {
                 first_seq: seq,
                 in_flight: None,
                 next_first: None,
-                base,
-                read: None,
+                base: base.version,
+                read: base.read,
                 parts: ctx.key_parts,
             },
         );
@@ -955,9 +955,9 @@ impl State {
             Some(journal) => {
                 // Versioned mode: what a recovered write of this state would be conditional on,
                 // as the dirty entry has it now.
-                let recorded = ctx.versioned.then(|| {
-                    let base = self.dirty.get(key).map_or(base.version, |entry| entry.base);
-                    TableState::from_version(base)
+                let recorded = ctx.versioned.then(|| match self.dirty.get(key) {
+                    Some(entry) => TableState::of(entry.base, entry.read.as_ref()),
+                    None => TableState::of(base.version, base.read.as_ref()),
                 });
                 match journal.append(ctx.seq, op, key, value.as_ref(), recorded) {
                     Ok(seq) => seq,

@@ -23,7 +23,7 @@ use crate::journal::{Journal, Recovered, TableState};
 use crate::key::{Key, Kinds};
 use crate::load;
 use crate::options::Options;
-use crate::shard::Mutation;
+use crate::shard::{Base, Mutation};
 use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::{self, Handlers};
@@ -549,7 +549,10 @@ fn restore(shared: &Shared, flusher: &flusher::Handle, recovered: Recovered) {
         // The base matters in versioned mode only; without a recorded one (an unversioned
         // store's journal), a recovered write is conditional on the item's absence, so it
         // never overwrites an item it knows nothing of.
-        let base = record.base.and_then(TableState::version);
+        let base = Base {
+            version: record.base.as_ref().and_then(TableState::version),
+            read: record.base.as_ref().and_then(TableState::read).cloned(),
+        };
         shared.shards[index].restore(&record.key, record.item, record.seq, base, &ctx);
     }
 }

@@ -199,12 +199,16 @@ async fn a_delete_over_an_unversioned_item_is_conditional(fixture: Fixture) -> T
     Ok(())
 }
 
-/// After a crash, a recovered write over an item without the version attribute has no item
-/// as read to be conditional on (the journal keeps versions): it is a reported conflict, even
-/// if no one changed the item, rather than a write sent blind.
-async fn a_recovered_write_over_an_unversioned_item_is_a_conflict(fixture: Fixture) -> TestResult {
-    let key = common::key("Note", "recovered");
-    fixture.put_raw(plain(&key, &[("text", s("go"))])).await?;
+/// After a crash, a recovered write over an item without the version attribute is
+/// conditional on the item as read, which the journal keeps: written if no one changed the
+/// item, a reported, dead-lettered conflict if someone did.
+async fn a_recovered_write_over_an_unversioned_item_is_conditional_on_it(
+    fixture: Fixture,
+) -> TestResult {
+    let [kept, changed] = ["kept", "changed"].map(|id| common::key("Note", id));
+    for key in [&kept, &changed] {
+        fixture.put_raw(plain(key, &[("text", s("go"))])).await?;
+    }
     let dir = tempfile::tempdir()?;
     let gate = Arc::new(WriteGate::default());
     let store = Store::builder(HeldWrites::new(fixture.backend(), Arc::clone(&gate)))
@@ -213,11 +217,13 @@ async fn a_recovered_write_over_an_unversioned_item_is_a_conflict(fixture: Fixtu
         .flush_interval(Duration::from_secs(3600))
         .open()
         .await?;
-    assert!(store.get_item(&key).await?.is_some());
-    store
-        .upsert_item(&key, Item::from([("text".into(), s("ours"))]))
-        .await?;
-    // The journal as a crash before the write is sent leaves it (all but the lock).
+    for key in [&kept, &changed] {
+        assert!(store.get_item(key).await?.is_some());
+        store
+            .upsert_item(key, Item::from([("text".into(), s("ours"))]))
+            .await?;
+    }
+    // The journal as a crash before the writes are sent leaves it (all but the lock).
     let journal = tempfile::tempdir()?;
     for entry in std::fs::read_dir(dir.path())? {
         let path = entry?.path();
@@ -228,7 +234,53 @@ async fn a_recovered_write_over_an_unversioned_item_is_a_conflict(fixture: Fixtu
             )?;
         }
     }
-    drop(store); // its write waits at the gate for ever
+    drop(store); // its writes wait at the gate for ever
+    fixture
+        .put_raw(plain(&changed, &[("text", s("go 2"))]))
+        .await?;
+
+    let store = fixture
+        .builder()
+        .versioned(VERSION)
+        .journal(journal.path())
+        .open()
+        .await?;
+    assert_eq!(store.stats().recovery.map(|r| r.keys), Some(2));
+    store.flush().await?;
+    assert_eq!(store.stats().conflicts, 1);
+    assert_eq!(store.stats().dead_letters, 1);
+    let text = |item: Option<Item>| text_of(item.as_ref());
+    assert_eq!(
+        text(fixture.read_back(kept.as_str()).await?).as_deref(),
+        Some("ours")
+    );
+    assert_eq!(
+        text(fixture.read_back(changed.as_str()).await?).as_deref(),
+        Some("go 2")
+    );
+    store.close().await?;
+    Ok(())
+}
+
+/// A journal written before the item read was kept in it holds only version 0 for such a
+/// base: its recovered write cannot be conditional on the item, so it is a reported conflict
+/// (unless the item is this store's own doing), never a write sent blind.
+async fn a_recovered_write_without_the_item_read_is_a_conflict(fixture: Fixture) -> TestResult {
+    use quickstore::internals::{encode_record, Op, Record, TableState};
+    let key = common::key("Note", "old");
+    fixture.put_raw(plain(&key, &[("text", s("go"))])).await?;
+    let journal = tempfile::tempdir()?;
+    let mut segment = b"QSJRNL01".to_vec();
+    let ours = Arc::new(Item::from([("text".into(), s("ours"))]));
+    let record = Record::versioned(
+        1,
+        Op::Upsert,
+        key.as_str(),
+        Some(ours),
+        TableState::Present(0),
+    );
+    encode_record(&record, &mut segment)?;
+    std::fs::write(journal.path().join(format!("{:020}.wal", 1)), segment)?;
 
     let store = fixture
         .builder()
@@ -239,7 +291,6 @@ async fn a_recovered_write_over_an_unversioned_item_is_a_conflict(fixture: Fixtu
     assert_eq!(store.stats().recovery.map(|r| r.keys), Some(1));
     store.flush().await?;
     assert_eq!(store.stats().conflicts, 1);
-    assert_eq!(store.stats().dead_letters, 1);
     let stored = fixture.read_back(key.as_str()).await?;
     assert_eq!(text_of(stored.as_ref()).as_deref(), Some("go"));
     store.close().await?;
@@ -250,7 +301,8 @@ on_both_backends!(
     a_change_by_an_unversioned_writer_is_a_conflict,
     an_unchanged_unversioned_item_is_written_over_and_versioned,
     a_delete_over_an_unversioned_item_is_conditional,
-    a_recovered_write_over_an_unversioned_item_is_a_conflict,
+    a_recovered_write_over_an_unversioned_item_is_conditional_on_it,
+    a_recovered_write_without_the_item_read_is_a_conflict,
 );
 
 /// What DynamoDB's condition expression cannot see: an attribute that neither the item read

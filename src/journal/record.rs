@@ -6,6 +6,7 @@
 //!         | version: u8 (2) | seq: u64 LE | op: u8 | key_len: u16 LE | key | table | item?
 //! table   = 0: u8                                                (absent)
 //!         | 1: u8 | version: u64 LE                              (present at this version)
+//!         | 2: u8 | item_len: u32 LE | item                      (present unversioned, as read)
 //! ```
 //!
 //! `op` is 0 insert, 1 update, 2 upsert, 3 delete, 4 settled; deletes and markers carry no
@@ -19,7 +20,10 @@
 //! version 2: a *settled* marker, appended (without waiting for the disk) once the flusher is
 //! done with the key's states up to `seq`, because their write landed, lost a race to another
 //! writer, or was refused for good. Its `table` is the state the table was left in: the landed
-//! write's, the winner's, or (refused) the base the write did not change. A marker carries the
+//! write's, the winner's, or (refused) the base the write did not change. Table state 2 is an
+//! item without the version attribute (a program that does not version wrote it) as the store
+//! read it, which a recovered write over it is conditional on; journals written before it
+//! existed hold such a base as version 0, and are still read. A marker carries the
 //! sequence of a mutation written before it, so within a segment it may follow records with
 //! higher sequences; it takes no sequence of its own.
 
@@ -100,13 +104,17 @@ impl Op {
 }
 
 /// A key's state in the table, as a versioned store's records keep it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TableState {
     /// No item.
     Absent,
-    /// An item at this version (0: an item without the version attribute).
+    /// An item at this version (0: an item without the version attribute, whose content the
+    /// record does not keep).
     Present(u64),
+    /// An item without the version attribute, as the store read it (without its partition
+    /// key attribute): a write over it is conditional on it.
+    Unversioned(Arc<Item>),
 }
 
 impl TableState {
@@ -115,11 +123,30 @@ impl TableState {
         version.map_or(TableState::Absent, TableState::Present)
     }
 
-    /// The store's own spelling of the state: `None` absent, `Some(v)` present at `v`.
-    pub fn version(self) -> Option<u64> {
+    /// A base as a versioned store keeps it: its version, and, for an item without the
+    /// version attribute, the item as read when the store has it.
+    pub(crate) fn of(version: Option<u64>, read: Option<&Arc<Item>>) -> Self {
+        match (version, read) {
+            (Some(0), Some(read)) => TableState::Unversioned(Arc::clone(read)),
+            (version, _) => Self::from_version(version),
+        }
+    }
+
+    /// The store's own spelling of the state: `None` absent, `Some(v)` present at `v` (0 for
+    /// an item without the version attribute).
+    pub fn version(&self) -> Option<u64> {
         match self {
             TableState::Absent => None,
-            TableState::Present(version) => Some(version),
+            TableState::Present(version) => Some(*version),
+            TableState::Unversioned(_) => Some(0),
+        }
+    }
+
+    /// The item as read, for [`TableState::Unversioned`].
+    pub fn read(&self) -> Option<&Arc<Item>> {
+        match self {
+            TableState::Unversioned(item) => Some(item),
+            _ => None,
         }
     }
 }
@@ -217,12 +244,26 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), codec::En
     };
     out.extend_from_slice(&key_len.to_le_bytes());
     out.extend_from_slice(record.key.as_bytes());
-    match record.base {
+    match &record.base {
         None => {}
         Some(TableState::Absent) => out.push(0),
         Some(TableState::Present(version)) => {
             out.push(1);
             out.extend_from_slice(&version.to_le_bytes());
+        }
+        Some(TableState::Unversioned(read)) => {
+            out.push(2);
+            let len_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            if let Err(err) = codec::encode(read, out) {
+                out.truncate(start);
+                return Err(err);
+            }
+            let Ok(len) = u32::try_from(out.len() - len_at - 4) else {
+                out.truncate(start);
+                return Err(codec::EncodeError::new("the item read is too large"));
+            };
+            out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
         }
     }
     if let Some(item) = &record.item {
@@ -310,6 +351,19 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
                 rest = &after[8..];
                 Some(TableState::Present(u64::from_le_bytes(version)))
             }
+            Some((2, after)) => {
+                let len = after
+                    .get(..4)
+                    .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                    .ok_or("the table state runs past the record")?;
+                let len = u32::from_le_bytes(len) as usize;
+                let read = after
+                    .get(4..4 + len)
+                    .ok_or("the item read runs past the record")?;
+                rest = &after[4 + len..];
+                let read = codec::decode(read).map_err(|e| e.to_string())?;
+                Some(TableState::Unversioned(Arc::new(read)))
+            }
             Some((tag, _)) => return Err(format!("unknown table state {tag}")),
             None => return Err("the table state is missing".into()),
         },
@@ -351,10 +405,14 @@ mod tests {
             TableState::Absent,
             TableState::Present(0),
             TableState::Present(u64::MAX),
+            TableState::Unversioned(Arc::new(Item::from([(
+                "n".to_string(),
+                AttributeValue::N("1.5".into()),
+            )]))),
         ] {
             for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete] {
                 let Record { seq, key, item, .. } = record(9, op);
-                records.push(Record::versioned(seq, op, key, item, base));
+                records.push(Record::versioned(seq, op, key, item, base.clone()));
             }
             records.push(Record::settled(9, "User9", base));
         }

@@ -190,7 +190,7 @@ impl Fold {
             Some(pending) if pending.seq > record.seq => {}
             Some(_) => folded.pending = Some(record),
             None => {
-                folded.base = record.base;
+                folded.base = record.base.clone();
                 folded.pending = Some(record);
             }
         }
@@ -244,7 +244,7 @@ mod tests {
         }
         let pending = fold.pending();
         assert!(pending.len() <= 1);
-        pending.first().map(|r| (r.seq, r.base))
+        pending.first().map(|r| (r.seq, r.base.clone()))
     }
 
     #[test]

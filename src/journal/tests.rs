@@ -241,7 +241,7 @@ async fn markers_are_recovered_counted_and_released_with_their_mutations() -> Te
     let present = Some(TableState::Present(1));
     for i in 0..100 {
         let key = format!("K{}", i % 10);
-        journal.append(&seq, Op::Upsert, &key, Some(&item(i)), present)?;
+        journal.append(&seq, Op::Upsert, &key, Some(&item(i)), present.clone())?;
     }
     let last = journal.append(&seq, Op::Delete, "K10", None, Some(TableState::Absent))?;
     journal.wait(last).await?;
@@ -290,7 +290,7 @@ async fn markers_are_recovered_counted_and_released_with_their_mutations() -> Te
     let pending: Vec<_> = recovered
         .records
         .iter()
-        .map(|r| (r.key.as_str(), r.seq, r.base))
+        .map(|r| (r.key.as_str(), r.seq, r.base.clone()))
         .collect();
     assert_eq!(
         pending,
