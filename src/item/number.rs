@@ -188,13 +188,25 @@ pub(crate) fn validate(n: &str) -> Result<()> {
     Ok(())
 }
 
-/// `n` as an error message quotes it: whole up to 64 characters, else its first 60 and `…`.
+/// `n` as an error message quotes it, on one line: whole up to 64 characters, else its first
+/// 60 and `…`; control characters escaped.
 fn shown(n: &str) -> String {
-    if n.chars().count() <= 64 {
-        n.to_owned()
-    } else {
-        n.chars().take(60).chain(['…']).collect()
+    let long = n.chars().nth(64).is_some();
+    let mut shown: String = n
+        .chars()
+        .take(if long { 60 } else { 64 })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if long {
+        shown.push('…');
     }
+    shown
 }
 
 #[cfg(test)]

@@ -178,6 +178,7 @@ fn errors_name_the_number_and_the_rule() -> TestResult {
     assert!(message("-1e-131").starts_with("the number `-1e-131` is smaller in magnitude"));
     assert!(message("NaN").starts_with("the number `NaN` is not one DynamoDB can read"));
     assert!(message("").contains("empty string"));
+    assert!(message("1\n").starts_with("the number `1\\n` is not"));
     // A long number is quoted by its start.
     let long = format!("0.{}", times("1", 1000));
     let said = message(&long);
