@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::{Fixture, TestResult};
-use quickstore::{AttributeValue, Error, Item, Key, Kinds, MAX_ITEM_BYTES};
+use quickstore::{AttributeValue, Change, Error, Item, Key, Kinds, MAX_ITEM_BYTES};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,6 +306,112 @@ async fn bad_input_is_refused_and_changes_nothing(fixture: Fixture) -> TestResul
     Ok(())
 }
 
+/// Fails unless `result` is a validation error.
+fn refused<T: std::fmt::Debug>(result: quickstore::Result<T>) -> TestResult {
+    match result {
+        Err(Error::Validation { .. }) => Ok(()),
+        other => Err(format!("expected a validation error, got {other:?}").into()),
+    }
+}
+
+/// Raw items carry any number string. Typed values carry Rust's integers and floats, which never
+/// have more than 20 significant digits: what they can get wrong is the magnitude, or not being
+/// a number at all.
+async fn numbers_dynamodb_cannot_store_fail_at_call_time_and_change_nothing(
+    fixture: Fixture,
+) -> TestResult {
+    let store = fixture.store().await?;
+    let present = Key::new("User", "present")?;
+    let absent = Key::new("User", "absent")?;
+    let before = Item::from([
+        ("name".to_string(), AttributeValue::S("Ada".into())),
+        ("age".to_string(), AttributeValue::N("36".into())),
+    ]);
+    store.insert_item(&present, before.clone()).await?;
+    store.flush().await?;
+    let settled = store.stats();
+    assert_eq!((settled.pending, settled.pending_bytes), (0, 0));
+
+    let numbers = [
+        "9".repeat(39),
+        format!("1.{}1", "0".repeat(37)),
+        format!("1.{}1", "0".repeat(38)),
+        "1E+126".to_string(),
+        "-1E-131".to_string(),
+        "NaN".to_string(),
+        " 1".to_string(),
+    ];
+    for n in &numbers {
+        let number = AttributeValue::N(n.clone());
+        for placed in [
+            number.clone(),
+            AttributeValue::Ns(vec!["1".into(), n.clone()]),
+            AttributeValue::L(vec![AttributeValue::S("x".into()), number.clone()]),
+            AttributeValue::M(Item::from([("inner".to_string(), number.clone())])),
+        ] {
+            let mut item = before.clone();
+            item.insert("age".to_string(), placed);
+            refused(store.insert_item(&absent, item.clone()).await)?;
+            refused(store.update_item(&present, item.clone()).await)?;
+            refused(store.upsert_item(&present, item.clone()).await)?;
+            refused(store.upsert_item(&absent, item.clone()).await)?;
+            refused(
+                store
+                    .update_item_with(&present, |_| (Change::Put(item), ()))
+                    .await,
+            )?;
+        }
+    }
+    let message = store
+        .upsert_item(
+            &present,
+            Item::from([("age".to_string(), AttributeValue::N("9".repeat(39)))]),
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("39 significant digits"), "{message}");
+
+    #[derive(Serialize)]
+    struct Reading {
+        name: &'static str,
+        value: f64,
+    }
+    for value in [
+        1e200,
+        -1e126,
+        1e-131,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        f64::NAN,
+        f64::INFINITY,
+    ] {
+        let reading = Reading { name: "x", value };
+        refused(store.insert(&absent, &reading).await)?;
+        refused(store.update(&present, &reading).await)?;
+        refused(store.upsert(&present, &reading).await)?;
+        refused(store.upsert(&absent, &reading).await)?;
+    }
+
+    // Nothing applied, nothing pending, nothing read or written for any of them.
+    let after = store.stats();
+    assert_eq!(after.mutations, settled.mutations);
+    assert_eq!((after.pending, after.pending_bytes), (0, 0));
+    assert_eq!(after.backend_reads, settled.backend_reads);
+    assert_eq!(after.write_requests, settled.write_requests);
+    assert_eq!(store.get_item(&present).await?.as_deref(), Some(&before));
+    assert!(!store.exists(&absent).await?);
+    store.close().await?;
+    let stored = fixture
+        .read_back("Userpresent")
+        .await?
+        .ok_or("not written")?;
+    assert_eq!(stored.get("age"), before.get("age"));
+    assert!(fixture.read_back("Userabsent").await?.is_none());
+    Ok(())
+}
+
 async fn registered_kinds_guard_keys(fixture: Fixture) -> TestResult {
     let kinds = Kinds::of(["User", "UserGroup"])?;
     let store = fixture.builder().kinds(kinds).open().await?;
@@ -438,6 +544,7 @@ on_both_backends!(
     flush_puts_every_acknowledged_mutation_in_the_backend,
     get_many_omits_absent_keys_and_batches_misses,
     bad_input_is_refused_and_changes_nothing,
+    numbers_dynamodb_cannot_store_fail_at_call_time_and_change_nothing,
     registered_kinds_guard_keys,
     every_call_after_close_is_closed,
     too_many_pending_mutations_are_refused,
@@ -584,6 +691,141 @@ mod open {
         assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
         let store = Store::builder(backend).open().await?;
         store.close().await?;
+        Ok(())
+    }
+}
+
+/// The number check against dynalite, which checks numbers by DynamoDB's rules (with DynamoDB's
+/// messages) but for a leading `+`: numbers at the edges of each rule, sent straight to dynalite
+/// with `PutItem`, are taken by the store exactly when dynalite takes them.
+mod numbers {
+    use super::common::{create_table, Dynalite, TestResult};
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use quickstore::{AttributeValue, DynamoDbBackend, Error, Item, Key, Store};
+
+    /// Numbers at the edges of the syntax, the precision and the range, and zeros. Left out:
+    /// a leading `+` (`+1`, `+.5`), which DynamoDB accepts and dynalite refuses.
+    fn edges() -> Vec<String> {
+        let mut numbers: Vec<String> = [
+            // Range.
+            "1E-130",
+            "1E-131",
+            "0.1e-129",
+            "0.9e-130",
+            "10e-131",
+            "1e125",
+            "1E+126",
+            "11e125",
+            "9.9999999999999999999999999999999999999E+125",
+            "99999999999999999999999999999999999999e88",
+            "99999999999999999999999999999999999999e89",
+            "1.0000000000000000000000000000001e-100",
+            // Zero.
+            "0",
+            "-0",
+            "0.000",
+            ".0",
+            "0.",
+            "000",
+            "0e1000",
+            "0E-131",
+            // Syntax.
+            "5.",
+            ".5",
+            "-.5",
+            "1e+5",
+            "1E5",
+            "1e-5",
+            "1e0005",
+            "0001.23",
+            "",
+            " 1",
+            "1 ",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "0x10",
+            "1_000",
+            ".",
+            "-",
+            "e5",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "--1",
+            "1e5.5",
+            "\u{661}",
+        ]
+        .map(String::from)
+        .to_vec();
+        numbers.extend([
+            // Precision.
+            "9".repeat(38),
+            "9".repeat(39),
+            format!("1.{}1", "0".repeat(36)),
+            format!("1.{}1", "0".repeat(37)),
+            format!("1{}", "0".repeat(41)),
+            format!("{}000", "9".repeat(38)),
+            format!("0.000{}", "9".repeat(39)),
+            // The range written out.
+            format!("1{}", "0".repeat(125)),
+            format!("1{}", "0".repeat(126)),
+            format!("0.{}1", "0".repeat(129)),
+            format!("0.{}1", "0".repeat(130)),
+            // Exponents far out, and digits that make up for one.
+            format!("1e{}", "9".repeat(30)),
+            format!("1e-{}", "9".repeat(30)),
+            format!("0e{}", "9".repeat(30)),
+            format!("0.{}1e+205", "0".repeat(200)),
+        ]);
+        let negated: Vec<String> = numbers
+            .iter()
+            .filter(|n| n.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+            .map(|n| format!("-{n}"))
+            .collect();
+        numbers.extend(negated);
+        numbers
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_number_check_accepts_what_dynalite_accepts() -> TestResult {
+        let server = Dynalite::start()?;
+        let client = server.client();
+        create_table(&client, "numbers", "_key").await?;
+        let store = Store::builder(DynamoDbBackend::new(client.clone(), "numbers"))
+            .open()
+            .await?;
+        let mut disagreements = Vec::new();
+        for (i, n) in edges().into_iter().enumerate() {
+            let put = client
+                .put_item()
+                .table_name("numbers")
+                .item("_key", AttributeValue::S(format!("raw{i}")))
+                .item("n", AttributeValue::N(n.clone()))
+                .send()
+                .await;
+            let dynalite_takes_it = match put {
+                Ok(_) => true,
+                Err(err) if err.code() == Some("ValidationException") => false,
+                Err(err) => return Err(err.into()),
+            };
+            let item = Item::from([("n".to_string(), AttributeValue::N(n.clone()))]);
+            let ours = store
+                .upsert_item(&Key::new("Number", i.to_string())?, item)
+                .await;
+            if !matches!(ours, Ok(()) | Err(Error::Validation { .. })) {
+                return Err(format!("{n:?}: {ours:?}").into());
+            }
+            if ours.is_ok() != dynalite_takes_it {
+                disagreements.push(format!(
+                    "{n:?}: dynalite {dynalite_takes_it}, store {ours:?}"
+                ));
+            }
+        }
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
+        // What the store took, dynalite stores: nothing is refused at the flush.
+        store.close().await?;
+        assert_eq!(store.stats().rejected_writes, 0);
         Ok(())
     }
 }

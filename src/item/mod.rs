@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 mod de;
+mod number;
 
 /// One item: attribute names to values, as the AWS SDK represents it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -19,12 +20,6 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// DynamoDB's limit on the nesting of lists and maps.
 pub const MAX_NESTING_DEPTH: usize = 32;
-
-/// The largest magnitude a DynamoDB number may have.
-const MAX_NUMBER: f64 = 1e126;
-
-/// The smallest non-zero magnitude a DynamoDB number may have.
-const MIN_NUMBER: f64 = 1e-130;
 
 /// The size of `item` as DynamoDB counts it against the 400 KB limit and capacity units.
 ///
@@ -59,10 +54,7 @@ fn value_size(value: &AttributeValue) -> usize {
 }
 
 fn number_size(n: &str) -> usize {
-    let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
-    significant.div_ceil(2) + 1
+    number::significant_digits(n).div_ceil(2) + 1
 }
 
 /// Converts a value to an item; the value must serialize to a map. See [`validate`] for what
@@ -108,10 +100,10 @@ pub(crate) fn reserved(item: &Item, attribute: &str, what: &str) -> Result<()> {
 
 fn validate_value(value: &AttributeValue, depth: usize) -> Result<()> {
     match value {
-        AttributeValue::N(n) => validate_number(n),
+        AttributeValue::N(n) => number::validate(n),
         AttributeValue::Ns(set) => {
             non_empty_set(set.len(), "number")?;
-            set.iter().try_for_each(|n| validate_number(n))
+            set.iter().try_for_each(|n| number::validate(n))
         }
         AttributeValue::Ss(set) => non_empty_set(set.len(), "string"),
         AttributeValue::Bs(set) => non_empty_set(set.len(), "binary"),
@@ -143,21 +135,6 @@ fn non_empty_set(len: usize, what: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn validate_number(n: &str) -> Result<()> {
-    let magnitude = n
-        .trim()
-        .parse::<f64>()
-        .map(f64::abs)
-        .ok()
-        .filter(|m| m.is_finite());
-    match magnitude {
-        Some(m) if m == 0.0 || (MIN_NUMBER..MAX_NUMBER).contains(&m) => Ok(()),
-        _ => Err(Error::validation(format!(
-            "`{n}` is not a number DynamoDB can store (finite, magnitude between 1e-130 and 1e126)"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -242,6 +219,19 @@ mod tests {
         assert!(from_value(&value, 1).is_err());
         let value: HashMap<&str, f64> = [("x", -2.5e-3)].into_iter().collect();
         assert!(from_value(&value, 1).is_ok());
+        // 39 significant digits, wherever the number is.
+        let nines = AttributeValue::N("9".repeat(39));
+        for placed in [
+            nines.clone(),
+            AttributeValue::N(u128::MAX.to_string()),
+            AttributeValue::Ns(vec!["1".into(), "9".repeat(39)]),
+            AttributeValue::L(vec![AttributeValue::S("a".into()), nines.clone()]),
+            AttributeValue::M([("y".to_string(), nines.clone())].into_iter().collect()),
+        ] {
+            let item: Item = [("x".to_string(), placed)].into_iter().collect();
+            let err = validate(&item, "_key", 1).err();
+            assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
+        }
     }
 
     #[test]
