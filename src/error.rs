@@ -1,8 +1,21 @@
 //! The one error type of quickstore, with the Go library's error codes.
 //!
-//! `Display` of an error is one sentence of its own: it never repeats its cause, which stays
-//! reachable through [`source`](std::error::Error::source). Print the whole chain with
-//! [`Error::report`] (or any error reporter, such as `anyhow`'s `{:#}`).
+//! An error prints on one line, three ways:
+//!
+//! - `Display` is one sentence of its own: what failed and, for a backend request, what went
+//!   wrong in a few words (DynamoDB's error code and message when DynamoDB answered, else the
+//!   kind of failure). It never repeats its cause, which stays reachable through
+//!   [`source`](std::error::Error::source):
+//!   `the DynamoDB GetItem request failed: ResourceNotFoundException: Requested resource not
+//!   found`, or `the DynamoDB DescribeTable request failed: no response (I/O error)`.
+//! - [`Error::report`] is the error and every cause under it, joined with `": "` (what any error
+//!   reporter prints, such as `anyhow`'s `{:#}`): `the DynamoDB DescribeTable request failed: no
+//!   response (I/O error): client error (Connect): tcp connect error: Connection refused (os
+//!   error 111)`.
+//! - `Debug` (`{:?}`, what a `main` returning [`Result`] prints after `Error: `) is the code and
+//!   the report: `DynamoDBException: the DynamoDB DescribeTable request failed: no credentials
+//!   (the client has no credentials provider)`. `{:#?}` is the variant and its fields, with the
+//!   causes as a list of their messages, never the AWS SDK's structures.
 
 use std::fmt;
 use std::sync::Arc;
