@@ -1,8 +1,21 @@
 //! The one error type of quickstore, with the Go library's error codes.
 //!
-//! `Display` of an error is one sentence of its own: it never repeats its cause, which stays
-//! reachable through [`source`](std::error::Error::source). Print the whole chain with
-//! [`Error::report`] (or any error reporter, such as `anyhow`'s `{:#}`).
+//! An error prints on one line, three ways:
+//!
+//! - `Display` is one sentence of its own: what failed and, for a backend request, what went
+//!   wrong in a few words (DynamoDB's error code and message when DynamoDB answered, else the
+//!   kind of failure). It never repeats its cause, which stays reachable through
+//!   [`source`](std::error::Error::source):
+//!   `the DynamoDB GetItem request failed: ResourceNotFoundException: Requested resource not
+//!   found`, or `the DynamoDB DescribeTable request failed: no response (I/O error)`.
+//! - [`Error::report`] is the error and every cause under it, joined with `": "` (what any error
+//!   reporter prints, such as `anyhow`'s `{:#}`): `the DynamoDB DescribeTable request failed: no
+//!   response (I/O error): client error (Connect): tcp connect error: Connection refused (os
+//!   error 111)`.
+//! - `Debug` (`{:?}`, what a `main` returning [`Result`] prints after `Error: `) is the code and
+//!   the report: `DynamoDBException: the DynamoDB DescribeTable request failed: no credentials
+//!   (the client has no credentials provider)`. `{:#?}` is the variant and its fields, with the
+//!   causes as a list of their messages, never the AWS SDK's structures.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +33,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`Error::code`] returns the Go library's error code strings, so code that matched on them
 /// keeps working. Errors are cheap to clone (causes are shared), so one failure can be handed
 /// to every caller that waited on it.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A value could not be converted to or from a DynamoDB item; the serializer's or
@@ -266,11 +279,15 @@ impl From<BackendError> for Error {
 /// A failed or refused backend request: which backend and operation, whether repeating it may
 /// succeed, and what the service said.
 ///
-/// `Display` names the backend, the operation and (for a refused write) the key; the service's
-/// own message is the [`source`](std::error::Error::source). For DynamoDB the source is the
-/// SDK's operation error (for example `BatchWriteItemError`), or the `SdkError` itself when the
-/// request never got a service answer (timeouts, connection failures).
-#[derive(Debug, Clone)]
+/// `Display` names the backend, the operation and (for a refused write) the key, then what went
+/// wrong in a few words. For DynamoDB that is DynamoDB's error code and message when DynamoDB
+/// answered (`the DynamoDB GetItem request failed: ResourceNotFoundException: Requested resource
+/// not found`), and otherwise the kind of failure (`no response (I/O error)`, `no response in
+/// time`, `no credentials (...)`), with the details below it as the
+/// [`source`](std::error::Error::source) (`client error (Connect): tcp connect error: Connection
+/// refused (os error 111)`). The SDK's error itself, whose text the message and sources already
+/// tell, is [`BackendError::original`], for downcasting.
+#[derive(Clone)]
 pub struct BackendError {
     backend: &'static str,
     operation: &'static str,
@@ -279,7 +296,11 @@ pub struct BackendError {
     message: Option<String>,
     service_code: Option<String>,
     request_id: Option<String>,
-    source: Option<Cause>,
+    /// The backend's own error, whole.
+    original: Option<Cause>,
+    /// How many levels of `original`'s chain (itself the first) `message` already tells:
+    /// `source()` starts below them.
+    told: usize,
     throttle: bool,
     /// What was attempted before the store gave up on the request.
     gave_up: Option<String>,
@@ -296,20 +317,36 @@ impl BackendError {
             message: None,
             service_code: None,
             request_id: None,
-            source: None,
+            original: None,
+            told: 0,
             throttle: false,
             gave_up: None,
         }
     }
 
+    /// Sets what went wrong, in a few words on one line (line breaks become spaces).
     pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
         let message = message.into();
+        let message = if message.contains(['\n', '\r']) {
+            message.split_whitespace().collect::<Vec<_>>().join(" ")
+        } else {
+            message
+        };
         self.message = (!message.is_empty()).then_some(message);
         self
     }
 
-    pub(crate) fn with_source(mut self, source: Option<Cause>) -> Self {
-        self.source = source;
+    /// Sets the cause: the [`source`](std::error::Error::source), which the message does not
+    /// repeat.
+    pub(crate) fn with_source(self, source: Option<Cause>) -> Self {
+        self.with_original(source, 0)
+    }
+
+    /// Sets the backend's own error, whose first `told` levels (itself, then its sources) the
+    /// message already tells: `source()` is what lies below them.
+    pub(crate) fn with_original(mut self, original: Option<Cause>, told: usize) -> Self {
+        self.original = original;
+        self.told = told;
         self
     }
 
@@ -373,6 +410,17 @@ impl BackendError {
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
+
+    /// The backend's own error, whole, to downcast: for DynamoDB, the SDK's operation error
+    /// (for example `aws_sdk_dynamodb::operation::get_item::GetItemError`) when DynamoDB
+    /// answered, and otherwise the SDK's `SdkError<OperationError, HttpResponse>`.
+    ///
+    /// Its text is already told by `Display` and [`source`](std::error::Error::source), which
+    /// leave out what would repeat it (DynamoDB's message, the SDK's names for its failure
+    /// kinds); for other backends it is the source itself.
+    pub fn original(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.original.as_deref()
+    }
 }
 
 impl fmt::Display for BackendError {
@@ -396,10 +444,45 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {
+    /// What lies below the message: the backend's own error, less the levels the message tells.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn std::error::Error + 'static))
+        let mut err: &(dyn std::error::Error + 'static) = self.original.as_deref()?;
+        for _ in 0..self.told {
+            err = err.source()?;
+        }
+        Some(err)
+    }
+}
+
+/// `{:?}` is the error and its sources on one line, as [`Error::report`] prints them;
+/// `{:#?}` is a struct of the fields that are set, with the sources as a list of their messages.
+impl fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return write!(f, "{}", Chain(self));
+        }
+        let mut out = f.debug_struct("BackendError");
+        out.field("backend", &self.backend)
+            .field("operation", &self.operation);
+        if let Some(key) = &self.key {
+            out.field("key", key);
+        }
+        if let Some(message) = &self.message {
+            out.field("message", message);
+        }
+        if let Some(code) = &self.service_code {
+            out.field("service_code", code);
+        }
+        if let Some(request_id) = &self.request_id {
+            out.field("request_id", request_id);
+        }
+        out.field("retryable", &self.retryable)
+            .field("throttle", &self.throttle);
+        if let Some(gave_up) = &self.gave_up {
+            out.field("gave_up", gave_up);
+        }
+        out.field("sources", &Sources(std::error::Error::source(self)))
+            .finish()
     }
 }
 
@@ -489,13 +572,100 @@ pub struct Report<'a>(&'a Error);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Chain(self.0))
+    }
+}
+
+/// An error and every cause under it, joined with `": "`.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
-        let mut cause = std::error::Error::source(self.0);
+        let mut cause = self.0.source();
         while let Some(err) = cause {
             write!(f, ": {err}")?;
             cause = err.source();
         }
         Ok(())
+    }
+}
+
+/// An error and every cause under it, debug-printed as a list of their messages.
+struct Sources<'a>(Option<&'a (dyn std::error::Error + 'static)>);
+
+impl fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        let mut cause = self.0;
+        while let Some(err) = cause {
+            list.entry(&err.to_string());
+            cause = err.source();
+        }
+        list.finish()
+    }
+}
+
+/// `{:?}` is the code and the report on one line, the form a `main` returning
+/// [`Result`] prints: `DynamoDBException: the DynamoDB GetItem request failed: ...`.
+/// `{:#?}` is the variant and its fields, causes as lists of their messages.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return write!(f, "{}: {}", self.code(), self.report());
+        }
+        match self {
+            Error::Serialize { source } => f
+                .debug_struct("Serialize")
+                .field("sources", &Sources(Some(&**source)))
+                .finish(),
+            Error::ItemExisted { key } => f.debug_struct("ItemExisted").field("key", key).finish(),
+            Error::ItemNotExisted { key } => {
+                f.debug_struct("ItemNotExisted").field("key", key).finish()
+            }
+            Error::TooManyRequests {
+                pending,
+                limit,
+                pending_bytes,
+                byte_limit,
+            } => f
+                .debug_struct("TooManyRequests")
+                .field("pending", pending)
+                .field("limit", limit)
+                .field("pending_bytes", pending_bytes)
+                .field("byte_limit", byte_limit)
+                .finish(),
+            Error::Closed => f.write_str("Closed"),
+            Error::Backend(err) => f.debug_tuple("Backend").field(err).finish(),
+            Error::Refused(refusals) => f.debug_tuple("Refused").field(refusals).finish(),
+            Error::Timeout {
+                remaining,
+                journaled,
+                waited,
+            } => f
+                .debug_struct("Timeout")
+                .field("remaining", remaining)
+                .field("journaled", journaled)
+                .field("waited", waited)
+                .finish(),
+            Error::Journal { message, source } => f
+                .debug_struct("Journal")
+                .field("message", message)
+                .field(
+                    "sources",
+                    &Sources(
+                        source
+                            .as_deref()
+                            .map(|s| s as &(dyn std::error::Error + 'static)),
+                    ),
+                )
+                .finish(),
+            Error::Key(err) => f.debug_tuple("Key").field(err).finish(),
+            Error::Validation { message } => f
+                .debug_struct("Validation")
+                .field("message", message)
+                .finish(),
+        }
     }
 }
 
@@ -606,6 +776,167 @@ mod tests {
         assert_eq!(err.request_id(), Some("REQ1"));
         assert!(err.is_retryable());
         assert!(!Error::permanent("GetItem", "no", None).is_retryable());
+    }
+
+    /// An I/O error under a wrapper that says what failed: a two-level chain, as SDKs make.
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("dispatch failure")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn refused_connection() -> Cause {
+        Arc::new(Wrapper(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )))
+    }
+
+    #[test]
+    fn the_source_starts_below_what_the_message_tells() {
+        use std::error::Error as _;
+        // The message tells the wrapper's part: the source is the I/O error under it.
+        let err = BackendError::new("DynamoDB", "GetItem", true)
+            .with_message("no response (I/O error)")
+            .with_original(Some(refused_connection()), 1);
+        assert_eq!(
+            err.to_string(),
+            "the DynamoDB GetItem request failed: no response (I/O error)"
+        );
+        let source = err.source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("Connection refused"));
+        // The original stays whole, to downcast.
+        let original = err.original().and_then(|e| e.downcast_ref::<Wrapper>());
+        assert!(original.is_some());
+        // A message that tells the whole chain leaves no source.
+        let err = err.with_original(Some(refused_connection()), 2);
+        assert!(err.source().is_none());
+        let err = err.with_original(Some(refused_connection()), 7);
+        assert!(err.source().is_none());
+        // A plain source is told by nothing.
+        let err = Error::transient("GetItem", "down", Some(refused_connection()));
+        assert_eq!(
+            err.report().to_string(),
+            "the backend GetItem request failed: down: dispatch failure: Connection refused"
+        );
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let err = BackendError::new("DynamoDB", "PutItem", false)
+            .with_message("ValidationException: one\n  two\r\nthree");
+        assert_eq!(
+            err.to_string(),
+            "the DynamoDB PutItem request failed: ValidationException: one two three"
+        );
+    }
+
+    #[test]
+    fn debug_is_the_code_and_the_report_on_one_line() -> Result<(), KeyError> {
+        let err = Error::from(
+            BackendError::new("DynamoDB", "GetItem", true)
+                .with_message("no response (I/O error)")
+                .with_original(Some(refused_connection()), 1),
+        );
+        assert_eq!(
+            format!("{err:?}"),
+            "DynamoDBException: the DynamoDB GetItem request failed: no response (I/O error): \
+             Connection refused"
+        );
+        // Inside another value's `Debug`, such as a result in a failed `assert_eq!`.
+        assert_eq!(
+            format!("{:?}", Err::<(), _>(Error::Closed)),
+            "Err(Closed: the store is closed)"
+        );
+        let err = Error::ItemExisted {
+            key: Key::new("User", "1")?,
+        };
+        assert_eq!(
+            format!("{err:?}"),
+            "ItemExisted: an item already exists under key `User1`"
+        );
+        let err = Error::journal(
+            "cannot write /j/00000001.log",
+            std::io::Error::other("disk full"),
+        );
+        assert_eq!(
+            format!("{err:?}"),
+            "JournalException: cannot write /j/00000001.log: disk full"
+        );
+        let backend = BackendError::new("embedded database", "Open", false)
+            .with_message("cannot open /db")
+            .with_source(Some(Arc::new(std::io::Error::other("locked"))));
+        assert_eq!(
+            format!("{backend:?}"),
+            "the embedded database Open request failed: cannot open /db: locked"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn alternate_debug_is_a_struct_with_the_sources_as_text() {
+        let err = Error::from(
+            BackendError::new("DynamoDB", "GetItem", false)
+                .with_message("ResourceNotFoundException: Requested resource not found")
+                .with_service(Some("ResourceNotFoundException"), Some("REQ1")),
+        );
+        assert_eq!(
+            format!("{err:#?}"),
+            r#"Backend(
+    BackendError {
+        backend: "DynamoDB",
+        operation: "GetItem",
+        message: "ResourceNotFoundException: Requested resource not found",
+        service_code: "ResourceNotFoundException",
+        request_id: "REQ1",
+        retryable: false,
+        throttle: false,
+        sources: [],
+    },
+)"#
+        );
+        let err = Error::from(
+            BackendError::new("DynamoDB", "GetItem", true)
+                .with_message("no response (I/O error)")
+                .with_original(Some(refused_connection()), 1),
+        );
+        let alternate = format!("{err:#?}");
+        assert!(
+            alternate.contains("sources: [\n            \"Connection refused\",\n        ],"),
+            "{alternate}"
+        );
+        assert!(!alternate.contains("Wrapper"), "{alternate}");
+        let err = Error::serialize(std::io::Error::other("not a map"));
+        assert_eq!(
+            format!("{err:#?}"),
+            "Serialize {\n    sources: [\n        \"not a map\",\n    ],\n}"
+        );
+    }
+
+    #[test]
+    fn refusals_debug_names_each_refusal() {
+        let mut refusals = Refusals::default();
+        let refused = BackendError::new("DynamoDB", "BatchWriteItem", false)
+            .with_message("ValidationException: too big")
+            .refusing("User1");
+        refusals.push(&Error::from(refused));
+        let err = Error::Refused(Box::new(refusals));
+        assert_eq!(
+            format!("{err:?}"),
+            "DynamoDBException: the backend refused 1 write for good, of key `User1`: the \
+             DynamoDB refused the write of key `User1` (BatchWriteItem): ValidationException: \
+             too big"
+        );
+        assert!(format!("{err:#?}").contains("key: \"User1\""));
     }
 
     #[test]

@@ -48,12 +48,12 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 /// Converts an AWS SDK error into an [`Error::Backend`]: the one place that decides which SDK
-/// errors are worth repeating.
+/// errors are worth repeating, and how they read.
 ///
 /// Retryable: throttling and server-side error codes, HTTP 429 and 5xx, timeouts, I/O failures
 /// while dispatching, and unreadable responses. Everything else (validation, missing tables,
 /// access denied, bad requests) is permanent. A service error keeps DynamoDB's error code and
-/// request id, and its source is the operation's error; other failures keep the `SdkError`.
+/// request id. The SDK's error is kept whole, as [`BackendError::original`].
 pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
@@ -62,6 +62,13 @@ where
 }
 
 /// [`from_sdk`] for any AWS service: `service` names it in error messages.
+///
+/// The message says what went wrong in a few words: DynamoDB's error code and message when it
+/// answered with an error, else the kind of failure in plain words (no credentials, no
+/// response, an unreadable response...). The source is what the SDK says below the part the
+/// message tells, so that a report of the chain never says a thing twice: nothing for a service
+/// error (the operation's error and its exception only repeat the code and message), and for a
+/// failure to get an answer the cause the SDK found (`tcp connect error: Connection refused`).
 pub(crate) fn sdk_error<E>(
     service: &'static str,
     operation: &'static str,
@@ -95,20 +102,137 @@ where
         SdkError::ServiceError(service) => {
             let inner = service.into_err();
             let request_id = inner.request_id().map(str::to_owned).or(request_id);
+            let message = service_message(inner.code(), inner.message(), status);
+            let told = chain_len(&inner);
             error
                 .with_service(inner.code(), request_id.as_deref())
-                .with_source(Some(Arc::new(inner)))
+                .with_message(message)
+                .with_original(Some(Arc::new(inner)), told)
         }
-        other => error
-            .with_service(None, request_id.as_deref())
-            .with_source(Some(Arc::new(other))),
+        other => {
+            let (message, told) = failure_message(&other);
+            error
+                .with_service(None, request_id.as_deref())
+                .with_message(message)
+                .with_original(Some(Arc::new(other)), told)
+        }
     }
     .into()
+}
+
+/// What the service answered: `ResourceNotFoundException: Requested resource not found`.
+fn service_message(code: Option<&str>, message: Option<&str>, status: Option<u16>) -> String {
+    let message = message.filter(|message| !message.trim().is_empty());
+    match (code, message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => match status {
+            Some(status) => format!("an error answer with no error code (HTTP {status})"),
+            None => "an error answer with no error code".to_owned(),
+        },
+    }
+}
+
+/// A request that got no usable answer, in plain words, and how many levels of the SDK's error
+/// chain (the `SdkError` first) the words tell.
+fn failure_message<E>(err: &SdkError<E, HttpResponse>) -> (String, usize)
+where
+    E: std::error::Error + 'static,
+{
+    if let Some(described) = credentials_message(err) {
+        return described;
+    }
+    match err {
+        SdkError::ConstructionFailure(_) => ("the request could not be built".to_owned(), 1),
+        SdkError::TimeoutError(_) => ("no response in time".to_owned(), 1),
+        // The `SdkError`, then the connector's error (`io error`, `timeout`, ...).
+        SdkError::DispatchFailure(failure) => {
+            let words = if failure.is_timeout() {
+                "no response in time"
+            } else if failure.is_io() {
+                "no response (I/O error)"
+            } else if failure.is_user() {
+                "the request could not be sent (the HTTP client refused it)"
+            } else {
+                "no response"
+            };
+            (words.to_owned(), 2)
+        }
+        SdkError::ResponseError(response) => (
+            format!(
+                "the response could not be read (HTTP {})",
+                response.raw().status().as_u16()
+            ),
+            1,
+        ),
+        SdkError::ServiceError(_) => ("an error answer".to_owned(), 1),
+        _ => ("the request failed in the SDK".to_owned(), 1),
+    }
+}
+
+/// A request that failed for want of credentials: the SDK reports a credentials provider's
+/// error, or a client without a credentials provider, as a failure to dispatch (or, before
+/// it, to build) the request, with the reason somewhere in the chain.
+fn credentials_message(err: &(dyn std::error::Error + 'static)) -> Option<(String, usize)> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut depth = 0;
+    let mut node = Some(err);
+    while let Some(cause) = node {
+        if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
+            // The credentials error's own sentence is told; its sources follow.
+            let told = depth + 1;
+            let words = match credentials {
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    "no credentials (the credentials provider found none)".to_owned()
+                }
+                CredentialsError::ProviderTimedOut(timeout) => format!(
+                    "could not load credentials (the credentials provider timed out after {:?})",
+                    timeout.timeout_duration()
+                ),
+                CredentialsError::InvalidConfiguration(_) => {
+                    "could not load credentials (the credentials provider is misconfigured)"
+                        .to_owned()
+                }
+                CredentialsError::ProviderError(_) => {
+                    "could not load credentials (the credentials provider failed)".to_owned()
+                }
+                _ => "could not load credentials".to_owned(),
+            };
+            return Some((words, told));
+        }
+        if lacks_identity_resolver(cause) {
+            // The SDK's own text is a paragraph on auth schemes and code generation: the
+            // message says it all.
+            return Some((
+                "no credentials (the client has no credentials provider)".to_owned(),
+                chain_len(err),
+            ));
+        }
+        node = cause.source();
+        depth += 1;
+    }
+    None
+}
+
+/// The SDK's error for a request it could not sign because the client has no identity (for
+/// DynamoDB: no credentials provider). Its type is private to the SDK, so it is known by its
+/// `Debug` form, `NoMatchingAuthSchemeError(.. NoIdentityResolver ..)`; if that ever changes,
+/// the error reads as a plain failure with the SDK's own text.
+fn lacks_identity_resolver(err: &(dyn std::error::Error + 'static)) -> bool {
+    let debug = format!("{err:?}");
+    debug.starts_with("NoMatchingAuthSchemeError") && debug.contains("NoIdentityResolver")
+}
+
+/// How many errors an error's chain holds, itself included.
+fn chain_len(err: &(dyn std::error::Error + 'static)) -> usize {
+    std::iter::successors(Some(err), |err| err.source()).count()
 }
 
 /// A failure of the SDK's request builders (a missing required field): a bug, never retried.
 fn build_error(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError) -> Error {
     BackendError::new(NAME, operation, false)
+        .with_message("the request could not be built")
         .with_source(Some(Arc::new(err)))
         .into()
 }
@@ -586,5 +710,202 @@ mod tests {
         assert_eq!(attempts(backend.client()), Some(1));
         let kept = DynamoDbBackend::with_sdk_retries(client.clone(), "t");
         assert_eq!(attempts(kept.client()), attempts(&client));
+    }
+
+    use std::error::Error as _;
+
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_dynamodb::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn response(status: u16) -> std::result::Result<HttpResponse, Box<dyn std::error::Error>> {
+        Ok(HttpResponse::new(status.try_into()?, "".into()))
+    }
+
+    /// The error's message, and the report after it.
+    fn texts(err: &Error) -> (String, String) {
+        let message = err.to_string();
+        let report = err.report().to_string();
+        let rest = report.strip_prefix(&message).unwrap_or_default().to_owned();
+        (message, rest)
+    }
+
+    #[test]
+    fn service_errors_say_dynamodbs_code_and_message_once() -> TestResult {
+        let meta = ErrorMetadata::builder()
+            .code("ResourceNotFoundException")
+            .message("Requested resource not found")
+            .custom("aws_request_id", "REQ1")
+            .build();
+        let modeled = GetItemError::ResourceNotFoundException(
+            ResourceNotFoundException::builder()
+                .message("Requested resource not found")
+                .meta(meta)
+                .build(),
+        );
+        let err = from_sdk("GetItem", SdkError::service_error(modeled, response(400)?));
+        assert_eq!(
+            texts(&err),
+            (
+                "the DynamoDB GetItem request failed: ResourceNotFoundException: Requested \
+                 resource not found"
+                    .to_owned(),
+                String::new()
+            )
+        );
+        assert_eq!(err.service_code(), Some("ResourceNotFoundException"));
+        assert_eq!(err.request_id(), Some("REQ1"));
+        assert!(!err.is_retryable());
+        let original = err.backend().and_then(BackendError::original);
+        assert!(matches!(
+            original.and_then(|e| e.downcast_ref::<GetItemError>()),
+            Some(GetItemError::ResourceNotFoundException(_))
+        ));
+
+        // Codes the SDK does not model for the operation read the same.
+        let unmodeled = GetItemError::generic(
+            ErrorMetadata::builder()
+                .code("ValidationException")
+                .message("The provided key element does not match the schema")
+                .build(),
+        );
+        let err = from_sdk(
+            "GetItem",
+            SdkError::service_error(unmodeled, response(400)?),
+        );
+        assert_eq!(
+            err.report().to_string(),
+            "the DynamoDB GetItem request failed: ValidationException: The provided key element \
+             does not match the schema"
+        );
+        // An answer with a code and no message, or with neither.
+        let bare =
+            GetItemError::generic(ErrorMetadata::builder().code("ThrottlingException").build());
+        let err = from_sdk("GetItem", SdkError::service_error(bare, response(400)?));
+        assert_eq!(
+            err.report().to_string(),
+            "the DynamoDB GetItem request failed: ThrottlingException"
+        );
+        assert!(err.is_throttle() && err.is_retryable());
+        let empty = GetItemError::generic(ErrorMetadata::builder().build());
+        let err = from_sdk("GetItem", SdkError::service_error(empty, response(503)?));
+        assert_eq!(
+            err.report().to_string(),
+            "the DynamoDB GetItem request failed: an error answer with no error code (HTTP 503)"
+        );
+        assert!(err.is_retryable());
+        Ok(())
+    }
+
+    #[test]
+    fn failures_to_get_an_answer_say_which_and_keep_the_cause_below() -> TestResult {
+        let refused =
+            || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let cases: Vec<(SdkError<GetItemError, HttpResponse>, &str, bool)> = vec![
+            (
+                SdkError::dispatch_failure(ConnectorError::io(refused().into())),
+                "no response (I/O error): Connection refused",
+                true,
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::timeout(
+                    "HTTP read timeout occurred after 3s".into(),
+                )),
+                "no response in time: HTTP read timeout occurred after 3s",
+                true,
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::user("bad header".into())),
+                "the request could not be sent (the HTTP client refused it): bad header",
+                false,
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::other("pool closed".into(), None)),
+                "no response: pool closed",
+                true,
+            ),
+            (
+                SdkError::timeout_error("operation timeout occurred after 10s"),
+                "no response in time: operation timeout occurred after 10s",
+                true,
+            ),
+            (
+                SdkError::construction_failure("endpoint could not be resolved"),
+                "the request could not be built: endpoint could not be resolved",
+                false,
+            ),
+            (
+                SdkError::response_error("truncated body", response(200)?),
+                "the response could not be read (HTTP 200): truncated body",
+                true,
+            ),
+        ];
+        for (sdk, expected, retryable) in cases {
+            let err = from_sdk("GetItem", sdk);
+            assert_eq!(
+                err.report().to_string(),
+                format!("the DynamoDB GetItem request failed: {expected}")
+            );
+            assert_eq!(err.is_retryable(), retryable, "{err}");
+            assert_eq!(err.service_code(), None);
+            assert!(err
+                .backend()
+                .and_then(BackendError::original)
+                .is_some_and(|e| e.is::<SdkError<GetItemError, HttpResponse>>()));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn failures_for_want_of_credentials_say_so() {
+        let credentials = |err: CredentialsError| -> SdkError<GetItemError, HttpResponse> {
+            SdkError::dispatch_failure(ConnectorError::other(err.into(), None))
+        };
+        let cases = [
+            (
+                credentials(CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                )),
+                "no credentials (the credentials provider found none): no providers in chain \
+                 provided credentials",
+            ),
+            (
+                credentials(CredentialsError::provider_timed_out(
+                    std::time::Duration::from_secs(5),
+                )),
+                "could not load credentials (the credentials provider timed out after 5s)",
+            ),
+            (
+                credentials(CredentialsError::provider_error("the token expired")),
+                "could not load credentials (the credentials provider failed): the token expired",
+            ),
+            (
+                credentials(CredentialsError::invalid_configuration("no region")),
+                "could not load credentials (the credentials provider is misconfigured): no region",
+            ),
+            (
+                SdkError::construction_failure(CredentialsError::not_loaded_no_source()),
+                "no credentials (the credentials provider found none)",
+            ),
+        ];
+        for (sdk, expected) in cases {
+            let err = from_sdk("GetItem", sdk);
+            assert_eq!(
+                err.report().to_string(),
+                format!("the DynamoDB GetItem request failed: {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn chains_are_counted_whole() {
+        let io = std::io::Error::other("x");
+        assert_eq!(chain_len(&io), 1);
+        let connector = ConnectorError::io(io.into());
+        assert_eq!(chain_len(&connector), 2);
+        assert!(connector.source().is_some());
     }
 }
