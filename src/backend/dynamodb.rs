@@ -92,8 +92,10 @@ where
                 || status.is_some_and(|s| s == 429 || s >= 500)
         }
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        // No credentials at all is not worth repeating; a provider that failed may recover.
         SdkError::DispatchFailure(failure) => {
-            failure.is_io() || failure.is_timeout() || failure.is_other()
+            (failure.is_io() || failure.is_timeout() || failure.is_other())
+                && !lacks_credentials(&err)
         }
         _ => false,
     };
@@ -213,6 +215,18 @@ fn credentials_message(err: &(dyn std::error::Error + 'static)) -> Option<(Strin
         depth += 1;
     }
     None
+}
+
+/// Whether the request failed because there are no credentials at all: the client has no
+/// credentials provider, or its provider found none. Repeating the request cannot help.
+fn lacks_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    std::iter::successors(Some(err), |err| err.source()).any(|cause| {
+        matches!(
+            cause.downcast_ref::<CredentialsError>(),
+            Some(CredentialsError::CredentialsNotLoaded(_))
+        ) || lacks_identity_resolver(cause)
+    })
 }
 
 /// The SDK's error for a request it could not sign because the client has no identity (for

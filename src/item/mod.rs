@@ -103,10 +103,17 @@ fn validate_value(value: &AttributeValue, depth: usize) -> Result<()> {
         AttributeValue::N(n) => number::validate(n),
         AttributeValue::Ns(set) => {
             non_empty_set(set.len(), "number")?;
-            set.iter().try_for_each(|n| number::validate(n))
+            set.iter().try_for_each(|n| number::validate(n))?;
+            distinct(set.iter().map(|n| number::value(n)), "number")
         }
-        AttributeValue::Ss(set) => non_empty_set(set.len(), "string"),
-        AttributeValue::Bs(set) => non_empty_set(set.len(), "binary"),
+        AttributeValue::Ss(set) => {
+            non_empty_set(set.len(), "string")?;
+            distinct(set.iter(), "string")
+        }
+        AttributeValue::Bs(set) => {
+            non_empty_set(set.len(), "binary")?;
+            distinct(set.iter().map(|b| b.as_ref()), "binary")
+        }
         AttributeValue::L(list) => {
             nesting(depth)?;
             list.iter().try_for_each(|v| validate_value(v, depth + 1))
@@ -124,6 +131,20 @@ fn nesting(depth: usize) -> Result<()> {
         return Err(Error::validation(format!(
             "the value nests lists and maps deeper than DynamoDB's limit of {MAX_NESTING_DEPTH} levels"
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a set with two equal members, as DynamoDB does ("Input collection contains
+/// duplicates"); numbers are equal when they stand for the same number (`1` and `1.0`).
+fn distinct<T: Eq + std::hash::Hash>(members: impl Iterator<Item = T>, what: &str) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for member in members {
+        if !seen.insert(member) {
+            return Err(Error::validation(format!(
+                "the value has a {what} set with two equal members, which DynamoDB does not store"
+            )));
+        }
     }
     Ok(())
 }
@@ -232,6 +253,35 @@ mod tests {
             let err = validate(&item, "_key", 1).err();
             assert!(matches!(err, Some(Error::Validation { .. })), "{err:?}");
         }
+    }
+
+    #[test]
+    fn sets_with_equal_members_are_refused() {
+        let blob = |b: &[u8]| aws_sdk_dynamodb::primitives::Blob::new(b.to_vec());
+        let check = |value: AttributeValue| {
+            validate(&Item::from([("s".to_string(), value)]), "_key", 4).map_err(|e| e.code())
+        };
+        let refused = Err("ValidationException");
+        assert_eq!(
+            check(AttributeValue::Ss(vec!["a".into(), "a".into()])),
+            refused
+        );
+        assert_eq!(
+            check(AttributeValue::Bs(vec![blob(b"x"), blob(b"x")])),
+            refused
+        );
+        for (a, b) in [("1", "1.0"), ("10e-1", "1"), ("-0", "0"), ("0.5", "5E-1")] {
+            let set = AttributeValue::Ns(vec![a.into(), b.into()]);
+            assert_eq!(check(set), refused, "{a} and {b} are one number");
+        }
+        for (a, b) in [("1", "-1"), ("1", "10"), ("1.5", "15")] {
+            let set = AttributeValue::Ns(vec![a.into(), b.into()]);
+            assert_eq!(check(set), Ok(()), "{a} and {b} differ");
+        }
+        assert_eq!(
+            check(AttributeValue::Ss(vec!["a".into(), "A".into()])),
+            Ok(())
+        );
     }
 
     #[test]

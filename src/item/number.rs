@@ -112,6 +112,22 @@ pub(crate) fn parse(n: &str) -> Option<Number> {
     })
 }
 
+/// The number `n` stands for, in one spelling: whether it is below zero, its significant
+/// digits, and the power of ten of the first; `None` if DynamoDB cannot read it. Numbers
+/// DynamoDB holds as equal (`1`, `1.0`, `10e-1`, `-0`, `0`) have the same value here: what
+/// makes two members of a number set duplicates.
+pub(crate) fn value(n: &str) -> Option<(bool, String, i64)> {
+    let number = parse(n)?;
+    let mantissa = n.split(['e', 'E']).next().unwrap_or(n);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_owned();
+    let negative = n.starts_with('-') && !digits.is_empty();
+    Some((negative, digits, number.exponent))
+}
+
 /// An exponent's optional sign and its digits (at least one), capped at [`EXPONENT_CAP`].
 fn parse_exponent(exponent: &str) -> Option<i64> {
     let (negative, digits) = match exponent.strip_prefix('-') {
