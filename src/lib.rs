@@ -37,8 +37,11 @@
 //! ## Keys
 //! A [`Key`] has a parent, a kind and an identifier, rendered into one string partition key
 //! exactly as the Go library of the same name renders it, so tables it wrote read back. Keys are
-//! checked when built. [`Kinds`] parses rendered keys back; a key stored inside a value is
-//! written as its rendered string and read back as a [`RenderedKey`].
+//! checked when built. A key's identity is its rendered form: keys that render alike are equal
+//! and name one item. [`Kinds`] parses rendered keys back (and, given to a store, refuses keys
+//! that would read back with other parts); [`escape_identifier`] lets an identifier hold a `.`;
+//! a key stored inside a value is written as its rendered string and read back as a
+//! [`RenderedKey`].
 //!
 //! ## Guarantees
 //! - **Read your writes**: a read never returns a state older than the last acknowledged
