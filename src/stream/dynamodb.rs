@@ -26,7 +26,7 @@ const NAME: &str = "DynamoDB Streams";
 const RECORDS_PER_REQUEST: i32 = 1000;
 
 /// A DynamoDB table's stream, reached with an [`aws_sdk_dynamodbstreams::Client`] built from
-/// the same configuration as the table's client.
+/// the same configuration as the table's client. Needs the `streams` feature, off by default.
 ///
 /// ```no_run
 /// # async fn example() -> quickstore::Result<()> {
