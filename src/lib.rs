@@ -4,7 +4,8 @@
 //!
 //! Reads of cached items never leave memory; misses read through to the table once, however
 //! many tasks ask at the same time, and absent items are cached too. Mutations are applied to
-//! the cache and acknowledged at once, then written to DynamoDB in the background: coalesced
+//! the cache and acknowledged without waiting for DynamoDB (an `insert` or `update` of a key the
+//! store does not hold reads it first), then written to DynamoDB in the background: coalesced
 //! per key (only the newest state is written), batched 25 to a `BatchWriteItem`, with several
 //! batches in flight, and retried through throttling and outages.
 //!
@@ -16,7 +17,9 @@
 //! struct User { name: String }
 //!
 //! # async fn example() -> quickstore::Result<()> {
-//! let config = aws_config::load_from_env().await;
+//! let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+//!     .load()
+//!     .await;
 //! let backend = DynamoDbBackend::new(aws_sdk_dynamodb::Client::new(&config), "users");
 //! let store = Store::builder(backend).open().await?;
 //! let key = Key::new("User", "ada")?;                        // checked when built
@@ -33,6 +36,12 @@
 //! `Serialize` value that is a map) and raw (`insert_item`, `update_item`, `upsert_item`, an
 //! [`Item`]), both checked the way DynamoDB would check them. `insert` fails with
 //! [`Error::ItemExisted`] and `update` with [`Error::ItemNotExisted`], as in the Go library.
+//!
+//! Mutations are acknowledged from memory once the store knows what they need: `upsert` and
+//! `delete` at once; `insert` and `update`, which depend on whether the item exists, read a key
+//! the store does not hold (never read, evicted, or older than
+//! [`max_staleness`](StoreBuilder::max_staleness)) from the backend first. In versioned mode
+//! every mutation of a key the store does not hold reads it first, to learn its version.
 //!
 //! ## Keys
 //! A [`Key`] has a parent, a kind and an identifier, rendered into one string partition key

@@ -253,14 +253,35 @@ fn build_error(operation: &'static str, err: aws_sdk_dynamodb::error::BuildError
 
 /// A DynamoDB table, reached with an [`aws_sdk_dynamodb::Client`].
 ///
-/// Build the client from `aws-config`'s standard chain; for a local server such as dynalite or
-/// DynamoDB Local, set an endpoint URL on the config:
+/// Build the client from `aws-config`'s standard chain:
 ///
 /// ```no_run
 /// # async fn example() {
-/// let config = aws_config::load_from_env().await;
+/// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+///     .load()
+///     .await;
 /// let client = aws_sdk_dynamodb::Client::new(&config);
 /// let backend = quickstore::DynamoDbBackend::new(client, "my-table");
+/// # }
+/// ```
+///
+/// A local server such as dynalite or DynamoDB Local needs an endpoint URL, and the SDK needs
+/// a region and credentials to sign its requests even though the server checks neither. Set
+/// them in code, as here, or in the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) for the call above to read:
+///
+/// ```no_run
+/// # async fn example() -> quickstore::Result<()> {
+/// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+///     .endpoint_url("http://127.0.0.1:8000")
+///     .region("us-east-1")
+///     .test_credentials()
+///     .load()
+///     .await;
+/// let client = aws_sdk_dynamodb::Client::new(&config);
+/// let backend = quickstore::DynamoDbBackend::new(client, "my-table");
+/// backend.create_table("_key").await?; // accepts the table if it is there already
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -30,7 +30,9 @@ const RECORDS_PER_REQUEST: i32 = 1000;
 ///
 /// ```no_run
 /// # async fn example() -> quickstore::Result<()> {
-/// let config = aws_config::load_from_env().await;
+/// let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+///     .load()
+///     .await;
 /// let tables = aws_sdk_dynamodb::Client::new(&config);
 /// let streams = aws_sdk_dynamodbstreams::Client::new(&config);
 /// let stream = quickstore::DynamoDbStream::of_table(streams, &tables, "my-table").await?;
