@@ -130,7 +130,7 @@
 //!
 //! | feature | default | what it adds | cost |
 //! |---|---|---|---|
-//! | `embedded` | yes | [`EmbeddedBackend`], a local redb database, for tools, tests and the CLI | the `redb` crate |
+//! | `embedded` | yes | `EmbeddedBackend`, a local redb database, for tools, tests and the CLI | the `redb` crate |
 //! | `streams` | no | `DynamoDbStream`, to follow a table's DynamoDB stream | the `aws-sdk-dynamodbstreams` crate (it shares the AWS SDK's runtime with `aws-sdk-dynamodb`) |
 //! | `testing` | no | `quickstore::testing`: `FaultyBackend`, a wrapper around any backend that injects throttling, partial batches, latency, timeouts, connection resets, permanent errors and refused writes from a seed, and records and checks the store's requests | none (`parking_lot` and `rand` are dependencies already) |
 //!
