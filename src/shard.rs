@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
 use crate::key::Parts;
+use crate::version::Base;
 
 mod clean;
 
@@ -189,38 +190,23 @@ pub(crate) struct ToWrite {
     pub value: Value,
     /// The newest mutation the state includes.
     pub seq: u64,
-    /// The table's state the key's pending mutations started from: present at a version, or
-    /// absent (`None`). Versioned writes are conditional on it.
-    pub base: Option<u64>,
-    /// See [`Base::read`].
-    pub read: Option<Arc<Item>>,
+    /// The table's state the key's pending mutations started from. Versioned writes are
+    /// conditional on it.
+    pub base: Base,
     /// See [`WriteContext::key_parts`].
     pub parts: Option<Parts>,
 }
 
-/// The table's state a key's pending mutations build on, in versioned mode.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Base {
-    /// Present at a version (0: without the version attribute), or absent (`None`).
-    pub version: Option<u64>,
-    /// When the base is an item without the version attribute: that item as the store read
-    /// it, which the first write is conditional on. `None` otherwise, and for a mutation
-    /// recovered from a journal that kept only the version.
-    pub read: Option<Arc<Item>>,
-}
-
-impl Base {
-    /// The base a mutation of a key in state `current` builds on.
-    fn of(current: &Current, versioned: bool) -> Self {
-        let read = if versioned && current.base == Some(0) {
-            current.value.clone()
-        } else {
-            None
-        };
-        Self {
-            version: current.base,
-            read,
-        }
+/// The base a mutation of a key in state `current` builds on.
+fn base_of(current: &Current, versioned: bool) -> Base {
+    let read = if versioned && current.base == Some(0) {
+        current.value.clone()
+    } else {
+        None
+    };
+    Base {
+        version: current.base,
+        read,
     }
 }
 
@@ -313,9 +299,7 @@ struct Dirty {
     /// The first mutation after the in-flight state.
     next_first: Option<u64>,
     /// The table's state the pending mutations started from; see [`ToWrite::base`].
-    base: Option<u64>,
-    /// See [`Base::read`].
-    read: Option<Arc<Item>>,
+    base: Base,
     /// See [`WriteContext::key_parts`].
     parts: Option<Parts>,
 }
@@ -643,7 +627,7 @@ impl Shard {
                 (Mutation::Update(_), false) => return Ok(Mutated::NotExisted),
                 _ => {}
             }
-            base = Base::of(&current, ctx.versioned);
+            base = base_of(&current, ctx.versioned);
         }
         state.apply(key, mutation, base, ctx).map(Mutated::Applied)
     }
@@ -672,7 +656,7 @@ impl Shard {
         }
         match decide(&current.value)? {
             (Some(mutation), answer) => {
-                let base = Base::of(&current, ctx.versioned);
+                let base = base_of(&current, ctx.versioned);
                 let seq = state.apply(key, mutation, base, ctx)?;
                 Ok(MutatedWith::Applied(seq, answer))
             }
@@ -706,8 +690,7 @@ impl Shard {
                 first_seq: seq,
                 in_flight: None,
                 next_first: None,
-                base: base.version,
-                read: base.read,
+                base,
                 parts: ctx.key_parts,
             },
         );
@@ -732,8 +715,7 @@ impl Shard {
         Some(ToWrite {
             value: entry.value.clone(),
             seq: entry.seq,
-            base: entry.base,
-            read: entry.read.clone(),
+            base: entry.base.clone(),
             parts: entry.parts,
         })
     }
@@ -757,8 +739,10 @@ impl Shard {
             entry.first_seq = first;
             if let Landed::Written(now) = landed {
                 // The next write replaces what this one left.
-                entry.base = now;
-                entry.read = None;
+                entry.base = Base {
+                    version: now,
+                    read: None,
+                };
             }
             return Some(Completed::StillDirty(first));
         }
@@ -848,7 +832,7 @@ impl State {
             return Some(Current {
                 value: entry.value.clone(),
                 version: 0,
-                base: entry.base,
+                base: entry.base.version,
             });
         }
         let cached = self.clean.get_str(key)?;
@@ -956,7 +940,7 @@ impl State {
                 // Versioned mode: what a recovered write of this state would be conditional on,
                 // as the dirty entry has it now.
                 let recorded = ctx.versioned.then(|| match self.dirty.get(key) {
-                    Some(entry) => TableState::of(entry.base, entry.read.as_ref()),
+                    Some(entry) => TableState::of(entry.base.version, entry.base.read.as_ref()),
                     None => TableState::of(base.version, base.read.as_ref()),
                 });
                 match journal.append(ctx.seq, op, key, value.as_ref(), recorded) {
@@ -998,8 +982,7 @@ impl State {
                         first_seq: seq,
                         in_flight: None,
                         next_first: None,
-                        base: base.version,
-                        read: base.read,
+                        base,
                         parts: ctx.key_parts,
                     },
                 );

@@ -23,10 +23,11 @@ use crate::journal::{Journal, Recovered, TableState};
 use crate::key::{Key, Kinds};
 use crate::load;
 use crate::options::Options;
-use crate::shard::{Base, Mutation};
+use crate::shard::Mutation;
 use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::{self, Handlers};
+use crate::version::Base;
 use crate::write::{self, Change, Writer};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).

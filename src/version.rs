@@ -105,22 +105,33 @@ pub(crate) fn next(base: Option<u64>) -> u64 {
     base.map_or(1, |version| version.saturating_add(1))
 }
 
+/// The table's state a key's pending mutations build on (versioned mode: what their write is
+/// conditional on).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Base {
+    /// Present at a version (0: without the version attribute), or absent (`None`).
+    pub version: Option<u64>,
+    /// When the base is an item without the version attribute: that item as the store read
+    /// it (without its partition key attribute), which the first write is conditional on.
+    /// `None` otherwise, and for a mutation recovered from a journal that kept only the
+    /// version.
+    pub read: Option<Arc<Item>>,
+}
+
 /// The condition a write of `key` over `base` is sent with: the base's absence, or its
-/// version, or, for an item without the version attribute, that item as the store read it
-/// (`read`, without its partition key attribute). `None` when the base is such an item but the
-/// store does not have it (a recovered write): no condition says "unchanged" then, and the
-/// write must not be sent blind.
+/// version, or, for an item without the version attribute, that item as the store read it.
+/// `None` when the base is such an item but the store does not have it (a recovered write):
+/// no condition says "unchanged" then, and the write must not be sent blind.
 pub(crate) fn condition(
-    base: Option<u64>,
-    read: Option<&Item>,
+    base: &Base,
     attribute: &str,
     partition_key: &str,
     key: &str,
 ) -> Option<Condition> {
-    Some(match (base, read) {
+    Some(match (base.version, &base.read) {
         (None, _) => Condition::Absent,
         (Some(0), Some(read)) => {
-            let mut item = read.clone();
+            let mut item = (**read).clone();
             item.insert(partition_key.to_owned(), AttributeValue::S(key.to_owned()));
             Condition::Unchanged {
                 attribute: attribute.to_owned(),
@@ -139,25 +150,32 @@ pub(crate) fn condition(
 mod tests {
     use super::*;
 
+    fn base(version: Option<u64>, read: Option<&Item>) -> Base {
+        Base {
+            version,
+            read: read.cloned().map(Arc::new),
+        }
+    }
+
     #[test]
     fn a_write_over_an_unversioned_item_is_conditional_on_the_item_as_read() {
         let read = Item::from([("x".to_string(), AttributeValue::S("y".into()))]);
         let mut expected = read.clone();
         expected.insert("_key".into(), AttributeValue::S("K".into()));
         assert_eq!(
-            condition(Some(0), Some(&read), "_v", "_key", "K"),
+            condition(&base(Some(0), Some(&read)), "_v", "_key", "K"),
             Some(Condition::Unchanged {
                 attribute: "_v".into(),
                 item: expected
             })
         );
         assert_eq!(
-            condition(Some(0), None, "_v", "_key", "K"),
+            condition(&base(Some(0), None), "_v", "_key", "K"),
             None,
             "without the item read, no condition: never blind"
         );
         assert_eq!(
-            condition(Some(3), None, "_v", "_key", "K"),
+            condition(&base(Some(3), None), "_v", "_key", "K"),
             Some(Condition::Version {
                 attribute: "_v".into(),
                 version: 3
@@ -171,7 +189,7 @@ mod tests {
         assert_eq!(next(Some(0)), 1);
         assert_eq!(next(Some(41)), 42);
         assert_eq!(
-            condition(None, None, "_v", "_key", "K"),
+            condition(&base(None, None), "_v", "_key", "K"),
             Some(Condition::Absent)
         );
         let mut item = Item::from([

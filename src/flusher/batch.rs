@@ -19,7 +19,7 @@ use crate::retry::Backoff;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
 use crate::telemetry::{FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES};
-use crate::version;
+use crate::version::{self, Base};
 
 /// Which dirty state a write carries.
 #[derive(Debug, Clone)]
@@ -31,10 +31,7 @@ pub(crate) struct Meta {
     /// The newest mutation the write covers.
     pub seq: u64,
     /// The table's state the write replaces (versioned mode: its condition).
-    pub base: Option<u64>,
-    /// Versioned mode, when `base` is an item without the version attribute: that item as
-    /// read, which the write is conditional on.
-    pub read: Option<Arc<Item>>,
+    pub base: Base,
     /// Where the key's parts end, when known.
     pub parts: Option<Parts>,
     /// The version the table holds once the write lands; `None` for a delete.
@@ -110,7 +107,7 @@ pub(crate) fn complete(shared: &Shared, meta: &Meta, landed: Landed) -> Option<C
         let table = match landed {
             Landed::Written(now) => now,
             // Refused: the table was left as it was.
-            Landed::Refused => meta.base,
+            Landed::Refused => meta.base.version,
         };
         mark_settled(shared, &meta.key, meta.seq, table);
     }
@@ -321,13 +318,7 @@ async fn write_if(
         Write::Delete(_) => "DeleteItem",
     };
     loop {
-        let condition = version::condition(
-            meta.base,
-            meta.read.as_deref(),
-            version_attribute,
-            partition_key,
-            &meta.key,
-        );
+        let condition = version::condition(&meta.base, version_attribute, partition_key, &meta.key);
         let answer = match &condition {
             Some(condition) => {
                 counters.add(&counters.write_requests, 1);
@@ -395,9 +386,11 @@ async fn write_if(
 
 /// Makes `write` replace version `landed` instead of its base.
 fn rebase(meta: &mut Meta, write: &mut Write, attribute: &str, writer: u64, landed: u64) {
-    meta.base = Some(landed);
-    meta.read = None;
-    let next = version::next(meta.base);
+    meta.base = Base {
+        version: Some(landed),
+        read: None,
+    };
+    let next = version::next(meta.base.version);
     if let Write::Put(item) = write {
         item.insert(attribute.to_owned(), AttributeValue::N(next.to_string()));
         item.insert(

@@ -183,7 +183,7 @@ impl Runner {
                 let version = options
                     .version_attribute
                     .as_ref()
-                    .map(|attribute| (attribute, version::next(taken.base)));
+                    .map(|attribute| (attribute, version::next(taken.base.version)));
                 let (write, written) = match &taken.value {
                     Some(item) => {
                         let mut item = (**item).clone();
@@ -216,7 +216,6 @@ impl Runner {
                         first_seq,
                         seq: taken.seq,
                         base: taken.base,
-                        read: taken.read,
                         parts: taken.parts,
                         written,
                     },

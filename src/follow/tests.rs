@@ -281,7 +281,7 @@ async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Res
         dirty,
         Some(Arc::new(item("1"))),
         1,
-        crate::shard::Base::default(),
+        crate::version::Base::default(),
         &ctx,
     );
     stream.put("s1", dirty, Some("2"), LATER);

@@ -507,18 +507,21 @@ fn writes_remember_the_version_they_replace() -> Result<()> {
     let taken = shard
         .take_for_write("a")
         .ok_or_else(|| Error::validation("not dirty"))?;
-    assert_eq!(taken.base, Some(4));
+    assert_eq!(taken.base.version, Some(4));
     // A mutation while the write is in flight: the next write replaces what this one left.
     harness.mutate(&shard, "a", Mutation::Upsert(item(3)), None)?;
     shard.complete_write("a", taken.seq, Landed::Written(Some(5)));
     let next = shard
         .take_for_write("a")
         .ok_or_else(|| Error::validation("not dirty"))?;
-    assert_eq!((next.base, next.value), (Some(5), Some(item(3))));
+    assert_eq!((next.base.version, next.value), (Some(5), Some(item(3))));
     shard.complete_write("a", next.seq, Landed::Written(Some(6)));
     // Settled at version 6: a new episode starts from it.
     harness.mutate(&shard, "a", Mutation::Delete, None)?;
-    assert_eq!(shard.take_for_write("a").map(|t| t.base), Some(Some(6)));
+    assert_eq!(
+        shard.take_for_write("a").map(|t| t.base.version),
+        Some(Some(6))
+    );
 
     // In versioned mode even an upsert of an unknown key reads it first.
     assert_eq!(
@@ -528,7 +531,10 @@ fn writes_remember_the_version_they_replace() -> Result<()> {
     // An absent key's episode starts from absence.
     start_load(&shard, "b").and_then(|t| shard.finish_load("b", t, None, 0));
     harness.mutate(&shard, "b", Mutation::Insert(item(1)), None)?;
-    assert_eq!(shard.take_for_write("b").map(|t| t.base), Some(None));
+    assert_eq!(
+        shard.take_for_write("b").map(|t| t.base.version),
+        Some(None)
+    );
     Ok(())
 }
 
@@ -556,6 +562,9 @@ fn a_lost_race_hands_the_key_to_the_winner() -> Result<()> {
     assert!(shard.take_for_write("a").is_none(), "nothing left to write");
     // The next episode starts from the winner's version.
     harness.mutate(&shard, "a", Mutation::Upsert(item(4)), None)?;
-    assert_eq!(shard.take_for_write("a").map(|t| t.base), Some(Some(2)));
+    assert_eq!(
+        shard.take_for_write("a").map(|t| t.base.version),
+        Some(Some(2))
+    );
     Ok(())
 }
