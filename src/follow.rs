@@ -25,7 +25,6 @@ use crate::shared::Shared;
 use crate::stream::{
     ChangeStream, StreamImage, StreamRecord, StreamRecords, StreamShard, StreamStart,
 };
-use crate::version;
 
 /// How often the stream's shards are listed again, besides whenever a shard ends.
 const DISCOVER_EVERY: Duration = Duration::from_secs(60);
@@ -213,12 +212,8 @@ impl Follower {
             return;
         };
         let state = match change.after {
-            StreamImage::Present(mut item) => {
-                item.remove(&*options.partition_key);
-                let version = options
-                    .version_attribute
-                    .as_deref()
-                    .map_or(0, |attribute| version::take(&mut item, attribute));
+            StreamImage::Present(item) => {
+                let (item, version) = shared.layout.value(item);
                 Some((Some(Arc::new(item)), version))
             }
             StreamImage::Removed => Some((None, 0)),

@@ -145,7 +145,7 @@
 struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
-// item, codec, backend, stream, version, journal, retry, options, stats,
+// item, codec, backend, stream, version, stored, journal, retry, options, stats,
 // telemetry, shard, shared, load, flusher, follow, write, store, builder, testing.
 mod backend;
 mod builder;
@@ -163,6 +163,7 @@ mod shard;
 mod shared;
 mod stats;
 mod store;
+mod stored;
 mod stream;
 mod telemetry;
 mod version;

@@ -22,7 +22,6 @@ use crate::retry::Backoff;
 use crate::shard::{Decoded, Known, Lookup, Shard, Ticket, Value};
 use crate::shared::Shared;
 use crate::telemetry;
-use crate::version;
 
 /// `BatchGetItem` requests one `get_many` call keeps in flight at once.
 pub(crate) const MAX_CONCURRENT_BATCH_GETS: usize = 8;
@@ -231,14 +230,10 @@ async fn load_one(shared: &Shared, rendered: &str, attempts: &mut u32) -> Result
 /// Removes the partition key attribute (and, in versioned mode, the version attribute) from
 /// a backend item; returns the item and its version.
 fn strip(shared: &Shared, item: Option<Item>) -> (Value, u64) {
-    let Some(mut item) = item else {
+    let Some(item) = item else {
         return (None, 0);
     };
-    item.remove(&*shared.options.partition_key);
-    let version = match &shared.options.version_attribute {
-        Some(attribute) => version::take(&mut item, attribute),
-        None => 0,
-    };
+    let (item, version) = shared.layout.value(item);
     (Some(Arc::new(item)), version)
 }
 

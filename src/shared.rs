@@ -11,15 +11,15 @@ use tokio::sync::Notify;
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::item::{self, Item};
+use crate::item::Item;
 use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::shard::{Hashed, KeyHasher, Shard, WriteContext};
 use crate::stats::Counters;
+use crate::stored::Layout;
 use crate::stream::Echoes;
 use crate::telemetry::{Handlers, Metrics, RefusedHandler};
-use crate::version;
 use crate::version::ConflictHandler;
 
 /// State shared by every handle and the flusher.
@@ -51,8 +51,9 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// This store's writes not yet seen in the stream, when it follows one.
     pub echoes: Option<Echoes>,
-    /// The id versioned writes are tagged with: the journal's, else random.
-    pub writer: u64,
+    /// What the store's items look like in the table; versioned writes are tagged with the
+    /// journal's writer id, else a random one.
+    pub layout: Layout,
 }
 
 impl Shared {
@@ -70,6 +71,11 @@ impl Shared {
         let writer = journal
             .as_ref()
             .map_or_else(rand::random, Journal::writer_id);
+        let layout = Layout::new(
+            Arc::clone(&options.partition_key),
+            options.version_attribute.clone(),
+            writer,
+        );
         let metrics = Metrics::new(options.metrics_label.as_deref());
         let hasher = KeyHasher::default();
         Self {
@@ -99,7 +105,7 @@ impl Shared {
             on_refused: handlers.on_refused,
             metrics,
             echoes: follows_stream.then(Echoes::default),
-            writer,
+            layout,
         }
     }
 
@@ -147,12 +153,7 @@ impl Shared {
     /// Checks an item to be stored under a key of `key_bytes` bytes as DynamoDB would, and
     /// that it does not carry the attributes the store sets itself.
     pub(crate) fn validate(&self, item: &Item, key_bytes: usize) -> Result<()> {
-        if let Some(attribute) = &self.options.version_attribute {
-            item::reserved(item, attribute, "the version attribute of versioned mode")?;
-            let writer = version::writer_attribute(attribute);
-            item::reserved(item, &writer, "the writer attribute of versioned mode")?;
-        }
-        item::validate(item, &self.options.partition_key, key_bytes)
+        self.layout.check_value(item, key_bytes)
     }
 
     pub(crate) fn shard_index(&self, rendered: &str) -> usize {

@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "backend",
     "stream",
     "version",
+    "stored",
     "journal",
     "retry",
     "options",

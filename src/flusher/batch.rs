@@ -6,7 +6,6 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::field::Empty;
 use tracing::Instrument as _;
 
@@ -18,6 +17,7 @@ use crate::key::Parts;
 use crate::retry::Backoff;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
+use crate::stored::Layout;
 use crate::telemetry::{FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES};
 use crate::version::{self, Base};
 
@@ -341,9 +341,8 @@ async fn write_if(
                 return Outcome::Written;
             }
             Ok(Conditional::Conflict { current }) => {
-                let ours = current
-                    .as_ref()
-                    .and_then(|item| version::written_by(item, version_attribute, shared.writer));
+                let layout = &shared.layout;
+                let ours = current.as_ref().and_then(|item| layout.written_here(item));
                 match (&*write, ours) {
                     // This very write landed.
                     (Write::Put(_), Some(seq)) if seq == meta.seq => {
@@ -355,8 +354,8 @@ async fn write_if(
                         let Some(current) = &current else {
                             return Outcome::Conflict(None);
                         };
-                        let landed = version::take(&mut current.clone(), version_attribute);
-                        rebase(meta, write, version_attribute, shared.writer, landed);
+                        let landed = layout.version_of(current);
+                        rebase(meta, write, layout, landed);
                         tracing::debug!(key = %meta.key, version = landed, "an earlier write of the key landed unseen; writing on top of it");
                     }
                     // A delete of an item that is gone: nothing to lose.
@@ -385,18 +384,14 @@ async fn write_if(
 }
 
 /// Makes `write` replace version `landed` instead of its base.
-fn rebase(meta: &mut Meta, write: &mut Write, attribute: &str, writer: u64, landed: u64) {
+fn rebase(meta: &mut Meta, write: &mut Write, layout: &Layout, landed: u64) {
     meta.base = Base {
         version: Some(landed),
         read: None,
     };
     let next = version::next(meta.base.version);
     if let Write::Put(item) = write {
-        item.insert(attribute.to_owned(), AttributeValue::N(next.to_string()));
-        item.insert(
-            version::writer_attribute(attribute),
-            AttributeValue::S(version::tag(writer, meta.seq)),
-        );
+        layout.stamp(item, next, meta.seq);
         meta.written = Some(next);
     }
 }

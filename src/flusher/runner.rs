@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -180,28 +179,16 @@ impl Runner {
                     // Not dirty any more, or already in flight: nothing to write for it now.
                     continue;
                 };
-                let version = options
-                    .version_attribute
-                    .as_ref()
-                    .map(|attribute| (attribute, version::next(taken.base.version)));
+                let version = if options.version_attribute.is_some() {
+                    version::next(taken.base.version)
+                } else {
+                    0
+                };
+                let layout = &self.shared.layout;
                 let (write, written) = match &taken.value {
                     Some(item) => {
-                        let mut item = (**item).clone();
-                        item.insert(
-                            options.partition_key.to_string(),
-                            AttributeValue::S(queued.key.clone()),
-                        );
-                        if let Some((attribute, version)) = version {
-                            item.insert(
-                                attribute.to_string(),
-                                AttributeValue::N(version.to_string()),
-                            );
-                            item.insert(
-                                version::writer_attribute(attribute),
-                                AttributeValue::S(version::tag(self.shared.writer, taken.seq)),
-                            );
-                        }
-                        (Write::Put(item), Some(version.map_or(0, |(_, v)| v)))
+                        let stored = layout.stored(&queued.key, item, version, taken.seq);
+                        (Write::Put(stored), Some(version))
                     }
                     None => (Write::Delete(queued.key.clone()), None),
                 };
@@ -284,14 +271,9 @@ impl Runner {
     /// Settles a versioned write that lost the race: the winner's state replaces the key's
     /// pending state, and the loss is counted, dead-lettered and handed to the handler.
     fn conflict(&mut self, meta: &Meta, current: Option<Item>) {
-        let options = &self.shared.options;
         let (theirs, version) = match current {
-            Some(mut item) => {
-                item.remove(&*options.partition_key);
-                let version = options
-                    .version_attribute
-                    .as_deref()
-                    .map_or(0, |attribute| version::take(&mut item, attribute));
+            Some(item) => {
+                let (item, version) = self.shared.layout.value(item);
                 (Some(Arc::new(item)), version)
             }
             None => (None, 0),
@@ -363,15 +345,8 @@ impl Runner {
         let Some(handler) = &self.shared.on_refused else {
             return;
         };
-        let options = &self.shared.options;
         let state = match write {
-            Write::Put(mut item) => {
-                item.remove(&*options.partition_key);
-                if let Some(attribute) = &options.version_attribute {
-                    version::take(&mut item, attribute);
-                }
-                Some(Arc::new(item))
-            }
+            Write::Put(item) => Some(Arc::new(self.shared.layout.value(item).0)),
             Write::Delete(_) => None,
         };
         handler(&Refused {

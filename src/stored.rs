@@ -1,0 +1,152 @@
+//! What an item looks like in the table: the value's own attributes, and those the store sets
+//! itself: the partition key, holding the rendered key, and in versioned mode the version and
+//! the writer of the state (see [`version`](crate::version) for what they mean). Every item the
+//! store writes is made here, and every item it reads is taken back to its value here.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::error::Result;
+use crate::item::{self, Item};
+use crate::version;
+
+/// The shape of a store's items in its table.
+pub(crate) struct Layout {
+    partition_key: Arc<str>,
+    versioning: Option<Versioning>,
+}
+
+/// Versioned mode's attributes, and the id this store's writes are tagged with.
+struct Versioning {
+    attribute: Arc<str>,
+    writer_attribute: String,
+    writer: u64,
+}
+
+impl Layout {
+    /// Items keyed by `partition_key`; versioned by `version_attribute`, if set, with writes
+    /// tagged as `writer`'s.
+    pub(crate) fn new(
+        partition_key: Arc<str>,
+        version_attribute: Option<Arc<str>>,
+        writer: u64,
+    ) -> Self {
+        Self {
+            partition_key,
+            versioning: version_attribute.map(|attribute| Versioning {
+                writer_attribute: version::writer_attribute(&attribute),
+                attribute,
+                writer,
+            }),
+        }
+    }
+
+    /// The item that stores `value` under `key`, as state `seq` of the key at `version`
+    /// (versioned mode; ignored otherwise).
+    pub(crate) fn stored(&self, key: &str, value: &Item, version: u64, seq: u64) -> Item {
+        let mut item = value.clone();
+        item.insert(
+            self.partition_key.to_string(),
+            AttributeValue::S(key.to_owned()),
+        );
+        self.stamp(&mut item, version, seq);
+        item
+    }
+
+    /// Makes a stored item state `seq` at `version` (versioned mode; nothing otherwise).
+    pub(crate) fn stamp(&self, item: &mut Item, version: u64, seq: u64) {
+        if let Some(v) = &self.versioning {
+            item.insert(
+                v.attribute.to_string(),
+                AttributeValue::N(version.to_string()),
+            );
+            item.insert(
+                v.writer_attribute.clone(),
+                AttributeValue::S(version::tag(v.writer, seq)),
+            );
+        }
+    }
+
+    /// A stored item taken back to its value, and the version it carried (0 without one).
+    pub(crate) fn value(&self, mut item: Item) -> (Item, u64) {
+        item.remove(&*self.partition_key);
+        let version = match &self.versioning {
+            Some(v) => version::take(&mut item, &v.attribute),
+            None => 0,
+        };
+        (item, version)
+    }
+
+    /// The version a stored item carries (0 without one), leaving the item as it is.
+    pub(crate) fn version_of(&self, item: &Item) -> u64 {
+        self.versioning.as_ref().map_or(0, |v| {
+            item.get(&*v.attribute)
+                .and_then(|value| value.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
+    }
+
+    /// Which of this store's states a stored item is, if this store wrote it.
+    pub(crate) fn written_here(&self, item: &Item) -> Option<u64> {
+        let v = self.versioning.as_ref()?;
+        version::written_by(item, &v.attribute, v.writer)
+    }
+
+    /// Checks a value as DynamoDB would check its item under a key of `key_bytes` bytes, and
+    /// that it carries none of the attributes the store sets itself.
+    pub(crate) fn check_value(&self, value: &Item, key_bytes: usize) -> Result<()> {
+        if let Some(v) = &self.versioning {
+            item::reserved(
+                value,
+                &v.attribute,
+                "the version attribute of versioned mode",
+            )?;
+            item::reserved(
+                value,
+                &v.writer_attribute,
+                "the writer attribute of versioned mode",
+            )?;
+        }
+        item::validate(value, &self.partition_key, key_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.to_owned())
+    }
+
+    #[test]
+    fn a_stored_item_goes_back_to_its_value() {
+        let value = Item::from([("name".to_string(), s("Ada"))]);
+        for versioned in [None, Some(Arc::from("_v"))] {
+            let layout = Layout::new(Arc::from("_key"), versioned.clone(), 0xabc);
+            let stored = layout.stored("User1", &value, 7, 42);
+            assert_eq!(stored.get("_key"), Some(&s("User1")));
+            assert_eq!(
+                layout.version_of(&stored),
+                if versioned.is_some() { 7 } else { 0 }
+            );
+            let here = layout.written_here(&stored);
+            assert_eq!(here, versioned.is_some().then_some(42));
+            let (back, version) = layout.value(stored);
+            assert_eq!(back, value, "nothing of the store's own is left");
+            assert_eq!(version, if versioned.is_some() { 7 } else { 0 });
+        }
+    }
+
+    #[test]
+    fn values_carrying_the_stores_attributes_are_refused() {
+        let layout = Layout::new(Arc::from("_key"), Some(Arc::from("_v")), 1);
+        for name in ["_key", "_v", "_v_by"] {
+            let value = Item::from([(name.to_string(), s("x"))]);
+            assert!(layout.check_value(&value, 5).is_err(), "{name}");
+        }
+        assert!(layout.check_value(&Item::new(), 5).is_ok());
+    }
+}
