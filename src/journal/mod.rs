@@ -9,6 +9,7 @@
 //! each round before acknowledging it; under [`Durability::Interval`] it acknowledges each round
 //! once written, and a syncer thread syncs the segment beside it.
 
+mod dead_letters;
 mod fs;
 mod inspect;
 mod options;
@@ -21,14 +22,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use parking_lot::Mutex;
 
 use crate::backend::Write;
 use crate::error::{Error, Result};
 use crate::item::Item;
-use fs::{AppendFile, FileSystem, Lock, StdFs};
+use fs::{FileSystem, Lock, StdFs};
 
+pub(crate) use dead_letters::DeadLetter;
+use dead_letters::DeadLetters;
+pub use dead_letters::DEAD_LETTERS;
 pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSummary};
 pub use options::{Durability, Recovery};
 pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
@@ -38,9 +41,6 @@ pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
 pub use segment::Damage as JournalDamage;
 
-/// The file that records refused writes, one JSON object a line.
-pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
-
 const LOCK: &str = "LOCK";
 
 /// The file holding the journal's writer id.
@@ -48,13 +48,11 @@ const WRITER_ID: &str = "WRITER";
 
 /// An open journal; see the module docs.
 pub(crate) struct Journal {
-    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     durability: Durability,
     shared: Arc<writer::Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    dead_letters: Mutex<Option<Box<dyn AppendFile>>>,
-    dead_letter_count: AtomicU64,
+    dead_letters: DeadLetters,
     /// The directory's lock, held until the journal is closed.
     lock: Mutex<Option<Lock>>,
     /// The id this journal's store writes under (versioned mode), the same across restarts.
@@ -110,15 +108,13 @@ impl Journal {
             .name("quickstore-journal".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::journal("cannot start the journal writer", e))?;
-        let dead_letter_count = count_lines(&*fs, &dir.join(DEAD_LETTERS));
+        let dead_letters = DeadLetters::open(Arc::clone(&fs), dir);
         let journal = Self {
-            fs,
             dir: dir.clone(),
             durability: config.durability,
             shared,
             thread: Mutex::new(Some(thread)),
-            dead_letters: Mutex::new(None),
-            dead_letter_count: AtomicU64::new(dead_letter_count),
+            dead_letters,
             lock: Mutex::new(Some(lock)),
             writer: writer_id,
         };
@@ -218,8 +214,8 @@ impl Journal {
             .is_some_and(|s| s.last_seq < seq)
     }
 
-    /// Records a write the backend refused for good, with the reason, and syncs the record (and,
-    /// the first time, the directory, which may have just got the file).
+    /// Records a write the backend refused for good (or lost to another writer), with the
+    /// reason; see [`DeadLetters::append`].
     pub(crate) fn dead_letter(
         &self,
         seq: u64,
@@ -227,42 +223,7 @@ impl Journal {
         write: &Write,
         reason: &str,
     ) -> Result<()> {
-        let (kind, item) = match write {
-            Write::Put(item) => ("put", Some(item)),
-            Write::Delete(_) => ("delete", None),
-        };
-        let item = match item {
-            Some(item) => {
-                let mut bytes = Vec::new();
-                crate::codec::encode(item, &mut bytes).map_err(|e| {
-                    Error::journal(format!("cannot encode the dead letter of `{key}`"), e)
-                })?;
-                Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
-            None => None,
-        };
-        let letter = DeadLetter {
-            seq,
-            key: key.to_owned(),
-            write: kind.to_owned(),
-            reason: reason.to_owned(),
-            item,
-        };
-        let line = serde_json::to_string(&letter)
-            .map_err(|e| Error::journal(format!("cannot encode the dead letter of `{key}`"), e))?;
-        let path = self.dir.join(DEAD_LETTERS);
-        let mut file = self.dead_letters.lock();
-        let written = match &mut *file {
-            Some(file) => append_line(&mut **file, &line),
-            None => open_dead_letters(&*self.fs, &self.dir, &path).and_then(|mut opened| {
-                append_line(&mut *opened, &line)?;
-                *file = Some(opened);
-                Ok(())
-            }),
-        };
-        written.map_err(|e| Error::journal(format!("cannot write {}", path.display()), e))?;
-        self.dead_letter_count.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.dead_letters.append(seq, key, write, reason)
     }
 
     /// Bytes and segments on disk.
@@ -276,7 +237,7 @@ impl Journal {
 
     /// Writes refused for good, recorded in the dead-letter file.
     pub(crate) fn dead_letters(&self) -> u64 {
-        self.dead_letter_count.load(Ordering::Relaxed)
+        self.dead_letters.count()
     }
 
     /// Syncs what is buffered, releases segments below `seq`, and stops the writer thread.
@@ -359,58 +320,6 @@ fn lock(fs: &dyn FileSystem, dir: &Path) -> Result<Lock> {
         }),
         Err(e) => Err(Error::journal(format!("cannot lock {}", path.display()), e)),
     }
-}
-
-/// Lines in a file: its newline characters (a torn last line without one does not count).
-fn count_lines(fs: &dyn FileSystem, path: &Path) -> u64 {
-    fs.read(path)
-        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() as u64)
-        .unwrap_or(0)
-}
-
-/// Opens the dead-letter file for appending. A line torn by a crash (never acknowledged) is cut
-/// off first, so that the next line starts a line of its own; and the directory is synced, so
-/// that the file, if it was just created, survives a power loss.
-fn open_dead_letters(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    path: &Path,
-) -> std::io::Result<Box<dyn AppendFile>> {
-    match fs.read(path) {
-        Ok(bytes) if bytes.last().is_some_and(|&b| b != b'\n') => {
-            let whole = bytes
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |at| at + 1);
-            fs.truncate(path, whole as u64)?;
-        }
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
-    }
-    let file = fs.open_append(path)?;
-    fs.sync_dir(dir)?;
-    Ok(file)
-}
-
-/// A write the backend refused for good, as kept in the dead-letter file. `item` is the
-/// stored item (with its partition key attribute) in the codec encoding, base64.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct DeadLetter {
-    pub seq: u64,
-    pub key: String,
-    pub write: String,
-    pub reason: String,
-    pub item: Option<String>,
-}
-
-/// Appends one line to a file and syncs it.
-fn append_line(file: &mut dyn AppendFile, line: &str) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    file.write_all(&bytes)?;
-    file.sync_data()
 }
 
 #[cfg(test)]
