@@ -28,7 +28,7 @@ use crate::shared::Shared;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::{self, Handlers};
 use crate::version::Base;
-use crate::write::{self, Change, Writer};
+use crate::write::{self, Change, Mutator};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
 ///
@@ -325,7 +325,7 @@ impl Store {
         T: Serialize + DeserializeOwned,
     {
         self.check_key(key)?;
-        self.writer().mutate_with(key, write::typed(f)).await
+        self.mutator().mutate_with(key, write::typed(f)).await
     }
 
     /// [`update_with`](Self::update_with) on items given as attributes: `f` gets the cached
@@ -336,7 +336,7 @@ impl Store {
         f: impl FnOnce(Option<&Item>) -> (Change<Item>, R),
     ) -> Result<R> {
         self.check_key(key)?;
-        self.writer()
+        self.mutator()
             .mutate_with(key, |current| Ok(f(current)))
             .await
     }
@@ -528,15 +528,15 @@ impl Store {
         Ok(Arc::new(item))
     }
 
-    fn writer(&self) -> Writer<'_> {
-        Writer {
+    fn mutator(&self) -> Mutator<'_> {
+        Mutator {
             shared: self.shared(),
             flusher: &self.inner.flusher,
         }
     }
 
     async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
-        self.writer().mutate(key, mutation).await
+        self.mutator().mutate(key, mutation).await
     }
 }
 

@@ -33,13 +33,13 @@ pub enum Change<T> {
     Keep,
 }
 
-/// Where a write goes: the shared state, and the flusher that learns of dirty keys.
-pub(crate) struct Writer<'a> {
+/// Applies mutations: the shared state they change, and the flusher that learns of dirty keys.
+pub(crate) struct Mutator<'a> {
     pub shared: &'a Shared,
     pub flusher: &'a flusher::Handle,
 }
 
-impl Writer<'_> {
+impl Mutator<'_> {
     /// Applies a checked mutation, reading the key first if the mutation depends on its state.
     pub(crate) async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
         take_turn().await;

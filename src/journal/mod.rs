@@ -95,7 +95,7 @@ impl Journal {
             bytes: segment::MAGIC.len() as u64,
         });
         let shared = writer::Shared::new(segments, recovered.max_seq);
-        let writer = writer::Writer {
+        let writer = writer::SegmentWriter {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
             dir: dir.clone(),

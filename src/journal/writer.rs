@@ -131,8 +131,8 @@ impl Shared {
     }
 }
 
-/// What the thread owns.
-pub(crate) struct Writer {
+/// The journal's writer thread: what it owns. It writes the records into segments.
+pub(crate) struct SegmentWriter {
     pub shared: Arc<Shared>,
     pub fs: Arc<dyn FileSystem>,
     pub dir: PathBuf,
@@ -143,7 +143,7 @@ pub(crate) struct Writer {
     pub segment_bytes: u64,
 }
 
-impl Writer {
+impl SegmentWriter {
     /// Runs until stopped or failed.
     pub(crate) fn run(mut self) {
         let syncer = match self.durability {
