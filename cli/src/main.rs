@@ -16,11 +16,8 @@ mod bench;
 mod cost;
 mod drain;
 mod journal;
-mod keys;
-mod latency;
 mod meter;
 mod table;
-mod timeline;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -134,7 +131,7 @@ fn describe(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyDistribution;
+    use crate::bench::keys::KeyDistribution;
 
     fn bench_args(args: &[&str]) -> Result<bench::BenchArgs, clap::Error> {
         let argv = ["quickstore", "bench"].iter().chain(args);

@@ -3,8 +3,11 @@
 //! the DynamoDB bill; optionally beside the same workload run write-through, straight against
 //! the backend.
 
+pub(crate) mod keys;
+mod latency;
 mod plot;
 mod report;
+mod timeline;
 mod tuning;
 mod workload;
 
@@ -19,8 +22,8 @@ use quickstore::{Backend, Key, Stats, Write, MAX_BATCH_WRITE_ITEMS};
 use serde::Serialize;
 
 use crate::backend::{self, BackendArgs, OpenStore, Unspecified};
+use crate::bench::keys::KeyDistribution;
 use crate::drain::drain;
-use crate::keys::KeyDistribution;
 use crate::meter::Metered;
 use crate::print;
 use report::Report;

@@ -10,8 +10,8 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 
 use super::workload::Ran;
-use crate::latency::Recorder;
-use crate::timeline::MAX_POINTS;
+use crate::bench::latency::Recorder;
+use crate::bench::timeline::MAX_POINTS;
 
 /// The picture's size in pixels.
 const SIZE: (u32, u32) = (1400, 560);

@@ -11,10 +11,10 @@ use serde::Serialize;
 use super::plot::Series;
 use super::{BenchArgs, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
 use crate::backend::Target;
+use crate::bench::latency::{Recorder, Summary};
+use crate::bench::timeline::{Timeline, MAX_POINTS};
 use crate::cost::{Bill, Prices, Units};
-use crate::latency::{Recorder, Summary};
 use crate::meter::Metered;
-use crate::timeline::{Timeline, MAX_POINTS};
 
 /// Everything measured.
 pub struct Report<'a> {

@@ -16,9 +16,9 @@ use rand::{Rng, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::keys::{KeyChooser, KeyDistribution};
-use crate::latency::Recorder;
-use crate::timeline::Timeline;
+use crate::bench::keys::{KeyChooser, KeyDistribution};
+use crate::bench::latency::Recorder;
+use crate::bench::timeline::Timeline;
 
 /// How many operations a task runs between progress updates.
 const PROGRESS_EVERY: u64 = 256;
