@@ -16,7 +16,7 @@ use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::shard::{Hashed, KeyHasher, Shard, WriteContext};
-use crate::stats::Counters;
+use crate::stats::{Counters, Stats};
 use crate::stored::Layout;
 use crate::stream::Echoes;
 use crate::telemetry::{Handlers, Metrics, RefusedHandler};
@@ -154,6 +154,24 @@ impl Shared {
     /// that it does not carry the attributes the store sets itself.
     pub(crate) fn validate(&self, item: &Item, key_bytes: usize) -> Result<()> {
         self.layout.check_value(item, key_bytes)
+    }
+
+    /// A snapshot of the store's counters (see [`Counters::snapshot`]) and of what it holds.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot(self.echoes.is_some());
+        stats.pending_bytes = self.pending_bytes.load(Ordering::Acquire);
+        stats.recovery = self.recovery.clone();
+        if let Some(journal) = &self.journal {
+            (stats.journal_bytes, stats.journal_segments) = journal.usage();
+            stats.dead_letters = journal.dead_letters();
+        }
+        for shard in self.shards.iter() {
+            let usage = shard.usage();
+            stats.pending += usage.dirty_entries;
+            stats.cached_entries += usage.clean_entries;
+            stats.cached_bytes += usage.clean_bytes;
+        }
+        stats
     }
 
     pub(crate) fn shard_index(&self, rendered: &str) -> usize {

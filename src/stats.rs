@@ -1,34 +1,189 @@
 //! Statistics: atomic counters on the hot paths, and the [`Stats`] snapshot built from them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::journal::RecoveryReport;
 
-/// Counters updated as the store works. Relaxed ordering: they are statistics, not
-/// synchronisation.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub backend_reads: AtomicU64,
-    pub read_requests: AtomicU64,
-    pub mutations: AtomicU64,
-    pub items_written: AtomicU64,
-    pub write_requests: AtomicU64,
-    pub retries: AtomicU64,
-    pub throttles: AtomicU64,
-    pub rejected_writes: AtomicU64,
-    pub conflicts: AtomicU64,
-    pub stream_records: AtomicU64,
-    pub stream_replaced: AtomicU64,
-    pub stream_invalidated: AtomicU64,
-    pub stream_errors: AtomicU64,
-    pub stream_resets: AtomicU64,
-    /// The follower's lag at its last poll, in milliseconds.
-    pub stream_lag_ms: AtomicU64,
+/// Declares every counter once: its [`Stats`] field and that field's doc, its metric's name and
+/// description, and whether it is published only by a store that follows a stream. From the
+/// list follow the [`Counters`] the store updates, the [`Stats`] fields, [`Stats::since`], the
+/// snapshot, and the metrics the flusher publishes (`telemetry`).
+macro_rules! counters {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $metric:literal, $help:literal, $scope:ident;
+    )*) => {
+        /// Counters updated as the store works. Relaxed ordering: they are statistics, not
+        /// synchronisation.
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub $field: AtomicU64,)*
+            /// The follower's lag at its last poll, in milliseconds (a gauge, kept here).
+            pub stream_lag_ms: AtomicU64,
+        }
+
+        /// Every counter, in declaration order.
+        pub(crate) const COUNTERS: &[Counter] = &[$(
+            Counter {
+                metric: $metric,
+                help: $help,
+                scope: Scope::$scope,
+                get: |counters| Counters::get(&counters.$field),
+            },
+        )*];
+
+        /// A snapshot of a store's activity since it was opened, and of what it holds now.
+        ///
+        /// # Counters and gauges
+        ///
+        /// Counters only grow while the store is open: `hits`, `misses`, `backend_reads`,
+        /// `read_requests`, `mutations`, `items_written`, `write_requests`, `retries`,
+        /// `throttles`, `rejected_writes`, `conflicts`, the `stream_*` counts and
+        /// `dead_letters`. The other fields are gauges, what the store holds at the time of the
+        /// snapshot: `stream_lag`, `pending`, `pending_bytes`, `cached_entries`,
+        /// `cached_bytes`, `journal_bytes`, `journal_segments`, and `recovery` (fixed when the
+        /// store opened). [`since`](Self::since) subtracts the counters of an earlier snapshot
+        /// and keeps the gauges.
+        ///
+        /// Serializes (with `serde`) as a map of the field names; durations as `secs` and
+        /// `nanos`.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[doc = $doc])* pub $field: u64,)*
+            /// Writes recorded in the journal's dead-letter file, ever.
+            pub dead_letters: u64,
+            /// Stream following: how far behind the table the follower was at its last poll,
+            /// zero when it found nothing new, otherwise the age of the newest record it
+            /// applied (DynamoDB stamps records to the second). `None` when the store does not
+            /// follow a stream.
+            pub stream_lag: Option<Duration>,
+            /// Keys with acknowledged mutations not yet in the backend.
+            pub pending: usize,
+            /// Bytes held by pending keys.
+            pub pending_bytes: u64,
+            /// Clean entries (present or known absent) in the cache.
+            pub cached_entries: usize,
+            /// Bytes held by clean entries; bounded by the cache capacity.
+            pub cached_bytes: u64,
+            /// Bytes of journal segments on disk (0 without a journal).
+            pub journal_bytes: u64,
+            /// Journal segments on disk.
+            pub journal_segments: usize,
+            /// What recovering the journal found when the store opened.
+            pub recovery: Option<RecoveryReport>,
+        }
+
+        impl Counters {
+            /// The counters now, in a snapshot whose gauges are left for the caller to fill
+            /// (but `stream_lag`, for a store that follows a stream).
+            pub(crate) fn snapshot(&self, follows_stream: bool) -> Stats {
+                Stats {
+                    $($field: Counters::get(&self.$field),)*
+                    stream_lag: follows_stream
+                        .then(|| Duration::from_millis(Counters::get(&self.stream_lag_ms))),
+                    ..Stats::default()
+                }
+            }
+        }
+
+        impl Stats {
+            /// The activity between `earlier` and this snapshot: each counter less its value
+            /// in `earlier` (zero where `earlier` is the larger, as for a snapshot of another
+            /// store), and every gauge as it is in `self`.
+            ///
+            /// ```
+            /// # async fn example(store: quickstore::Store) -> quickstore::Result<()> {
+            /// let before = store.stats();
+            /// // ... a workload ...
+            /// let during = store.stats().since(&before);
+            /// println!("{:.1}% hits, {} pending", during.hit_ratio() * 100.0, during.pending);
+            /// # Ok(()) }
+            /// ```
+            #[must_use]
+            pub fn since(&self, earlier: &Stats) -> Stats {
+                Stats {
+                    $($field: self.$field.saturating_sub(earlier.$field),)*
+                    dead_letters: self.dead_letters.saturating_sub(earlier.dead_letters),
+                    ..self.clone()
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Lookups answered from memory.
+    hits: "quickstore_hits_total", "Lookups answered from memory", Always;
+    /// Lookups that needed the backend (their own read, or one they waited for).
+    misses: "quickstore_misses_total", "Lookups that needed the backend", Always;
+    /// Keys read from the backend.
+    backend_reads: "quickstore_backend_reads_total", "Keys read from the backend", Always;
+    /// Read requests sent to the backend (`GetItem` and `BatchGetItem`, retries included).
+    read_requests: "quickstore_read_requests_total",
+        "GetItem and BatchGetItem requests sent, retries included", Always;
+    /// Mutations acknowledged.
+    mutations: "quickstore_mutations_total", "Mutations acknowledged", Always;
+    /// Item writes the backend accepted. Fewer than `mutations` when writes coalesced.
+    items_written: "quickstore_items_written_total", "Item writes the backend accepted", Always;
+    /// `BatchWriteItem` requests sent, retries included.
+    write_requests: "quickstore_write_requests_total",
+        "BatchWriteItem requests (versioned mode: PutItem and DeleteItem) sent, retries included",
+        Always;
+    /// Requests repeated after throttling, unprocessed items or transient failures.
+    retries: "quickstore_retries_total",
+        "Requests repeated after throttling, unprocessed items or transient failures", Always;
+    /// Requests the backend throttled (DynamoDB's throttling error codes, or HTTP 429); each
+    /// was retried and is counted in `retries` too. Unprocessed items and keys are DynamoDB's
+    /// quieter way of throttling a batch: they count as retries only.
+    throttles: "quickstore_throttles_total", "Requests the backend throttled", Always;
+    /// Writes the backend refused for good; each is logged with its key and reason.
+    rejected_writes: "quickstore_refused_writes_total", "Writes the backend refused for good",
+        Always;
+    /// Versioned mode: writes that lost the race to another writer, whose pending state was
+    /// dropped for the winner's (see [`Conflict`](crate::Conflict)).
+    conflicts: "quickstore_conflicts_total", "Versioned writes that lost the race to another writer",
+        Always;
+    /// Stream following: records read from the table's stream, this store's own writes
+    /// included.
+    stream_records: "quickstore_stream_records_total", "Stream records read", Stream;
+    /// Stream following: clean entries replaced by another writer's newer state.
+    stream_replaced: "quickstore_stream_replaced_total",
+        "Clean entries replaced by another writer's newer state from the stream", Stream;
+    /// Stream following: clean entries dropped (to be read again) because another writer
+    /// changed them and the record could not be proven newer than the cached state.
+    stream_invalidated: "quickstore_stream_invalidated_total",
+        "Clean entries dropped because another writer changed them", Stream;
+    /// Stream following: failed stream requests (retried).
+    stream_errors: "quickstore_stream_errors_total", "Failed stream requests", Stream;
+    /// Stream following: times the follower lost its place in the stream and dropped every
+    /// clean entry.
+    stream_resets: "quickstore_stream_resets_total",
+        "Times the stream follower lost its place and dropped every clean entry", Stream;
+}
+
+/// Which stores publish a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every store.
+    Always,
+    /// Stores that follow a stream.
+    Stream,
+}
+
+/// One counter as a metric.
+pub(crate) struct Counter {
+    /// The metric's name.
+    pub metric: &'static str,
+    /// The metric's description.
+    pub help: &'static str,
+    pub scope: Scope,
+    /// The counter's value now.
+    pub get: fn(&Counters) -> u64,
 }
 
 impl Counters {
@@ -49,127 +204,7 @@ impl Counters {
     }
 }
 
-/// A snapshot of a store's activity since it was opened, and of what it holds now.
-///
-/// # Counters and gauges
-///
-/// Counters only grow while the store is open: `hits`, `misses`, `backend_reads`,
-/// `read_requests`, `mutations`, `items_written`, `write_requests`, `retries`, `throttles`,
-/// `rejected_writes`, `conflicts`, the `stream_*` counts and `dead_letters`. The other fields
-/// are gauges, what the store holds at the time of the snapshot: `stream_lag`, `pending`,
-/// `pending_bytes`, `cached_entries`, `cached_bytes`, `journal_bytes`, `journal_segments`, and
-/// `recovery` (fixed when the store opened). [`since`](Self::since) subtracts the counters of
-/// an earlier snapshot and keeps the gauges.
-///
-/// Serializes (with `serde`) as a map of the field names; durations as `secs` and `nanos`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Lookups answered from memory.
-    pub hits: u64,
-    /// Lookups that needed the backend (their own read, or one they waited for).
-    pub misses: u64,
-    /// Keys read from the backend.
-    pub backend_reads: u64,
-    /// Read requests sent to the backend (`GetItem` and `BatchGetItem`, retries included).
-    pub read_requests: u64,
-    /// Mutations acknowledged.
-    pub mutations: u64,
-    /// Item writes the backend accepted. Fewer than `mutations` when writes coalesced.
-    pub items_written: u64,
-    /// `BatchWriteItem` requests sent, retries included.
-    pub write_requests: u64,
-    /// Requests repeated after throttling, unprocessed items or transient failures.
-    pub retries: u64,
-    /// Requests the backend throttled (DynamoDB's throttling error codes, or HTTP 429); each
-    /// was retried and is counted in `retries` too. Unprocessed items and keys are DynamoDB's
-    /// quieter way of throttling a batch: they count as retries only.
-    pub throttles: u64,
-    /// Writes the backend refused for good; each is logged with its key and reason.
-    pub rejected_writes: u64,
-    /// Versioned mode: writes that lost the race to another writer, whose pending state was
-    /// dropped for the winner's (see [`Conflict`](crate::Conflict)).
-    pub conflicts: u64,
-    /// Stream following: records read from the table's stream, this store's own writes
-    /// included.
-    pub stream_records: u64,
-    /// Stream following: clean entries replaced by another writer's newer state.
-    pub stream_replaced: u64,
-    /// Stream following: clean entries dropped (to be read again) because another writer
-    /// changed them and the record could not be proven newer than the cached state.
-    pub stream_invalidated: u64,
-    /// Stream following: failed stream requests (retried).
-    pub stream_errors: u64,
-    /// Stream following: times the follower lost its place in the stream and dropped every
-    /// clean entry.
-    pub stream_resets: u64,
-    /// Stream following: how far behind the table the follower was at its last poll, zero when
-    /// it found nothing new, otherwise the age of the newest record it applied (DynamoDB
-    /// stamps records to the second). `None` when the store does not follow a stream.
-    pub stream_lag: Option<std::time::Duration>,
-    /// Keys with acknowledged mutations not yet in the backend.
-    pub pending: usize,
-    /// Bytes held by pending keys.
-    pub pending_bytes: u64,
-    /// Clean entries (present or known absent) in the cache.
-    pub cached_entries: usize,
-    /// Bytes held by clean entries; bounded by the cache capacity.
-    pub cached_bytes: u64,
-    /// Bytes of journal segments on disk (0 without a journal).
-    pub journal_bytes: u64,
-    /// Journal segments on disk.
-    pub journal_segments: usize,
-    /// Writes recorded in the journal's dead-letter file, ever.
-    pub dead_letters: u64,
-    /// What recovering the journal found when the store opened.
-    pub recovery: Option<RecoveryReport>,
-}
-
 impl Stats {
-    /// The activity between `earlier` and this snapshot: each counter less its value in
-    /// `earlier` (zero where `earlier` is the larger, as for a snapshot of another store), and
-    /// every gauge as it is in `self`.
-    ///
-    /// ```
-    /// # async fn example(store: quickstore::Store) -> quickstore::Result<()> {
-    /// let before = store.stats();
-    /// // ... a workload ...
-    /// let during = store.stats().since(&before);
-    /// println!("{:.1}% hits, {} pending", during.hit_ratio() * 100.0, during.pending);
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn since(&self, earlier: &Stats) -> Stats {
-        let delta = |now: u64, then: u64| now.saturating_sub(then);
-        Stats {
-            hits: delta(self.hits, earlier.hits),
-            misses: delta(self.misses, earlier.misses),
-            backend_reads: delta(self.backend_reads, earlier.backend_reads),
-            read_requests: delta(self.read_requests, earlier.read_requests),
-            mutations: delta(self.mutations, earlier.mutations),
-            items_written: delta(self.items_written, earlier.items_written),
-            write_requests: delta(self.write_requests, earlier.write_requests),
-            retries: delta(self.retries, earlier.retries),
-            throttles: delta(self.throttles, earlier.throttles),
-            rejected_writes: delta(self.rejected_writes, earlier.rejected_writes),
-            conflicts: delta(self.conflicts, earlier.conflicts),
-            stream_records: delta(self.stream_records, earlier.stream_records),
-            stream_replaced: delta(self.stream_replaced, earlier.stream_replaced),
-            stream_invalidated: delta(self.stream_invalidated, earlier.stream_invalidated),
-            stream_errors: delta(self.stream_errors, earlier.stream_errors),
-            stream_resets: delta(self.stream_resets, earlier.stream_resets),
-            dead_letters: delta(self.dead_letters, earlier.dead_letters),
-            stream_lag: self.stream_lag,
-            pending: self.pending,
-            pending_bytes: self.pending_bytes,
-            cached_entries: self.cached_entries,
-            cached_bytes: self.cached_bytes,
-            journal_bytes: self.journal_bytes,
-            journal_segments: self.journal_segments,
-            recovery: self.recovery.clone(),
-        }
-    }
-
     /// Hits over lookups, between 0 and 1 (0 when nothing was looked up).
     pub fn hit_ratio(&self) -> f64 {
         let lookups = self.hits + self.misses;

@@ -25,7 +25,7 @@ use crate::load;
 use crate::options::Options;
 use crate::shard::Mutation;
 use crate::shared::Shared;
-use crate::stats::{Counters, Stats};
+use crate::stats::Stats;
 use crate::telemetry::{self, Handlers};
 use crate::version::Base;
 use crate::write::{self, Change, Mutator};
@@ -457,45 +457,7 @@ impl Store {
 
     /// A snapshot of the store's counters and memory use.
     pub fn stats(&self) -> Stats {
-        let shared = self.shared();
-        let counters = &shared.counters;
-        let mut stats = Stats {
-            hits: Counters::get(&counters.hits),
-            misses: Counters::get(&counters.misses),
-            backend_reads: Counters::get(&counters.backend_reads),
-            read_requests: Counters::get(&counters.read_requests),
-            mutations: Counters::get(&counters.mutations),
-            items_written: Counters::get(&counters.items_written),
-            write_requests: Counters::get(&counters.write_requests),
-            retries: Counters::get(&counters.retries),
-            throttles: Counters::get(&counters.throttles),
-            pending_bytes: shared.pending_bytes.load(Ordering::Acquire),
-            rejected_writes: Counters::get(&counters.rejected_writes),
-            conflicts: Counters::get(&counters.conflicts),
-            recovery: shared.recovery.clone(),
-            ..Stats::default()
-        };
-        if let Some(journal) = &shared.journal {
-            (stats.journal_bytes, stats.journal_segments) = journal.usage();
-            stats.dead_letters = journal.dead_letters();
-        }
-        if shared.echoes.is_some() {
-            stats.stream_records = Counters::get(&counters.stream_records);
-            stats.stream_replaced = Counters::get(&counters.stream_replaced);
-            stats.stream_invalidated = Counters::get(&counters.stream_invalidated);
-            stats.stream_errors = Counters::get(&counters.stream_errors);
-            stats.stream_resets = Counters::get(&counters.stream_resets);
-            stats.stream_lag = Some(Duration::from_millis(Counters::get(
-                &counters.stream_lag_ms,
-            )));
-        }
-        for shard in shared.shards.iter() {
-            let usage = shard.usage();
-            stats.pending += usage.dirty_entries;
-            stats.cached_entries += usage.clean_entries;
-            stats.cached_bytes += usage.clean_bytes;
-        }
-        stats
+        self.shared().stats()
     }
 
     #[inline]

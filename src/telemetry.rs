@@ -22,44 +22,11 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::item::{self, Item};
 use crate::key::Key;
-use crate::stats::Counters;
+use crate::stats::{Counters, Scope, COUNTERS};
 use crate::version::ConflictHandler;
 
 /// How often the flusher publishes the counters and gauges.
 pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Lookups answered from memory ([`Stats::hits`](crate::Stats::hits)).
-pub(crate) const HITS: &str = "quickstore_hits_total";
-/// Lookups that needed the backend.
-pub(crate) const MISSES: &str = "quickstore_misses_total";
-/// Keys read from the backend.
-pub(crate) const BACKEND_READS: &str = "quickstore_backend_reads_total";
-/// Read requests sent, retries included.
-pub(crate) const READ_REQUESTS: &str = "quickstore_read_requests_total";
-/// Mutations acknowledged.
-pub(crate) const MUTATIONS: &str = "quickstore_mutations_total";
-/// Write requests sent, retries included.
-pub(crate) const WRITE_REQUESTS: &str = "quickstore_write_requests_total";
-/// Item writes the backend accepted.
-pub(crate) const ITEMS_WRITTEN: &str = "quickstore_items_written_total";
-/// Requests repeated.
-pub(crate) const RETRIES: &str = "quickstore_retries_total";
-/// Requests the backend throttled.
-pub(crate) const THROTTLES: &str = "quickstore_throttles_total";
-/// Versioned writes that lost the race.
-pub(crate) const CONFLICTS: &str = "quickstore_conflicts_total";
-/// Writes the backend refused for good.
-pub(crate) const REFUSED_WRITES: &str = "quickstore_refused_writes_total";
-/// Stream records read.
-pub(crate) const STREAM_RECORDS: &str = "quickstore_stream_records_total";
-/// Clean entries replaced from the stream.
-pub(crate) const STREAM_REPLACED: &str = "quickstore_stream_replaced_total";
-/// Clean entries dropped because of the stream.
-pub(crate) const STREAM_INVALIDATED: &str = "quickstore_stream_invalidated_total";
-/// Failed stream requests.
-pub(crate) const STREAM_ERRORS: &str = "quickstore_stream_errors_total";
-/// Times the follower lost its place.
-pub(crate) const STREAM_RESETS: &str = "quickstore_stream_resets_total";
 
 /// Keys with mutations not yet in the backend.
 pub(crate) const PENDING_KEYS: &str = "quickstore_pending_keys";
@@ -86,96 +53,6 @@ pub(crate) const STREAM_LAG_SECONDS: &str = "quickstore_stream_lag_seconds";
 pub(crate) const FLUSH_BATCH_SECONDS: &str = "quickstore_flush_batch_seconds";
 /// Writes in each flush batch.
 pub(crate) const FLUSH_BATCH_WRITES: &str = "quickstore_flush_batch_writes";
-
-/// Each counter, the [`Counters`] field it publishes, and its description.
-#[allow(clippy::type_complexity)]
-const COUNTERS: &[(&str, fn(&Counters) -> u64, &str)] = &[
-    (
-        HITS,
-        |c| Counters::get(&c.hits),
-        "Lookups answered from memory",
-    ),
-    (
-        MISSES,
-        |c| Counters::get(&c.misses),
-        "Lookups that needed the backend",
-    ),
-    (
-        BACKEND_READS,
-        |c| Counters::get(&c.backend_reads),
-        "Keys read from the backend",
-    ),
-    (
-        READ_REQUESTS,
-        |c| Counters::get(&c.read_requests),
-        "GetItem and BatchGetItem requests sent, retries included",
-    ),
-    (
-        MUTATIONS,
-        |c| Counters::get(&c.mutations),
-        "Mutations acknowledged",
-    ),
-    (
-        WRITE_REQUESTS,
-        |c| Counters::get(&c.write_requests),
-        "BatchWriteItem requests (versioned mode: PutItem and DeleteItem) sent, retries included",
-    ),
-    (
-        ITEMS_WRITTEN,
-        |c| Counters::get(&c.items_written),
-        "Item writes the backend accepted",
-    ),
-    (
-        RETRIES,
-        |c| Counters::get(&c.retries),
-        "Requests repeated after throttling, unprocessed items or transient failures",
-    ),
-    (
-        THROTTLES,
-        |c| Counters::get(&c.throttles),
-        "Requests the backend throttled",
-    ),
-    (
-        CONFLICTS,
-        |c| Counters::get(&c.conflicts),
-        "Versioned writes that lost the race to another writer",
-    ),
-    (
-        REFUSED_WRITES,
-        |c| Counters::get(&c.rejected_writes),
-        "Writes the backend refused for good",
-    ),
-];
-
-/// The stream follower's counters, published when the store follows a stream.
-#[allow(clippy::type_complexity)]
-const STREAM_COUNTERS: &[(&str, fn(&Counters) -> u64, &str)] = &[
-    (
-        STREAM_RECORDS,
-        |c| Counters::get(&c.stream_records),
-        "Stream records read",
-    ),
-    (
-        STREAM_REPLACED,
-        |c| Counters::get(&c.stream_replaced),
-        "Clean entries replaced by another writer's newer state from the stream",
-    ),
-    (
-        STREAM_INVALIDATED,
-        |c| Counters::get(&c.stream_invalidated),
-        "Clean entries dropped because another writer changed them",
-    ),
-    (
-        STREAM_ERRORS,
-        |c| Counters::get(&c.stream_errors),
-        "Failed stream requests",
-    ),
-    (
-        STREAM_RESETS,
-        |c| Counters::get(&c.stream_resets),
-        "Times the stream follower lost its place and dropped every clean entry",
-    ),
-];
 
 /// The gauges and their units and descriptions.
 const GAUGES: &[(&str, Unit, &str)] = &[
@@ -275,8 +152,8 @@ impl Metrics {
 
     /// Gives the installed recorder every metric's unit and description.
     pub(crate) fn describe(&self) {
-        for &(name, _, description) in COUNTERS.iter().chain(STREAM_COUNTERS) {
-            metrics::describe_counter!(name, Unit::Count, description);
+        for counter in COUNTERS {
+            metrics::describe_counter!(counter.metric, Unit::Count, counter.help);
         }
         for &(name, unit, description) in GAUGES {
             metrics::describe_gauge!(name, unit, description);
@@ -288,13 +165,13 @@ impl Metrics {
 
     /// Publishes the counters as absolute totals, and the gauges.
     pub(crate) fn publish(&self, counters: &Counters, gauges: &Gauges) {
-        for &(name, get, _) in COUNTERS {
-            self.counter(name).absolute(get(counters));
+        for counter in COUNTERS {
+            if counter.scope == Scope::Always || gauges.follows_stream {
+                self.counter(counter.metric)
+                    .absolute((counter.get)(counters));
+            }
         }
         if gauges.follows_stream {
-            for &(name, get, _) in STREAM_COUNTERS {
-                self.counter(name).absolute(get(counters));
-            }
             let lag = Duration::from_millis(Counters::get(&counters.stream_lag_ms));
             self.gauge(STREAM_LAG_SECONDS).set(lag.as_secs_f64());
         }
@@ -462,12 +339,54 @@ mod tests {
         assert!(age > Duration::ZERO);
     }
 
+    /// The README's and the crate docs' tables of metrics list exactly the metrics published,
+    /// each with its kind: adding a counter to `stats::counters!` without its row fails here.
+    #[test]
+    fn the_documented_metrics_are_the_published_ones() -> std::io::Result<()> {
+        let mut published: Vec<(String, &str)> = COUNTERS
+            .iter()
+            .map(|counter| (counter.metric.to_owned(), "counter"))
+            .chain(
+                GAUGES
+                    .iter()
+                    .map(|(name, _, _)| (name.to_string(), "gauge")),
+            )
+            .chain(
+                HISTOGRAMS
+                    .iter()
+                    .map(|(name, _, _)| (name.to_string(), "histogram")),
+            )
+            .collect();
+        published.sort();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["README.md", "src/lib.rs"] {
+            let text = std::fs::read_to_string(root.join(file))?;
+            let mut documented: Vec<(String, &str)> = text
+                .lines()
+                .map(|line| line.trim_start_matches("//!").trim())
+                .filter_map(|row| {
+                    let mut cells = row.strip_prefix("| `quickstore_")?.split('|');
+                    let name = cells.next()?.trim().trim_end_matches('`');
+                    let kind = match cells.next()?.trim() {
+                        "counter" => "counter",
+                        "gauge" => "gauge",
+                        "histogram" => "histogram",
+                        _ => return None,
+                    };
+                    Some((format!("quickstore_{name}"), kind))
+                })
+                .collect();
+            documented.sort();
+            assert_eq!(documented, published, "the metrics table of {file}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn every_metric_is_described_once() {
         let mut names: Vec<&str> = COUNTERS
             .iter()
-            .chain(STREAM_COUNTERS)
-            .map(|(name, _, _)| *name)
+            .map(|counter| counter.metric)
             .chain(GAUGES.iter().chain(HISTOGRAMS).map(|(name, _, _)| *name))
             .collect();
         let count = names.len();
