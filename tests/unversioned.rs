@@ -223,17 +223,8 @@ async fn a_recovered_write_over_an_unversioned_item_is_conditional_on_it(
             .upsert_item(key, Item::from([("text".into(), s("ours"))]))
             .await?;
     }
-    // The journal as a crash before the writes are sent leaves it (all but the lock).
-    let journal = tempfile::tempdir()?;
-    for entry in std::fs::read_dir(dir.path())? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "wal") || path.ends_with("WRITER") {
-            std::fs::copy(
-                &path,
-                journal.path().join(path.file_name().ok_or("no name")?),
-            )?;
-        }
-    }
+    // The journal as a crash before the writes are sent leaves it.
+    let journal = common::crash_copy(dir.path())?;
     drop(store); // its writes wait at the gate for ever
     fixture
         .put_raw(plain(&changed, &[("text", s("go 2"))]))

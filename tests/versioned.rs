@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{key, Fixture, HeldWrites, TestResult, WriteGate};
+use common::{crash_copy, key, Fixture, HeldWrites, TestResult, WriteGate};
 use parking_lot::Mutex;
 use quickstore::{inspect_journal, AttributeValue, Change, Conflict, Item, Key, Store};
 use serde::{Deserialize, Serialize};
@@ -240,20 +240,6 @@ fn note(text: &str) -> Note {
     Note {
         text: text.to_owned(),
     }
-}
-
-/// The journal in `dir` as a crash would leave it now: a copy of its segments and its writer
-/// id, taken while the store still holds the directory (so without its lock). Whatever the
-/// store journaled before its last acknowledged mutation is in it.
-fn crash_copy(dir: &Path) -> TestResult<tempfile::TempDir> {
-    let copy = tempfile::tempdir()?;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "wal") || path.ends_with("WRITER") {
-            std::fs::copy(&path, copy.path().join(path.file_name().ok_or("no name")?))?;
-        }
-    }
-    Ok(copy)
 }
 
 /// A versioned store with a journal whose writes wait at `gate`, and flush only when asked.

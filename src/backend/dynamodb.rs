@@ -86,6 +86,10 @@ where
         _ => None,
     };
     let throttle = code.is_some_and(|code| THROTTLE_CODES.contains(&code)) || status == Some(429);
+    let credentials = match &err {
+        SdkError::ServiceError(_) => None,
+        other => credentials_failure(other),
+    };
     let retryable = match &err {
         SdkError::ServiceError(_) => {
             code.is_some_and(|code| RETRYABLE_CODES.contains(&code))
@@ -95,7 +99,7 @@ where
         // No credentials at all is not worth repeating; a provider that failed may recover.
         SdkError::DispatchFailure(failure) => {
             (failure.is_io() || failure.is_timeout() || failure.is_other())
-                && !lacks_credentials(&err)
+                && !credentials.as_ref().is_some_and(|c| c.missing)
         }
         _ => false,
     };
@@ -112,7 +116,10 @@ where
                 .with_original(Some(Arc::new(inner)), told)
         }
         other => {
-            let (message, told) = failure_message(&other);
+            let (message, told) = match credentials {
+                Some(credentials) => (credentials.words, credentials.told),
+                None => failure_message(&other),
+            };
             error
                 .with_service(None, request_id.as_deref())
                 .with_message(message)
@@ -142,9 +149,6 @@ fn failure_message<E>(err: &SdkError<E, HttpResponse>) -> (String, usize)
 where
     E: std::error::Error + 'static,
 {
-    if let Some(described) = credentials_message(err) {
-        return described;
-    }
     match err {
         SdkError::ConstructionFailure(_) => ("the request could not be built".to_owned(), 1),
         SdkError::TimeoutError(_) => ("no response in time".to_owned(), 1),
@@ -173,10 +177,20 @@ where
     }
 }
 
+/// Why a request failed for want of credentials, in plain words.
+struct CredentialsFailure {
+    words: String,
+    /// How many levels of the SDK's error chain (the `SdkError` first) the words tell.
+    told: usize,
+    /// There are no credentials at all (no provider, or it found none): repeating the request
+    /// cannot help. A provider that failed or timed out may recover.
+    missing: bool,
+}
+
 /// A request that failed for want of credentials: the SDK reports a credentials provider's
 /// error, or a client without a credentials provider, as a failure to dispatch (or, before
 /// it, to build) the request, with the reason somewhere in the chain.
-fn credentials_message(err: &(dyn std::error::Error + 'static)) -> Option<(String, usize)> {
+fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<CredentialsFailure> {
     use aws_credential_types::provider::error::CredentialsError;
     let mut depth = 0;
     let mut node = Some(err);
@@ -201,32 +215,26 @@ fn credentials_message(err: &(dyn std::error::Error + 'static)) -> Option<(Strin
                 }
                 _ => "could not load credentials".to_owned(),
             };
-            return Some((words, told));
+            let missing = matches!(credentials, CredentialsError::CredentialsNotLoaded(_));
+            return Some(CredentialsFailure {
+                words,
+                told,
+                missing,
+            });
         }
         if lacks_identity_resolver(cause) {
             // The SDK's own text is a paragraph on auth schemes and code generation: the
             // message says it all.
-            return Some((
-                "no credentials (the client has no credentials provider)".to_owned(),
-                chain_len(err),
-            ));
+            return Some(CredentialsFailure {
+                words: "no credentials (the client has no credentials provider)".to_owned(),
+                told: chain_len(err),
+                missing: true,
+            });
         }
         node = cause.source();
         depth += 1;
     }
     None
-}
-
-/// Whether the request failed because there are no credentials at all: the client has no
-/// credentials provider, or its provider found none. Repeating the request cannot help.
-fn lacks_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
-    use aws_credential_types::provider::error::CredentialsError;
-    std::iter::successors(Some(err), |err| err.source()).any(|cause| {
-        matches!(
-            cause.downcast_ref::<CredentialsError>(),
-            Some(CredentialsError::CredentialsNotLoaded(_))
-        ) || lacks_identity_resolver(cause)
-    })
 }
 
 /// The SDK's error for a request it could not sign because the client has no identity (for

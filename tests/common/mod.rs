@@ -162,6 +162,20 @@ impl Fixture {
     }
 }
 
+/// The journal in `dir` as a crash would leave it now: a copy of its segments and its writer
+/// id, taken while the store still holds the directory (so without its lock). Whatever the
+/// store journaled before its last acknowledged mutation is in it.
+pub fn crash_copy(dir: &std::path::Path) -> TestResult<tempfile::TempDir> {
+    let copy = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "wal") || path.ends_with("WRITER") {
+            std::fs::copy(&path, copy.path().join(path.file_name().ok_or("no name")?))?;
+        }
+    }
+    Ok(copy)
+}
+
 /// Runs each named scenario, an `async fn(Fixture) -> TestResult`, as one test per backend.
 /// Attributes written before a scenario's name (such as `#[ignore = "why"]`) go on both tests.
 #[allow(unused_macros)] // not every test binary runs scenarios on both backends
