@@ -32,6 +32,10 @@
 //!   threads is visible.
 //! - `hot_path/upsert_2_threads`: the `upsert` of `hot_path/upsert` (no journal) from
 //!   [`TASKS`] tasks at once.
+//! - `hot_path/get_4_tasks` and `hot_path/get_16_tasks`: the warm `get_item` and `get_arc`
+//!   and the two bare `get`s from 4 and 16 tasks at once, each on a worker thread of its own
+//!   (a runtime of 4 or 16 workers), so that contention shows: on a machine with fewer cores
+//!   than tasks, threads are also preempted while holding a shard's lock.
 //!
 //! The single-task benchmarks run the whole timing loop of a sample inside one `block_on` of a
 //! two-worker multi-thread Tokio runtime (criterion's `to_async(..).iter`); the flusher runs on
@@ -78,6 +82,9 @@ const MANY: usize = 100;
 
 /// Concurrent tasks in the two-thread benchmarks: as many as the runtime's workers.
 const TASKS: usize = 2;
+
+/// Concurrent tasks in the contention benchmarks, one worker thread each.
+const MANY_TASKS: [usize; 2] = [4, 16];
 
 /// Distinct key sets the many-key reads pick from.
 const KEY_SETS: usize = 256;
@@ -624,11 +631,11 @@ impl Op {
     }
 }
 
-/// Runs `iters` operations `op`, split evenly across [`TASKS`] tasks spawned at once; returns
+/// Runs `iters` operations `op`, split evenly across `tasks` tasks spawned at once; returns
 /// the wall time until all are done. `sample` varies the tasks' key streams from sample to
 /// sample.
-async fn run_tasks(f: Arc<Fixture>, op: Op, iters: u64, sample: u64) -> Duration {
-    let tasks = TASKS as u64;
+async fn run_tasks(f: Arc<Fixture>, op: Op, tasks: usize, iters: u64, sample: u64) -> Duration {
+    let tasks = tasks as u64;
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|task| {
@@ -651,12 +658,12 @@ async fn run_tasks(f: Arc<Fixture>, op: Op, iters: u64, sample: u64) -> Duration
     started.elapsed()
 }
 
-/// Benchmarks each of `ops` in `group` from [`TASKS`] tasks at once.
+/// Benchmarks each of `ops` in `group` from `tasks` tasks at once on `runtime`.
 fn bench_tasks(
     c: &mut Criterion,
     runtime: &Runtime,
     f: &Arc<Fixture>,
-    group: &str,
+    (group, tasks): (&str, usize),
     ops: &[(&str, Op)],
 ) -> Result<(), Box<dyn StdError>> {
     let misses = f.store.stats().misses;
@@ -666,7 +673,7 @@ fn bench_tasks(
             let mut sample = 0;
             b.to_async(runtime).iter_custom(|iters| {
                 sample += 1;
-                run_tasks(Arc::clone(f), op, iters, sample)
+                run_tasks(Arc::clone(f), op, tasks, iters, sample)
             })
         });
     }
@@ -689,7 +696,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
         &mut criterion,
         &runtime,
         &fixture,
-        "hot_path/get_2_threads",
+        ("hot_path/get_2_threads", TASKS),
         &[
             ("quickstore/get_typed", Op::GetTyped),
             ("quickstore/get_item", Op::GetItem),
@@ -702,9 +709,27 @@ fn main() -> Result<(), Box<dyn StdError>> {
         &mut criterion,
         &runtime,
         &fixture,
-        "hot_path/upsert_2_threads",
+        ("hot_path/upsert_2_threads", TASKS),
         &[("quickstore/upsert", Op::Upsert)],
     )?;
+    for tasks in MANY_TASKS {
+        let workers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(tasks)
+            .enable_all()
+            .build()?;
+        bench_tasks(
+            &mut criterion,
+            &workers,
+            &fixture,
+            (&format!("hot_path/get_{tasks}_tasks"), tasks),
+            &[
+                ("quickstore/get_item", Op::GetItem),
+                ("quickstore/get_arc", Op::GetArc),
+                ("quick_cache/get_arc_typed", Op::BareGetTyped),
+                ("quick_cache/get_arc", Op::BareGet),
+            ],
+        )?;
+    }
     runtime.block_on(fixture.store.close())?;
     criterion.final_summary();
     Ok(())
