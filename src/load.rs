@@ -81,20 +81,16 @@ fn after_failed_wait(shard: &Shard, key: &str, err: Error) -> Result<Known> {
 
 /// Reads one key through the cache, loading it on a miss.
 pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
-    let counters = &shared.counters;
     let shard = &shared.shards[shared.shard_index(rendered)];
-    let mut counted = false;
+    let mut first_look = true;
     loop {
         ensure_open(shared)?;
-        let lookup = shard.lookup(rendered);
-        if !counted {
-            let counter = match lookup {
-                Lookup::Hit(_) => &counters.hits,
-                _ => &counters.misses,
-            };
-            counters.add(counter, 1);
-            counted = true;
-        }
+        let lookup = if first_look {
+            shard.lookup(rendered)
+        } else {
+            shard.look_again(rendered)
+        };
+        first_look = false;
         match lookup {
             Lookup::Hit(known) => return Ok(known),
             Lookup::Wait(waiter) => {
@@ -126,9 +122,7 @@ pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
 #[inline]
 pub(crate) fn known_value(shared: &Shared, rendered: &str) -> Option<Value> {
     let (shard, key) = shared.locate(rendered);
-    let value = shard.value(key)?;
-    shared.counters.add(&shared.counters.hits, 1);
-    Some(value)
+    shard.value(key)
 }
 
 /// [`known_value`] for [`read_decoded`]: the key's clean value already decoded as a `T`,
@@ -139,9 +133,7 @@ where
     T: Send + Sync + 'static,
 {
     let (shard, key) = shared.locate(rendered);
-    let found = shard.decoded::<T>(key)?;
-    shared.counters.add(&shared.counters.hits, 1);
-    Some(found)
+    shard.decoded::<T>(key)
 }
 
 /// Reads one key through the cache as a shared `T`, decoding a cached item once: later reads
@@ -242,7 +234,6 @@ pub(crate) async fn read_many<'k>(
     shared: &Shared,
     keys: Vec<&'k str>,
 ) -> Result<Vec<(&'k str, Value)>> {
-    let counters = &shared.counters;
     let mut found = Vec::with_capacity(keys.len());
     let mut remaining = keys;
     let mut first_look = true;
@@ -252,14 +243,11 @@ pub(crate) async fn read_many<'k>(
         let mut waits = Vec::new();
         for key in remaining {
             let shard = &shared.shards[shared.shard_index(key)];
-            let lookup = shard.lookup(key);
-            if first_look {
-                let counter = match lookup {
-                    Lookup::Hit(_) => &counters.hits,
-                    _ => &counters.misses,
-                };
-                counters.add(counter, 1);
-            }
+            let lookup = if first_look {
+                shard.lookup(key)
+            } else {
+                shard.look_again(key)
+            };
             match lookup {
                 Lookup::Hit(known) => found.push((key, known.value)),
                 Lookup::Wait(waiter) => waits.push((shard, key, waiter)),

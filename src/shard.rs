@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
 use crate::key::Parts;
+use crate::stats::ShardCounters;
 use crate::version::Base;
 
 mod clean;
@@ -253,6 +254,15 @@ pub(crate) struct Usage {
     pub dirty_entries: usize,
 }
 
+impl Usage {
+    /// Adds `other`'s usage to this one.
+    pub(crate) fn add(&mut self, other: &Usage) {
+        self.clean_entries += other.clean_entries;
+        self.clean_bytes += other.clean_bytes;
+        self.dirty_entries += other.dirty_entries;
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
     value: Value,
@@ -343,6 +353,7 @@ struct State {
     /// Bumped whenever a key's backend state may have changed without the shard knowing it
     /// (a mutation, or a rejected write), invalidating [`Known`] states.
     generation: u64,
+    counters: ShardCounters,
 }
 
 /// One shard of the cache.
@@ -380,15 +391,34 @@ impl Shard {
                 store_dirty_bytes,
                 next_ticket: 0,
                 generation: 0,
+                counters: ShardCounters::default(),
             }),
             max_staleness,
         }
     }
 
-    /// The key's state, or what to do to learn it.
+    /// The key's state, or what to do to learn it; counted as a hit or a miss.
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        self.look(key, true)
+    }
+
+    /// [`lookup`](Self::lookup) again, after waiting for a load or losing one to a mutation:
+    /// the lookup was counted the first time.
+    pub(crate) fn look_again(&self, key: &str) -> Lookup {
+        self.look(key, false)
+    }
+
+    fn look(&self, key: &str, count: bool) -> Lookup {
         let mut state = self.state.lock();
-        if let Some(current) = state.current(key, self.max_staleness) {
+        let current = state.current(key, self.max_staleness);
+        if count {
+            let counters = &mut state.counters;
+            match current {
+                Some(_) => counters.hits += 1,
+                None => counters.misses += 1,
+            }
+        }
+        if let Some(current) = current {
             return Lookup::Hit(Known {
                 value: current.value,
                 version: current.version,
@@ -466,22 +496,16 @@ impl Shard {
         key: Hashed<'_>,
         answer: impl FnOnce(Fresh<'_>) -> Option<R>,
     ) -> Option<R> {
-        let state = self.state.lock();
-        // Most reads find nothing pending in their shard: no hashing for the map then.
-        if !state.dirty.is_empty() {
-            if let Some(entry) = state.dirty.get(key.as_str()) {
-                return answer(Fresh::Pending(&entry.value));
-            }
+        let mut state = self.state.lock();
+        let found = state.fresh(key, self.max_staleness).and_then(answer);
+        if found.is_some() {
+            state.counters.hits += 1;
         }
-        let cached = state.clean.get(key)?;
-        if cached.is_stale(self.max_staleness) {
-            return None;
-        }
-        answer(Fresh::Clean(cached))
+        found
     }
 
-    /// The key's value if the shard knows it (pending, or clean and fresh); `None`: look the
-    /// key up the usual way.
+    /// The key's value if the shard knows it (pending, or clean and fresh), counted as a hit;
+    /// `None`: look the key up the usual way.
     #[inline]
     pub(crate) fn value(&self, key: Hashed<'_>) -> Option<Value> {
         self.read_known(key, |fresh| match fresh {
@@ -491,8 +515,8 @@ impl Shard {
     }
 
     /// The key's clean state with its value already decoded as a `T`: `Some(None)` when known
-    /// absent, `None` when the shard cannot answer that way (not clean, not decoded as a `T`
-    /// yet, or stale): read the key the usual way then.
+    /// absent, counted as a hit; `None` when the shard cannot answer that way (not clean, not
+    /// decoded as a `T` yet, or stale): read the key the usual way then.
     #[inline]
     pub(crate) fn decoded<T: Any + Send + Sync>(&self, key: Hashed<'_>) -> Option<Option<Arc<T>>> {
         self.read_known(key, |fresh| match fresh {
@@ -803,6 +827,11 @@ impl Shard {
         self.state.lock().dirty.get(key).map(|d| d.first_seq)
     }
 
+    /// The shard's read counters.
+    pub(crate) fn counters(&self) -> ShardCounters {
+        self.state.lock().counters
+    }
+
     pub(crate) fn usage(&self) -> Usage {
         let state = self.state.lock();
         Usage {
@@ -819,6 +848,19 @@ impl Shard {
 }
 
 impl State {
+    /// What the read path's fast lane finds of a key (see [`Fresh`]), if anything.
+    #[inline]
+    fn fresh(&self, key: Hashed<'_>, max_staleness: Option<Duration>) -> Option<Fresh<'_>> {
+        // Most reads find nothing pending in their shard: no hashing for the map then.
+        if !self.dirty.is_empty() {
+            if let Some(entry) = self.dirty.get(key.as_str()) {
+                return Some(Fresh::Pending(&entry.value));
+            }
+        }
+        let cached = self.clean.get(key)?;
+        (!cached.is_stale(max_staleness)).then_some(Fresh::Clean(cached))
+    }
+
     /// The key's state if known: dirty, or clean and younger than `max_staleness` (a stale
     /// clean entry is dropped).
     fn current(&mut self, key: &str, max_staleness: Option<Duration>) -> Option<Current> {

@@ -15,8 +15,8 @@ use crate::item::Item;
 use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
-use crate::shard::{Hashed, KeyHasher, Shard, WriteContext};
-use crate::stats::{Counters, Stats};
+use crate::shard::{Hashed, KeyHasher, Shard, Usage, WriteContext};
+use crate::stats::{Counters, ShardCounters, Stats};
 use crate::stored::Layout;
 use crate::stream::Echoes;
 use crate::telemetry::{Handlers, Metrics, RefusedHandler};
@@ -158,18 +158,21 @@ impl Shared {
 
     /// A snapshot of the store's counters (see [`Counters::snapshot`]) and of what it holds.
     pub(crate) fn stats(&self) -> Stats {
-        let mut stats = self.counters.snapshot(self.echoes.is_some());
+        let mut counted = ShardCounters::default();
+        let mut usage = Usage::default();
+        for shard in self.shards.iter() {
+            counted.add(&shard.counters());
+            usage.add(&shard.usage());
+        }
+        let mut stats = self.counters.snapshot(counted, self.echoes.is_some());
+        stats.pending = usage.dirty_entries;
+        stats.cached_entries = usage.clean_entries;
+        stats.cached_bytes = usage.clean_bytes;
         stats.pending_bytes = self.pending_bytes.load(Ordering::Acquire);
         stats.recovery = self.recovery.clone();
         if let Some(journal) = &self.journal {
             (stats.journal_bytes, stats.journal_segments) = journal.usage();
             stats.dead_letters = journal.dead_letters();
-        }
-        for shard in self.shards.iter() {
-            let usage = shard.usage();
-            stats.pending += usage.dirty_entries;
-            stats.cached_entries += usage.clean_entries;
-            stats.cached_bytes += usage.clean_bytes;
         }
         stats
     }

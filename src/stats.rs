@@ -1,4 +1,5 @@
-//! Statistics: atomic counters on the hot paths, and the [`Stats`] snapshot built from them.
+//! Statistics: the counters the store keeps as it works (the read path's in each shard, under
+//! the lock it already holds; the others in atomics), and the [`Stats`] snapshot built from them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,16 +10,37 @@ use crate::error::Error;
 use crate::journal::RecoveryReport;
 
 /// Declares every counter once: its [`Stats`] field and that field's doc, its metric's name and
-/// description, and whether it is published only by a store that follows a stream. From the
-/// list follow the [`Counters`] the store updates, the [`Stats`] fields, [`Stats::since`], the
+/// description, and whether it is published only by a store that follows a stream. The
+/// `shard` counters are kept by each shard ([`ShardCounters`]), the `store` ones in the store's
+/// [`Counters`]. From the list follow both, the [`Stats`] fields, [`Stats::since`], the
 /// snapshot, and the metrics the flusher publishes (`telemetry`).
 macro_rules! counters {
-    ($(
-        $(#[doc = $doc:literal])*
-        $field:ident: $metric:literal, $help:literal, $scope:ident;
-    )*) => {
-        /// Counters updated as the store works. Relaxed ordering: they are statistics, not
-        /// synchronisation.
+    (
+        shard {$(
+            $(#[doc = $shard_doc:literal])*
+            $shard_field:ident: $shard_metric:literal, $shard_help:literal, $shard_scope:ident;
+        )*}
+        store {$(
+            $(#[doc = $doc:literal])*
+            $field:ident: $metric:literal, $help:literal, $scope:ident;
+        )*}
+    ) => {
+        /// The counters a shard keeps under its lock, summed over the shards when read: the
+        /// read path counts without touching memory other shards' readers share.
+        #[derive(Debug, Clone, Copy, Default)]
+        pub(crate) struct ShardCounters {
+            $(pub $shard_field: u64,)*
+        }
+
+        impl ShardCounters {
+            /// Adds `other`'s counts to these.
+            pub(crate) fn add(&mut self, other: &ShardCounters) {
+                $(self.$shard_field += other.$shard_field;)*
+            }
+        }
+
+        /// The store's counters updated as it works. Relaxed ordering: they are statistics,
+        /// not synchronisation.
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
             $(pub $field: AtomicU64,)*
@@ -27,14 +49,20 @@ macro_rules! counters {
         }
 
         /// Every counter, in declaration order.
-        pub(crate) const COUNTERS: &[Counter] = &[$(
-            Counter {
+        pub(crate) const COUNTERS: &[Counter] = &[
+            $(Counter {
+                metric: $shard_metric,
+                help: $shard_help,
+                scope: Scope::$shard_scope,
+                get: |stats| stats.$shard_field,
+            },)*
+            $(Counter {
                 metric: $metric,
                 help: $help,
                 scope: Scope::$scope,
-                get: |counters| Counters::get(&counters.$field),
-            },
-        )*];
+                get: |stats| stats.$field,
+            },)*
+        ];
 
         /// A snapshot of a store's activity since it was opened, and of what it holds now.
         ///
@@ -54,6 +82,7 @@ macro_rules! counters {
         #[derive(Debug, Clone, Default, PartialEq, Serialize)]
         #[non_exhaustive]
         pub struct Stats {
+            $($(#[doc = $shard_doc])* pub $shard_field: u64,)*
             $($(#[doc = $doc])* pub $field: u64,)*
             /// Writes recorded in the journal's dead-letter file, ever.
             pub dead_letters: u64,
@@ -79,10 +108,12 @@ macro_rules! counters {
         }
 
         impl Counters {
-            /// The counters now, in a snapshot whose gauges are left for the caller to fill
-            /// (but `stream_lag`, for a store that follows a stream).
-            pub(crate) fn snapshot(&self, follows_stream: bool) -> Stats {
+            /// The counters now, with the shards' summed in `shards`, in a snapshot whose
+            /// gauges are left for the caller to fill (but `stream_lag`, for a store that
+            /// follows a stream).
+            pub(crate) fn snapshot(&self, shards: ShardCounters, follows_stream: bool) -> Stats {
                 Stats {
+                    $($shard_field: shards.$shard_field,)*
                     $($field: Counters::get(&self.$field),)*
                     stream_lag: follows_stream
                         .then(|| Duration::from_millis(Counters::get(&self.stream_lag_ms))),
@@ -107,6 +138,7 @@ macro_rules! counters {
             #[must_use]
             pub fn since(&self, earlier: &Stats) -> Stats {
                 Stats {
+                    $($shard_field: self.$shard_field.saturating_sub(earlier.$shard_field),)*
                     $($field: self.$field.saturating_sub(earlier.$field),)*
                     dead_letters: self.dead_letters.saturating_sub(earlier.dead_letters),
                     ..self.clone()
@@ -117,10 +149,13 @@ macro_rules! counters {
 }
 
 counters! {
+shard {
     /// Lookups answered from memory.
     hits: "quickstore_hits_total", "Lookups answered from memory", Always;
     /// Lookups that needed the backend (their own read, or one they waited for).
     misses: "quickstore_misses_total", "Lookups that needed the backend", Always;
+}
+store {
     /// Keys read from the backend.
     backend_reads: "quickstore_backend_reads_total", "Keys read from the backend", Always;
     /// Read requests sent to the backend (`GetItem` and `BatchGetItem`, retries included).
@@ -165,6 +200,7 @@ counters! {
     stream_resets: "quickstore_stream_resets_total",
         "Times the stream follower lost its place and dropped every clean entry", Stream;
 }
+}
 
 /// Which stores publish a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,8 +218,8 @@ pub(crate) struct Counter {
     /// The metric's description.
     pub help: &'static str,
     pub scope: Scope,
-    /// The counter's value now.
-    pub get: fn(&Counters) -> u64,
+    /// The counter's value in a snapshot.
+    pub get: fn(&Stats) -> u64,
 }
 
 impl Counters {

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::item::{self, Item};
 use crate::key::Key;
-use crate::stats::{Counters, Scope, COUNTERS};
+use crate::stats::{Scope, Stats, COUNTERS};
 use crate::version::ConflictHandler;
 
 /// How often the flusher publishes the counters and gauges.
@@ -106,20 +106,14 @@ const HISTOGRAMS: &[(&str, Unit, &str)] = &[
     ),
 ];
 
-/// The gauges a publication reports, gathered by the flusher.
+/// What a publication reports beside the store's [`Stats`], gathered by the flusher.
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
-    pub pending_keys: usize,
-    pub pending_bytes: u64,
     pub max_pending_keys: usize,
     pub max_pending_bytes: u64,
     pub oldest_pending: Duration,
-    pub cached_entries: usize,
-    pub cached_bytes: u64,
-    /// Bytes and segments, with a journal.
-    pub journal: Option<(u64, usize)>,
-    /// Whether the store follows a stream.
-    pub follows_stream: bool,
+    /// Whether the store has a journal.
+    pub journaled: bool,
 }
 
 /// Records the store's metrics through the `metrics` facade, each with the store's labels.
@@ -163,31 +157,31 @@ impl Metrics {
         }
     }
 
-    /// Publishes the counters as absolute totals, and the gauges.
-    pub(crate) fn publish(&self, counters: &Counters, gauges: &Gauges) {
+    /// Publishes the counters of `stats` as absolute totals, and the gauges.
+    pub(crate) fn publish(&self, stats: &Stats, gauges: &Gauges) {
+        let follows_stream = stats.stream_lag.is_some();
         for counter in COUNTERS {
-            if counter.scope == Scope::Always || gauges.follows_stream {
-                self.counter(counter.metric)
-                    .absolute((counter.get)(counters));
+            if counter.scope == Scope::Always || follows_stream {
+                self.counter(counter.metric).absolute((counter.get)(stats));
             }
         }
-        if gauges.follows_stream {
-            let lag = Duration::from_millis(Counters::get(&counters.stream_lag_ms));
+        if let Some(lag) = stats.stream_lag {
             self.gauge(STREAM_LAG_SECONDS).set(lag.as_secs_f64());
         }
-        self.gauge(PENDING_KEYS).set(gauges.pending_keys as f64);
-        self.gauge(PENDING_BYTES).set(gauges.pending_bytes as f64);
+        self.gauge(PENDING_KEYS).set(stats.pending as f64);
+        self.gauge(PENDING_BYTES).set(stats.pending_bytes as f64);
         self.gauge(MAX_PENDING_KEYS)
             .set(gauges.max_pending_keys as f64);
         self.gauge(MAX_PENDING_BYTES)
             .set(gauges.max_pending_bytes as f64);
         self.gauge(OLDEST_PENDING_SECONDS)
             .set(gauges.oldest_pending.as_secs_f64());
-        self.gauge(CACHED_ENTRIES).set(gauges.cached_entries as f64);
-        self.gauge(CACHED_BYTES).set(gauges.cached_bytes as f64);
-        if let Some((bytes, segments)) = gauges.journal {
-            self.gauge(JOURNAL_BYTES).set(bytes as f64);
-            self.gauge(JOURNAL_SEGMENTS).set(segments as f64);
+        self.gauge(CACHED_ENTRIES).set(stats.cached_entries as f64);
+        self.gauge(CACHED_BYTES).set(stats.cached_bytes as f64);
+        if gauges.journaled {
+            self.gauge(JOURNAL_BYTES).set(stats.journal_bytes as f64);
+            self.gauge(JOURNAL_SEGMENTS)
+                .set(stats.journal_segments as f64);
         }
     }
 }

@@ -361,22 +361,13 @@ impl Runner {
         let shared = &self.shared;
         let now = tokio::time::Instant::now();
         self.ages.note(shared.last_seq(), now);
-        let mut gauges = Gauges {
-            pending_keys: shared.pending.load(Ordering::Acquire),
-            pending_bytes: shared.pending_bytes.load(Ordering::Acquire),
+        let gauges = Gauges {
             max_pending_keys: shared.options.max_pending,
             max_pending_bytes: shared.options.max_pending_bytes,
             oldest_pending: self.ages.age(self.oldest(), now),
-            journal: shared.journal.as_ref().map(|journal| journal.usage()),
-            follows_stream: shared.echoes.is_some(),
-            ..Gauges::default()
+            journaled: shared.journal.is_some(),
         };
-        for shard in shared.shards.iter() {
-            let usage = shard.usage();
-            gauges.cached_entries += usage.clean_entries;
-            gauges.cached_bytes += usage.clean_bytes;
-        }
-        shared.metrics.publish(&shared.counters, &gauges);
+        shared.metrics.publish(&shared.stats(), &gauges);
     }
 
     /// The first sequence of the oldest key not yet written.

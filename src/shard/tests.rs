@@ -110,6 +110,36 @@ fn an_unknown_key_is_loaded_once_and_then_hit() {
 }
 
 #[test]
+fn each_lookup_counts_once_as_a_hit_or_a_miss() {
+    let hasher = KeyHasher::default();
+    let shard = Shard::new(1 << 20, None, Arc::default(), hasher.clone());
+    let counted = |shard: &Shard| {
+        let counters = shard.counters();
+        (counters.hits, counters.misses)
+    };
+    let ticket = start_load(&shard, "a");
+    assert!(matches!(shard.lookup("a"), Lookup::Wait(_)));
+    assert_eq!(counted(&shard), (0, 2), "the loader and the waiter missed");
+    // The waiter looks again once the load ends: that look is not a lookup of its own.
+    assert!(ticket
+        .and_then(|t| shard.finish_load("a", t, Some(item(1)), 0))
+        .is_some());
+    assert!(matches!(shard.look_again("a"), Lookup::Hit(_)));
+    assert_eq!(counted(&shard), (0, 2));
+    assert_eq!(hit(&shard, "a"), Some(Some(item(1))));
+    assert_eq!(shard.value(hasher.hash("a")), Some(Some(item(1))));
+    assert_eq!(
+        counted(&shard),
+        (2, 2),
+        "both the lookup and the fast lane hit"
+    );
+    // The fast lane counts nothing when it cannot answer: the lookup that follows counts.
+    assert_eq!(shard.value(hasher.hash("b")), None);
+    assert_eq!(shard.decoded::<u32>(hasher.hash("a")), None);
+    assert_eq!(counted(&shard), (2, 2));
+}
+
+#[test]
 fn absent_keys_are_cached() {
     let shard = Shard::new(1 << 20, None, Arc::default(), KeyHasher::default());
     let ticket = start_load(&shard, "gone");
