@@ -114,7 +114,7 @@ impl Follower {
         loop {
             let found = self.round(&shared).await;
             if !found {
-                tokio::time::sleep(shared.options.stream_poll_interval).await;
+                tokio::time::sleep(shared.options().stream_poll_interval).await;
             }
         }
     }
@@ -162,7 +162,7 @@ impl Follower {
             self.backoff = Backoff::default();
         }
         if !found && !failed {
-            shared.counters.stream_lag_ms.store(0, Ordering::Relaxed);
+            shared.counters().stream_lag_ms.store(0, Ordering::Relaxed);
         }
         found
     }
@@ -187,7 +187,10 @@ impl Follower {
                 .duration_since(created)
                 .unwrap_or_default();
             let lag = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX - 1);
-            shared.counters.stream_lag_ms.store(lag, Ordering::Relaxed);
+            shared
+                .counters()
+                .stream_lag_ms
+                .store(lag, Ordering::Relaxed);
             if let Read::At { last, .. } = &mut tracked.read {
                 *last = Some(sequence);
             }
@@ -205,21 +208,21 @@ impl Follower {
 
     /// Hands one change to its key's shard.
     fn apply(&self, shared: &Shared, change: StreamRecord) {
-        let counters = &shared.counters;
+        let counters = shared.counters();
         counters.add(&counters.stream_records, 1);
-        let options = &shared.options;
+        let options = shared.options();
         let Some(key) = string_attribute(&change.keys, &options.partition_key) else {
             return;
         };
         let state = match change.after {
             StreamImage::Present(item) => {
-                let (item, version) = shared.layout.value(item);
+                let (item, version) = shared.layout().value(item);
                 Some((Some(Arc::new(item)), version))
             }
             StreamImage::Removed => Some((None, 0)),
             StreamImage::Unknown => None,
         };
-        let own = match (&state, &shared.echoes) {
+        let own = match (&state, shared.echoes()) {
             (Some((value, version)), Some(echoes)) => {
                 echoes.recognise(key, value.as_deref(), *version)
             }
@@ -230,7 +233,7 @@ impl Follower {
             at: self.instant_of(change.created),
             own,
         };
-        let shard = &shared.shards[shared.shard_index(key)];
+        let shard = shared.shard_of(key);
         match shard.follow(key, observed, options.stream_clock_margin) {
             Followed::Replaced => counters.add(&counters.stream_replaced, 1),
             Followed::Invalidated => counters.add(&counters.stream_invalidated, 1),
@@ -305,7 +308,7 @@ impl Follower {
     /// A request failed: transient failures are retried by the next round; after a permanent
     /// one the whole stream is followed anew from its newest records.
     async fn failed(&mut self, shared: &Shared, id: &str, err: Error) {
-        let counters = &shared.counters;
+        let counters = shared.counters();
         counters.add(&counters.stream_errors, 1);
         if err.is_retryable() {
             tracing::debug!(shard = %id, error = %err.report(), "reading the stream failed; retrying");
@@ -326,13 +329,13 @@ impl Follower {
     /// Lists the shards again, to find new ones (a closed shard's children, splits).
     async fn discover(&mut self, shared: &Shared) {
         self.discover_at = Instant::now() + DISCOVER_EVERY;
-        if let Some(echoes) = &shared.echoes {
+        if let Some(echoes) = shared.echoes() {
             echoes.forget_old();
         }
         let description = match self.stream.describe().await {
             Ok(description) => description,
             Err(err) => {
-                shared.counters.add(&shared.counters.stream_errors, 1);
+                shared.counters().add(&shared.counters().stream_errors, 1);
                 tracing::warn!(error = %err.report(), "listing the stream's shards failed; retrying later");
                 return;
             }
@@ -391,13 +394,13 @@ impl Follower {
 
 /// Drops every clean entry and every expected echo: changes may have been missed.
 fn forget_everything(shared: &Shared) {
-    for shard in shared.shards.iter() {
+    for shard in shared.shards() {
         shard.invalidate_all();
     }
-    if let Some(echoes) = &shared.echoes {
+    if let Some(echoes) = shared.echoes() {
         echoes.clear();
     }
-    let counters = &shared.counters;
+    let counters = shared.counters();
     counters.add(&counters.stream_resets, 1);
 }
 

@@ -81,7 +81,7 @@ fn after_failed_wait(shard: &Shard, key: &str, err: Error) -> Result<Known> {
 
 /// Reads one key through the cache, loading it on a miss.
 pub(crate) async fn read(shared: &Shared, rendered: &str) -> Result<Known> {
-    let shard = &shared.shards[shared.shard_index(rendered)];
+    let shard = shared.shard_of(rendered);
     let mut first_look = true;
     loop {
         ensure_open(shared)?;
@@ -147,7 +147,7 @@ where
         return Ok(None);
     };
     let value: Arc<T> = Arc::new(item::to_value(&item)?);
-    let shard = &shared.shards[shared.shard_index(rendered)];
+    let shard = shared.shard_of(rendered);
     shard.remember_decoded(rendered, &item, Arc::clone(&value) as Decoded);
     Ok(Some(value))
 }
@@ -185,8 +185,8 @@ async fn load(shared: &Shared, rendered: &str) -> Result<(Value, u64)> {
 
 /// [`load`]'s work; counts the requests it sends in `attempts`.
 async fn load_one(shared: &Shared, rendered: &str, attempts: &mut u32) -> Result<(Value, u64)> {
-    let counters = &shared.counters;
-    let options = &shared.options;
+    let counters = shared.counters();
+    let options = &shared.options();
     let policy = &options.retry;
     let started = Instant::now();
     let mut backoff = Backoff::new(policy);
@@ -195,7 +195,7 @@ async fn load_one(shared: &Shared, rendered: &str, attempts: &mut u32) -> Result
         *attempts += 1;
         let request =
             shared
-                .backend
+                .backend()
                 .get(&options.partition_key, rendered, options.consistent_reads);
         match policy.request("GetItem", request).await {
             Ok(item) => {
@@ -225,7 +225,7 @@ fn strip(shared: &Shared, item: Option<Item>) -> (Value, u64) {
     let Some(item) = item else {
         return (None, 0);
     };
-    let (item, version) = shared.layout.value(item);
+    let (item, version) = shared.layout().value(item);
     (Some(Arc::new(item)), version)
 }
 
@@ -242,7 +242,7 @@ pub(crate) async fn read_many<'k>(
         let mut loads = Vec::new();
         let mut waits = Vec::new();
         for key in remaining {
-            let shard = &shared.shards[shared.shard_index(key)];
+            let shard = shared.shard_of(key);
             let lookup = if first_look {
                 shard.lookup(key)
             } else {
@@ -351,8 +351,8 @@ async fn load_keys(
     mut keys: Vec<String>,
     attempts: &mut u32,
 ) -> Result<HashMap<String, Item>> {
-    let counters = &shared.counters;
-    let options = &shared.options;
+    let counters = shared.counters();
+    let options = &shared.options();
     let policy = &options.retry;
     let asked = keys.len();
     let started = Instant::now();
@@ -364,7 +364,7 @@ async fn load_keys(
         counters.add(&counters.read_requests, 1);
         let request =
             shared
-                .backend
+                .backend()
                 .batch_get(&options.partition_key, &keys, options.consistent_reads);
         let failure = match policy.request("BatchGetItem", request).await {
             Ok(batch) => {

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::backend::Backend;
@@ -19,41 +20,36 @@ use crate::shard::{Hashed, KeyHasher, Shard, Usage, WriteContext};
 use crate::stats::{Counters, ShardCounters, Stats};
 use crate::stored::Layout;
 use crate::stream::Echoes;
-use crate::telemetry::{Handlers, Metrics, RefusedHandler};
-use crate::version::ConflictHandler;
 
-/// State shared by every handle and the flusher.
+/// State shared by every handle and the flusher. The configuration (backend, options, kinds,
+/// layout) is fixed at open; what changes is reached through methods that say who changes it:
+/// mutations dirty keys in the shards and take sequence numbers, the flusher settles them and
+/// makes room, and closing happens once.
 pub(crate) struct Shared {
-    pub shards: Box<[Shard]>,
+    shards: Box<[Shard]>,
     /// Hashes keys: the hash picks a key's shard, then finds the key in it.
     hasher: KeyHasher,
-    pub backend: Arc<dyn Backend>,
-    pub options: Options,
-    pub kinds: Kinds,
+    backend: Arc<dyn Backend>,
+    options: Options,
+    kinds: Kinds,
+    /// What the store's items look like in the table; versioned writes are tagged with the
+    /// journal's writer id, else a random one.
+    layout: Layout,
     /// The last sequence number given to a mutation.
     seq: AtomicU64,
     /// Keys with mutations not yet in the backend.
-    pub pending: AtomicUsize,
+    pending: AtomicUsize,
     /// Bytes of the dirty entries of every shard.
-    pub pending_bytes: Arc<AtomicU64>,
+    pending_bytes: Arc<AtomicU64>,
     /// Told whenever pending writes land, for mutations waiting for room.
-    pub room: Notify,
+    room: Notify,
     /// Set once the store starts closing; checked under shard locks.
-    pub closed: AtomicBool,
-    pub counters: Counters,
-    pub journal: Option<Journal>,
-    pub recovery: Option<RecoveryReport>,
-    /// Told of each conflict in versioned mode.
-    pub on_conflict: Option<ConflictHandler>,
-    /// Told of each write the backend refuses for good.
-    pub on_refused: Option<RefusedHandler>,
-    /// Where the flusher records the store's metrics.
-    pub metrics: Metrics,
+    closed: AtomicBool,
+    counters: Counters,
+    journal: Option<Journal>,
+    recovery: Option<RecoveryReport>,
     /// This store's writes not yet seen in the stream, when it follows one.
-    pub echoes: Option<Echoes>,
-    /// What the store's items look like in the table; versioned writes are tagged with the
-    /// journal's writer id, else a random one.
-    pub layout: Layout,
+    echoes: Option<Echoes>,
 }
 
 impl Shared {
@@ -63,7 +59,6 @@ impl Shared {
         kinds: Kinds,
         journal: Option<Journal>,
         recovery: Option<RecoveryReport>,
-        handlers: Handlers,
         follows_stream: bool,
     ) -> Self {
         let per_shard = (options.cache_capacity / options.shards as u64).max(1);
@@ -76,7 +71,6 @@ impl Shared {
             options.version_attribute.clone(),
             writer,
         );
-        let metrics = Metrics::new(options.metrics_label.as_deref());
         let hasher = KeyHasher::default();
         Self {
             shards: (0..options.shards)
@@ -93,6 +87,7 @@ impl Shared {
             backend,
             options,
             kinds,
+            layout,
             seq: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             pending_bytes,
@@ -101,12 +96,77 @@ impl Shared {
             counters: Counters::default(),
             journal,
             recovery,
-            on_conflict: handlers.on_conflict,
-            on_refused: handlers.on_refused,
-            metrics,
             echoes: follows_stream.then(Echoes::default),
-            layout,
         }
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) fn kinds(&self) -> &Kinds {
+        &self.kinds
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The store's counters, for every part of it to count what it does.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// This store's writes not yet seen in the stream, when it follows one.
+    pub(crate) fn echoes(&self) -> Option<&Echoes> {
+        self.echoes.as_ref()
+    }
+
+    pub(crate) fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    pub(crate) fn shard(&self, index: usize) -> &Shard {
+        &self.shards[index]
+    }
+
+    /// The shard that holds a key.
+    pub(crate) fn shard_of(&self, rendered: &str) -> &Shard {
+        &self.shards[self.shard_index(rendered)]
+    }
+
+    /// Keys with mutations not yet in the backend.
+    pub(crate) fn pending_keys(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// The flusher: a pending key's mutations are all in the backend (or settled otherwise).
+    /// Mutations waiting for room are told with [`make_room`](Self::make_room).
+    pub(crate) fn settled(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The flusher: pending writes landed; wakes the mutations waiting for room.
+    pub(crate) fn make_room(&self) {
+        self.room.notify_waiters();
+    }
+
+    /// Completes when the flusher next makes room.
+    pub(crate) fn room(&self) -> Notified<'_> {
+        self.room.notified()
+    }
+
+    /// Marks the store closing; `true` for the call that closed it.
+    pub(crate) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
     }
 
     /// What a mutation needs; `on_dirty` learns the keys it dirties.

@@ -3,7 +3,6 @@
 //! (read-through), [`shard`](crate::shard) (entry states), the flusher and the journal.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,9 +79,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.shared.close() {
             tracing::warn!(
-                pending = self.shared.pending.load(Ordering::Acquire),
+                pending = self.shared.pending_keys(),
                 "the last handle of a quickstore Store was dropped without close(): its pending \
                  writes drain in the background only while the Tokio runtime runs, and writes \
                  the backend refuses are not reported to anyone"
@@ -98,8 +97,8 @@ impl Drop for Inner {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("options", &self.shared().options)
-            .field("kinds", &self.shared().kinds)
+            .field("options", self.shared().options())
+            .field("kinds", self.shared().kinds())
             .finish_non_exhaustive()
     }
 }
@@ -122,14 +121,13 @@ impl Store {
             kinds,
             journal,
             report,
-            handlers,
             follower.is_some(),
         ));
         let (flusher, rx) = flusher::Handle::new();
         if let Some(recovered) = recovered {
             restore(&shared, &flusher, recovered);
         }
-        let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx).run());
+        let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx, handlers).run());
         let follower = follower.map(|follower| tokio::spawn(follower.run(Arc::clone(&shared))));
         Self {
             inner: Arc::new(Inner {
@@ -147,7 +145,7 @@ impl Store {
 
     /// The registry of kinds this store checks keys against.
     pub fn kinds(&self) -> &Kinds {
-        &self.shared().kinds
+        self.shared().kinds()
     }
 
     /// Reads the value under `key`, or `None` when there is none. A cached value is
@@ -346,7 +344,7 @@ impl Store {
     pub fn invalidate(&self, key: &Key) -> Result<()> {
         self.check_key(key)?;
         let shared = self.shared();
-        shared.shards[shared.shard_index(key.as_str())].invalidate(key.as_str());
+        shared.shard_of(key.as_str()).invalidate(key.as_str());
         Ok(())
     }
 
@@ -354,7 +352,7 @@ impl Store {
     /// [`invalidate`](Self::invalidate).
     pub fn invalidate_all(&self) -> Result<()> {
         self.ensure_open()?;
-        for shard in self.shared().shards.iter() {
+        for shard in self.shared().shards() {
             shard.invalidate_all();
         }
         Ok(())
@@ -376,7 +374,7 @@ impl Store {
     /// Runs in a `flush` span: the keys `pending` when it was called, and its `outcome` (`ok`
     /// or `error`, with the `error`).
     pub async fn flush(&self) -> Result<()> {
-        let pending = self.shared().pending.load(Ordering::Acquire);
+        let pending = self.shared().pending_keys();
         let span = tracing::info_span!("flush", pending, outcome = Empty, error = Empty);
         let result = self.flush_now().instrument(span.clone()).await;
         telemetry::record_outcome(&span, &result);
@@ -412,8 +410,8 @@ impl Store {
     fn timed_out(&self, waited: Duration) -> Error {
         let shared = self.shared();
         Error::Timeout {
-            remaining: shared.pending.load(Ordering::Acquire),
-            journaled: shared.journal.is_some(),
+            remaining: shared.pending_keys(),
+            journaled: shared.journal().is_some(),
             waited,
         }
     }
@@ -426,7 +424,7 @@ impl Store {
     ///
     /// Runs in a `close` span, with the same fields as [`flush`](Self::flush)'s.
     pub async fn close(&self) -> Result<()> {
-        let pending = self.shared().pending.load(Ordering::Acquire);
+        let pending = self.shared().pending_keys();
         let span = tracing::info_span!("close", pending, outcome = Empty, error = Empty);
         let result = self.close_now().instrument(span.clone()).await;
         telemetry::record_outcome(&span, &result);
@@ -435,7 +433,7 @@ impl Store {
 
     async fn close_now(&self) -> Result<()> {
         let shared = self.shared();
-        shared.closed.store(true, Ordering::Release);
+        shared.close();
         if let Some(follower) = &self.inner.follower {
             follower.abort();
         }
@@ -472,7 +470,7 @@ impl Store {
     #[inline]
     fn check_key(&self, key: &Key) -> Result<()> {
         self.ensure_open()?;
-        Ok(self.shared().kinds.check(key)?)
+        Ok(self.shared().kinds().check(key)?)
     }
 
     /// Checks the key, then converts the value to an item DynamoDB would accept.
@@ -516,7 +514,9 @@ fn restore(shared: &Shared, flusher: &flusher::Handle, recovered: Recovered) {
             version: record.base.as_ref().and_then(TableState::version),
             read: record.base.as_ref().and_then(TableState::read).cloned(),
         };
-        shared.shards[index].restore(&record.key, record.item, record.seq, base, &ctx);
+        shared
+            .shard(index)
+            .restore(&record.key, record.item, record.seq, base, &ctx);
     }
 }
 

@@ -46,7 +46,7 @@ impl Mutator<'_> {
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
-        let shard = &shared.shards[index];
+        let shard = &shared.shard(index);
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = WriteContext {
             key_parts: Some(key.parts()),
@@ -82,7 +82,7 @@ impl Mutator<'_> {
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
-        let shard = &shared.shards[index];
+        let shard = &shared.shard(index);
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = WriteContext {
             key_parts: Some(key.parts()),
@@ -130,10 +130,10 @@ impl Mutator<'_> {
     /// Counts an applied mutation, once the journal holds it as durably as promised.
     async fn acknowledge(&self, seq: u64) -> Result<()> {
         let shared = self.shared;
-        if let Some(journal) = &shared.journal {
+        if let Some(journal) = shared.journal() {
             journal.wait(seq).await?;
         }
-        shared.counters.add(&shared.counters.mutations, 1);
+        shared.counters().add(&shared.counters().mutations, 1);
         Ok(())
     }
 }
@@ -170,7 +170,7 @@ impl<'a> Room<'a> {
     /// again, or `full` when the store does not wait or waited long enough. After the first
     /// full attempt it returns at once (armed), so the caller tries once more before waiting.
     async fn wait(&mut self, full: Error) -> Result<()> {
-        let Backpressure::Wait(limit) = self.shared.options.backpressure else {
+        let Backpressure::Wait(limit) = self.shared.options().backpressure else {
             return Err(full);
         };
         let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + limit);
@@ -179,7 +179,7 @@ impl<'a> Room<'a> {
                 return Err(full);
             }
         }
-        let mut armed = Box::pin(self.shared.room.notified());
+        let mut armed = Box::pin(self.shared.room());
         armed.as_mut().enable();
         self.armed = Some(armed);
         Ok(())

@@ -18,7 +18,7 @@ use crate::retry::Backoff;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
 use crate::stored::Layout;
-use crate::telemetry::{FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES};
+use crate::telemetry::{Metrics, FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES};
 use crate::version::{self, Base};
 
 /// Which dirty state a write carries.
@@ -102,7 +102,9 @@ pub(crate) enum Outcome {
 /// it in the journal after the shard has it, so that every mutation journaled before the note
 /// builds on the old base and every one after it on the new one.
 pub(crate) fn complete(shared: &Shared, meta: &Meta, landed: Landed) -> Option<Completed> {
-    let completed = shared.shards[meta.shard].complete_write(&meta.key, meta.seq, landed);
+    let completed = shared
+        .shard(meta.shard)
+        .complete_write(&meta.key, meta.seq, landed);
     if completed.is_some() {
         let table = match landed {
             Landed::Written(now) => now,
@@ -119,7 +121,7 @@ pub(crate) fn complete(shared: &Shared, meta: &Meta, landed: Landed) -> Option<C
 /// writes them again nor builds on an older version. Not waited for: a note lost in a crash
 /// only risks a conflict reported for a recovered write.
 pub(crate) fn mark_settled(shared: &Shared, key: &str, seq: u64, table: Option<u64>) {
-    let (Some(journal), Some(_)) = (&shared.journal, &shared.options.version_attribute) else {
+    let (Some(journal), Some(_)) = (shared.journal(), &shared.options().version_attribute) else {
         return;
     };
     if let Err(err) = journal.settled(key, seq, TableState::from_version(table)) {
@@ -137,12 +139,12 @@ pub(crate) type Outcomes = Vec<(Meta, Outcome)>;
 /// `requests` sent (retries included), how many writes were `written`, `refused` and lost to
 /// `conflicts`, and the `outcome`: `written` (every write landed), `refused` (some were
 /// refused for good), `conflicts` (some lost the race to another writer) or `mixed` (both).
-pub(crate) async fn send(shared: Arc<Shared>, batch: Batch) -> Outcomes {
+pub(crate) async fn send(shared: Arc<Shared>, metrics: Metrics, batch: Batch) -> Outcomes {
     let writes = batch.len();
     let span = tracing::debug_span!(
         "flush_batch",
         writes,
-        versioned = shared.options.version_attribute.is_some(),
+        versioned = shared.options().version_attribute.is_some(),
         requests = Empty,
         written = Empty,
         refused = Empty,
@@ -151,7 +153,7 @@ pub(crate) async fn send(shared: Arc<Shared>, batch: Batch) -> Outcomes {
     );
     let requests = AtomicU64::new(0);
     let started = tokio::time::Instant::now();
-    let outcomes = match &shared.options.version_attribute {
+    let outcomes = match &shared.options().version_attribute {
         Some(attribute) => {
             let attribute = Arc::clone(attribute);
             write_each_if(Arc::clone(&shared), attribute, batch, &requests)
@@ -164,7 +166,6 @@ pub(crate) async fn send(shared: Arc<Shared>, batch: Batch) -> Outcomes {
                 .await
         }
     };
-    let metrics = &shared.metrics;
     metrics
         .histogram(FLUSH_BATCH_SECONDS)
         .record(started.elapsed().as_secs_f64());
@@ -194,11 +195,11 @@ pub(crate) async fn send(shared: Arc<Shared>, batch: Batch) -> Outcomes {
 /// Writes `batch`, retrying what may succeed, and returns each write's outcome; counts the
 /// requests it sends in `requests`.
 async fn write(shared: Arc<Shared>, batch: Batch, requests: &AtomicU64) -> Outcomes {
-    let (backend, counters) = (&shared.backend, &shared.counters);
-    let partition_key = &shared.options.partition_key;
+    let (backend, counters) = (shared.backend(), shared.counters());
+    let partition_key = &shared.options().partition_key;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut groups = VecDeque::from([batch]);
-    let policy = &shared.options.retry;
+    let policy = &shared.options().retry;
     while let Some(mut group) = groups.pop_front() {
         let mut backoff = Backoff::new(policy);
         loop {
@@ -309,9 +310,9 @@ async fn write_if(
     write: &mut Write,
     requests: &AtomicU64,
 ) -> Outcome {
-    let (backend, counters) = (&shared.backend, &shared.counters);
-    let partition_key = &shared.options.partition_key;
-    let policy = &shared.options.retry;
+    let (backend, counters) = (shared.backend(), shared.counters());
+    let partition_key = &shared.options().partition_key;
+    let policy = &shared.options().retry;
     let mut backoff = Backoff::new(policy);
     let operation = match write {
         Write::Put(_) => "PutItem",
@@ -341,7 +342,7 @@ async fn write_if(
                 return Outcome::Written;
             }
             Ok(Conditional::Conflict { current }) => {
-                let layout = &shared.layout;
+                let layout = shared.layout();
                 let ours = current.as_ref().and_then(|item| layout.written_here(item));
                 match (&*write, ours) {
                     // This very write landed.

@@ -2,7 +2,6 @@
 //! number of batches in flight, settle their outcomes with the shards, and answer barriers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +16,7 @@ use crate::item::Item;
 use crate::key::Key;
 use crate::shard::{Completed, Landed};
 use crate::shared::Shared;
-use crate::telemetry::{Ages, Gauges, Refused, PUBLISH_INTERVAL};
+use crate::telemetry::{Ages, Gauges, Handlers, Metrics, Refused, PUBLISH_INTERVAL};
 use crate::version::{self, Conflict};
 
 /// Refusals kept for the next `flush` to report; beyond this, only the logs, the counters and
@@ -65,11 +64,21 @@ pub(crate) struct Runner {
     stopped: bool,
     /// How old pending mutations are, for the metrics.
     ages: Ages,
+    /// Where the store's metrics are recorded.
+    metrics: Metrics,
+    /// Told of conflicts and refused writes.
+    handlers: Handlers,
 }
 
 impl Runner {
-    pub(crate) fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Submission>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        rx: mpsc::UnboundedReceiver<Submission>,
+        handlers: Handlers,
+    ) -> Self {
         Self {
+            metrics: Metrics::new(shared.options().metrics_label.as_deref()),
+            handlers,
             shared,
             rx,
             queue: BTreeMap::new(),
@@ -87,13 +96,13 @@ impl Runner {
     }
 
     pub(crate) async fn run(mut self) {
-        let period = self.shared.options.flush_interval;
+        let period = self.shared.options().flush_interval;
         // The first tick comes one period after start, not at once.
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut publisher = tokio::time::interval(PUBLISH_INTERVAL);
         publisher.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        self.shared.metrics.describe();
+        self.metrics.describe();
         loop {
             tokio::select! {
                 // The channel closes when the last store handle goes, after its closing
@@ -162,7 +171,7 @@ impl Runner {
 
     /// Starts batches while there is room in flight and due work in the queue.
     fn dispatch(&mut self) {
-        let options = &self.shared.options;
+        let options = self.shared.options();
         while self.tasks.len() < options.max_in_flight_batches {
             let crowded = self.queue.len() >= options.batch_threshold;
             let mut batch = Batch::default();
@@ -174,7 +183,7 @@ impl Runner {
                     break;
                 }
                 let (first_seq, queued) = entry.remove_entry();
-                let Some(taken) = self.shared.shards[queued.shard].take_for_write(&queued.key)
+                let Some(taken) = self.shared.shard(queued.shard).take_for_write(&queued.key)
                 else {
                     // Not dirty any more, or already in flight: nothing to write for it now.
                     continue;
@@ -184,7 +193,7 @@ impl Runner {
                 } else {
                     0
                 };
-                let layout = &self.shared.layout;
+                let layout = &self.shared.layout();
                 let (write, written) = match &taken.value {
                     Some(item) => {
                         let stored = layout.stored(&queued.key, item, version, taken.seq);
@@ -192,7 +201,7 @@ impl Runner {
                     }
                     None => (Write::Delete(queued.key.clone()), None),
                 };
-                if let Some(echoes) = &self.shared.echoes {
+                if let Some(echoes) = self.shared.echoes() {
                     echoes.expect(&queued.key, taken.value, written.unwrap_or(0));
                 }
                 self.in_flight.insert(first_seq);
@@ -214,7 +223,9 @@ impl Runner {
             }
             let metas = batch.metas.clone();
             let shared = Arc::clone(&self.shared);
-            let handle = self.tasks.spawn(batch::send(shared, batch));
+            let handle = self
+                .tasks
+                .spawn(batch::send(shared, self.metrics.clone(), batch));
             self.task_metas.insert(handle.id(), metas);
         }
     }
@@ -232,7 +243,7 @@ impl Runner {
                 let metas = self.task_metas.remove(&join.id()).unwrap_or_default();
                 for meta in metas {
                     self.in_flight.remove(&meta.first_seq);
-                    let shard = &self.shared.shards[meta.shard];
+                    let shard = &self.shared.shard(meta.shard);
                     if let Some(first) = shard.abandon_write(&meta.key, meta.seq) {
                         self.enqueue(first, meta.shard, meta.key);
                     }
@@ -258,14 +269,14 @@ impl Runner {
             };
             match completed {
                 Some(Completed::Settled) => {
-                    self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.settled();
                 }
                 Some(Completed::StillDirty(first)) => self.enqueue(first, meta.shard, meta.key),
                 None => {}
             }
         }
         // Whatever landed (or was refused) made room for mutations waiting for it.
-        self.shared.room.notify_waiters();
+        self.shared.make_room();
     }
 
     /// Settles a versioned write that lost the race: the winner's state replaces the key's
@@ -273,22 +284,22 @@ impl Runner {
     fn conflict(&mut self, meta: &Meta, current: Option<Item>) {
         let (theirs, version) = match current {
             Some(item) => {
-                let (item, version) = self.shared.layout.value(item);
+                let (item, version) = self.shared.layout().value(item);
                 (Some(Arc::new(item)), version)
             }
             None => (None, 0),
         };
-        let shard = &self.shared.shards[meta.shard];
+        let shard = &self.shared.shard(meta.shard);
         let Some((ours, newest)) =
             shard.resolve_conflict(&meta.key, meta.seq, theirs.clone(), version)
         else {
             return;
         };
-        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
-        let counters = &self.shared.counters;
+        self.shared.settled();
+        let counters = self.shared.counters();
         counters.add(&counters.conflicts, 1);
         tracing::warn!(key = %meta.key, "another writer changed the key first; this store's pending state of it was dropped for the winner's");
-        if let Some(journal) = &self.shared.journal {
+        if let Some(journal) = self.shared.journal() {
             let write = match &ours {
                 Some(item) => Write::Put((**item).clone()),
                 None => Write::Delete(meta.key.clone()),
@@ -306,9 +317,9 @@ impl Runner {
             newest,
             theirs.is_some().then_some(version),
         );
-        if let Some(handler) = &self.shared.on_conflict {
+        if let Some(handler) = &self.handlers.on_conflict {
             handler(&Conflict {
-                key: Key::rebuild(&meta.key, meta.parts, &self.shared.kinds),
+                key: Key::rebuild(&meta.key, meta.parts, self.shared.kinds()),
                 ours,
                 theirs,
             });
@@ -317,9 +328,9 @@ impl Runner {
 
     fn reject(&mut self, meta: &Meta, refusal: Refusal) {
         let Refusal { error: err, write } = refusal;
-        let counters = &self.shared.counters;
+        let counters = self.shared.counters();
         counters.add(&counters.rejected_writes, 1);
-        if let Some(journal) = &self.shared.journal {
+        if let Some(journal) = self.shared.journal() {
             let reason = err.report().to_string();
             if let Err(dead) = journal.dead_letter(meta.seq, &meta.key, &write, &reason) {
                 tracing::error!(key = %meta.key, error = %dead.report(), "the refused write could not be dead-lettered");
@@ -342,15 +353,15 @@ impl Runner {
 
     /// Hands a refused write to the application's handler, if it set one.
     fn tell_refused(&self, meta: &Meta, write: Write, err: &Error) {
-        let Some(handler) = &self.shared.on_refused else {
+        let Some(handler) = &self.handlers.on_refused else {
             return;
         };
         let state = match write {
-            Write::Put(item) => Some(Arc::new(self.shared.layout.value(item).0)),
+            Write::Put(item) => Some(Arc::new(self.shared.layout().value(item).0)),
             Write::Delete(_) => None,
         };
         handler(&Refused {
-            key: Key::rebuild(&meta.key, meta.parts, &self.shared.kinds),
+            key: Key::rebuild(&meta.key, meta.parts, self.shared.kinds()),
             state,
             error: refused(&meta.key, err),
         });
@@ -362,12 +373,12 @@ impl Runner {
         let now = tokio::time::Instant::now();
         self.ages.note(shared.last_seq(), now);
         let gauges = Gauges {
-            max_pending_keys: shared.options.max_pending,
-            max_pending_bytes: shared.options.max_pending_bytes,
+            max_pending_keys: shared.options().max_pending,
+            max_pending_bytes: shared.options().max_pending_bytes,
             oldest_pending: self.ages.age(self.oldest(), now),
-            journaled: shared.journal.is_some(),
+            journaled: shared.journal().is_some(),
         };
-        shared.metrics.publish(&shared.stats(), &gauges);
+        self.metrics.publish(&shared.stats(), &gauges);
     }
 
     /// The first sequence of the oldest key not yet written.
@@ -381,7 +392,7 @@ impl Runner {
 
     /// Lets the journal delete segments whose mutations are all written (or dead-lettered).
     fn release_journal(&mut self) {
-        let Some(journal) = &self.shared.journal else {
+        let Some(journal) = self.shared.journal() else {
             return;
         };
         let last = self.shared.last_seq();
@@ -396,7 +407,7 @@ impl Runner {
             self.accept(submission);
         }
         let bound = bound(self);
-        if let Some(journal) = &self.shared.journal {
+        if let Some(journal) = self.shared.journal() {
             journal.release_below(bound);
         }
     }
@@ -404,17 +415,17 @@ impl Runner {
     /// Stops the journal once the flusher has drained, deleting every segment if nothing is
     /// pending any more (refused writes are in the dead-letter file by then).
     async fn close_journal(&self) {
-        if self.shared.journal.is_none() {
+        if self.shared.journal().is_none() {
             return;
         }
-        let release = if self.shared.pending.load(Ordering::Acquire) == 0 {
+        let release = if self.shared.pending_keys() == 0 {
             self.shared.last_seq() + 1
         } else {
             0
         };
         let shared = Arc::clone(&self.shared);
         let closed = tokio::task::spawn_blocking(move || {
-            if let Some(journal) = &shared.journal {
+            if let Some(journal) = shared.journal() {
                 journal.close(release);
             }
         })

@@ -15,7 +15,6 @@ use crate::options::Options;
 use crate::shard::{Lookup, Value};
 use crate::stats::Counters;
 use crate::stream::{StreamDescription, StreamImage, StreamRecord, StreamViewType};
-use crate::telemetry::Handlers;
 
 /// A backend the follower never calls.
 struct Unused;
@@ -179,7 +178,6 @@ fn shared() -> Shared {
         Kinds::default(),
         None,
         None,
-        Handlers::default(),
         true,
     )
 }
@@ -194,7 +192,7 @@ async fn one_shard() -> Result<(Scripted, Shared, Follower)> {
 
 /// Caches `key` as `n`, as a read would.
 fn cache(shared: &Shared, key: &str, n: &str) {
-    let shard = &shared.shards[shared.shard_index(key)];
+    let shard = &shared.shard_of(key);
     if let Lookup::Load(ticket) = shard.lookup(key) {
         shard.finish_load(key, ticket, Some(Arc::new(item(n))), 0);
     }
@@ -202,9 +200,7 @@ fn cache(shared: &Shared, key: &str, n: &str) {
 
 /// The cached state of `key`: `None` when not cached, `Some(None)` when cached absent.
 fn cached(shared: &Shared, key: &str) -> Option<Value> {
-    shared.shards[shared.shard_index(key)]
-        .peek(key)
-        .map(|known| known.value)
+    shared.shard_of(key).peek(key).map(|known| known.value)
 }
 
 fn n(value: &str) -> Option<Value> {
@@ -232,7 +228,7 @@ async fn newer_changes_replace_cached_state_and_uncertain_ones_drop_it() -> Resu
     stream.put("s1", "a", None, Duration::ZERO);
     assert!(follower.round(&shared).await);
     assert_eq!(cached(&shared, "a"), Some(None));
-    let counters = &shared.counters;
+    let counters = shared.counters();
     assert_eq!(Counters::get(&counters.stream_records), 4);
     assert_eq!(Counters::get(&counters.stream_replaced), 2);
     assert_eq!(Counters::get(&counters.stream_invalidated), 1);
@@ -244,22 +240,22 @@ async fn own_writes_coming_back_change_nothing() -> Result<()> {
     let (stream, shared, mut follower) = one_shard().await?;
     // The store wrote 1 then 2; the cache holds 2 when the record of 1 comes back.
     cache(&shared, "a", "2");
-    let echoes = shared.echoes.as_ref().ok_or(Error::Closed)?;
+    let echoes = shared.echoes().ok_or(Error::Closed)?;
     echoes.expect("a", Some(Arc::new(item("1"))), 0);
     echoes.expect("a", Some(Arc::new(item("2"))), 0);
     stream.put("s1", "a", Some("1"), Duration::ZERO);
     stream.put("s1", "a", Some("2"), Duration::ZERO);
     follower.round(&shared).await;
     assert_eq!(cached(&shared, "a"), n("2"));
-    assert_eq!(Counters::get(&shared.counters.stream_invalidated), 0);
-    assert_eq!(Counters::get(&shared.counters.stream_records), 2);
+    assert_eq!(Counters::get(&shared.counters().stream_invalidated), 0);
+    assert_eq!(Counters::get(&shared.counters().stream_records), 2);
     Ok(())
 }
 
 #[tokio::test(start_paused = true)]
 async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Result<()> {
     let (stream, shared, mut follower) = one_shard().await?;
-    let shard = &shared.shards[shared.shard_index("loading")];
+    let shard = &shared.shard_of("loading");
     let Lookup::Load(ticket) = shard.lookup("loading") else {
         return Err(Error::Closed);
     };
@@ -277,7 +273,7 @@ async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Res
     let dirty = "dirty";
     let on_dirty = |_: u64, _: &str| {};
     let ctx = shared.write_context(&on_dirty);
-    shared.shards[shared.shard_index(dirty)].restore(
+    shared.shard_of(dirty).restore(
         dirty,
         Some(Arc::new(item("1"))),
         1,
@@ -337,7 +333,7 @@ async fn an_expired_iterator_reads_on_after_the_last_record() -> Result<()> {
     follower.round(&shared).await;
     follower.round(&shared).await;
     assert_eq!(cached(&shared, "a"), n("2"));
-    assert_eq!(Counters::get(&shared.counters.stream_resets), 0);
+    assert_eq!(Counters::get(&shared.counters().stream_resets), 0);
     Ok(())
 }
 
@@ -350,7 +346,7 @@ async fn a_lost_place_drops_every_clean_entry() -> Result<()> {
         stream.trouble(trouble);
         follower.round(&shared).await;
         assert_eq!(cached(&shared, "a"), None);
-        assert_eq!(Counters::get(&shared.counters.stream_resets), 1);
+        assert_eq!(Counters::get(&shared.counters().stream_resets), 1);
     }
     Ok(())
 }
@@ -366,8 +362,8 @@ async fn transient_failures_are_retried_without_losing_records() -> Result<()> {
         follower.round(&shared).await;
     }
     assert_eq!(cached(&shared, "a"), n("1"));
-    assert_eq!(Counters::get(&shared.counters.stream_errors), 2);
-    assert_eq!(Counters::get(&shared.counters.stream_resets), 0);
+    assert_eq!(Counters::get(&shared.counters().stream_errors), 2);
+    assert_eq!(Counters::get(&shared.counters().stream_resets), 0);
     Ok(())
 }
 

@@ -1,29 +1,18 @@
-//! What the store tells the application about its work, beside [`Stats`](crate::Stats): the
-//! metrics it records through the [`metrics`] facade, the [`Refused`] report handed to the
-//! [`on_refused`](crate::StoreBuilder::on_refused) handler, and the helpers its `tracing`
-//! spans share.
+//! The metrics the store records through the [`metrics`](::metrics) facade: their names, units
+//! and descriptions, and their publication.
 //!
 //! Metrics cost nothing on the read and write paths: the counters those paths keep already
-//! (see [`Counters`]) are published as absolute totals by the flusher, every
+//! are published from the store's [`Stats`] as absolute totals by the flusher, every
 //! [`PUBLISH_INTERVAL`] and when the store closes, together with the gauges. Only the flusher's
 //! batches record their own figures (histograms), once per batch. The names, kinds and
 //! meanings are in the README's "Operations" section and the crate docs; keep the three in
 //! step (the `metrics` test checks that every documented name is recorded).
 
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, Label, Unit};
-use serde::de::DeserializeOwned;
-use tokio::time::Instant;
+use ::metrics::{Counter, Gauge, Histogram, Label, Unit};
 
-use crate::error::Error;
-use crate::error::Result;
-use crate::item::{self, Item};
-use crate::key::Key;
 use crate::stats::{Scope, Stats, COUNTERS};
-use crate::version::ConflictHandler;
 
 /// How often the flusher publishes the counters and gauges.
 pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
@@ -133,27 +122,27 @@ impl Metrics {
     }
 
     fn counter(&self, name: &'static str) -> Counter {
-        metrics::counter!(name, self.labels.iter())
+        ::metrics::counter!(name, self.labels.iter())
     }
 
     fn gauge(&self, name: &'static str) -> Gauge {
-        metrics::gauge!(name, self.labels.iter())
+        ::metrics::gauge!(name, self.labels.iter())
     }
 
     pub(crate) fn histogram(&self, name: &'static str) -> Histogram {
-        metrics::histogram!(name, self.labels.iter())
+        ::metrics::histogram!(name, self.labels.iter())
     }
 
     /// Gives the installed recorder every metric's unit and description.
     pub(crate) fn describe(&self) {
         for counter in COUNTERS {
-            metrics::describe_counter!(counter.metric, Unit::Count, counter.help);
+            ::metrics::describe_counter!(counter.metric, Unit::Count, counter.help);
         }
         for &(name, unit, description) in GAUGES {
-            metrics::describe_gauge!(name, unit, description);
+            ::metrics::describe_gauge!(name, unit, description);
         }
         for &(name, unit, description) in HISTOGRAMS {
-            metrics::describe_histogram!(name, unit, description);
+            ::metrics::describe_histogram!(name, unit, description);
         }
     }
 
@@ -186,152 +175,9 @@ impl Metrics {
     }
 }
 
-/// Most checkpoints [`Ages`] keeps; beyond it, every other one is dropped.
-const MAX_CHECKPOINTS: usize = 4096;
-
-/// Tells how old a mutation is from its sequence number, without a clock reading per
-/// mutation: the flusher notes now and then the last sequence given out, and a mutation is at
-/// least as old as the first note that covers it. Precise to within the time between notes.
-#[derive(Debug, Default)]
-pub(crate) struct Ages {
-    /// `(last sequence, when)`, both increasing.
-    checkpoints: VecDeque<(u64, Instant)>,
-}
-
-impl Ages {
-    /// Notes that every mutation up to `last_seq` was made by `now`.
-    pub(crate) fn note(&mut self, last_seq: u64, now: Instant) {
-        // An earlier note of the same sequence says more.
-        if self
-            .checkpoints
-            .back()
-            .is_some_and(|&(seq, _)| seq >= last_seq)
-        {
-            return;
-        }
-        if self.checkpoints.len() >= MAX_CHECKPOINTS {
-            let mut index = 0;
-            self.checkpoints.retain(|_| {
-                index += 1;
-                index % 2 == 0
-            });
-        }
-        self.checkpoints.push_back((last_seq, now));
-    }
-
-    /// How long, at least, mutation `oldest` has existed at `now` (zero when it is newer than
-    /// every note); forgets the notes of older mutations. `None`: nothing is pending.
-    pub(crate) fn age(&mut self, oldest: Option<u64>, now: Instant) -> Duration {
-        let Some(oldest) = oldest else {
-            return Duration::ZERO;
-        };
-        while self
-            .checkpoints
-            .front()
-            .is_some_and(|&(seq, _)| seq < oldest)
-        {
-            self.checkpoints.pop_front();
-        }
-        self.checkpoints
-            .front()
-            .map_or(Duration::ZERO, |&(_, when)| {
-                now.saturating_duration_since(when)
-            })
-    }
-}
-
-/// A write the backend refused for good, as reported to the handler set with
-/// [`StoreBuilder::on_refused`](crate::StoreBuilder::on_refused).
-///
-/// The store has forgotten the key's pending state by then (the next read goes to the
-/// backend), counted the refusal in [`Stats::rejected_writes`](crate::Stats::rejected_writes),
-/// logged it, dead-lettered it when there is a journal, and will report it from the next
-/// [`Store::flush`](crate::Store::flush) or [`Store::close`](crate::Store::close) that covers it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Refused {
-    /// The key, as the store's caller built it (see [`Conflict::key`](crate::Conflict::key)).
-    pub key: Key,
-    /// The state the store tried to write (`None`: a delete), without the partition key
-    /// attribute and versioned mode's attributes.
-    pub state: Option<Arc<Item>>,
-    /// Why: the backend's error, naming the key.
-    pub error: Error,
-}
-
-impl Refused {
-    /// The state the store tried to write, read as a `T`; `None` for a delete.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Serialize`] when the item does not fit `T`.
-    pub fn state<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.state.as_deref().map(item::to_value).transpose()
-    }
-}
-
-/// Called once per refused write, on the flusher's task: keep it short.
-pub(crate) type RefusedHandler = Arc<dyn Fn(&Refused) + Send + Sync>;
-
-/// The application's handlers, as given to the builder.
-#[derive(Default)]
-pub(crate) struct Handlers {
-    pub on_conflict: Option<ConflictHandler>,
-    pub on_refused: Option<RefusedHandler>,
-}
-
-/// Records a call's outcome in its span: `outcome` is `ok` or `error`, and `error` the
-/// error's report.
-pub(crate) fn record_outcome<T>(span: &tracing::Span, result: &Result<T, Error>) {
-    match result {
-        Ok(_) => {
-            span.record("outcome", "ok");
-        }
-        Err(err) => {
-            span.record("outcome", "error");
-            span.record("error", tracing::field::display(err.report()));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_come_from_the_first_note_covering_a_mutation() {
-        let start = Instant::now();
-        let at = |secs| start + Duration::from_secs(secs);
-        let mut ages = Ages::default();
-        assert_eq!(ages.age(None, at(0)), Duration::ZERO);
-        ages.note(0, at(0));
-        ages.note(10, at(1));
-        ages.note(10, at(2)); // nothing new: the note at 1 s stands
-        ages.note(25, at(3));
-        // Mutation 5 was made between 0 s and 1 s: at least 9 s old at 10 s.
-        assert_eq!(ages.age(Some(5), at(10)), Duration::from_secs(9));
-        // Mutation 11 was made after 1 s, by 3 s.
-        assert_eq!(ages.age(Some(11), at(10)), Duration::from_secs(7));
-        // Older notes are gone: mutation 5 is not pending any more.
-        assert_eq!(ages.checkpoints.len(), 1);
-        // Newer than every note.
-        assert_eq!(ages.age(Some(26), at(10)), Duration::ZERO);
-    }
-
-    #[test]
-    fn ages_keep_a_bounded_number_of_notes() {
-        let start = Instant::now();
-        let mut ages = Ages::default();
-        for seq in 1..=(3 * MAX_CHECKPOINTS as u64) {
-            ages.note(seq, start + Duration::from_millis(seq));
-        }
-        assert!(ages.checkpoints.len() <= MAX_CHECKPOINTS);
-        // Still a lower bound: mutation 1 is at least as old as its covering note says.
-        let now = start + Duration::from_secs(100);
-        let age = ages.age(Some(1), now);
-        assert!(age <= Duration::from_secs(100) - Duration::from_millis(1));
-        assert!(age > Duration::ZERO);
-    }
 
     /// The README's and the crate docs' tables of metrics list exactly the metrics published,
     /// each with its kind: adding a counter to `stats::counters!` without its row fails here.
