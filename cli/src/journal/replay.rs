@@ -11,9 +11,9 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     } else {
         Recovery::Strict
     };
-    if args.versioned.is_none()
-        && inspect_journal(&args.dir).is_ok_and(|summary| summary.versioned())
-    {
+    // Read once, for both checks below.
+    let summary = inspect_journal(&args.dir);
+    if args.versioned.is_none() && summary.as_ref().is_ok_and(|summary| summary.versioned()) {
         bail!(
             "the journal in {} was written by a versioned store: replaying it without \
              --versioned ATTR would write its states unconditionally, over changes other \
@@ -24,7 +24,7 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     // A journal a strict store would refuse is refused here, before the backend is touched:
     // nothing is created (an embedded database file) for a replay that cannot happen.
     if !args.salvage {
-        let summary = inspect_journal(&args.dir)
+        let summary = summary
             .with_context(|| format!("cannot replay the journal in {}", args.dir.display()))?;
         let verdict = judge(&summary);
         if let Some((segment, damage)) = verdict.corruption.first() {
