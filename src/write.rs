@@ -46,7 +46,7 @@ impl Mutator<'_> {
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
-        let shard = &shared.shard(index);
+        let shard = shared.shard(index);
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = WriteContext {
             key_parts: Some(key.parts()),
@@ -82,7 +82,7 @@ impl Mutator<'_> {
         let shared = self.shared;
         let rendered = key.as_str();
         let index = shared.shard_index(rendered);
-        let shard = &shared.shard(index);
+        let shard = shared.shard(index);
         let on_dirty = |first_seq: u64, key: &str| self.flusher.dirty(first_seq, index, key);
         let ctx = WriteContext {
             key_parts: Some(key.parts()),

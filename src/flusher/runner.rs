@@ -243,7 +243,7 @@ impl Runner {
                 let metas = self.task_metas.remove(&join.id()).unwrap_or_default();
                 for meta in metas {
                     self.in_flight.remove(&meta.first_seq);
-                    let shard = &self.shared.shard(meta.shard);
+                    let shard = self.shared.shard(meta.shard);
                     if let Some(first) = shard.abandon_write(&meta.key, meta.seq) {
                         self.enqueue(first, meta.shard, meta.key);
                     }
@@ -289,7 +289,7 @@ impl Runner {
             }
             None => (None, 0),
         };
-        let shard = &self.shared.shard(meta.shard);
+        let shard = self.shared.shard(meta.shard);
         let Some((ours, newest)) =
             shard.resolve_conflict(&meta.key, meta.seq, theirs.clone(), version)
         else {

@@ -192,7 +192,7 @@ async fn one_shard() -> Result<(Scripted, Shared, Follower)> {
 
 /// Caches `key` as `n`, as a read would.
 fn cache(shared: &Shared, key: &str, n: &str) {
-    let shard = &shared.shard_of(key);
+    let shard = shared.shard_of(key);
     if let Lookup::Load(ticket) = shard.lookup(key) {
         shard.finish_load(key, ticket, Some(Arc::new(item(n))), 0);
     }
@@ -255,7 +255,7 @@ async fn own_writes_coming_back_change_nothing() -> Result<()> {
 #[tokio::test(start_paused = true)]
 async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Result<()> {
     let (stream, shared, mut follower) = one_shard().await?;
-    let shard = &shared.shard_of("loading");
+    let shard = shared.shard_of("loading");
     let Lookup::Load(ticket) = shard.lookup("loading") else {
         return Err(Error::Closed);
     };
