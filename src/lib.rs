@@ -97,8 +97,10 @@
 //! |---|---|---|
 //! | `quickstore_hits_total` | counter | lookups answered from memory |
 //! | `quickstore_misses_total` | counter | lookups that needed the backend (their own read, or one they waited for) |
+//! | `quickstore_prefetch_hits_total` | counter | prefetched keys (`prefetch`, warm restart) that were then hit, each once |
 //! | `quickstore_backend_reads_total` | counter | keys read from the backend |
 //! | `quickstore_read_requests_total` | counter | `GetItem` and `BatchGetItem` requests, retries included |
+//! | `quickstore_prefetched_total` | counter | keys read into the cache by `prefetch` or a warm restart (neither hits nor misses) |
 //! | `quickstore_mutations_total` | counter | mutations acknowledged |
 //! | `quickstore_write_requests_total` | counter | `BatchWriteItem` requests (versioned mode: `PutItem` and `DeleteItem`), retries included |
 //! | `quickstore_items_written_total` | counter | item writes the backend accepted; fewer than the mutations when writes coalesce |
@@ -123,6 +125,7 @@
 //! | `quickstore_stream_lag_seconds` | gauge | stream following: the follower's lag at its last poll |
 //! | `quickstore_flush_batch_seconds` | histogram | how long each flush batch took, retries included |
 //! | `quickstore_flush_batch_writes` | histogram | writes in each flush batch |
+//! | `quickstore_read_request_keys` | histogram | keys asked for in each read request (`GetItem`: 1; `BatchGetItem`: up to 100), retries included |
 //!
 //! The README's "Operations" section says what to alert on.
 //!

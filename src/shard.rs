@@ -19,6 +19,7 @@
 //! and never touch the network, so a blocking lock is cheaper than an async one here.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -275,6 +276,10 @@ struct Cached {
     from_stream: bool,
     /// The value decoded into a Rust type by `Store::get_arc`, kept for the next such read.
     decoded: Option<Decoded>,
+    /// Loaded by a prefetch (or a warm-up) and not read since: its first hit is counted as
+    /// the prefetch's. A `Cell`: the fast lane clears it through the shared reference the
+    /// cache hands out, under the shard lock.
+    prefetched: Cell<bool>,
 }
 
 impl Cached {
@@ -293,6 +298,7 @@ impl Cached {
             version,
             from_stream: false,
             decoded: None,
+            prefetched: Cell::new(false),
         }
     }
 }
@@ -324,6 +330,7 @@ struct Flight {
 }
 
 /// What the read path's fast lane finds of a key the shard knows.
+#[derive(Clone, Copy)]
 enum Fresh<'a> {
     /// The key has mutations not yet written: this is its newest state.
     Pending(&'a Value),
@@ -412,10 +419,15 @@ impl Shard {
         let mut state = self.state.lock();
         let current = state.current(key, self.max_staleness);
         if count {
-            let counters = &mut state.counters;
-            match current {
-                Some(_) => counters.hits += 1,
-                None => counters.misses += 1,
+            if current.is_some() {
+                let prefetched = state
+                    .clean
+                    .peek(key)
+                    .is_some_and(|c| c.prefetched.replace(false));
+                state.counters.hits += 1;
+                state.counters.prefetch_hits += u64::from(prefetched);
+            } else {
+                state.counters.misses += 1;
             }
         }
         if let Some(current) = current {
@@ -456,13 +468,38 @@ impl Shard {
         loaded: Value,
         version: u64,
     ) -> Option<Known> {
+        self.finish(key, ticket, loaded, version, false)
+    }
+
+    /// [`finish_load`](Self::finish_load) for a prefetch: the entry's first hit is counted as
+    /// the prefetch's (`prefetch_hits`).
+    pub(crate) fn finish_prefetch(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        loaded: Value,
+        version: u64,
+    ) -> Option<Known> {
+        self.finish(key, ticket, loaded, version, true)
+    }
+
+    fn finish(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        loaded: Value,
+        version: u64,
+        prefetched: bool,
+    ) -> Option<Known> {
         let mut state = self.state.lock();
         let stale = state.end_flight(key, ticket)?;
         if !stale {
             let weight = weight(key, &loaded);
-            state
-                .clean
-                .insert(key, Cached::new(loaded.clone(), weight, version));
+            let cached = Cached {
+                prefetched: Cell::new(prefetched),
+                ..Cached::new(loaded.clone(), weight, version)
+            };
+            state.clean.insert(key, cached);
             return Some(Known {
                 value: loaded,
                 version,
@@ -497,11 +534,12 @@ impl Shard {
         answer: impl FnOnce(Fresh<'_>) -> Option<R>,
     ) -> Option<R> {
         let mut state = self.state.lock();
-        let found = state.fresh(key, self.max_staleness).and_then(answer);
-        if found.is_some() {
-            state.counters.hits += 1;
-        }
-        found
+        let fresh = state.fresh(key, self.max_staleness)?;
+        let found = answer(fresh)?;
+        let prefetched = matches!(fresh, Fresh::Clean(cached) if cached.prefetched.replace(false));
+        state.counters.hits += 1;
+        state.counters.prefetch_hits += u64::from(prefetched);
+        Some(found)
     }
 
     /// The key's value if the shard knows it (pending, or clean and fresh), counted as a hit;

@@ -68,8 +68,8 @@ macro_rules! counters {
         ///
         /// # Counters and gauges
         ///
-        /// Counters only grow while the store is open: `hits`, `misses`, `backend_reads`,
-        /// `read_requests`, `mutations`, `items_written`, `write_requests`, `retries`,
+        /// Counters only grow while the store is open: `hits`, `misses`, `prefetch_hits`,
+        /// `backend_reads`, `read_requests`, `prefetched`, `mutations`, `items_written`, `write_requests`, `retries`,
         /// `throttles`, `rejected_writes`, `conflicts`, the `stream_*` counts and
         /// `dead_letters`. The other fields are gauges, what the store holds at the time of the
         /// snapshot: `stream_lag`, `pending`, `pending_bytes`, `cached_entries`,
@@ -154,6 +154,10 @@ shard {
     hits: "quickstore_hits_total", "Lookups answered from memory", Always;
     /// Lookups that needed the backend (their own read, or one they waited for).
     misses: "quickstore_misses_total", "Lookups that needed the backend", Always;
+    /// Keys loaded by [`Store::prefetch`](crate::Store::prefetch) (or a warm restart) that
+    /// were then hit, each counted once, at its first hit.
+    prefetch_hits: "quickstore_prefetch_hits_total",
+        "Prefetched keys that were then hit, each counted once", Always;
 }
 store {
     /// Keys read from the backend.
@@ -161,6 +165,9 @@ store {
     /// Read requests sent to the backend (`GetItem` and `BatchGetItem`, retries included).
     read_requests: "quickstore_read_requests_total",
         "GetItem and BatchGetItem requests sent, retries included", Always;
+    /// Keys read into the cache by [`Store::prefetch`](crate::Store::prefetch) (or a warm
+    /// restart); not counted as hits or misses.
+    prefetched: "quickstore_prefetched_total", "Keys read into the cache by prefetching", Always;
     /// Mutations acknowledged.
     mutations: "quickstore_mutations_total", "Mutations acknowledged", Always;
     /// Item writes the backend accepted. Fewer than `mutations` when writes coalesced.
@@ -241,6 +248,16 @@ impl Counters {
 }
 
 impl Stats {
+    /// Keys read per read request (`backend_reads / read_requests`; 0 when nothing was read):
+    /// above 1 when cold reads share `BatchGetItem`s.
+    pub fn keys_per_read_request(&self) -> f64 {
+        if self.read_requests == 0 {
+            0.0
+        } else {
+            self.backend_reads as f64 / self.read_requests as f64
+        }
+    }
+
     /// Hits over lookups, between 0 and 1 (0 when nothing was looked up).
     pub fn hit_ratio(&self) -> f64 {
         let lookups = self.hits + self.misses;
@@ -277,6 +294,8 @@ mod tests {
             stream_errors: 15 * n,
             stream_resets: 16 * n,
             dead_letters: 17 * n,
+            prefetch_hits: 18 * n,
+            prefetched: 19 * n,
             ..Stats::default()
         }
     }

@@ -20,7 +20,7 @@ use crate::follow::Follower;
 use crate::item::{self, Item};
 use crate::journal::{Journal, Recovered, TableState};
 use crate::key::{Key, Kinds};
-use crate::load;
+use crate::load::{self, Loader};
 use crate::options::Options;
 use crate::shard::Mutation;
 use crate::shared::Shared;
@@ -71,6 +71,7 @@ pub struct Store {
 /// The last handle's drop asks the flusher to drain and stop (mini-redis's `DbDropGuard`).
 struct Inner {
     shared: Arc<Shared>,
+    loader: Loader,
     flusher: flusher::Handle,
     runner: Mutex<Option<JoinHandle<()>>>,
     /// The stream follower's task, when the store follows a stream.
@@ -131,6 +132,7 @@ impl Store {
         let follower = follower.map(|follower| tokio::spawn(follower.run(Arc::clone(&shared))));
         Self {
             inner: Arc::new(Inner {
+                loader: Loader::new(Arc::clone(&shared)),
                 shared,
                 flusher,
                 runner: Mutex::new(Some(runner)),
@@ -171,7 +173,7 @@ impl Store {
         self.check_key(key)?;
         match load::known_decoded(self.shared(), key.as_str()) {
             Some(found) => Ok(found),
-            None => load::read_decoded(self.shared(), key.as_str()).await,
+            None => self.inner.loader.read_decoded(key.as_str()).await,
         }
     }
 
@@ -182,7 +184,7 @@ impl Store {
         self.check_key(key)?;
         match load::known_value(self.shared(), key.as_str()) {
             Some(value) => Ok(value),
-            None => Ok(load::read(self.shared(), key.as_str()).await?.value),
+            None => Ok(self.inner.loader.read(key.as_str()).await?.value),
         }
     }
 
@@ -216,11 +218,42 @@ impl Store {
             self.check_key(key)?;
             wanted.insert(key.as_str(), key);
         }
-        let values = load::read_many(self.shared(), wanted.keys().copied().collect()).await?;
+        let values = self
+            .inner
+            .loader
+            .read_many(wanted.keys().copied().collect())
+            .await?;
         Ok(values
             .into_iter()
             .filter_map(|(rendered, value)| Some(((*wanted.get(rendered)?).clone(), value?)))
             .collect())
+    }
+
+    /// Reads into the cache the keys it does not hold, with batched reads (`BatchGetItem`, up
+    /// to 100 keys a request), without returning them: a warm-up before traffic arrives, or
+    /// ahead of a burst of reads. Keys already cached, pending or being read are left alone.
+    /// Returns how many keys were read from the backend, found or absent.
+    ///
+    /// Prefetching is neither a hit nor a miss: [`Stats::prefetched`] counts the keys it read
+    /// and [`Stats::prefetch_hits`] those that were then read, each once.
+    ///
+    /// # Errors
+    ///
+    /// A key the store's [`Kinds`] registry refuses fails the call before anything is read. A
+    /// read the backend fails (after retries) fails the call once every key was tried; the keys
+    /// read meanwhile stay cached.
+    pub async fn prefetch<'k, I>(&self, keys: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = &'k Key>,
+    {
+        let mut wanted = Vec::new();
+        for key in keys {
+            self.check_key(key)?;
+            wanted.push(key.as_str());
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        self.inner.loader.prefetch(wanted).await
     }
 
     /// Stores `value` under `key` if no item is there; [`Error::ItemExisted`] otherwise.
@@ -362,7 +395,7 @@ impl Store {
     /// with mutations not yet written is not read: its pending state is returned.
     pub async fn refresh(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.invalidate(key)?;
-        Ok(load::read(self.shared(), key.as_str()).await?.value)
+        Ok(self.inner.loader.read(key.as_str()).await?.value)
     }
 
     /// Returns once every mutation acknowledged before the call is in the backend.
@@ -491,6 +524,7 @@ impl Store {
     fn mutator(&self) -> Mutator<'_> {
         Mutator {
             shared: self.shared(),
+            loader: &self.inner.loader,
             flusher: &self.inner.flusher,
         }
     }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::flusher;
 use crate::item::{self, Item};
 use crate::key::Key;
-use crate::load;
+use crate::load::Loader;
 use crate::options::Backpressure;
 use crate::shard::{Mutated, MutatedWith, Mutation, Value, WriteContext};
 use crate::shared::Shared;
@@ -36,6 +36,8 @@ pub enum Change<T> {
 /// Applies mutations: the shared state they change, and the flusher that learns of dirty keys.
 pub(crate) struct Mutator<'a> {
     pub shared: &'a Shared,
+    /// Reads a key whose state a mutation depends on.
+    pub loader: &'a Loader,
     pub flusher: &'a flusher::Handle,
 }
 
@@ -66,7 +68,7 @@ impl Mutator<'_> {
                 Mutated::Applied(seq) => return self.acknowledge(seq).await,
                 Mutated::Existed => return Err(Error::ItemExisted { key: key.clone() }),
                 Mutated::NotExisted => return Err(Error::ItemNotExisted { key: key.clone() }),
-                Mutated::NeedsLoad => known = Some(load::read(shared, rendered).await?),
+                Mutated::NeedsLoad => known = Some(self.loader.read(rendered).await?),
             }
         }
     }
@@ -122,7 +124,7 @@ impl Mutator<'_> {
                     return Ok(answer);
                 }
                 MutatedWith::Unchanged(answer) => return Ok(answer),
-                MutatedWith::NeedsLoad => known = Some(load::read(shared, rendered).await?),
+                MutatedWith::NeedsLoad => known = Some(self.loader.read(rendered).await?),
             }
         }
     }

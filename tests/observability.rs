@@ -188,6 +188,10 @@ async fn the_documented_metrics_are_recorded_with_the_stats_values() -> TestResu
     let durations = histogram(&metrics, "quickstore_flush_batch_seconds").unwrap_or_default();
     assert_eq!(durations.len(), sizes.len());
     assert!(durations.iter().all(|seconds| *seconds >= 0.0));
+    // One entry per read request, of the keys it asked for.
+    let keys = histogram(&metrics, "quickstore_read_request_keys").unwrap_or_default();
+    assert_eq!(keys.len() as u64, stats.read_requests);
+    assert_eq!(keys.iter().sum::<f64>(), stats.backend_reads as f64);
 
     // The documentation and the recorder agree, but for stream following, which this store
     // does not do; and no metric has a label unless the store was given one.
@@ -207,7 +211,9 @@ async fn the_documented_metrics_are_recorded_with_the_stats_values() -> TestResu
         assert!(metric.labels.is_empty(), "{name}: {:?}", metric.labels);
         let kind = if name.ends_with("_total") {
             MetricKind::Counter
-        } else if name.starts_with("quickstore_flush_batch_") {
+        } else if name.starts_with("quickstore_flush_batch_")
+            || name == "quickstore_read_request_keys"
+        {
             MetricKind::Histogram
         } else {
             MetricKind::Gauge

@@ -42,6 +42,8 @@ pub(crate) const STREAM_LAG_SECONDS: &str = "quickstore_stream_lag_seconds";
 pub(crate) const FLUSH_BATCH_SECONDS: &str = "quickstore_flush_batch_seconds";
 /// Writes in each flush batch.
 pub(crate) const FLUSH_BATCH_WRITES: &str = "quickstore_flush_batch_writes";
+/// Keys asked for in each read request.
+pub(crate) const READ_REQUEST_KEYS: &str = "quickstore_read_request_keys";
 
 /// The gauges and their units and descriptions.
 const GAUGES: &[(&str, Unit, &str)] = &[
@@ -92,6 +94,11 @@ const HISTOGRAMS: &[(&str, Unit, &str)] = &[
         FLUSH_BATCH_WRITES,
         Unit::Count,
         "Writes in each flush batch",
+    ),
+    (
+        READ_REQUEST_KEYS,
+        Unit::Count,
+        "Keys asked for in each GetItem (1) or BatchGetItem request, retries included",
     ),
 ];
 

@@ -11,7 +11,7 @@ pub(crate) use ages::Ages;
 pub use handlers::Refused;
 pub(crate) use handlers::{Handlers, RefusedHandler};
 pub(crate) use metrics::{
-    Gauges, Metrics, FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES, PUBLISH_INTERVAL,
+    Gauges, Metrics, FLUSH_BATCH_SECONDS, FLUSH_BATCH_WRITES, PUBLISH_INTERVAL, READ_REQUEST_KEYS,
 };
 
 use crate::error::Error;
