@@ -3,6 +3,7 @@
 
 pub use crate::codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
 pub use crate::journal::{Op, Record, TableState};
+pub use crate::warm::{decode as decode_warm_keys, encode as encode_warm_keys, Saved as SavedKeys};
 
 use crate::error::{Error, Result};
 use crate::journal::{decode_record as decode_frame, encode_record as encode_frame, FrameError};

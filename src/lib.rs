@@ -170,6 +170,7 @@ mod stored;
 mod stream;
 mod telemetry;
 mod version;
+mod warm;
 mod write;
 
 #[cfg(feature = "testing")]

@@ -865,6 +865,11 @@ impl Shard {
         self.state.lock().dirty.get(key).map(|d| d.first_seq)
     }
 
+    /// The keys of the clean entries, present or known absent.
+    pub(crate) fn clean_keys(&self) -> Vec<String> {
+        self.state.lock().clean.keys().map(str::to_owned).collect()
+    }
+
     /// The shard's read counters.
     pub(crate) fn counters(&self) -> ShardCounters {
         self.state.lock().counters

@@ -27,6 +27,7 @@ use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::telemetry::{self, Handlers};
 use crate::version::Base;
+use crate::warm;
 use crate::write::{self, Change, Mutator};
 
 /// A write-back cache in front of a DynamoDB table (or any [`Backend`]).
@@ -76,6 +77,8 @@ struct Inner {
     runner: Mutex<Option<JoinHandle<()>>>,
     /// The stream follower's task, when the store follows a stream.
     follower: Option<JoinHandle<()>>,
+    /// The warm restart's prefetch, while it runs.
+    warm_up: Option<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
@@ -89,8 +92,8 @@ impl Drop for Inner {
             );
             self.flusher.close_detached();
         }
-        if let Some(follower) = &self.follower {
-            follower.abort();
+        for task in [&self.follower, &self.warm_up].into_iter().flatten() {
+            task.abort();
         }
     }
 }
@@ -130,13 +133,20 @@ impl Store {
         }
         let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx, handlers).run());
         let follower = follower.map(|follower| tokio::spawn(follower.run(Arc::clone(&shared))));
+        let loader = Loader::new(Arc::clone(&shared));
+        let warm_up = shared
+            .options()
+            .warm_restart
+            .clone()
+            .map(|path| tokio::spawn(warm::warm_up(loader.clone(), Arc::clone(&shared), path)));
         Self {
             inner: Arc::new(Inner {
-                loader: Loader::new(Arc::clone(&shared)),
+                loader,
                 shared,
                 flusher,
                 runner: Mutex::new(Some(runner)),
                 follower,
+                warm_up,
             }),
         }
     }
@@ -467,8 +477,11 @@ impl Store {
     async fn close_now(&self) -> Result<()> {
         let shared = self.shared();
         shared.close();
-        if let Some(follower) = &self.inner.follower {
-            follower.abort();
+        for task in [&self.inner.follower, &self.inner.warm_up]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         // A mutation checks `closed` under its shard lock and submits its key before unlocking,
         // so once every lock has been taken, every acknowledged mutation has been submitted.
@@ -482,8 +495,26 @@ impl Store {
             if let Err(err) = runner.await {
                 tracing::error!(error = %err, "the flusher stopped abnormally");
             }
+            self.save_warm_keys().await;
         }
         drained
+    }
+
+    /// Saves the keys of the clean entries for a warm restart, if the store was asked to. A
+    /// failure is logged, not returned: every write is in the backend by then.
+    async fn save_warm_keys(&self) {
+        let Some(path) = self.shared().options().warm_restart.clone() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let saved = tokio::task::spawn_blocking(move || warm::save(&inner.shared, &path)).await;
+        match saved {
+            Ok(Ok(keys)) => tracing::debug!(keys, "warm restart: keys saved"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "warm restart: the keys could not be saved; the next open starts cold");
+            }
+            Err(err) => tracing::warn!(error = %err, "warm restart: saving the keys failed"),
+        }
     }
 
     /// A snapshot of the store's counters and memory use.

@@ -880,6 +880,10 @@ impl Backend for FaultyBackend {
     fn supports_conditional_writes(&self) -> bool {
         self.inner.supports_conditional_writes()
     }
+
+    fn table(&self) -> Option<String> {
+        self.inner.table()
+    }
 }
 
 #[cfg(test)]

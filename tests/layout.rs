@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "shard",
     "shared",
     "load",
+    "warm",
     "flusher",
     "follow",
     "write",

@@ -174,6 +174,10 @@ impl<B: Backend> Backend for Meter<B> {
     fn supports_conditional_writes(&self) -> bool {
         self.inner.supports_conditional_writes()
     }
+
+    fn table(&self) -> Option<String> {
+        self.inner.table()
+    }
 }
 
 #[cfg(test)]

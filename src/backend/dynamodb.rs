@@ -736,6 +736,10 @@ impl Backend for DynamoDbBackend {
     fn supports_conditional_writes(&self) -> bool {
         true
     }
+
+    fn table(&self) -> Option<String> {
+        Some(format!("dynamodb:{}", self.table))
+    }
 }
 
 #[cfg(test)]

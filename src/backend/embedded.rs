@@ -286,6 +286,12 @@ impl Backend for EmbeddedBackend {
     fn supports_conditional_writes(&self) -> bool {
         true
     }
+
+    /// The database file, made absolute when it can be.
+    fn table(&self) -> Option<String> {
+        let path = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        Some(format!("embedded:{}", path.display()))
+    }
 }
 
 #[cfg(test)]

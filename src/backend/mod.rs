@@ -185,6 +185,14 @@ pub trait Backend: Send + Sync + 'static {
     fn supports_conditional_writes(&self) -> bool {
         false
     }
+
+    /// A name that tells this backend's table apart from others, such as the DynamoDB table's
+    /// name: a warm restart ([`StoreBuilder::warm_restart`](crate::StoreBuilder::warm_restart))
+    /// ignores a file of keys saved by a store of another table. The default is `None`, which
+    /// a file saved over any other backend without a name matches too; a wrapper forwards it.
+    fn table(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The value of a string attribute.
@@ -237,5 +245,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     fn supports_conditional_writes(&self) -> bool {
         (**self).supports_conditional_writes()
+    }
+
+    fn table(&self) -> Option<String> {
+        (**self).table()
     }
 }

@@ -218,6 +218,14 @@ impl Clean {
         self.cache.clear();
     }
 
+    /// Every entry's key. Keys are valid UTF-8 (they were `&str`); a key that somehow is not
+    /// is left out.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.cache
+            .iter()
+            .filter_map(|(key, _)| std::str::from_utf8(key.key.as_bytes()).ok())
+    }
+
     /// How many entries there are.
     pub(crate) fn len(&self) -> usize {
         self.cache.len()
