@@ -9,6 +9,8 @@
 mod dynamodb;
 #[cfg(feature = "embedded")]
 mod embedded;
+#[cfg(feature = "embedded")]
+pub(crate) mod rules;
 
 use async_trait::async_trait;
 
