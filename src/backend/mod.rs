@@ -9,7 +9,7 @@
 mod dynamodb;
 #[cfg(feature = "embedded")]
 mod embedded;
-#[cfg(feature = "embedded")]
+#[cfg(any(feature = "embedded", feature = "testing"))]
 pub(crate) mod rules;
 
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! DynamoDB's rules for a request, for the backends that keep a table themselves (the embedded
-//! database): a request DynamoDB would refuse is refused the same way, as a permanent error,
-//! before anything of it is applied.
+//! database, and `testing`'s in-memory table): a request DynamoDB would refuse is refused the
+//! same way, as a permanent error, before anything of it is applied.
 //!
 //! Conditions are evaluated by [`Condition::holds_for`](super::Condition::holds_for), beside the
 //! condition itself.
