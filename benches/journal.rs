@@ -12,7 +12,7 @@
 //! divided by upserts: the latency of one upsert with one task, the inverse of the throughput
 //! with several (the latency each task sees is about `tasks` times longer).
 //!
-//! Run with `cargo bench --bench journal`; benchmark names are
+//! Run with `cargo bench --features testing --bench journal`; benchmark names are
 //! `journal/upsert/<policy>/tasks=<n>`.
 
 mod common;

@@ -369,8 +369,8 @@ impl BackendError {
         refused
     }
 
-    /// The backend's short name: `"DynamoDB"`, `"embedded database"`, or `"backend"` for
-    /// other implementations.
+    /// The backend's short name: `"DynamoDB"`, `"embedded database"`, `"in-memory table"`
+    /// (`testing::MemoryBackend`), or `"backend"` for other implementations.
     pub fn backend(&self) -> &str {
         self.backend
     }

@@ -135,7 +135,7 @@
 //! |---|---|---|---|
 //! | `embedded` | yes | `EmbeddedBackend`, a local redb database, for tools, tests and the CLI | the `redb` crate |
 //! | `streams` | no | `DynamoDbStream`, to follow a table's DynamoDB stream | the `aws-sdk-dynamodbstreams` crate (it shares the AWS SDK's runtime with `aws-sdk-dynamodb`) |
-//! | `testing` | no | `quickstore::testing`: `FaultyBackend`, a wrapper around any backend that injects throttling, partial batches, latency, timeouts, connection resets, permanent errors and refused writes from a seed, and records and checks the store's requests | none (`parking_lot` and `rand` are dependencies already) |
+//! | `testing` | no | `quickstore::testing`: `MemoryBackend`, a table in memory that keeps DynamoDB's rules; `FaultyBackend`, a wrapper around any backend that injects throttling, partial batches, latency, timeouts, connection resets, permanent errors and refused writes from a seed, records and checks the store's requests, and holds reads or writes at a `Gate` | none (`parking_lot` and `rand` are dependencies already) |
 //!
 //! The crate uses `aws-sdk-dynamodb` without its default features: the application's own
 //! client (usually built with `aws-config`) brings the HTTP and TLS stack, so there is only one.

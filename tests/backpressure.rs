@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{key, Fixture, HeldWrites, TestResult, WriteGate};
-use quickstore::testing::{Faults, FaultyBackend};
+use common::{key, Fixture, TestResult};
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{Backpressure, Change, Error, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Doc {
@@ -87,8 +86,8 @@ async fn a_writer_far_faster_than_the_backend_never_passes_the_byte_bound() -> T
 #[tokio::test]
 async fn a_full_store_fails_at_once_by_default() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let gate = Arc::new(WriteGate::default());
-    let backend = HeldWrites::new(fixture.backend(), Arc::clone(&gate));
+    let gate = Gate::new();
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new()).hold_writes(&gate);
     let store = Store::builder(backend)
         .max_pending_bytes(BOUND)
         .open()
@@ -124,7 +123,7 @@ async fn a_full_store_fails_at_once_by_default() -> TestResult {
         )
         .await?;
     store.delete(&key("Doc", 1)).await?;
-    gate.pass.add_permits(Semaphore::MAX_PERMITS);
+    gate.open();
     store.close().await?;
     Ok(())
 }
@@ -135,8 +134,8 @@ async fn a_full_store_fails_at_once_by_default() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn waiting_for_room_ends_at_its_deadline_or_when_writes_land() -> TestResult {
     let fixture = Fixture::embedded()?;
-    let gate = Arc::new(WriteGate::default());
-    let backend = HeldWrites::new(fixture.backend(), Arc::clone(&gate));
+    let gate = Gate::new();
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new()).hold_writes(&gate);
     let store = Store::builder(backend)
         .max_pending(2)
         .backpressure(Backpressure::Wait(Duration::from_secs(30)))
@@ -164,7 +163,7 @@ async fn waiting_for_room_ends_at_its_deadline_or_when_writes_land() -> TestResu
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!waiting.is_finished(), "it waits while the store is full");
-    gate.pass.add_permits(Semaphore::MAX_PERMITS);
+    gate.open();
     waiting.await??;
     assert_eq!(store.get::<Doc>(&key("Doc", 4)).await?, Some(doc(40)));
     store.close().await?;

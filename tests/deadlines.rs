@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{key, Fixture, HeldWrites, TestResult, WriteGate};
+use common::{key, Fixture, TestResult};
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{Error, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Doc {
@@ -21,8 +20,8 @@ async fn deadlines_during_an_outage(journal: bool) -> TestResult {
     let fixture = Fixture::embedded()?;
     let dir = tempfile::tempdir()?;
     // The outage: no write gets through until the gate opens.
-    let gate = Arc::new(WriteGate::default());
-    let backend = HeldWrites::new(fixture.backend(), Arc::clone(&gate));
+    let gate = Gate::new();
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new()).hold_writes(&gate);
     let mut builder = Store::builder(backend).flush_interval(Duration::from_millis(10));
     if journal {
         builder = builder.journal(dir.path());
@@ -57,7 +56,7 @@ async fn deadlines_during_an_outage(journal: bool) -> TestResult {
         Err(Error::Closed)
     ));
     // The backend is back: a later close drains everything.
-    gate.pass.add_permits(Semaphore::MAX_PERMITS);
+    gate.open();
     store.close().await?;
     assert_eq!(store.stats().pending, 0);
     for n in 0..=10 {

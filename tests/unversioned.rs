@@ -10,7 +10,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Fixture, HeldWrites, TestResult, WriteGate};
+use common::{Fixture, TestResult};
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{AttributeValue, Error, Item, Key, Store};
 
 const VERSION: &str = "_version";
@@ -210,8 +211,9 @@ async fn a_recovered_write_over_an_unversioned_item_is_conditional_on_it(
         fixture.put_raw(plain(key, &[("text", s("go"))])).await?;
     }
     let dir = tempfile::tempdir()?;
-    let gate = Arc::new(WriteGate::default());
-    let store = Store::builder(HeldWrites::new(fixture.backend(), Arc::clone(&gate)))
+    let gate = Gate::new();
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new()).hold_writes(&gate);
+    let store = Store::builder(backend)
         .versioned(VERSION)
         .journal(dir.path())
         .flush_interval(Duration::from_secs(3600))

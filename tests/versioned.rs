@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{crash_copy, key, Fixture, HeldWrites, TestResult, WriteGate};
+use common::{crash_copy, key, Fixture, TestResult};
 use parking_lot::Mutex;
+use quickstore::testing::{Faults, FaultyBackend, Gate};
 use quickstore::{inspect_journal, AttributeValue, Change, Conflict, Item, Key, Store};
 use serde::{Deserialize, Serialize};
 
@@ -243,8 +244,8 @@ fn note(text: &str) -> Note {
 }
 
 /// A versioned store with a journal whose writes wait at `gate`, and flush only when asked.
-async fn gated_store(fixture: &Fixture, gate: &Arc<WriteGate>, dir: &Path) -> TestResult<Store> {
-    let backend = HeldWrites::new(fixture.backend(), Arc::clone(gate));
+async fn gated_store(fixture: &Fixture, gate: &Gate, dir: &Path) -> TestResult<Store> {
+    let backend = FaultyBackend::new(fixture.backend(), Faults::new()).hold_writes(gate);
     Ok(Store::builder(backend)
         .versioned(VERSION)
         .journal(dir)
@@ -279,7 +280,7 @@ fn conflict_log() -> (
 /// conditional on the versions those left: no false conflict. One key's write is in flight
 /// while it changes again, so its marker follows the newer mutation in the journal.
 async fn recovered_writes_build_on_the_versions_that_landed(fixture: Fixture) -> TestResult {
-    let gate = Arc::new(WriteGate::default());
+    let gate = Gate::new();
     let dir = tempfile::tempdir()?;
     let store = gated_store(&fixture, &gate, dir.path()).await?;
     let [changed, deleted, settled, overtaken, fresh] =
@@ -291,10 +292,10 @@ async fn recovered_writes_build_on_the_versions_that_landed(fixture: Fixture) ->
         let store = store.clone();
         async move { store.flush().await }
     });
-    gate.arrivals(4).await?;
+    gate.until_waiting(4).await;
     // Applied while its first write is in flight: recorded on the base from before that write.
     store.upsert(&overtaken, &note("second")).await?;
-    gate.pass.add_permits(4);
+    gate.release(4);
     flushing.await??;
     store.upsert(&changed, &note("second")).await?;
     store.delete(&deleted).await?;
@@ -345,12 +346,12 @@ async fn recovered_writes_build_on_the_versions_that_landed(fixture: Fixture) ->
 async fn a_recovered_write_that_lost_the_race_is_a_reported_conflict(
     fixture: Fixture,
 ) -> TestResult {
-    let gate = Arc::new(WriteGate::default());
+    let gate = Gate::new();
     let dir = tempfile::tempdir()?;
     let store = gated_store(&fixture, &gate, dir.path()).await?;
     let shared = key("Note", "shared");
     store.insert(&shared, &note("ours 1")).await?;
-    gate.pass.add_permits(1);
+    gate.release(1);
     store.flush().await?;
     store.upsert(&shared, &note("ours 2")).await?;
     let journal = crash_copy(dir.path())?;
@@ -403,12 +404,12 @@ async fn a_recovered_write_that_lost_the_race_is_a_reported_conflict(
 async fn conflicts_are_dead_lettered_and_recovery_builds_on_the_winner(
     fixture: Fixture,
 ) -> TestResult {
-    let gate = Arc::new(WriteGate::default());
+    let gate = Gate::new();
     let dir = tempfile::tempdir()?;
     let store = gated_store(&fixture, &gate, dir.path()).await?;
     let shared = key("Note", "contested");
     store.insert(&shared, &note("ours 1")).await?;
-    gate.pass.add_permits(1);
+    gate.release(1);
     store.flush().await?;
 
     let other = fixture.builder().versioned(VERSION).open().await?;
@@ -416,7 +417,7 @@ async fn conflicts_are_dead_lettered_and_recovery_builds_on_the_winner(
     other.close().await?;
 
     store.upsert(&shared, &note("ours 2")).await?;
-    gate.pass.add_permits(1);
+    gate.release(1);
     store.flush().await?;
     assert_eq!(store.stats().conflicts, 1);
     assert_eq!(store.stats().dead_letters, 1);
@@ -457,7 +458,7 @@ async fn conflicts_are_dead_lettered_and_recovery_builds_on_the_winner(
 async fn a_crash_before_the_journal_notes_a_landed_write_is_not_a_conflict(
     fixture: Fixture,
 ) -> TestResult {
-    let gate = Arc::new(WriteGate::default());
+    let gate = Gate::new();
     let dir = tempfile::tempdir()?;
     let store = gated_store(&fixture, &gate, dir.path()).await?;
     let [landed, followed] = ["landed", "followed"].map(|id| key("Note", id));
@@ -465,7 +466,7 @@ async fn a_crash_before_the_journal_notes_a_landed_write_is_not_a_conflict(
     store.insert(&followed, &note("first")).await?;
     // The journal as a crash leaves it if the writes land before it notes them.
     let before_notes = crash_copy(dir.path())?;
-    gate.pass.add_permits(2);
+    gate.release(2);
     store.flush().await?;
     // A newer mutation of one key, journaled too, on top of the landed write.
     store.upsert(&followed, &note("second")).await?;

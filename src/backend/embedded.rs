@@ -5,17 +5,14 @@
 //! in the [`codec`](crate::codec) encoding; each batch is one redb transaction, committed with
 //! redb's default (fsync) durability.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
-use super::{
-    key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write, MAX_BATCH_GET_KEYS,
-    MAX_BATCH_WRITE_ITEMS,
-};
+use super::rules::{batch_write_keys, check_batch_get, conditional_write_key};
+use super::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
 use crate::codec;
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
@@ -76,13 +73,6 @@ fn database_error(operation: &'static str, err: redb::Error) -> Error {
     let retryable = matches!(err, redb::Error::Io(_));
     BackendError::new(NAME, operation, retryable)
         .with_source(Some(Arc::new(err)))
-        .into()
-}
-
-/// A request DynamoDB would refuse, refused the same way.
-fn invalid(operation: &'static str, message: impl Into<String>) -> Error {
-    BackendError::new(NAME, operation, false)
-        .with_message(message)
         .into()
 }
 
@@ -153,21 +143,7 @@ impl Backend for EmbeddedBackend {
         keys: &[String],
         _consistent: bool,
     ) -> Result<BatchGet> {
-        if keys.len() > MAX_BATCH_GET_KEYS {
-            return Err(invalid(
-                "BatchGetItem",
-                format!(
-                    "{} keys requested, over the limit of {MAX_BATCH_GET_KEYS}",
-                    keys.len()
-                ),
-            ));
-        }
-        if keys.iter().collect::<HashSet<_>>().len() != keys.len() {
-            return Err(invalid(
-                "BatchGetItem",
-                "the requested keys contain duplicates",
-            ));
-        }
+        check_batch_get(NAME, keys)?;
         let keys = keys.to_vec();
         let items = self
             .run("BatchGetItem", move |db| read_items(db, &keys))
@@ -179,30 +155,9 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
-        if writes.is_empty() || writes.len() > MAX_BATCH_WRITE_ITEMS {
-            return Err(invalid(
-                "BatchWriteItem",
-                format!(
-                    "{} writes in one batch; a batch holds 1 to {MAX_BATCH_WRITE_ITEMS}",
-                    writes.len()
-                ),
-            ));
-        }
+        let keys = batch_write_keys(NAME, partition_key, writes)?;
         let mut encoded = Vec::with_capacity(writes.len());
-        let mut seen = HashSet::with_capacity(writes.len());
-        for write in writes {
-            let Some(key) = write.key(partition_key) else {
-                return Err(invalid(
-                    "BatchWriteItem",
-                    format!("an item lacks its string partition key attribute `{partition_key}`"),
-                ));
-            };
-            if !seen.insert(key) {
-                return Err(invalid(
-                    "BatchWriteItem",
-                    format!("the batch writes key `{key}` twice"),
-                ));
-            }
+        for (key, write) in keys.into_iter().zip(writes) {
             let bytes = match write {
                 Write::Put(item) => {
                     let mut bytes = Vec::new();
@@ -239,12 +194,7 @@ impl Backend for EmbeddedBackend {
         write: &Write,
         condition: &Condition,
     ) -> Result<Conditional> {
-        let Some(key) = write.key(partition_key).map(str::to_owned) else {
-            return Err(invalid(
-                "ConditionalWrite",
-                format!("the item lacks its string partition key attribute `{partition_key}`"),
-            ));
-        };
+        let key = conditional_write_key(NAME, partition_key, write)?.to_owned();
         let bytes = match write {
             Write::Put(item) => {
                 let mut bytes = Vec::new();

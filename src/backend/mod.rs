@@ -9,6 +9,8 @@
 mod dynamodb;
 #[cfg(feature = "embedded")]
 mod embedded;
+#[cfg(any(feature = "embedded", feature = "testing"))]
+pub(crate) mod rules;
 
 use async_trait::async_trait;
 
@@ -86,6 +88,11 @@ impl Condition {
     pub fn holds_for(&self, current: Option<&Item>) -> bool {
         match self {
             Condition::Absent => current.is_none(),
+            // As DynamoDB is asked: present, without the attribute.
+            Condition::Version {
+                attribute,
+                version: 0,
+            } => current.is_some_and(|item| !item.contains_key(attribute)),
             Condition::Version { attribute, version } => {
                 current
                     .and_then(|item| item.get(attribute))
@@ -249,5 +256,57 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     fn table(&self) -> Option<String> {
         (**self).table()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+
+    fn item(version: Option<&str>) -> Item {
+        let mut item = Item::from([("_key".to_owned(), AttributeValue::S("K".into()))]);
+        if let Some(version) = version {
+            item.insert("_v".to_owned(), AttributeValue::N(version.into()));
+        }
+        item
+    }
+
+    #[test]
+    fn a_version_condition_holds_for_that_version_only() {
+        let version = |version| Condition::Version {
+            attribute: "_v".into(),
+            version,
+        };
+        assert!(version(3).holds_for(Some(&item(Some("3")))));
+        assert!(!version(3).holds_for(Some(&item(Some("2")))));
+        assert!(!version(3).holds_for(Some(&item(None))));
+        assert!(!version(3).holds_for(None));
+        // Version 0: an item written without versions.
+        assert!(version(0).holds_for(Some(&item(None))));
+        assert!(!version(0).holds_for(Some(&item(Some("0")))));
+        assert!(!version(0).holds_for(Some(&item(Some("1")))));
+        assert!(!version(0).holds_for(None));
+    }
+
+    #[test]
+    fn absent_and_unchanged_conditions() {
+        assert!(Condition::Absent.holds_for(None));
+        assert!(!Condition::Absent.holds_for(Some(&item(None))));
+        let unchanged = Condition::Unchanged {
+            attribute: "_v".into(),
+            item: item(None),
+        };
+        assert!(unchanged.holds_for(Some(&item(None))));
+        assert!(!unchanged.holds_for(None));
+        let mut changed = item(None);
+        changed.insert("x".into(), AttributeValue::S("y".into()));
+        assert!(!unchanged.holds_for(Some(&changed)));
+        let versioned = Condition::Unchanged {
+            attribute: "_v".into(),
+            item: item(Some("1")),
+        };
+        assert!(!versioned.holds_for(Some(&item(Some("1")))));
     }
 }

@@ -1,13 +1,12 @@
 //! The integration test harness: a real dynalite server on loopback per test (started by the
 //! test itself, killed on drop, and a loud failure if it never comes up), and fixtures that run
-//! one scenario against either backend. Tests that inject faults and check the requests the
-//! store makes wrap a fixture's backend in `quickstore::testing::FaultyBackend` (feature
-//! `testing`).
+//! one scenario against either backend. Tests that inject faults, check the requests the store
+//! makes or hold its reads or writes at a gate wrap a fixture's backend in
+//! `quickstore::testing::FaultyBackend` (feature `testing`).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod dynalite;
-pub mod write_gate;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,8 +18,6 @@ use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, St
 
 #[allow(unused_imports)]
 pub use dynalite::{client_for, Dynalite, Moto};
-#[allow(unused_imports)]
-pub use write_gate::{HeldWrites, WriteGate};
 
 /// A key of `kind` with identifier `id`, for keys the tests spell out and know to be valid.
 #[allow(clippy::expect_used)] // A bad literal key is a bug in the test itself.

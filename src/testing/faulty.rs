@@ -1,58 +1,6 @@
-//! A backend that misbehaves on purpose, for testing code that uses a [`Store`](crate::Store)
-//! (feature `testing`).
-//!
-//! [`FaultyBackend`] wraps any [`Backend`] and, from a seed, injects the faults a DynamoDB table
-//! shows under load or on a bad network: throttling, batches left partly unprocessed, latency,
-//! requests that never answer, connection resets before or after the request was applied, and
-//! writes refused for good. [`Faults`] says which, with a probability per request; every fault
-//! is off by default. Meanwhile the wrapper records what it was asked ([`Observed`]) and checks
-//! the requests against DynamoDB's rules: batch sizes, no key twice in one batch, and
-//! optionally a number attribute whose value must never go backwards for a key.
-//!
-//! The faults are deterministic: all the random choices for a request are drawn from the
-//! seeded generator when the request arrives, so the same seed and the same sequence of requests
-//! give the same faults. Delays use [`tokio::time::sleep`], so tests on a paused clock
-//! (`#[tokio::test(start_paused = true)]`) run them without waiting.
-//!
-//! ```
-//! use std::collections::HashMap;
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//!
-//! use quickstore::testing::{Fault, Faults, FaultyBackend};
-//! use quickstore::{Backend, EmbeddedBackend, Key, Store};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = tempfile::tempdir()?;
-//! # let path = dir.path().join("table.redb");
-//! let table = EmbeddedBackend::open(path)?;
-//! let faults = Faults::new()
-//!     .seed(7)
-//!     .throttle(0.3)
-//!     .partial(0.3)
-//!     .reset_after(0.1)
-//!     .latency(Duration::from_millis(1), Duration::from_millis(3))
-//!     .monotonic("n");
-//! // Keep a handle on the wrapper to look at what the store asked for.
-//! let backend = Arc::new(FaultyBackend::new(table.clone(), faults));
-//! let store = Store::builder(Arc::clone(&backend)).open().await?;
-//!
-//! for n in 1..=20 {
-//!     let key = Key::new("Counter", format!("c{}", n % 4))?;
-//!     store.upsert(&key, &HashMap::from([("n", n)])).await?;
-//! }
-//! store.close().await?; // retries through every injected fault
-//!
-//! let observed = backend.observed();
-//! assert!(observed.violations.is_empty(), "{:?}", observed.violations);
-//! assert!(observed.batch_write_sizes.iter().all(|&n| n <= 25));
-//! let throttles = observed.injected.iter().filter(|i| i.fault == Fault::Throttle).count();
-//! println!("{throttles} throttles, {} requests", observed.injected.len());
-//! // Every write reached the table in the end.
-//! assert!(table.get("_key", "Counterc0", true).await?.is_some());
-//! # Ok(()) }
-//! ```
+//! [`FaultyBackend`]: a backend wrapper that injects [`Faults`] from a seed, records and checks
+//! the requests it sees ([`Observed`]), and holds requests at [`Gate`]s. The
+//! [module](super) docs say what it is for.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -63,8 +11,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::watch;
 
+use super::Gate;
 use crate::backend::{
     Backend, BatchGet, Condition, Conditional, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
@@ -341,53 +289,6 @@ impl Observed {
     }
 }
 
-/// Holds requests until it is opened: a way to stop a request at a known point and let others
-/// overtake it. Clones share one gate.
-///
-/// A new gate is closed. Opening it lets through every request waiting at it, and every
-/// request after, until it is closed again.
-#[derive(Debug, Clone)]
-pub struct Gate {
-    open: Arc<watch::Sender<bool>>,
-}
-
-impl Gate {
-    /// A closed gate.
-    pub fn new() -> Self {
-        Self {
-            open: Arc::new(watch::Sender::new(false)),
-        }
-    }
-
-    /// Lets every request through, those waiting and those to come.
-    pub fn open(&self) {
-        self.open.send_replace(true);
-    }
-
-    /// Holds the requests to come, until the gate is opened again.
-    pub fn close(&self) {
-        self.open.send_replace(false);
-    }
-
-    /// Whether the gate lets requests through.
-    pub fn is_open(&self) -> bool {
-        *self.open.borrow()
-    }
-
-    /// Waits until the gate is open.
-    async fn pass(&self) {
-        let mut open = self.open.subscribe();
-        // The sender lives as long as `self`, so waiting cannot fail.
-        let _ = open.wait_for(|open| *open).await;
-    }
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Where single-key reads wait at a gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HoldAt {
@@ -396,10 +297,10 @@ enum HoldAt {
 }
 
 /// Wraps a [`Backend`]: injects [`Faults`], records and checks requests ([`Observed`]), and
-/// can hold single-key reads at a [`Gate`].
+/// can hold single-key reads and writes at [`Gate`]s.
 ///
 /// Share it with the store as an `Arc<FaultyBackend>` (a shared backend is a backend) to keep
-/// a handle for [`observed`](FaultyBackend::observed). See the [module](self) docs for an
+/// a handle for [`observed`](FaultyBackend::observed). See the [module](super) docs for an
 /// example.
 pub struct FaultyBackend {
     inner: Arc<dyn Backend>,
@@ -407,6 +308,7 @@ pub struct FaultyBackend {
     rng: Mutex<StdRng>,
     observed: Mutex<Observed>,
     hold: Option<(Gate, HoldAt)>,
+    hold_writes: Option<Gate>,
 }
 
 impl fmt::Debug for FaultyBackend {
@@ -414,6 +316,7 @@ impl fmt::Debug for FaultyBackend {
         f.debug_struct("FaultyBackend")
             .field("faults", &self.faults)
             .field("hold", &self.hold)
+            .field("hold_writes", &self.hold_writes)
             .finish_non_exhaustive()
     }
 }
@@ -449,6 +352,7 @@ impl FaultyBackend {
             faults,
             observed: Mutex::default(),
             hold: None,
+            hold_writes: None,
         }
     }
 
@@ -463,6 +367,15 @@ impl FaultyBackend {
     /// until `gate` is open: writes made meanwhile overtake the answer.
     pub fn hold_gets_after_reading(mut self, gate: &Gate) -> Self {
         self.hold = Some((gate.clone(), HoldAt::AfterReading));
+        self
+    }
+
+    /// Holds every write request (`batch_write` and `write_if`) at `gate` until the gate lets
+    /// it through, before it meets its faults or reaches the wrapped backend: opened
+    /// ([`Gate::open`]), or one request at a time ([`Gate::release`]). [`Gate::waiting`] counts
+    /// the writes held. The request is counted in [`Observed`] when it arrives, before it waits.
+    pub fn hold_writes(mut self, gate: &Gate) -> Self {
+        self.hold_writes = Some(gate.clone());
         self
     }
 
@@ -679,6 +592,12 @@ impl FaultyBackend {
             }
         }
     }
+
+    async fn hold_write(&self) {
+        if let Some(gate) = &self.hold_writes {
+            gate.pass().await;
+        }
+    }
 }
 
 /// A connection reset: transient, with an I/O error as its cause.
@@ -808,6 +727,7 @@ impl Backend for FaultyBackend {
         let name = operation.name(None);
         self.check_writes(partition_key, writes);
         let plan = self.plan(writes.len(), Some(Cut::Subset));
+        self.hold_write().await;
         self.before(operation, None, &plan).await?;
         self.refuse(operation, name, partition_key, writes.iter(), &plan)?;
         let unprocessed = match &plan.partial {
@@ -862,6 +782,7 @@ impl Backend for FaultyBackend {
             }
         }
         let plan = self.plan(1, None);
+        self.hold_write().await;
         self.before(operation, Some(write), &plan).await?;
         self.refuse(
             operation,
@@ -888,75 +809,10 @@ impl Backend for FaultyBackend {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use aws_sdk_dynamodb::types::AttributeValue;
 
     use super::*;
-
-    /// An in-memory table.
-    #[derive(Default)]
-    struct Memory {
-        items: Mutex<BTreeMap<String, Item>>,
-    }
-
-    #[async_trait]
-    impl Backend for Memory {
-        async fn check_table(&self, _partition_key: &str) -> Result<()> {
-            Ok(())
-        }
-
-        async fn get(&self, _pk: &str, key: &str, _consistent: bool) -> Result<Option<Item>> {
-            Ok(self.items.lock().get(key).cloned())
-        }
-
-        async fn batch_get(
-            &self,
-            _pk: &str,
-            keys: &[String],
-            _consistent: bool,
-        ) -> Result<BatchGet> {
-            let items = self.items.lock();
-            let found = keys.iter().filter_map(|k| items.get(k).cloned()).collect();
-            Ok(BatchGet::new(found, Vec::new()))
-        }
-
-        async fn batch_write(&self, partition_key: &str, writes: &[Write]) -> Result<Vec<usize>> {
-            let mut items = self.items.lock();
-            for write in writes {
-                match write {
-                    Write::Put(item) => {
-                        let key = write.key(partition_key).unwrap_or_default().to_owned();
-                        items.insert(key, item.clone());
-                    }
-                    Write::Delete(key) => {
-                        items.remove(key);
-                    }
-                }
-            }
-            Ok(Vec::new())
-        }
-
-        async fn write_if(
-            &self,
-            partition_key: &str,
-            write: &Write,
-            condition: &Condition,
-        ) -> Result<Conditional> {
-            let key = write.key(partition_key).unwrap_or_default().to_owned();
-            let current = self.items.lock().get(&key).cloned();
-            if !condition.holds_for(current.as_ref()) {
-                return Ok(Conditional::Conflict { current });
-            }
-            self.batch_write(partition_key, std::slice::from_ref(write))
-                .await?;
-            Ok(Conditional::Written)
-        }
-
-        fn supports_conditional_writes(&self) -> bool {
-            true
-        }
-    }
+    use crate::testing::MemoryBackend;
 
     fn put(key: &str, n: u64) -> Write {
         Write::Put(HashMap::from([
@@ -1018,7 +874,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_same_seed_injects_the_same_faults() {
         let run = |seed| async move {
-            let backend = FaultyBackend::new(Memory::default(), everything(seed));
+            let backend = FaultyBackend::new(MemoryBackend::new(), everything(seed));
             let answers = workload(&backend).await;
             (answers, backend.observed().injected)
         };
@@ -1033,7 +889,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn every_fault_shows_up_in_the_observations() {
-        let backend = FaultyBackend::new(Memory::default(), everything(3));
+        let backend = FaultyBackend::new(MemoryBackend::new(), everything(3));
         workload(&backend).await;
         let observed = backend.observed();
         let kinds: HashSet<&str> = observed
@@ -1075,9 +931,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn partial_batches_leave_some_of_each() {
         for seed in 0..50 {
-            let memory = Arc::new(Memory::default());
+            let memory = MemoryBackend::new();
             let faults = Faults::new().seed(seed).partial(1.0);
-            let backend = FaultyBackend::new(Arc::clone(&memory), faults);
+            let backend = FaultyBackend::new(memory.clone(), faults);
             let writes: Vec<Write> = keys(6).iter().map(|k| put(k, 1)).collect();
             let left = backend
                 .batch_write("_key", &writes)
@@ -1085,7 +941,7 @@ mod tests {
                 .unwrap_or_default();
             assert!((1..6).contains(&left.len()), "{left:?}");
             // Exactly the writes not reported unprocessed were applied.
-            let written: Vec<String> = memory.items.lock().keys().cloned().collect();
+            let written: Vec<String> = memory.items().into_keys().collect();
             let applied: Vec<String> = keys(6)
                 .into_iter()
                 .enumerate()
@@ -1114,44 +970,41 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reset_after_applying_applies_the_write() {
-        let memory = Arc::new(Memory::default());
-        let backend = FaultyBackend::new(Arc::clone(&memory), Faults::new().reset_after(1.0));
+        let memory = MemoryBackend::new();
+        let backend = FaultyBackend::new(memory.clone(), Faults::new().reset_after(1.0));
         let err = backend.batch_write("_key", &[put("A", 1)]).await.err();
         assert!(err.as_ref().is_some_and(Error::is_retryable), "{err:?}");
         assert!(!err.as_ref().is_some_and(Error::is_throttle));
-        assert!(
-            memory.items.lock().contains_key("A"),
-            "applied despite the error"
-        );
+        assert!(memory.item("A").is_some(), "applied despite the error");
         let err = backend
             .write_if("_key", &put("B", 1), &Condition::Absent)
             .await
             .err();
         assert!(err.is_some_and(|e| e.is_retryable()));
-        assert!(memory.items.lock().contains_key("B"));
+        assert!(memory.item("B").is_some());
         let observed = backend.observed();
         assert_eq!(observed.count(|i| i.fault == Fault::ResetAfter), 2);
 
         // Before applying, nothing is.
-        let backend = FaultyBackend::new(Arc::clone(&memory), Faults::new().reset_before(1.0));
+        let backend = FaultyBackend::new(memory.clone(), Faults::new().reset_before(1.0));
         assert!(backend.batch_write("_key", &[put("C", 1)]).await.is_err());
-        assert!(!memory.items.lock().contains_key("C"));
+        assert!(memory.item("C").is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn throttles_are_throttles_and_refusals_are_permanent() {
-        let backend = FaultyBackend::new(Memory::default(), Faults::new().throttle(1.0));
+        let backend = FaultyBackend::new(MemoryBackend::new(), Faults::new().throttle(1.0));
         let err = backend.get("_key", "A", true).await.err();
         assert!(err.is_some_and(|e| e.is_throttle() && e.is_retryable()));
 
-        let memory = Arc::new(Memory::default());
-        let backend = FaultyBackend::new(Arc::clone(&memory), Faults::new().refuse(["Bad"]));
+        let memory = MemoryBackend::new();
+        let backend = FaultyBackend::new(memory.clone(), Faults::new().refuse(["Bad"]));
         let err = backend
             .batch_write("_key", &[put("Good", 1), put("Bad", 1)])
             .await
             .err();
         assert!(err.as_ref().is_some_and(|e| !e.is_retryable()), "{err:?}");
-        assert!(memory.items.lock().is_empty(), "the whole batch fails");
+        assert!(memory.is_empty(), "the whole batch fails");
         assert_eq!(
             backend.batch_write("_key", &[put("Good", 1)]).await.ok(),
             Some(Vec::new())
@@ -1169,19 +1022,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn latency_and_timeouts_take_time_on_the_clock() {
         let latency = Faults::new().latency(Duration::from_millis(10), Duration::from_millis(10));
-        let backend = FaultyBackend::new(Memory::default(), latency);
+        let backend = FaultyBackend::new(MemoryBackend::new(), latency);
         let start = tokio::time::Instant::now();
         let _ = backend.get("_key", "A", true).await;
         assert_eq!(start.elapsed(), Duration::from_millis(10));
 
         let slow = Faults::new().timeout(1.0, Some(Duration::from_secs(5)));
-        let backend = FaultyBackend::new(Memory::default(), slow);
+        let backend = FaultyBackend::new(MemoryBackend::new(), slow);
         let start = tokio::time::Instant::now();
         assert!(backend.batch_write("_key", &[put("A", 1)]).await.is_ok());
         assert_eq!(start.elapsed(), Duration::from_secs(5));
 
         let never = Faults::new().timeout(1.0, None);
-        let backend = FaultyBackend::new(Memory::default(), never);
+        let backend = FaultyBackend::new(MemoryBackend::new(), never);
         let answer =
             tokio::time::timeout(Duration::from_secs(3600), backend.get("_key", "A", true)).await;
         assert!(answer.is_err(), "never answers");
@@ -1189,10 +1042,12 @@ mod tests {
 
     #[tokio::test]
     async fn requests_breaking_the_rules_are_reported() {
-        let backend = FaultyBackend::new(Memory::default(), Faults::new().monotonic("n"));
+        let backend = FaultyBackend::new(MemoryBackend::new(), Faults::new().monotonic("n"));
+        // A key twice: refused by the table, so not applied.
         let _ = backend
             .batch_write("_key", &[put("A", 2), put("A", 3)])
             .await;
+        let _ = backend.batch_write("_key", &[put("A", 3)]).await;
         let _ = backend.batch_write("_key", &[put("A", 1)]).await;
         let too_many: Vec<Write> = keys(26).iter().map(|k| put(k, 1)).collect();
         let _ = backend.batch_write("_key", &too_many).await;
@@ -1212,7 +1067,7 @@ mod tests {
     async fn a_gate_holds_gets_until_opened() {
         let gate = Gate::new();
         let backend =
-            Arc::new(FaultyBackend::new(Memory::default(), Faults::new()).hold_gets(&gate));
+            Arc::new(FaultyBackend::new(MemoryBackend::new(), Faults::new()).hold_gets(&gate));
         let read = tokio::spawn({
             let backend = Arc::clone(&backend);
             async move { backend.get("_key", "A", true).await }
@@ -1226,5 +1081,52 @@ mod tests {
         gate.open();
         assert!(matches!(read.await, Ok(Ok(None))));
         assert_eq!(backend.observed().gets_read, 1);
+    }
+
+    #[tokio::test]
+    async fn a_gate_holds_writes_and_releases_them_one_at_a_time() {
+        let gate = Gate::new();
+        let table = MemoryBackend::new();
+        let backend = Arc::new(FaultyBackend::new(table.clone(), Faults::new()).hold_writes(&gate));
+        let batch = tokio::spawn({
+            let backend = Arc::clone(&backend);
+            async move { backend.batch_write("_key", &[put("A", 1)]).await }
+        });
+        gate.until_waiting(1).await;
+        let conditional = tokio::spawn({
+            let backend = Arc::clone(&backend);
+            async move {
+                backend
+                    .write_if("_key", &put("B", 1), &Condition::Absent)
+                    .await
+            }
+        });
+        gate.until_waiting(2).await;
+        // Reads are not held.
+        assert_eq!(backend.get("_key", "A", true).await.ok(), Some(None));
+        let observed = backend.observed();
+        assert_eq!(observed.batch_write_sizes, [1]);
+        assert_eq!(observed.conditional_writes, 1);
+        assert!(table.is_empty(), "{:?}", table.items());
+
+        gate.release(1);
+        assert_eq!(batch.await.ok().and_then(Result::ok), Some(Vec::new()));
+        assert_eq!(gate.waiting(), 1);
+        assert!(table.item("A").is_some());
+        assert!(table.item("B").is_none());
+        assert!(!conditional.is_finished());
+
+        gate.release(1);
+        let written = conditional.await.ok().and_then(Result::ok);
+        assert_eq!(written, Some(Conditional::Written));
+        assert_eq!(gate.waiting(), 0);
+        assert_eq!(table.len(), 2);
+
+        // Opened, the gate holds nothing.
+        gate.open();
+        assert_eq!(
+            backend.batch_write("_key", &[put("C", 1)]).await.ok(),
+            Some(Vec::new())
+        );
     }
 }
