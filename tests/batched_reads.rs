@@ -244,6 +244,57 @@ async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> Test
     Ok(())
 }
 
+/// A batch the backend refuses for good because of one key is read again key by key: only
+/// that key's callers get the error, the others their states.
+async fn a_refused_key_fails_only_its_own_callers(fixture: Fixture) -> TestResult {
+    let keys: Vec<Key> = (0..6).map(|i| key("Doc", i)).collect();
+    put_all(&fixture, &keys).await?;
+    let bad = &keys[3];
+    let gate = Gate::new();
+    let faults = Faults::new().refuse_reads([bad.as_str()]);
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults).hold_gets(&gate));
+    let store = Store::builder(Arc::clone(&backend)).open().await?;
+    let first = {
+        let (store, key) = (store.clone(), keys[0].clone());
+        tokio::spawn(async move { store.get_item(&key).await })
+    };
+    until("the first read is held", || {
+        backend.observed().requests(Operation::Get) == 1
+    })
+    .await?;
+    // Two callers of the refused key (one waits on the other's load), one of each other key.
+    let mut reads = Vec::new();
+    for key in keys[1..].iter().chain([bad]) {
+        let (store, key) = (store.clone(), key.clone());
+        reads.push((
+            key.clone(),
+            tokio::spawn(async move { store.get_item(&key).await }),
+        ));
+    }
+    until("the others have queued", || store.stats().misses == 7).await?;
+    gate.open();
+    assert!(first.await??.is_some());
+    for (key, read) in reads {
+        match read.await? {
+            Ok(found) => {
+                assert_ne!(&key, bad);
+                let found = found.ok_or("missing")?;
+                assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
+            }
+            Err(err) => {
+                assert_eq!(&key, bad, "{err}");
+                assert!(!err.is_retryable(), "{err}");
+            }
+        }
+    }
+    let observed = backend.observed();
+    assert_eq!(observed.batch_get_sizes, vec![5], "one batch, refused");
+    // Then each key alone: the four good ones and the refused one.
+    assert_eq!(observed.requests(Operation::Get), 1 + 5);
+    store.close().await?;
+    Ok(())
+}
+
 /// `prefetch` reads what the cache lacks, in batches of up to 100 keys, counting neither hits
 /// nor misses; the prefetched keys' first reads are hits, counted as the prefetch's.
 async fn prefetch_loads_in_batches_and_counts_its_hits(fixture: Fixture) -> TestResult {
@@ -380,6 +431,7 @@ async fn every_caller_gets_its_own_keys_state(fixture: Fixture) -> TestResult {
 on_both_backends!(
     misses_during_a_read_share_one_batch,
     a_caller_going_away_does_not_cancel_the_batch,
+    a_refused_key_fails_only_its_own_callers,
     prefetch_loads_in_batches_and_counts_its_hits,
     every_caller_gets_its_own_keys_state,
 );

@@ -43,6 +43,7 @@ pub struct Faults {
     reset_after: f64,
     permanent: f64,
     refuse: HashSet<String>,
+    refuse_reads: HashSet<String>,
     monotonic: Option<String>,
 }
 
@@ -128,6 +129,19 @@ impl Faults {
         self
     }
 
+    /// Refuses for good every read request that asks for one of these rendered keys: a
+    /// `GetItem` of it, or a whole `BatchGetItem` holding it, fails with a permanent
+    /// `ValidationException`, as DynamoDB fails a batch holding a key it cannot read. Adds to
+    /// the keys given before; default none.
+    pub fn refuse_reads<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.refuse_reads.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
     /// Checks that the number attribute `attribute` of the items written under each key never
     /// decreases from one applied write to the next: a newer state overwritten by an older one
     /// is reported in [`Observed::violations`]. Writes without the attribute are not checked.
@@ -197,8 +211,8 @@ pub enum Fault {
         /// When it answers, if ever.
         answer_after: Option<Duration>,
     },
-    /// The request carried a write of this refused key and failed for good
-    /// ([`Faults::refuse`]).
+    /// The request carried a write of this refused key ([`Faults::refuse`]), or asked to
+    /// read it ([`Faults::refuse_reads`]), and failed for good.
     Refused {
         /// The refused rendered key.
         key: String,
@@ -508,6 +522,30 @@ impl FaultyBackend {
         self.permanent(operation, name, plan)
     }
 
+    /// Fails a read request that asks for a refused key, or by an injected permanent error.
+    fn refuse_read<'a>(
+        &self,
+        operation: Operation,
+        name: &'static str,
+        mut keys: impl Iterator<Item = &'a str>,
+        plan: &Plan,
+    ) -> Result<()> {
+        if let Some(key) = keys.find(|key| self.faults.refuse_reads.contains(*key)) {
+            self.inject(
+                operation,
+                Fault::Refused {
+                    key: key.to_owned(),
+                },
+            );
+            return Err(Error::permanent(
+                name,
+                format!("ValidationException: injected refusal of key `{key}`"),
+                None,
+            ));
+        }
+        self.permanent(operation, name, plan)
+    }
+
     fn permanent(&self, operation: Operation, name: &'static str, plan: &Plan) -> Result<()> {
         if plan.permanent {
             self.inject(operation, Fault::Permanent);
@@ -650,7 +688,7 @@ impl Backend for FaultyBackend {
         let plan = self.plan(1, None);
         self.hold_at(HoldAt::BeforeReading).await;
         self.before(operation, None, &plan).await?;
-        self.permanent(operation, operation.name(None), &plan)?;
+        self.refuse_read(operation, operation.name(None), [key].into_iter(), &plan)?;
         let item = self.inner.get(partition_key, key, consistent).await;
         self.observed.lock().gets_read += 1;
         self.hold_at(HoldAt::AfterReading).await;
@@ -690,7 +728,7 @@ impl Backend for FaultyBackend {
         // concurrent batch reads overlap here.
         tokio::task::yield_now().await;
         self.before(operation, None, &plan).await?;
-        self.permanent(operation, name, &plan)?;
+        self.refuse_read(operation, name, keys.iter().map(String::as_str), &plan)?;
         let got = match &plan.partial {
             Some(processed) => {
                 let (asked, left): (Vec<_>, Vec<_>) = keys
