@@ -50,8 +50,8 @@
 //! line's `--sample-size`, `--warm-up-time` and `--measurement-time` override these. Criterion
 //! draws no plots (its HTML report) unless asked with `--plotting-backend plotters`.
 //!
-//! Run with `cargo bench --bench hot_path`; benchmark names are `hot_path/<group>/<name>`, for
-//! example `hot_path/get_2_threads/quickstore/get_item`.
+//! Run with `cargo bench --features testing --bench hot_path`; benchmark names are
+//! `hot_path/<group>/<name>`, for example `hot_path/get_2_threads/quickstore/get_item`.
 
 mod common;
 
