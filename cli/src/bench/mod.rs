@@ -81,6 +81,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     pub value_size: usize,
 
+    /// In the load phase, insert key by key without prefetching: each insert's existence
+    /// check is a read of its own, batched only with the other tasks' checks of the moment.
+    /// By default each task prefetches the next 100 keys it inserts, as a bulk loader would.
+    #[arg(long)]
+    pub no_prefetch: bool,
+
     /// Operations in the run phase, split evenly across the tasks.
     #[arg(long, value_name = "M", default_value_t = 100_000)]
     pub ops: u64,
@@ -361,6 +367,7 @@ async fn run_store(
     let started = Instant::now();
     let plan = LoadPlan {
         tasks: args.tasks,
+        prefetch: !args.no_prefetch,
         value_size: args.value_size,
         seed: args.seed,
         quiet: args.quiet,

@@ -55,6 +55,25 @@ fn per_request(stats: &Stats) -> String {
     }
 }
 
+/// Keys per read request, as text: above 1 when cold reads shared batches.
+fn keys_per_read(stats: &Stats) -> String {
+    if stats.read_requests == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}", stats.keys_per_read_request())
+    }
+}
+
+/// Read requests per mutation, as text: what the existence checks of inserts and updates
+/// cost (`--workload load`: read requests per insert).
+fn reads_per_mutation(stats: &Stats) -> String {
+    if stats.mutations == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.3}", stats.read_requests as f64 / stats.mutations as f64)
+    }
+}
+
 /// Items written per mutation, as text: below 1 when writes coalesced.
 fn per_mutation(stats: &Stats) -> String {
     if stats.mutations == 0 {
@@ -526,6 +545,20 @@ fn render_store(out: &mut String, run: &Stats, total: &Stats) -> fmt::Result {
         "hit ratio",
         run.hit_ratio() * 100.0,
         total.hit_ratio() * 100.0
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:>10} {:>10}",
+        "keys/read req",
+        keys_per_read(run),
+        keys_per_read(total)
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:>10} {:>10}",
+        "reads/mutation",
+        reads_per_mutation(run),
+        reads_per_mutation(total)
     )?;
     writeln!(
         out,

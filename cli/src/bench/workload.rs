@@ -214,6 +214,8 @@ pub struct Loaded {
 pub struct LoadPlan {
     /// Concurrent tasks.
     pub tasks: u32,
+    /// Each task prefetches its next [`PREFETCH`] keys before inserting them.
+    pub prefetch: bool,
     /// Bytes of payload per item.
     pub value_size: usize,
     /// Seed of the payloads.
@@ -221,6 +223,9 @@ pub struct LoadPlan {
     /// No progress bar.
     pub quiet: bool,
 }
+
+/// Keys a loading task prefetches at once: one `BatchGetItem`.
+const PREFETCH: usize = 100;
 
 /// Inserts every key's item through `store`.
 pub async fn load(store: &Store, keys: &Arc<[Key]>, plan: LoadPlan) -> anyhow::Result<Loaded> {
@@ -233,9 +238,19 @@ pub async fn load(store: &Store, keys: &Arc<[Key]>, plan: LoadPlan) -> anyhow::R
         let mut rng = task_rng(plan.seed, 0, task);
         let payload = random_payload(&mut rng, plan.value_size);
         let first = usize::try_from(task)?;
+        let prefetch = plan.prefetch;
         tasks.spawn(async move {
             let mut loaded = Loaded::default();
-            for (index, key) in keys.iter().enumerate().skip(first).step_by(step) {
+            let mine: Vec<(usize, &Key)> =
+                keys.iter().enumerate().skip(first).step_by(step).collect();
+            for (done, &(index, key)) in mine.iter().enumerate() {
+                if prefetch && done % PREFETCH == 0 {
+                    let next = mine[done..].iter().take(PREFETCH).map(|&(_, key)| key);
+                    store
+                        .prefetch(next)
+                        .await
+                        .context("cannot prefetch the keys to insert")?;
+                }
                 let record = Record::new(u64::try_from(index)?, 0, task, &payload);
                 match store.insert(key, &record).await {
                     Ok(()) => loaded.inserted += 1,
