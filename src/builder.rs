@@ -285,6 +285,20 @@ impl StoreBuilder {
         self
     }
 
+    /// Whether misses of single keys (reads, the existence checks of `insert` and `update`,
+    /// `update_with`) that arrive while reads of the backend are in flight queue and go out
+    /// together in `BatchGetItem`s of up to 100 keys when a read completes. A miss that finds
+    /// nothing in flight is read at once either way, so batching adds no latency at low load;
+    /// under load it divides the read requests by the keys each carries. Off, every such miss
+    /// is a `GetItem` of its own, sent at once. `get_many` and `prefetch` batch their own keys
+    /// either way.
+    ///
+    /// Default: on.
+    pub fn batch_reads(mut self, on: bool) -> Self {
+        self.options.batch_reads = on;
+        self
+    }
+
     /// Warm restarts: at [`close`](Store::close), the store saves to `path` the keys of the
     /// entries its cache holds (found or known absent; keys only, never values, so nothing
     /// stale survives); at `open`, it reads them back and prefetches them in the background, in

@@ -45,6 +45,8 @@ pub(crate) struct Options {
     pub stream_clock_margin: Duration,
     /// The value of the `store` label on the store's metrics, if any.
     pub metrics_label: Option<Arc<str>>,
+    /// Misses that arrive while reads are in flight share `BatchGetItem`s.
+    pub batch_reads: bool,
     /// Where a warm restart's keys are saved at close and read at open, when on.
     pub warm_restart: Option<std::path::PathBuf>,
 }
@@ -68,6 +70,7 @@ impl Default for Options {
             stream_poll_interval: Duration::from_millis(250),
             stream_clock_margin: Duration::from_secs(1),
             metrics_label: None,
+            batch_reads: true,
             warm_restart: None,
         }
     }

@@ -95,6 +95,40 @@ async fn a_lone_miss_is_read_at_once() -> TestResult {
     Ok(())
 }
 
+/// With read batching off, every miss is a `GetItem` of its own, sent at once, even while
+/// another read is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_batching_every_miss_is_read_alone() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let keys: Vec<Key> = (0..5).map(|i| key("Doc", i)).collect();
+    put_all(&fixture, &keys).await?;
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
+    let store = Store::builder(Arc::clone(&backend))
+        .batch_reads(false)
+        .open()
+        .await?;
+    let reads: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.get_item(&key).await })
+        })
+        .collect();
+    until("every read is sent", || {
+        backend.observed().requests(Operation::Get) == keys.len()
+    })
+    .await?;
+    gate.open();
+    for (read, key) in reads.into_iter().zip(&keys) {
+        let found = read.await??.ok_or("missing")?;
+        assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
+    }
+    assert_eq!(backend.observed().requests(Operation::BatchGet), 0);
+    store.close().await?;
+    Ok(())
+}
+
 /// While one read is held in flight, misses from every read path queue; when it answers they
 /// go out together in one `BatchGetItem`, and each caller gets its own key's state.
 async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {

@@ -124,8 +124,12 @@ impl Fetcher {
         &self.inner.shared
     }
 
-    /// Reads one key: at once if no read is in flight, else with the next batch.
+    /// Reads one key: at once if no read is in flight (or reads are not batched), else with
+    /// the next batch.
     pub(crate) async fn one(&self, key: &str) -> Result<Fetched> {
+        if !self.shared().options().batch_reads {
+            return load(self.shared(), &self.inner.metrics, key).await;
+        }
         let queued = {
             let mut queue = self.inner.queue.lock();
             if queue.in_flight == 0 {

@@ -7,6 +7,7 @@ pub(crate) mod keys;
 mod latency;
 mod plot;
 mod report;
+mod restart;
 mod timeline;
 mod tuning;
 mod workload;
@@ -27,6 +28,7 @@ use crate::drain::drain;
 use crate::meter::Metered;
 use crate::print;
 use report::Report;
+use restart::Restarted;
 use tuning::{parse_duration, Tuning};
 use workload::{Length, LoadPlan, Loaded, Ran, RunPlan, Via};
 
@@ -86,6 +88,18 @@ pub struct BenchArgs {
     /// By default each task prefetches the next 100 keys it inserts, as a bulk loader would.
     #[arg(long)]
     pub no_prefetch: bool,
+
+    /// Start the run phase with an empty cache (after the load phase and any warm-up), so that
+    /// its first reads of each key are misses: the cold path.
+    #[arg(long)]
+    pub cold: bool,
+
+    /// After the run, measure a warm restart: the store saves its keys at close, a new store
+    /// over the same backend prefetches them while the same workload runs, and the report
+    /// compares the hit ratio in the last second before the close with the first second after
+    /// the open (and with a store opened cold).
+    #[arg(long)]
+    pub restart: bool,
 
     /// Operations in the run phase, split evenly across the tasks.
     #[arg(long, value_name = "M", default_value_t = 100_000)]
@@ -278,6 +292,8 @@ pub struct StoreRun {
     pub end: Stats,
     /// What the run and drain asked of the backend.
     pub metered: Metered,
+    /// With `--restart`: the hit ratios around a restart.
+    pub restarted: Option<Restarted>,
 }
 
 /// What a drain (or a loop standing in for one) wrote, and how long it took.
@@ -358,8 +374,17 @@ async fn run_store(
     keys: &Arc<[Key]>,
     flush_interval: Option<Duration>,
 ) -> anyhow::Result<(StoreRun, OpenStore)> {
+    let warm_dir = match args.restart {
+        true => Some(tempfile::tempdir().context("cannot create a temporary directory")?),
+        false => None,
+    };
+    let warm_file = warm_dir.as_ref().map(|dir| dir.path().join("warm.keys"));
     let opened = backend::open_store(&args.backend, Unspecified::Temporary, |builder| {
-        args.tuning.apply(builder, flush_interval)
+        let builder = args.tuning.apply(builder, flush_interval);
+        match &warm_file {
+            Some(file) => builder.warm_restart(file),
+            None => builder,
+        }
     })
     .await?;
     let store = opened.store.clone();
@@ -382,11 +407,18 @@ async fn run_store(
         workload::run_ops(&via, keys, &args.plan(Some(warmup))).await?;
         flush(&store, "writing the warm-up's upserts", args).await?;
     }
+    if args.cold {
+        store.invalidate_all()?;
+    }
     let before_run = store.stats();
     let metered_before = opened.meter.metered();
     let ran = match args.runs_ops() {
         true => workload::run_ops(&via, keys, &args.plan(None)).await?,
         false => Ran::new()?,
+    };
+    let last_window = match args.restart {
+        true => Some(restart::one_window(&store, keys, args).await?),
+        false => None,
     };
 
     let before_drain = store.stats();
@@ -406,6 +438,14 @@ async fn run_store(
         requests: end.write_requests - before_drain.write_requests,
         secs: (flush_time + close_time).as_secs_f64(),
     };
+    let metered = opened.meter.metered().since(&metered_before);
+    let restarted = match (&last_window, &warm_file) {
+        (Some(before), Some(file)) => {
+            let backend = Arc::clone(&opened.meter) as Arc<dyn Backend>;
+            Some(restart::measure(args, keys, backend, flush_interval, before, file).await?)
+        }
+        _ => None,
+    };
     let run = StoreRun {
         flush_interval,
         loaded,
@@ -417,7 +457,8 @@ async fn run_store(
         close_time,
         before_run,
         end,
-        metered: opened.meter.metered().since(&metered_before),
+        metered,
+        restarted,
     };
     Ok((run, opened))
 }

@@ -9,6 +9,7 @@ use quickstore::{Durability, Stats};
 use serde::Serialize;
 
 use super::plot::Series;
+use super::restart::Restarted;
 use super::{BenchArgs, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
 use crate::backend::Target;
 use crate::bench::latency::{Recorder, Summary};
@@ -276,6 +277,10 @@ impl Report<'_> {
         writeln!(out)?;
         render_store(out, &run.end.since(&run.before_run), &run.end)?;
         writeln!(out)?;
+        if let Some(restarted) = &run.restarted {
+            render_restart(out, restarted)?;
+            writeln!(out)?;
+        }
         self.render_cost(out, run)
     }
 
@@ -524,6 +529,28 @@ fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
     Ok(())
 }
 
+fn render_restart(out: &mut String, restarted: &Restarted) -> fmt::Result {
+    let percent = |ratio: f64| format!("{:.1}%", ratio * 100.0);
+    let of_before = if restarted.before > 0.0 {
+        format!(" ({:.2} of before)", restarted.warm / restarted.before)
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "restart  hit ratio {} in the last second before close; in the first second after \
+         open {} warm{of_before}, {} cold",
+        percent(restarted.before),
+        percent(restarted.warm),
+        percent(restarted.cold),
+    )?;
+    writeln!(
+        out,
+        "         the warm store prefetched {} keys in that second, {} of them then read",
+        restarted.prefetched, restarted.prefetch_hits
+    )
+}
+
 fn render_store(out: &mut String, run: &Stats, total: &Stats) -> fmt::Result {
     writeln!(out, "{:<16} {:>10} {:>10}", "store", "run+drain", "total")?;
     let rows: [(&str, u64, u64); 8] = [
@@ -617,6 +644,9 @@ struct JsonReport {
     /// With `--compare batch`: a direct `BatchWriteItem` loop writing as many items as the
     /// largest drain.
     compare_batch: Option<Drained>,
+    /// With `--restart`: hit ratios in the last second before a close and the first after
+    /// an open, warm and cold.
+    restart: Option<Restarted>,
 }
 
 /// The store's settings; `null` for the library's default.
@@ -831,6 +861,7 @@ impl Report<'_> {
                 bill: direct.bill(&prices),
             }),
             compare_batch: self.batch.copied(),
+            restart: run.restarted,
         }
     }
 }

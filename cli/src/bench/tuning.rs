@@ -58,6 +58,11 @@ pub struct Tuning {
     /// default strongly consistent ones).
     #[arg(long)]
     pub eventual_reads: bool,
+
+    /// Read every miss with a `GetItem` of its own, sent at once, rather than batching the
+    /// misses that arrive while reads are in flight (the store's default).
+    #[arg(long)]
+    pub no_batch_reads: bool,
 }
 
 impl Tuning {
@@ -65,7 +70,8 @@ impl Tuning {
     pub fn apply(&self, builder: StoreBuilder, flush_interval: Option<Duration>) -> StoreBuilder {
         let mut builder = builder
             .backpressure(Backpressure::Wait(PENDING_WAIT_LIMIT))
-            .consistent_reads(!self.eventual_reads);
+            .consistent_reads(!self.eventual_reads)
+            .batch_reads(!self.no_batch_reads);
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if let Some(bytes) = self.cache_bytes {
             builder = builder.cache_capacity(bytes);
