@@ -149,7 +149,7 @@ struct ReadmeDoctests;
 
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
 // item, codec, backend, stream, version, stored, journal, retry, options, stats,
-// telemetry, shard, shared, load, flusher, follow, write, store, builder, testing.
+// telemetry, shard, shared, load, warm, flusher, follow, write, store, builder, testing.
 mod backend;
 mod builder;
 mod codec;
