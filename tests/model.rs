@@ -1,24 +1,34 @@
-//! Model-based tests: random operations applied both to a store and to a plain map, which must
-//! agree on every answer and, once flushed, on the backend's contents; and many tasks mutating
-//! overlapping keys at once, checked against invariants that hold whatever the interleaving.
+//! Model-based tests: random operations applied both to a store and to a plain map, through a
+//! backend injecting seeded transient faults and across clean restarts and crashes of a
+//! journaled store, which must agree on every answer and, once flushed, on the backend's
+//! contents; and many tasks mutating overlapping keys at once, checked against invariants that
+//! hold whatever the interleaving.
 
 #[macro_use]
 mod common;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use common::{Dynalite, Fixture, TestResult};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use quickstore::testing::{Faults, FaultyBackend};
-use quickstore::{AttributeValue, Change, Error, Item, Key, Store};
+use quickstore::{
+    AttributeValue, Backend, BatchGet, Change, Condition, Conditional, Durability, Error, Item,
+    Key, RetryPolicy, Store, Write,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use tempfile::TempDir;
 use tokio::task::JoinSet;
 
 /// A stored value. `s` is never empty: dynalite refuses empty strings.
@@ -58,6 +68,24 @@ fn outcome<T>(result: quickstore::Result<T>) -> TestResult<Result<T, &'static st
 }
 
 // --- Sequential operations against a model ----------------------------------------------------
+//
+// Each case draws a store setup (with or without a journal), the backend's initial items, the
+// faults the backend injects with their seed, and a sequence of operations, among them clean
+// restarts and, with a journal, crashes. The store must answer every operation as the model
+// does, hold every acknowledged mutation through faults, restarts and crashes, and leave the
+// backend holding exactly the model once flushed or closed.
+//
+// Replaying a failure: every random choice of a run follows from one model seed (the cases come
+// from it, and each case's fault seed, part of the case, from them). The run prints it, and a
+// failure names it with the minimal failing case, fault seed included. Run
+//
+//     QUICKSTORE_MODEL_SEED=<seed> cargo test --features testing --test model <test name>
+//
+// to draw the same cases in the same order, the same faults for the same requests, and shrink
+// the failure again. The seed does not fix timing (when the flusher sends what, relative to the
+// operations), so a failure that depends on it may take a few runs to come back, and may not
+// shrink; setups that do not flush eagerly replay most closely. To pin one case down, build it
+// from the printed `Case` and pass it to `run_case`.
 
 /// Keys are indices into a small key space, so that operations collide.
 const KEYS: u8 = 8;
@@ -81,21 +109,114 @@ enum Op {
     UpdateWithDelete(u8),
     GetMany(Vec<u8>),
     Flush,
-    /// Close the store and open another over the same backend, with an empty cache.
+    /// Close the store and open another over the same backend and journal, with an empty cache.
     Restart,
+    /// Kill the store, as kill -9 kills its process: no request it sends from then on reaches
+    /// the backend (those already sent are answered), it is dropped without `close`, and another
+    /// store opens over its journal as the crash left it. The new store must read as the model
+    /// at once; with `then_flush` it is flushed and the backend checked too, without, its
+    /// recovered writes stay pending for the operations that follow (another crash, say). Only
+    /// in cases with a journal.
+    Crash {
+        then_flush: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Setup {
     shards: usize,
     cache_capacity: u64,
-    /// Write only on `flush` and `close`, instead of every few milliseconds.
-    lazy: bool,
+    flushing: Flushing,
+    /// Journal every mutation. Only cases with a journal crash.
+    journal: Option<JournalSetup>,
+}
+
+/// When the flusher writes.
+#[derive(Debug, Clone, Copy)]
+enum Flushing {
+    /// Every few milliseconds.
+    Eager,
+    /// Whenever 3 keys wait: up to 2 keys stay pending, for any number of operations, while
+    /// the others are written (and their journal segments released).
+    EveryThirdKey,
+    /// Only on `flush` and `close`.
+    Lazy,
+}
+
+fn flushing_strategy() -> impl Strategy<Value = Flushing> {
+    prop_oneof![
+        Just(Flushing::Eager),
+        Just(Flushing::EveryThirdKey),
+        Just(Flushing::Lazy),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct JournalSetup {
+    /// When a mutation is acknowledged. Each durability promises that a crash of the process
+    /// loses nothing acknowledged (docs/GUARANTEES.md); `Interval(1 h)` acknowledges what is
+    /// written to the operating system and, within a case, never syncs.
+    durability: Durability,
+    /// Small segments are rotated every few mutations, and released once the backend has them.
+    segment_bytes: u64,
+}
+
+/// Which transient faults the backend injects: the store retries each until its request
+/// succeeds, so none of them may lose a write. Every probability is below one, so that retries
+/// get through. Permanent errors and refused keys, which drop writes by design, are covered in
+/// `tests/faults.rs`.
+#[derive(Debug, Clone, Copy)]
+enum FaultKind {
+    None,
+    /// Requests throttled, nothing applied.
+    Throttling,
+    /// Batches applied only in part, the rest reported unprocessed.
+    PartialBatches,
+    /// Connections reset before a request is sent (nothing applied), or after it was applied:
+    /// the answer is lost, and the store sees an error for a write that was made.
+    LostAnswers,
+    /// Every request takes a few milliseconds: writes are still in flight while the next
+    /// operations run, and when a crash comes.
+    Slow,
+    /// Throttling, partial batches and lost answers together, a little latency, and now and
+    /// then a request that never answers (ended by the store's request timeout, and never
+    /// applied).
+    Mix,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FaultSetup {
+    kind: FaultKind,
+    /// Seeds the faults of the case's first store; the n-th store opened adds n.
+    seed: u64,
+}
+
+impl FaultSetup {
+    /// The faults of the case's `instance`-th store. Each store opened gets its own, so that the
+    /// requests of a crashed store draw nothing from the next store's faults.
+    fn faults(&self, instance: u64) -> Faults {
+        let faults = Faults::new().seed(self.seed.wrapping_add(instance));
+        match self.kind {
+            FaultKind::None => faults,
+            FaultKind::Throttling => faults.throttle(0.3),
+            FaultKind::PartialBatches => faults.partial(0.5),
+            FaultKind::LostAnswers => faults.reset_before(0.1).reset_after(0.3),
+            FaultKind::Slow => faults.latency(Duration::from_millis(1), Duration::from_millis(10)),
+            FaultKind::Mix => faults
+                .throttle(0.1)
+                .partial(0.25)
+                .reset_before(0.05)
+                .reset_after(0.15)
+                .timeout(0.01, None)
+                .latency(Duration::ZERO, Duration::from_millis(2)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Case {
     setup: Setup,
+    faults: FaultSetup,
     /// What the backend holds before the first store opens.
     initial: BTreeMap<u8, Val>,
     ops: Vec<Op>,
@@ -105,6 +226,7 @@ fn val_strategy() -> impl Strategy<Value = Val> {
     (0u32..1000, "[a-z]{1,40}").prop_map(|(n, s)| Val { n, s })
 }
 
+/// Operations on the store, and the restarts and flushes between them.
 fn op_strategy() -> impl Strategy<Value = Op> {
     let k = || 0..KEYS;
     prop_oneof![
@@ -122,49 +244,278 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The operations of a case: crashes too, if the store has a journal.
+fn ops_strategy(journaled: bool, max_ops: usize) -> BoxedStrategy<Vec<Op>> {
+    if journaled {
+        let op = prop_oneof![
+            20 => op_strategy(),
+            1 => any::<bool>().prop_map(|then_flush| Op::Crash { then_flush }),
+        ];
+        vec(op, 1..=max_ops).boxed()
+    } else {
+        vec(op_strategy(), 1..=max_ops).boxed()
+    }
+}
+
+fn journal_strategy() -> impl Strategy<Value = Option<JournalSetup>> {
+    let durability = prop_oneof![
+        Just(Durability::Always),
+        Just(Durability::Interval(Duration::from_secs(3600))),
+    ];
+    let segment_bytes = prop_oneof![Just(1), Just(1024), Just(64 * 1024 * 1024)];
+    let journal = (durability, segment_bytes).prop_map(|(durability, segment_bytes)| {
+        Some(JournalSetup {
+            durability,
+            segment_bytes,
+        })
+    });
+    prop_oneof![1 => Just(None), 3 => journal]
+}
+
 fn setup_strategy() -> impl Strategy<Value = Setup> {
     prop_oneof![
-        any::<bool>().prop_map(|lazy| Setup {
+        (flushing_strategy(), journal_strategy()).prop_map(|(flushing, journal)| Setup {
             shards: 64,
             cache_capacity: 64 * 1024 * 1024,
-            lazy,
+            flushing,
+            journal,
         }),
         // A cache that holds one or two items per shard: entries are evicted between ops.
-        (1usize..=3, 150u64..=450, any::<bool>()).prop_map(|(shards, per_shard, lazy)| Setup {
-            shards,
-            cache_capacity: per_shard * shards as u64,
-            lazy,
-        }),
+        (
+            1usize..=3,
+            150u64..=450,
+            flushing_strategy(),
+            journal_strategy()
+        )
+            .prop_map(|(shards, per_shard, flushing, journal)| Setup {
+                shards,
+                cache_capacity: per_shard * shards as u64,
+                flushing,
+                journal,
+            }),
     ]
+}
+
+fn fault_strategy() -> impl Strategy<Value = FaultSetup> {
+    let kind = prop_oneof![
+        1 => Just(FaultKind::None),
+        1 => Just(FaultKind::Throttling),
+        1 => Just(FaultKind::PartialBatches),
+        1 => Just(FaultKind::LostAnswers),
+        1 => Just(FaultKind::Slow),
+        2 => Just(FaultKind::Mix),
+    ];
+    (kind, any::<u64>()).prop_map(|(kind, seed)| FaultSetup { kind, seed })
 }
 
 fn case_strategy(max_ops: usize) -> impl Strategy<Value = Case> {
     (
         setup_strategy(),
+        fault_strategy(),
         btree_map(0..KEYS, val_strategy(), 0..usize::from(KEYS)),
-        vec(op_strategy(), 1..=max_ops),
     )
-        .prop_map(|(setup, initial, ops)| Case {
+        .prop_flat_map(move |(setup, faults, initial)| {
+            let ops = ops_strategy(setup.journal.is_some(), max_ops);
+            (Just(setup), Just(faults), Just(initial), ops)
+        })
+        .prop_map(|(setup, faults, initial, ops)| Case {
             setup,
+            faults,
             initial,
             ops,
         })
 }
 
-async fn open(backend: &Arc<FaultyBackend>, setup: &Setup) -> TestResult<Store> {
-    let builder = Store::builder(Arc::clone(backend))
+/// Retries fast enough for many cases: short backoff without jitter (so that a replay waits
+/// alike), a request timeout that ends the injected requests that never answer, and reads that
+/// keep trying through every fault a case injects rather than give up after the default 8
+/// attempts.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .backoff(Duration::from_millis(1), Duration::from_millis(8))
+        .jitter(false)
+        .request_timeout(Some(Duration::from_millis(250)))
+        .reads(64, Duration::from_secs(120))
+}
+
+/// A store's connection to the backend, which a crash cuts: from then on its requests wait for
+/// ever, as a dead process sends nothing, while those already sent are still answered. Each
+/// request runs as a task of its own, so that one the store stops waiting for (its request
+/// timeout) counts as sent until the backend has answered it.
+struct Link {
+    inner: Arc<dyn Backend>,
+    cut: AtomicBool,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One request sent and not yet answered.
+struct Sent(Arc<AtomicUsize>);
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Link {
+    fn new(inner: Arc<dyn Backend>) -> Self {
+        Self {
+            inner,
+            cut: AtomicBool::new(false),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sends nothing more.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until the backend has answered every request sent before the cut.
+    async fn drained(&self) {
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn send<T: Send + 'static>(
+        &self,
+        request: impl std::future::Future<Output = quickstore::Result<T>> + Send + 'static,
+    ) -> quickstore::Result<T> {
+        // Counted before the cut is looked at: `drained` after `cut` sees every request that
+        // went through.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let sent = Sent(Arc::clone(&self.in_flight));
+        if self.cut.load(Ordering::SeqCst) {
+            drop(sent);
+            return std::future::pending().await;
+        }
+        match tokio::spawn(async move {
+            let _sent = sent;
+            request.await
+        })
+        .await
+        {
+            Ok(answer) => answer,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Cancelled: the case's runtime is shutting down.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Link {
+    async fn check_table(&self, partition_key: &str) -> quickstore::Result<()> {
+        self.inner.check_table(partition_key).await
+    }
+
+    async fn get(
+        &self,
+        partition_key: &str,
+        key: &str,
+        consistent: bool,
+    ) -> quickstore::Result<Option<Item>> {
+        let (inner, partition_key, key) = (
+            Arc::clone(&self.inner),
+            partition_key.to_owned(),
+            key.to_owned(),
+        );
+        self.send(async move { inner.get(&partition_key, &key, consistent).await })
+            .await
+    }
+
+    async fn batch_get(
+        &self,
+        partition_key: &str,
+        keys: &[String],
+        consistent: bool,
+    ) -> quickstore::Result<BatchGet> {
+        let (inner, partition_key, keys) = (
+            Arc::clone(&self.inner),
+            partition_key.to_owned(),
+            keys.to_vec(),
+        );
+        self.send(async move { inner.batch_get(&partition_key, &keys, consistent).await })
+            .await
+    }
+
+    async fn batch_write(
+        &self,
+        partition_key: &str,
+        writes: &[Write],
+    ) -> quickstore::Result<Vec<usize>> {
+        let (inner, partition_key, writes) = (
+            Arc::clone(&self.inner),
+            partition_key.to_owned(),
+            writes.to_vec(),
+        );
+        self.send(async move { inner.batch_write(&partition_key, &writes).await })
+            .await
+    }
+
+    async fn write_if(
+        &self,
+        partition_key: &str,
+        write: &Write,
+        condition: &Condition,
+    ) -> quickstore::Result<Conditional> {
+        let (inner, partition_key, write, condition) = (
+            Arc::clone(&self.inner),
+            partition_key.to_owned(),
+            write.clone(),
+            condition.clone(),
+        );
+        self.send(async move { inner.write_if(&partition_key, &write, &condition).await })
+            .await
+    }
+
+    fn supports_conditional_writes(&self) -> bool {
+        self.inner.supports_conditional_writes()
+    }
+}
+
+/// A store of a case, and what stands between it and the fixture's backend.
+struct Opened {
+    store: Store,
+    link: Arc<Link>,
+    faulty: Arc<FaultyBackend>,
+}
+
+/// Opens the case's `instance`-th store, over a link and faults of its own, journaling in
+/// `journal` if the setup has a journal.
+async fn open(fixture: &Fixture, case: &Case, journal: &Path, instance: u64) -> TestResult<Opened> {
+    let link = Arc::new(Link::new(fixture.backend()));
+    let faults = case.faults.faults(instance);
+    let faulty = Arc::new(FaultyBackend::new(Arc::clone(&link), faults));
+    let setup = &case.setup;
+    let builder = Store::builder(Arc::clone(&faulty))
         .shards(setup.shards)
-        .cache_capacity(setup.cache_capacity);
-    let builder = if setup.lazy {
-        builder
-            .flush_interval(Duration::from_secs(3600))
-            .batch_threshold(100_000)
-    } else {
-        builder
+        .cache_capacity(setup.cache_capacity)
+        .retry_policy(retry_policy());
+    let builder = match setup.flushing {
+        Flushing::Eager => builder
             .flush_interval(Duration::from_millis(2))
-            .batch_threshold(2)
+            .batch_threshold(2),
+        Flushing::EveryThirdKey => builder
+            .flush_interval(Duration::from_secs(3600))
+            .batch_threshold(3),
+        Flushing::Lazy => builder
+            .flush_interval(Duration::from_secs(3600))
+            .batch_threshold(100_000),
     };
-    Ok(builder.open().await?)
+    let builder = match &setup.journal {
+        Some(setup) => builder
+            .journal(journal)
+            .durability(setup.durability)
+            .journal_segment_bytes(setup.segment_bytes),
+        None => builder,
+    };
+    Ok(Opened {
+        store: builder.open().await?,
+        link,
+        faulty,
+    })
 }
 
 /// Checks that the backend holds exactly the model.
@@ -175,6 +526,18 @@ async fn check_backend(fixture: &Fixture, model: &BTreeMap<u8, Val>, when: &str)
             fixture.read_back(&rendered).await?,
             model.get(&k).map(|v| item(&rendered, v)),
             || format!("{when}: the backend's {rendered}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks that the store reads every key as the model holds it.
+async fn check_store(store: &Store, model: &BTreeMap<u8, Val>, when: &str) -> TestResult {
+    for k in 0..KEYS {
+        same(
+            store.get::<Val>(&key(k)).await?,
+            model.get(&k).cloned(),
+            || format!("{when}: the store's {}", key(k)),
         )?;
     }
     Ok(())
@@ -253,41 +616,112 @@ async fn apply(store: &Store, model: &mut BTreeMap<u8, Val>, op: &Op) -> TestRes
             same(got, want, || "get_many".into())
         }
         // Done by the caller, which owns the store.
-        Op::Flush | Op::Restart => Ok(()),
+        Op::Flush | Op::Restart | Op::Crash { .. } => Ok(()),
     }
 }
 
-async fn run_case(fixture: &Fixture, case: &Case) -> TestResult {
+/// What a case did, summed over a run: a run that never injected a fault or crashed a store
+/// would prove little.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    cases: usize,
+    /// Faults injected, latency included.
+    faults: usize,
+    crashes: usize,
+    /// Keys with mutations the stores opened after a crash found in the journal.
+    recovered_keys: usize,
+}
+
+impl Tally {
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            cases: self.cases + other.cases,
+            faults: self.faults + other.faults,
+            crashes: self.crashes + other.crashes,
+            recovered_keys: self.recovered_keys + other.recovered_keys,
+        }
+    }
+}
+
+/// Runs `case` on `fixture`. Journals go in `journals`, which must outlive the case's runtime:
+/// a crashed store's tasks may still use its directory until the runtime ends them.
+async fn run_case(
+    fixture: &Fixture,
+    case: &Case,
+    journals: &mut Vec<TempDir>,
+) -> TestResult<Tally> {
     for (k, v) in &case.initial {
         fixture.put_raw(item(&key(*k).to_string(), v)).await?;
     }
     let mut model = case.initial.clone();
-    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()));
-    let mut store = open(&backend, &case.setup).await?;
+    let mut tally = Tally {
+        cases: 1,
+        ..Tally::default()
+    };
+    journals.push(tempfile::tempdir()?);
+    let mut journal = journals.last().ok_or("no journal")?.path().to_owned();
+    let mut instance = 0;
+    let mut current = open(fixture, case, &journal, instance).await?;
+    // Every faulty backend of the case, for the rules its requests broke.
+    let mut backends = vec![Arc::clone(&current.faulty)];
     for (i, op) in case.ops.iter().enumerate() {
         let when = || format!("op {i}, {op:?}");
-        apply(&store, &mut model, op)
+        apply(&current.store, &mut model, op)
             .await
             .map_err(|e| format!("{}: {e}", when()))?;
         match op {
             Op::Flush => {
-                store.flush().await?;
-                same(store.stats().pending, 0, when)?;
-                check_backend(fixture, &model, "after a flush").await?;
+                current.store.flush().await?;
+                same(current.store.stats().pending, 0, when)?;
+                check_backend(fixture, &model, &format!("{}, after a flush", when())).await?;
             }
             Op::Restart => {
-                store.close().await?;
-                check_backend(fixture, &model, "after a close").await?;
-                store = open(&backend, &case.setup).await?;
+                current.store.close().await?;
+                check_backend(fixture, &model, &format!("{}, after a close", when())).await?;
+                instance += 1;
+                current = open(fixture, case, &journal, instance).await?;
+                backends.push(Arc::clone(&current.faulty));
+            }
+            Op::Crash { then_flush } => {
+                if case.setup.journal.is_none() {
+                    return Err(format!("{}: a crash without a journal", when()).into());
+                }
+                // The process dies: it sends nothing more, the journal stays as it is on disk
+                // (copied while the store still runs, so nothing it does on drop reaches the
+                // copy), and the store goes without `close`. Requests it sent before are
+                // answered before the next store opens, as a restarted process would find them.
+                current.link.cut();
+                let copy = common::crash_copy(&journal)?;
+                drop(current.store);
+                current.link.drained().await;
+                journal = copy.path().to_owned();
+                journals.push(copy);
+                instance += 1;
+                current = open(fixture, case, &journal, instance).await?;
+                backends.push(Arc::clone(&current.faulty));
+                tally.crashes += 1;
+                let recovered = current.store.stats().recovery.map_or(0, |r| r.keys);
+                tally.recovered_keys += recovered;
+                let after = format!("{}, after recovering {recovered} keys", when());
+                check_store(&current.store, &model, &after).await?;
+                if *then_flush {
+                    current.store.flush().await?;
+                    same(current.store.stats().pending, 0, || after.clone())?;
+                    check_backend(fixture, &model, &format!("{after}, flushed")).await?;
+                }
             }
             _ => {}
         }
     }
-    store.close().await?;
-    check_backend(fixture, &model, "at the end").await?;
-    let violations = backend.violations();
-    same(violations, Vec::new(), || "requests".into())?;
-    Ok(())
+    check_store(&current.store, &model, "at the end").await?;
+    current.store.close().await?;
+    check_backend(fixture, &model, "at the end, after a close").await?;
+    for backend in &backends {
+        let observed = backend.observed();
+        same(observed.violations, Vec::new(), || "requests".into())?;
+        tally.faults += observed.injected.len();
+    }
+    Ok(tally)
 }
 
 /// An error and its sources, one after the other: the SDK's own message is only "service error".
@@ -308,39 +742,87 @@ fn runtime() -> TestResult<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Runs `cases` random cases of up to `max_ops` operations, each on a fixture from `fixture`.
-fn check_against_model<F, Fut>(cases: u32, max_ops: usize, fixture: F) -> TestResult
+/// The run's model seed: `QUICKSTORE_MODEL_SEED` if set, else a random one.
+fn model_seed() -> TestResult<u64> {
+    match std::env::var("QUICKSTORE_MODEL_SEED") {
+        Ok(text) => Ok(text
+            .trim()
+            .parse()
+            .map_err(|e| format!("QUICKSTORE_MODEL_SEED={text:?}: {e}"))?),
+        Err(std::env::VarError::NotPresent) => Ok(rand::random()),
+        Err(err) => Err(format!("QUICKSTORE_MODEL_SEED: {err}").into()),
+    }
+}
+
+/// Runs `cases` random cases of up to `max_ops` operations, each on a fixture from `fixture`,
+/// all drawn from one model seed (see "Replaying a failure" above); `test` is the test's name,
+/// for the replay command.
+fn check_against_model<F, Fut>(test: &str, cases: u32, max_ops: usize, fixture: F) -> TestResult
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = TestResult<Fixture>>,
 {
-    let rt = runtime()?;
+    let seed = model_seed()?;
+    let replay = format!(
+        "model seed {seed}; replay: QUICKSTORE_MODEL_SEED={seed} cargo test --features testing \
+         --test model {test}"
+    );
+    // Shown if the test fails, whatever way it fails.
+    println!("{replay}");
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
         ..Config::default()
     });
+    let total = Cell::new(Tally::default());
     runner
         .run(&case_strategy(max_ops), |case| {
-            rt.block_on(async {
-                let fixture = fixture().await?;
-                run_case(&fixture, &case).await
-            })
-            .map_err(|e| TestCaseError::fail(describe(&*e)))
+            let mut journals = Vec::new();
+            // A runtime per case: the tasks of the stores it crashed end with it, before their
+            // journal directories go.
+            let tally = runtime().and_then(|rt| {
+                rt.block_on(async {
+                    let fixture = fixture().await?;
+                    run_case(&fixture, &case, &mut journals).await
+                })
+            });
+            drop(journals);
+            let tally = tally.map_err(|e| TestCaseError::fail(describe(&*e)))?;
+            total.set(total.get().add(tally));
+            Ok(())
         })
-        .map_err(|e| e.to_string().into())
+        .map_err(|e| {
+            let failure = format!("{e}\n{replay}");
+            // Also printed as is: the test's error shows it escaped, on one line.
+            println!("{failure}");
+            failure
+        })?;
+    let total = total.get();
+    println!("{total:?}");
+    if total.faults == 0 || total.crashes == 0 {
+        return Err(format!(
+            "{total:?}: the cases should inject faults and crash stores\n{replay}"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 #[test]
 fn the_store_behaves_like_a_map_embedded() -> TestResult {
-    check_against_model(32, 60, || async { Fixture::embedded() })
+    check_against_model("the_store_behaves_like_a_map_embedded", 96, 60, || async {
+        Fixture::embedded()
+    })
 }
 
 #[test]
 fn the_store_behaves_like_a_map_dynamodb() -> TestResult {
     // One server for every case; each case gets a fresh table.
     let server = Arc::new(Dynalite::start()?);
-    check_against_model(16, 50, || Fixture::dynamodb_on(&server))
+    check_against_model("the_store_behaves_like_a_map_dynamodb", 48, 50, || {
+        Fixture::dynamodb_on(&server)
+    })
 }
 
 // --- Concurrent tasks -------------------------------------------------------------------------

@@ -162,12 +162,29 @@ impl Fixture {
 /// The journal in `dir` as a crash would leave it now: a copy of its segments and its writer
 /// id, taken while the store still holds the directory (so without its lock). Whatever the
 /// store journaled before its last acknowledged mutation is in it.
+///
+/// The store may release segments (delete those the backend has all of) while the copy is
+/// taken. Segments are released oldest first, so they are copied newest first and one gone
+/// meanwhile is left out: only the oldest can be missing, as when a crash follows a release.
 pub fn crash_copy(dir: &std::path::Path) -> TestResult<tempfile::TempDir> {
     let copy = tempfile::tempdir()?;
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|x| x == "wal") || path.ends_with("WRITER") {
-            std::fs::copy(&path, copy.path().join(path.file_name().ok_or("no name")?))?;
+            files.push(path);
+        }
+    }
+    // A segment is named after its first sequence number, zero-padded: the newest sorts last.
+    files.sort();
+    for path in files.iter().rev() {
+        let to = copy.path().join(path.file_name().ok_or("no name")?);
+        match std::fs::copy(path, to) {
+            Ok(_) => {}
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    && path.extension().is_some_and(|x| x == "wal") => {}
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(copy)
