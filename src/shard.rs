@@ -345,6 +345,8 @@ struct Current {
     version: u64,
     /// The table's state a mutation would replace; see [`ToWrite::base`].
     base: Option<u64>,
+    /// The clean entry was prefetched and not read since.
+    prefetched: bool,
 }
 
 /// The maps of pending and loading keys: foldhash, as quick_cache uses for clean ones.
@@ -419,11 +421,13 @@ impl Shard {
         let mut state = self.state.lock();
         let current = state.current(key, self.max_staleness);
         if count {
-            if current.is_some() {
-                let prefetched = state
-                    .clean
-                    .peek(key)
-                    .is_some_and(|c| c.prefetched.replace(false));
+            if let Some(current) = &current {
+                // Only the first hit of a prefetched entry looks it up again, to clear its mark.
+                let prefetched = current.prefetched
+                    && state
+                        .clean
+                        .peek(key)
+                        .is_some_and(|c| c.prefetched.replace(false));
                 state.counters.hits += 1;
                 state.counters.prefetch_hits += u64::from(prefetched);
             } else {
@@ -918,6 +922,7 @@ impl State {
                 value: entry.value.clone(),
                 version: 0,
                 base: entry.base.version,
+                prefetched: false,
             });
         }
         let cached = self.clean.get_str(key)?;
@@ -929,6 +934,7 @@ impl State {
             base: cached.value.is_some().then_some(cached.version),
             value: cached.value.clone(),
             version: cached.version,
+            prefetched: cached.prefetched.get(),
         })
     }
 
@@ -948,6 +954,7 @@ impl State {
                     value: k.value.clone(),
                     version: k.version,
                     base: k.value.is_some().then_some(k.version),
+                    prefetched: false,
                 })
         })
     }

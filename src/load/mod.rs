@@ -101,15 +101,12 @@ impl Loader {
     pub(crate) async fn read(&self, rendered: &str) -> Result<Known> {
         let shared = self.shared();
         let shard = shared.shard_of(rendered);
-        let mut first_look = true;
+        // The first lookup counts as a hit or a miss; looking again after a wait does not.
+        let mut look: fn(&Shard, &str) -> Lookup = Shard::lookup;
         loop {
             ensure_open(shared)?;
-            let lookup = if first_look {
-                shard.lookup(rendered)
-            } else {
-                shard.look_again(rendered)
-            };
-            first_look = false;
+            let lookup = look(shard, rendered);
+            look = Shard::look_again;
             match lookup {
                 Lookup::Hit(known) => return Ok(known),
                 Lookup::Wait(waiter) => {
@@ -156,25 +153,20 @@ impl Loader {
         let shared = self.shared();
         let mut found = Vec::with_capacity(keys.len());
         let mut remaining = keys;
-        let mut first_look = true;
+        let mut look: fn(&Shard, &str) -> Lookup = Shard::lookup;
         while !remaining.is_empty() {
             ensure_open(shared)?;
             let mut loads = Vec::new();
             let mut waits = Vec::new();
             for key in remaining {
                 let shard = shared.shard_of(key);
-                let lookup = if first_look {
-                    shard.lookup(key)
-                } else {
-                    shard.look_again(key)
-                };
-                match lookup {
+                match look(shard, key) {
                     Lookup::Hit(known) => found.push((key, known.value)),
                     Lookup::Wait(waiter) => waits.push((shard, key, waiter)),
                     Lookup::Load(ticket) => loads.push(LoadGuard::new(shard, key, ticket)),
                 }
             }
-            first_look = false;
+            look = Shard::look_again;
             let mut again = Vec::new();
             // Every load has its guard before its key is queued, so an error or a dropped call
             // ends all of them and their waiters are never stranded.
