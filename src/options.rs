@@ -45,8 +45,11 @@ pub(crate) struct Options {
     pub stream_clock_margin: Duration,
     /// The value of the `store` label on the store's metrics, if any.
     pub metrics_label: Option<Arc<str>>,
-    /// Misses that arrive while reads are in flight share `BatchGetItem`s.
+    /// Misses that arrive while `max_reads_in_flight` reads are in flight share
+    /// `BatchGetItem`s.
     pub batch_reads: bool,
+    /// Read requests in flight for loads before misses queue for a batch.
+    pub max_reads_in_flight: usize,
     /// Where a warm restart's keys are saved at close and read at open, when on.
     pub warm_restart: Option<std::path::PathBuf>,
 }
@@ -71,6 +74,7 @@ impl Default for Options {
             stream_clock_margin: Duration::from_secs(1),
             metrics_label: None,
             batch_reads: true,
+            max_reads_in_flight: 8,
             warm_restart: None,
         }
     }
@@ -96,6 +100,10 @@ impl Options {
             (
                 self.max_in_flight_batches == 0,
                 "max_in_flight_batches must be at least 1",
+            ),
+            (
+                self.max_reads_in_flight == 0,
+                "max_reads_in_flight must be at least 1",
             ),
             (self.max_pending == 0, "max_pending must be at least 1"),
             (

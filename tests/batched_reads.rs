@@ -129,6 +129,44 @@ async fn without_batching_every_miss_is_read_alone() -> TestResult {
     Ok(())
 }
 
+/// Below the bound on reads in flight (8 by default) every miss is read at once, alone; the
+/// misses beyond it queue, and go out together when a read completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_beyond_the_reads_in_flight_queue() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let keys: Vec<Key> = (0..12).map(|i| key("Doc", i)).collect();
+    put_all(&fixture, &keys).await?;
+    let gate = Gate::new();
+    let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
+    let store = Store::builder(Arc::clone(&backend)).open().await?;
+    let reads: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.get_item(&key).await })
+        })
+        .collect();
+    until("every miss is sent or queued", || {
+        store.stats().misses == keys.len() as u64
+    })
+    .await?;
+    until("eight reads are held", || {
+        backend.observed().requests(Operation::Get) == 8
+    })
+    .await?;
+    assert_eq!(backend.observed().requests(Operation::BatchGet), 0);
+    gate.open();
+    for (read, key) in reads.into_iter().zip(&keys) {
+        let found = read.await??.ok_or("missing")?;
+        assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
+    }
+    let observed = backend.observed();
+    assert_eq!(observed.requests(Operation::Get), 8);
+    assert_eq!(observed.batch_get_sizes, vec![4]);
+    store.close().await?;
+    Ok(())
+}
+
 /// While one read is held in flight, misses from every read path queue; when it answers they
 /// go out together in one `BatchGetItem`, and each caller gets its own key's state.
 async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {
@@ -139,6 +177,7 @@ async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {
     let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = Store::builder(Arc::clone(&backend))
         .flush_interval(Duration::from_secs(3600))
+        .max_reads_in_flight(1)
         .open()
         .await?;
 
@@ -242,7 +281,10 @@ async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> Test
     put_all(&fixture, &keys).await?;
     let gate = Gate::new();
     let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
-    let store = Store::builder(Arc::clone(&backend)).open().await?;
+    let store = Store::builder(Arc::clone(&backend))
+        .max_reads_in_flight(1)
+        .open()
+        .await?;
 
     let first = {
         let (store, key) = (store.clone(), keys[0].clone());
@@ -287,7 +329,10 @@ async fn a_refused_key_fails_only_its_own_callers(fixture: Fixture) -> TestResul
     let gate = Gate::new();
     let faults = Faults::new().refuse_reads([bad.as_str()]);
     let backend = Arc::new(FaultyBackend::new(fixture.backend(), faults).hold_gets(&gate));
-    let store = Store::builder(Arc::clone(&backend)).open().await?;
+    let store = Store::builder(Arc::clone(&backend))
+        .max_reads_in_flight(1)
+        .open()
+        .await?;
     let first = {
         let (store, key) = (store.clone(), keys[0].clone());
         tokio::spawn(async move { store.get_item(&key).await })

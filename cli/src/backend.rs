@@ -14,6 +14,7 @@ use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder}
 use tempfile::TempDir;
 
 use crate::meter::Meter;
+use crate::round_trip::RoundTrip;
 
 /// The partition key attribute the store uses (the library's default), and that
 /// `--create-table` gives the table.
@@ -52,6 +53,11 @@ pub struct BackendArgs {
     /// The attribute holding each item's key (default: `_key`, the library's).
     #[arg(long, value_name = "NAME")]
     pub partition_key: Option<String>,
+
+    /// Add this long to every request, e.g. `5ms`: the network round trip a service pays to
+    /// DynamoDB, which a local server on loopback (dynalite, say) lacks.
+    #[arg(long, value_name = "DURATION", value_parser = crate::bench::parse_duration)]
+    pub round_trip: Option<std::time::Duration>,
 }
 
 impl BackendArgs {
@@ -163,6 +169,10 @@ pub async fn open_store(
                 Target::Embedded { path, dir },
             )
         }
+    };
+    let backend = match args.round_trip {
+        Some(round_trip) => Arc::new(RoundTrip::new(backend, round_trip)) as Arc<dyn Backend>,
+        None => backend,
     };
     let meter = Arc::new(Meter::new(backend));
     let builder = Store::builder(Arc::clone(&meter)).partition_key(args.partition_key());

@@ -17,6 +17,7 @@ mod cost;
 mod drain;
 mod journal;
 mod meter;
+mod round_trip;
 mod table;
 
 use std::io::{IsTerminal as _, Write as _};

@@ -1,11 +1,15 @@
 //! Reading keys from the backend for the cache's loads, batched when the store is busy.
 //!
-//! A miss that finds no read of the backend in flight is read at once, with `GetItem`: batching
-//! never adds latency at low load. Misses that arrive while reads are in flight queue, and go
-//! out together in `BatchGetItem`s of up to [`MAX_BATCH_GET_KEYS`] keys when a read completes,
-//! or as soon as a full batch has queued; at most [`MAX_READS_IN_FLIGHT`] read requests are
-//! in flight at once. Under load each request thus carries every miss that arrived during the
-//! one before it, like a group commit.
+//! A miss that finds fewer than the store's `max_reads_in_flight` reads of the backend in
+//! flight is read at once, with `GetItem`: batching never adds latency below that bound. Misses
+//! that arrive while the bound is reached queue, and go out together in `BatchGetItem`s of up
+//! to [`MAX_BATCH_GET_KEYS`] keys when a read completes, or as soon as a full batch has
+//! queued. Under load each request thus carries the misses that arrived while the bound was
+//! reached, like a group commit, and the requests in flight stay bounded.
+//!
+//! Queueing behind a completion costs a queued miss up to one more round trip: against a
+//! service whose round trip dominates (DynamoDB over a network), a bound of 1 would halve the
+//! miss rate of a few concurrent readers, hence a default of several reads in flight.
 //!
 //! Batches run in tasks of their own: a caller that goes away does not cancel the batch its
 //! key is in, and the batch skips keys whose every caller went away before it was sent. The
@@ -32,9 +36,6 @@ use crate::shard::Value;
 use crate::shared::Shared;
 use crate::telemetry::{self, Metrics, READ_REQUEST_KEYS};
 
-/// Read requests (`GetItem` or `BatchGetItem`) a store keeps in flight for its loads at once.
-pub(crate) const MAX_READS_IN_FLIGHT: usize = 8;
-
 /// A key's state in the backend, without the store's own attributes, and its version.
 pub(crate) type Fetched = (Value, u64);
 
@@ -53,10 +54,11 @@ struct Inner {
     metrics: Metrics,
 }
 
-#[derive(Default)]
 struct Queue {
-    /// Read requests in flight. Keys wait here only while this is above zero.
+    /// Read requests in flight. Keys wait here only while this is at `limit`.
     in_flight: usize,
+    /// The most read requests in flight.
+    limit: usize,
     waiting: Vec<Waiting>,
 }
 
@@ -95,7 +97,7 @@ impl Queue {
     /// full batches; either way no more than the requests in flight allow.
     fn take_due(&mut self, all: bool) -> Vec<Vec<Waiting>> {
         let mut due = Vec::new();
-        while self.in_flight < MAX_READS_IN_FLIGHT
+        while self.in_flight < self.limit
             && (self.waiting.len() >= MAX_BATCH_GET_KEYS || all && !self.waiting.is_empty())
         {
             let rest = self
@@ -111,10 +113,15 @@ impl Queue {
 impl Fetcher {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let metrics = Metrics::new(shared.options().metrics_label.as_deref());
+        let queue = Queue {
+            in_flight: 0,
+            limit: shared.options().max_reads_in_flight.max(1),
+            waiting: Vec::new(),
+        };
         Self {
             inner: Arc::new(Inner {
                 shared,
-                queue: Mutex::default(),
+                queue: Mutex::new(queue),
                 metrics,
             }),
         }
@@ -124,15 +131,15 @@ impl Fetcher {
         &self.inner.shared
     }
 
-    /// Reads one key: at once if no read is in flight (or reads are not batched), else with
-    /// the next batch.
+    /// Reads one key: at once if fewer reads than the bound are in flight (or reads are not
+    /// batched), else with the next batch.
     pub(crate) async fn one(&self, key: &str) -> Result<Fetched> {
         if !self.shared().options().batch_reads {
             return load(self.shared(), &self.inner.metrics, key).await;
         }
         let queued = {
             let mut queue = self.inner.queue.lock();
-            if queue.in_flight == 0 {
+            if queue.in_flight < queue.limit {
                 queue.in_flight += 1;
                 None
             } else {
@@ -153,14 +160,13 @@ impl Fetcher {
         }
     }
 
-    /// Reads many keys, with batches of their own if no read is in flight, else with the next
-    /// batches; returns each key's reply, in order.
+    /// Reads many keys, in batches of their own sent at once as far as the bound on reads in
+    /// flight allows, the rest with the next batches; returns each key's reply, in order.
     pub(crate) fn many<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Reply> {
         let (replies, due) = {
             let mut queue = self.inner.queue.lock();
             let replies: Vec<Reply> = keys.into_iter().map(|key| queue.push(key)).collect();
-            let all = queue.in_flight == 0;
-            (replies, queue.take_due(all))
+            (replies, queue.take_due(true))
         };
         self.send(due);
         replies
@@ -450,9 +456,12 @@ async fn load_keys(
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 8;
+
     fn queued(keys: usize, in_flight: usize) -> Queue {
         let mut queue = Queue {
             in_flight,
+            limit: LIMIT,
             waiting: Vec::new(),
         };
         for key in 0..keys {
@@ -477,9 +486,9 @@ mod tests {
         assert_eq!(sizes(&queue.take_due(false)), [100, 100]);
         assert_eq!((queue.in_flight, queue.waiting.len()), (3, 50));
         // Never more than the bound in flight: the rest waits for a read to complete.
-        let mut queue = queued(1000, MAX_READS_IN_FLIGHT - 2);
+        let mut queue = queued(1000, LIMIT - 2);
         assert_eq!(sizes(&queue.take_due(true)), [100, 100]);
-        assert_eq!(queue.in_flight, MAX_READS_IN_FLIGHT);
+        assert_eq!(queue.in_flight, LIMIT);
         assert_eq!(queue.waiting.len(), 800);
         assert!(queue.take_due(true).is_empty());
         let mut queue = queued(0, 0);

@@ -29,7 +29,8 @@ use crate::meter::Metered;
 use crate::print;
 use report::Report;
 use restart::Restarted;
-use tuning::{parse_duration, Tuning};
+pub(crate) use tuning::parse_duration;
+use tuning::Tuning;
 use workload::{Length, LoadPlan, Loaded, Ran, RunPlan, Via};
 
 /// The kind of the keys the benchmark writes.

@@ -156,7 +156,16 @@ impl Report<'_> {
             .and_then(|w| w.to_possible_value())
             .map(|v| format!(", workload {}", v.get_name()))
             .unwrap_or_default();
-        writeln!(out, "quickstore bench on the {}{workload}", self.target)?;
+        let round_trip = args
+            .backend
+            .round_trip
+            .map(|time| format!(", {time:?} added to every request"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "quickstore bench on the {}{round_trip}{workload}",
+            self.target
+        )?;
         let length = match args.duration {
             Some(time) => format!("{time:?} of ops"),
             None => format!("{} ops", args.ops),

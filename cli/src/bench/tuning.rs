@@ -63,6 +63,11 @@ pub struct Tuning {
     /// misses that arrive while reads are in flight (the store's default).
     #[arg(long)]
     pub no_batch_reads: bool,
+
+    /// Read requests in flight for loads before further misses queue for a batch (default:
+    /// 8); lower batches more, at the price of a round trip for queued misses.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_reads_in_flight: Option<u64>,
 }
 
 impl Tuning {
@@ -73,6 +78,9 @@ impl Tuning {
             .consistent_reads(!self.eventual_reads)
             .batch_reads(!self.no_batch_reads);
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if let Some(reads) = self.max_reads_in_flight {
+            builder = builder.max_reads_in_flight(size(reads));
+        }
         if let Some(bytes) = self.cache_bytes {
             builder = builder.cache_capacity(bytes);
         }
