@@ -317,8 +317,9 @@ impl StoreBuilder {
     /// entries its cache holds (found or known absent; keys only, never values, so nothing
     /// stale survives); at `open`, it reads them back and prefetches them in the background, in
     /// batches of up to 100 keys, while it serves. After a deploy the cache is warm again
-    /// within moments instead of paying a miss per key. [`Stats::prefetched`] counts the keys
-    /// the warm-up read, [`Stats::prefetch_hits`] those then read.
+    /// within moments instead of paying a miss per key.
+    /// [`Stats::prefetched`](crate::Stats::prefetched) counts the keys the warm-up read,
+    /// [`Stats::prefetch_hits`](crate::Stats::prefetch_hits) those then read.
     ///
     /// A file that is missing (the first start), damaged, or saved by a store of another table
     /// ([`Backend::table`](crate::Backend::table)) or partition key is ignored with a warning:
