@@ -275,7 +275,8 @@ async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {
 }
 
 /// A caller that goes away while its key waits for a batch does not cancel the batch: the
-/// other callers in it get their states, and the key is read again when next asked.
+/// other callers in it get their states, and the key, queued again by the caller that takes
+/// over its load, is read once.
 async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> TestResult {
     let keys: Vec<Key> = (0..4).map(|i| key("Doc", i)).collect();
     put_all(&fixture, &keys).await?;
@@ -307,15 +308,23 @@ async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> Test
     let gone = queued.next().ok_or("no task")?;
     gone.abort();
     assert!(gone.await.is_err_and(|err| err.is_cancelled()));
+    // Another caller of key 1 takes over its load and queues the key again: it is read once.
+    let again = {
+        let (store, key) = (store.clone(), keys[1].clone());
+        tokio::spawn(async move { store.get_item(&key).await })
+    };
+    until("the key is queued again", || store.stats().misses == 5).await?;
     gate.open();
     assert!(first.await??.is_some());
     for (task, key) in queued.zip(&keys[2..]) {
         let found = task.await??.ok_or("missing")?;
         assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
     }
-    assert_eq!(backend.observed().batch_get_sizes, vec![2]);
-    let found = store.get_item(&keys[1]).await?.ok_or("missing")?;
+    let found = again.await??.ok_or("missing")?;
     assert_eq!(named(&found), (Some(keys[1].as_str()), Some(0)));
+    let observed = backend.observed();
+    assert_eq!(observed.batch_get_sizes, vec![3]);
+    assert!(observed.violations.is_empty(), "{:?}", observed.violations);
     store.close().await?;
     Ok(())
 }
