@@ -253,6 +253,8 @@ pub(crate) struct Usage {
     pub clean_entries: usize,
     pub clean_bytes: u64,
     pub dirty_entries: usize,
+    /// The shard's read counters.
+    pub counters: ShardCounters,
 }
 
 impl Usage {
@@ -261,6 +263,7 @@ impl Usage {
         self.clean_entries += other.clean_entries;
         self.clean_bytes += other.clean_bytes;
         self.dirty_entries += other.dirty_entries;
+        self.counters.add(&other.counters);
     }
 }
 
@@ -874,17 +877,13 @@ impl Shard {
         self.state.lock().clean.keys().map(str::to_owned).collect()
     }
 
-    /// The shard's read counters.
-    pub(crate) fn counters(&self) -> ShardCounters {
-        self.state.lock().counters
-    }
-
     pub(crate) fn usage(&self) -> Usage {
         let state = self.state.lock();
         Usage {
             clean_entries: state.clean.len(),
             clean_bytes: state.clean.weight(),
             dirty_entries: state.dirty.len(),
+            counters: state.counters,
         }
     }
 

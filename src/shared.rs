@@ -17,7 +17,7 @@ use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
 use crate::options::Options;
 use crate::shard::{Hashed, KeyHasher, Shard, Usage, WriteContext};
-use crate::stats::{Counters, ShardCounters, Stats};
+use crate::stats::{Counters, Stats};
 use crate::stored::Layout;
 use crate::stream::Echoes;
 
@@ -218,13 +218,13 @@ impl Shared {
 
     /// A snapshot of the store's counters (see [`Counters::snapshot`]) and of what it holds.
     pub(crate) fn stats(&self) -> Stats {
-        let mut counted = ShardCounters::default();
         let mut usage = Usage::default();
         for shard in self.shards.iter() {
-            counted.add(&shard.counters());
             usage.add(&shard.usage());
         }
-        let mut stats = self.counters.snapshot(counted, self.echoes.is_some());
+        let mut stats = self
+            .counters
+            .snapshot(usage.counters, self.echoes.is_some());
         stats.pending = usage.dirty_entries;
         stats.cached_entries = usage.clean_entries;
         stats.cached_bytes = usage.clean_bytes;

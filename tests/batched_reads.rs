@@ -16,7 +16,7 @@ use quickstore::testing::{Faults, FaultyBackend, Gate, Operation};
 use quickstore::{AttributeValue, Change, Error, Item, Key, RetryPolicy, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// The item stored under `key`: it names its own key, so that a caller handed another key's
 /// state notices.
@@ -59,6 +59,12 @@ async fn put_all(fixture: &Fixture, keys: &[Key]) -> TestResult {
 
 fn faulty(fixture: &Fixture, faults: Faults) -> Arc<FaultyBackend> {
     Arc::new(FaultyBackend::new(fixture.backend(), faults))
+}
+
+/// A task reading `key` through `store`.
+fn spawn_get(store: &Store, key: &Key) -> JoinHandle<quickstore::Result<Option<Arc<Item>>>> {
+    let (store, key) = (store.clone(), key.clone());
+    tokio::spawn(async move { store.get_item(&key).await })
 }
 
 /// Yields until `condition` holds; the bound only turns a hang into a failure.
@@ -108,13 +114,7 @@ async fn without_batching_every_miss_is_read_alone() -> TestResult {
         .batch_reads(false)
         .open()
         .await?;
-    let reads: Vec<_> = keys
-        .iter()
-        .map(|key| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.get_item(&key).await })
-        })
-        .collect();
+    let reads: Vec<_> = keys.iter().map(|key| spawn_get(&store, key)).collect();
     until("every read is sent", || {
         backend.observed().requests(Operation::Get) == keys.len()
     })
@@ -140,13 +140,7 @@ async fn misses_beyond_the_reads_in_flight_queue() -> TestResult {
     let gate = Gate::new();
     let backend = Arc::new(FaultyBackend::new(fixture.backend(), Faults::new()).hold_gets(&gate));
     let store = Store::builder(Arc::clone(&backend)).open().await?;
-    let reads: Vec<_> = keys
-        .iter()
-        .map(|key| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.get_item(&key).await })
-        })
-        .collect();
+    let reads: Vec<_> = keys.iter().map(|key| spawn_get(&store, key)).collect();
     until("every miss is sent or queued", || {
         store.stats().misses == keys.len() as u64
     })
@@ -288,21 +282,12 @@ async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> Test
         .open()
         .await?;
 
-    let first = {
-        let (store, key) = (store.clone(), keys[0].clone());
-        tokio::spawn(async move { store.get_item(&key).await })
-    };
+    let first = spawn_get(&store, &keys[0]);
     until("the first read is held", || {
         backend.observed().requests(Operation::Get) == 1
     })
     .await?;
-    let queued: Vec<_> = keys[1..]
-        .iter()
-        .map(|key| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.get_item(&key).await })
-        })
-        .collect();
+    let queued: Vec<_> = keys[1..].iter().map(|key| spawn_get(&store, key)).collect();
     until("the others have queued", || store.stats().misses == 4).await?;
     // The caller of key 1 goes away; its key is not read with the batch.
     let mut queued = queued.into_iter();
@@ -310,10 +295,7 @@ async fn a_caller_going_away_does_not_cancel_the_batch(fixture: Fixture) -> Test
     gone.abort();
     assert!(gone.await.is_err_and(|err| err.is_cancelled()));
     // Another caller of key 1 takes over its load and queues the key again: it is read once.
-    let again = {
-        let (store, key) = (store.clone(), keys[1].clone());
-        tokio::spawn(async move { store.get_item(&key).await })
-    };
+    let again = spawn_get(&store, &keys[1]);
     until("the key is queued again", || store.stats().misses == 5).await?;
     gate.open();
     assert!(first.await??.is_some());
@@ -343,10 +325,7 @@ async fn a_refused_key_fails_only_its_own_callers(fixture: Fixture) -> TestResul
         .max_reads_in_flight(1)
         .open()
         .await?;
-    let first = {
-        let (store, key) = (store.clone(), keys[0].clone());
-        tokio::spawn(async move { store.get_item(&key).await })
-    };
+    let first = spawn_get(&store, &keys[0]);
     until("the first read is held", || {
         backend.observed().requests(Operation::Get) == 1
     })
@@ -354,11 +333,7 @@ async fn a_refused_key_fails_only_its_own_callers(fixture: Fixture) -> TestResul
     // Two callers of the refused key (one waits on the other's load), one of each other key.
     let mut reads = Vec::new();
     for key in keys[1..].iter().chain([bad]) {
-        let (store, key) = (store.clone(), key.clone());
-        reads.push((
-            key.clone(),
-            tokio::spawn(async move { store.get_item(&key).await }),
-        ));
+        reads.push((key.clone(), spawn_get(&store, key)));
     }
     until("the others have queued", || store.stats().misses == 7).await?;
     gate.open();

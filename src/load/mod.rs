@@ -168,26 +168,15 @@ impl Loader {
             }
             look = Shard::look_again;
             let mut again = Vec::new();
-            // Every load has its guard before its key is queued, so an error or a dropped call
-            // ends all of them and their waiters are never stranded.
-            let replies = self.fetcher.many(loads.iter().map(|guard| guard.key));
-            let fetched = join_all(replies.into_iter().map(fetch::received)).await;
-            let mut failed = None;
-            for (guard, fetched) in loads.into_iter().zip(fetched) {
-                let key = guard.key;
-                match fetched {
-                    Ok(fetched) => match guard.finish(fetched) {
-                        Some(known) => found.push((key, known.value)),
-                        None => again.push(key),
-                    },
-                    Err(err) => {
-                        guard.fail(&err);
-                        failed.get_or_insert(err);
-                    }
-                }
-            }
+            let (fetched, failed) = self.fetch_loads(loads, false).await;
             if let Some(err) = failed {
                 return Err(err);
+            }
+            for (key, known) in fetched {
+                match known {
+                    Some(known) => found.push((key, known.value)),
+                    None => again.push(key),
+                }
             }
             for (shard, key, waiter) in waits {
                 match waiter.wait().await {
@@ -216,24 +205,39 @@ impl Loader {
                 }
             })
             .collect();
+        let (fetched, failed) = self.fetch_loads(loads, true).await;
+        let read = fetched.len() as u64;
+        let counters = shared.counters();
+        counters.add(&counters.prefetched, read);
+        failed.map_or(Ok(read), Err)
+    }
+
+    /// Reads the keys of `loads` together and ends each load: with what was read (as a
+    /// prefetch's, if `prefetch`), or with its error. Returns each key read with what its shard
+    /// then knows (`None`: look again), and the first error, once every load has ended.
+    ///
+    /// Every load has its guard before its key is queued, so an error or a dropped call ends
+    /// all of them and their waiters are never stranded.
+    async fn fetch_loads<'k>(
+        &self,
+        loads: Vec<LoadGuard<'_, 'k>>,
+        prefetch: bool,
+    ) -> (Vec<(&'k str, Option<Known>)>, Option<Error>) {
         let replies = self.fetcher.many(loads.iter().map(|guard| guard.key));
         let fetched = join_all(replies.into_iter().map(fetch::received)).await;
-        let (mut read, mut failed) = (0, None);
+        let (mut read, mut failed) = (Vec::with_capacity(loads.len()), None);
         for (guard, fetched) in loads.into_iter().zip(fetched) {
+            let key = guard.key;
             match fetched {
-                Ok(fetched) => {
-                    read += 1;
-                    guard.finish_prefetch(fetched);
-                }
+                Ok(fetched) if prefetch => read.push((key, guard.finish_prefetch(fetched))),
+                Ok(fetched) => read.push((key, guard.finish(fetched))),
                 Err(err) => {
                     guard.fail(&err);
                     failed.get_or_insert(err);
                 }
             }
         }
-        let counters = shared.counters();
-        counters.add(&counters.prefetched, read);
-        failed.map_or(Ok(read), Err)
+        (read, failed)
     }
 }
 

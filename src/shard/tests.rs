@@ -114,7 +114,7 @@ fn each_lookup_counts_once_as_a_hit_or_a_miss() {
     let hasher = KeyHasher::default();
     let shard = Shard::new(1 << 20, None, Arc::default(), hasher.clone());
     let counted = |shard: &Shard| {
-        let counters = shard.counters();
+        let counters = shard.usage().counters;
         (counters.hits, counters.misses)
     };
     let ticket = start_load(&shard, "a");

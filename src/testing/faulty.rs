@@ -506,20 +506,10 @@ impl FaultyBackend {
                 .key(partition_key)
                 .filter(|key| self.faults.refuse.contains(*key))
         });
-        if let Some(key) = refused {
-            self.inject(
-                operation,
-                Fault::Refused {
-                    key: key.to_owned(),
-                },
-            );
-            return Err(Error::permanent(
-                name,
-                format!("ValidationException: injected refusal of key `{key}`"),
-                None,
-            ));
+        match refused {
+            Some(key) => Err(self.refusal(operation, name, key)),
+            None => self.permanent(operation, name, plan),
         }
-        self.permanent(operation, name, plan)
     }
 
     /// Fails a read request that asks for a refused key, or by an injected permanent error.
@@ -530,20 +520,25 @@ impl FaultyBackend {
         mut keys: impl Iterator<Item = &'a str>,
         plan: &Plan,
     ) -> Result<()> {
-        if let Some(key) = keys.find(|key| self.faults.refuse_reads.contains(*key)) {
-            self.inject(
-                operation,
-                Fault::Refused {
-                    key: key.to_owned(),
-                },
-            );
-            return Err(Error::permanent(
-                name,
-                format!("ValidationException: injected refusal of key `{key}`"),
-                None,
-            ));
+        match keys.find(|key| self.faults.refuse_reads.contains(*key)) {
+            Some(key) => Err(self.refusal(operation, name, key)),
+            None => self.permanent(operation, name, plan),
         }
-        self.permanent(operation, name, plan)
+    }
+
+    /// Records the refusal of `key` and makes its error.
+    fn refusal(&self, operation: Operation, name: &'static str, key: &str) -> Error {
+        self.inject(
+            operation,
+            Fault::Refused {
+                key: key.to_owned(),
+            },
+        );
+        Error::permanent(
+            name,
+            format!("ValidationException: injected refusal of key `{key}`"),
+            None,
+        )
     }
 
     fn permanent(&self, operation: Operation, name: &'static str, plan: &Plan) -> Result<()> {
