@@ -292,6 +292,17 @@ impl Cached {
         max_staleness.is_some_and(|max| self.since.elapsed() >= max)
     }
 
+    /// Whether the entry was prefetched and not read since, clearing the mark. Reads the mark
+    /// first: a hit writes to the entry only the first time.
+    #[inline]
+    fn take_prefetched(&self) -> bool {
+        let prefetched = self.prefetched.get();
+        if prefetched {
+            self.prefetched.set(false);
+        }
+        prefetched
+    }
+
     /// A value read from, or written to, the backend just now.
     fn new(value: Value, weight: u64, version: u64) -> Self {
         Self {
@@ -427,10 +438,7 @@ impl Shard {
             if let Some(current) = &current {
                 // Only the first hit of a prefetched entry looks it up again, to clear its mark.
                 let prefetched = current.prefetched
-                    && state
-                        .clean
-                        .peek(key)
-                        .is_some_and(|c| c.prefetched.replace(false));
+                    && state.clean.peek(key).is_some_and(Cached::take_prefetched);
                 state.counters.hits += 1;
                 state.counters.prefetch_hits += u64::from(prefetched);
             } else {
@@ -543,7 +551,7 @@ impl Shard {
         let mut state = self.state.lock();
         let fresh = state.fresh(key, self.max_staleness)?;
         let found = answer(fresh)?;
-        let prefetched = matches!(fresh, Fresh::Clean(cached) if cached.prefetched.replace(false));
+        let prefetched = matches!(fresh, Fresh::Clean(cached) if cached.take_prefetched());
         state.counters.hits += 1;
         state.counters.prefetch_hits += u64::from(prefetched);
         Some(found)
