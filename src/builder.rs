@@ -300,16 +300,36 @@ impl StoreBuilder {
         self
     }
 
-    /// The read requests (`GetItem`, `BatchGetItem`) in flight for loads before further misses
-    /// queue for a batch (see [`batch_reads`](Self::batch_reads)). Lower batches more keys into
-    /// fewer requests, at the price of latency: a queued miss waits for a read to complete
-    /// first, up to one more round trip; against DynamoDB, whose round trip dominates a miss, a
-    /// bound below the number of concurrent readers lowers their miss rate (at 1, 8 readers
-    /// read at half the rate, measured with a 5 ms round trip). At least 1.
+    /// The most read requests (`GetItem`, `BatchGetItem`) in flight for loads before further
+    /// misses queue for a batch (see [`batch_reads`](Self::batch_reads)). Lower batches more
+    /// keys into fewer requests, at the price of latency: a queued miss waits for a read to
+    /// complete first, up to one more round trip; against DynamoDB, whose round trip dominates
+    /// a miss, a bound below the number of concurrent readers lowers their miss rate (at 1, 8
+    /// readers read at half the rate, measured with a 5 ms round trip). The store keeps fewer
+    /// in flight while the backend's latency grows with them (see
+    /// [`adapt_reads_in_flight`](Self::adapt_reads_in_flight)). At least 1.
     ///
     /// Default: 8.
     pub fn max_reads_in_flight(mut self, reads: usize) -> Self {
         self.options.max_reads_in_flight = reads;
+        self
+    }
+
+    /// Whether the store lowers its read requests in flight below
+    /// [`max_reads_in_flight`](Self::max_reads_in_flight) while the backend answers more slowly
+    /// the more requests it is given, and raises them again as it recovers. A backend that
+    /// serves requests in parallel, as DynamoDB does, answers in about the same time at any
+    /// number in flight, and the store keeps the bound: misses below it are read at once. A
+    /// backend that queues them (one process such as dynalite or DynamoDB Local, a throttled
+    /// table, a client short of CPU) gains nothing from more requests but their wait: the store
+    /// keeps fewer in flight, and more misses share each `BatchGetItem`. A request more than
+    /// twice as slow as the least latency seen recently lowers the limit by a tenth; any other
+    /// raises it by one request per round of requests. At least one read is always allowed, so
+    /// a miss that finds nothing in flight is read at once. Off, the bound is fixed.
+    ///
+    /// Default: on.
+    pub fn adapt_reads_in_flight(mut self, on: bool) -> Self {
+        self.options.adapt_reads_in_flight = on;
         self
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct Options {
     pub batch_reads: bool,
     /// Read requests in flight for loads before misses queue for a batch.
     pub max_reads_in_flight: usize,
+    /// Whether the reads in flight are lowered below `max_reads_in_flight` while the
+    /// backend's latency grows with them.
+    pub adapt_reads_in_flight: bool,
     /// Where a warm restart's keys are saved at close and read at open, when on.
     pub warm_restart: Option<std::path::PathBuf>,
 }
@@ -75,6 +78,7 @@ impl Default for Options {
             metrics_label: None,
             batch_reads: true,
             max_reads_in_flight: 8,
+            adapt_reads_in_flight: true,
             warm_restart: None,
         }
     }

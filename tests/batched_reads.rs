@@ -162,6 +162,73 @@ async fn misses_beyond_the_reads_in_flight_queue() -> TestResult {
     Ok(())
 }
 
+/// `tasks` tasks each read `per_task` cold keys of their own, one after another, through a
+/// store over `faults`; returns what the backend was asked.
+async fn cold_reads(
+    faults: Faults,
+    adapt: bool,
+    tasks: u64,
+    per_task: u64,
+) -> TestResult<quickstore::testing::Observed> {
+    let fixture = Fixture::embedded()?;
+    let keys: Vec<Key> = (0..tasks * per_task).map(|i| key("Doc", i)).collect();
+    put_all(&fixture, &keys).await?;
+    let backend = faulty(&fixture, faults);
+    let store = Store::builder(Arc::clone(&backend))
+        .adapt_reads_in_flight(adapt)
+        .open()
+        .await?;
+    let mut readers = JoinSet::new();
+    for task in keys.chunks(usize::try_from(per_task)?) {
+        let (store, task) = (store.clone(), task.to_vec());
+        readers.spawn(async move {
+            for key in &task {
+                let found = store.get_item(key).await?.ok_or("missing")?;
+                assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
+            }
+            TestResult::Ok(())
+        });
+    }
+    while let Some(reader) = readers.join_next().await {
+        reader??;
+    }
+    assert_eq!(store.stats().misses, tasks * per_task);
+    store.close().await?;
+    Ok(backend.observed())
+}
+
+/// A backend that serves one request at a time (one process, as dynalite is) answers more
+/// slowly the more requests it is given: the store then keeps fewer in flight, and the misses
+/// share fewer, fuller requests than at the fixed bound of 8. On a paused clock, so that the
+/// backend's latency is exactly its queue.
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_queues_requests_is_sent_fewer_and_fuller_ones() -> TestResult {
+    let serial = || Faults::new().serial(Duration::from_millis(1));
+    let fixed = cold_reads(serial(), false, 32, 20).await?;
+    let adapted = cold_reads(serial(), true, 32, 20).await?;
+    let requests = |observed: &quickstore::testing::Observed| {
+        observed.requests(Operation::Get) + observed.requests(Operation::BatchGet)
+    };
+    let (fixed, adapted) = (requests(&fixed), requests(&adapted));
+    assert!(
+        adapted * 2 < fixed,
+        "{adapted} read requests adapted, {fixed} at the fixed bound, for 640 keys"
+    );
+    Ok(())
+}
+
+/// A backend that serves requests in parallel, as DynamoDB does, answers in about the same
+/// time however many are in flight: the store keeps its bound of 8, so 8 readers never wait
+/// for a batch and every miss is a `GetItem` sent at once.
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_serves_in_parallel_keeps_every_miss_read_at_once() -> TestResult {
+    let parallel = Faults::new().latency(Duration::from_millis(4), Duration::from_millis(6));
+    let observed = cold_reads(parallel, true, 8, 50).await?;
+    assert_eq!(observed.requests(Operation::Get), 400);
+    assert_eq!(observed.requests(Operation::BatchGet), 0);
+    Ok(())
+}
+
 /// While one read is held in flight, misses from every read path queue; when it answers they
 /// go out together in one `BatchGetItem`, and each caller gets its own key's state.
 async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {

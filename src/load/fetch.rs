@@ -1,15 +1,16 @@
 //! Reading keys from the backend for the cache's loads, batched when the store is busy.
 //!
-//! A miss that finds fewer than the store's `max_reads_in_flight` reads of the backend in
-//! flight is read at once, with `GetItem`: batching never adds latency below that bound. Misses
-//! that arrive while the bound is reached queue, and go out together in `BatchGetItem`s of up
-//! to [`MAX_BATCH_GET_KEYS`] keys when a read completes, or as soon as a full batch has
-//! queued. Under load each request thus carries the misses that arrived while the bound was
-//! reached, like a group commit, and the requests in flight stay bounded.
+//! A miss that finds fewer reads of the backend in flight than the [`Limit`] allows is read at
+//! once, with `GetItem`: batching never adds latency below it. Misses that arrive while the
+//! limit is reached queue, and go out together in `BatchGetItem`s of up to
+//! [`MAX_BATCH_GET_KEYS`] keys when a read completes, or as soon as a full batch has queued.
+//! Under load each request thus carries the misses that arrived while the limit was reached,
+//! like a group commit, and the requests in flight stay bounded.
 //!
 //! Queueing behind a completion costs a queued miss up to one more round trip: against a
-//! service whose round trip dominates (DynamoDB over a network), a bound of 1 would halve the
-//! miss rate of a few concurrent readers, hence a default of several reads in flight.
+//! service whose round trip dominates (DynamoDB over a network), a limit of 1 would halve the
+//! miss rate of a few concurrent readers, hence a default bound of several reads in flight,
+//! which the limit keeps while the backend's latency holds and lowers while it grows with load.
 //!
 //! Batches run in tasks of their own: a caller that goes away does not cancel the batch its
 //! key is in, and the batch skips keys whose every caller went away before it was sent. The
@@ -36,6 +37,8 @@ use crate::shard::Value;
 use crate::shared::Shared;
 use crate::telemetry::{self, Metrics, READ_REQUEST_KEYS};
 
+use super::limit::Limit;
+
 /// A key's state in the backend, without the store's own attributes, and its version.
 pub(crate) type Fetched = (Value, u64);
 
@@ -58,7 +61,7 @@ struct Queue {
     /// Read requests in flight. Keys wait here only while this is at `limit`.
     in_flight: usize,
     /// The most read requests in flight.
-    limit: usize,
+    limit: Limit,
     waiting: Vec<Waiting>,
 }
 
@@ -68,17 +71,34 @@ struct Waiting {
     reply: oneshot::Sender<Result<Fetched>>,
 }
 
-/// One read request in flight: ends it when dropped, sending what queued meanwhile.
-struct Slot(Fetcher);
+/// One read request in flight: ends it when dropped, teaching the limit how long it took and
+/// sending what queued meanwhile.
+struct Slot {
+    fetcher: Fetcher,
+    keys: usize,
+    started: Instant,
+}
+
+impl Slot {
+    /// Starts a request of `keys` keys, already counted in flight.
+    fn new(fetcher: &Fetcher, keys: usize) -> Self {
+        Self {
+            fetcher: fetcher.clone(),
+            keys,
+            started: Instant::now(),
+        }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let due = {
-            let mut queue = self.0.inner.queue.lock();
+            let mut queue = self.fetcher.inner.queue.lock();
             queue.in_flight -= 1;
+            queue.limit.completed(self.keys, self.started.elapsed());
             queue.take_due(true)
         };
-        self.0.send(due);
+        self.fetcher.send(due);
     }
 }
 
@@ -94,28 +114,37 @@ impl Queue {
     }
 
     /// The batches to send now, each counted in flight: every waiting key (`all`), or only
-    /// full batches; either way no more than the requests in flight allow.
+    /// full batches. A partial batch goes out only while the requests in flight are below the
+    /// limit (it gains keys by waiting); a full one while they are below the bound (it gains
+    /// nothing by waiting, and the bound is what keeps requests in flight finite).
     fn take_due(&mut self, all: bool) -> Vec<Vec<Waiting>> {
         let mut due = Vec::new();
-        while self.in_flight < self.limit
-            && (self.waiting.len() >= MAX_BATCH_GET_KEYS || all && !self.waiting.is_empty())
-        {
+        loop {
+            let full = self.waiting.len() >= MAX_BATCH_GET_KEYS;
+            let allowed = if full {
+                self.limit.bound()
+            } else {
+                self.limit.get()
+            };
+            if self.in_flight >= allowed || !(full || all && !self.waiting.is_empty()) {
+                return due;
+            }
             let rest = self
                 .waiting
                 .split_off(self.waiting.len().min(MAX_BATCH_GET_KEYS));
             due.push(std::mem::replace(&mut self.waiting, rest));
             self.in_flight += 1;
         }
-        due
     }
 }
 
 impl Fetcher {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let metrics = Metrics::new(shared.options().metrics_label.as_deref());
+        let options = shared.options();
         let queue = Queue {
             in_flight: 0,
-            limit: shared.options().max_reads_in_flight.max(1),
+            limit: Limit::new(options.max_reads_in_flight, options.adapt_reads_in_flight),
             waiting: Vec::new(),
         };
         Self {
@@ -139,7 +168,7 @@ impl Fetcher {
         }
         let queued = {
             let mut queue = self.inner.queue.lock();
-            if queue.in_flight < queue.limit {
+            if queue.in_flight < queue.limit.get() {
                 queue.in_flight += 1;
                 None
             } else {
@@ -150,7 +179,7 @@ impl Fetcher {
         };
         match queued {
             None => {
-                let _slot = Slot(self.clone());
+                let _slot = Slot::new(self, 1);
                 load(self.shared(), &self.inner.metrics, key).await
             }
             Some((reply, due)) => {
@@ -175,7 +204,7 @@ impl Fetcher {
     /// Starts a task for each batch.
     fn send(&self, due: Vec<Vec<Waiting>>) {
         for batch in due {
-            let slot = Slot(self.clone());
+            let slot = Slot::new(self, batch.len());
             let task = read_batch(slot, batch);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -203,7 +232,7 @@ pub(crate) async fn received(reply: Reply) -> Result<Fetched> {
 
 /// Sends one batch and answers its callers; `slot` ends the request when done.
 async fn read_batch(slot: Slot, batch: Vec<Waiting>) {
-    let fetcher = &slot.0;
+    let fetcher = &slot.fetcher;
     let (shared, metrics) = (fetcher.shared(), &fetcher.inner.metrics);
     // Keys whose callers are all gone are not read; a key queued twice is read once.
     let mut callers: HashMap<String, Vec<oneshot::Sender<Result<Fetched>>>> = HashMap::new();
@@ -454,6 +483,8 @@ async fn load_keys(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const LIMIT: usize = 8;
@@ -461,7 +492,7 @@ mod tests {
     fn queued(keys: usize, in_flight: usize) -> Queue {
         let mut queue = Queue {
             in_flight,
-            limit: LIMIT,
+            limit: Limit::new(LIMIT, false),
             waiting: Vec::new(),
         };
         for key in 0..keys {
@@ -493,5 +524,20 @@ mod tests {
         assert!(queue.take_due(true).is_empty());
         let mut queue = queued(0, 0);
         assert!(queue.take_due(true).is_empty());
+    }
+
+    #[test]
+    fn full_batches_go_out_up_to_the_bound_when_the_limit_is_lowered() {
+        let mut queue = queued(250, 1);
+        queue.limit = Limit::new(LIMIT, true);
+        queue.limit.completed(1, Duration::from_millis(1));
+        while queue.limit.get() > 1 {
+            queue.limit.completed(1, Duration::from_millis(10));
+        }
+        // Two full batches go out up to the bound; the partial one waits for the limit.
+        assert_eq!(sizes(&queue.take_due(true)), [100, 100]);
+        assert_eq!((queue.in_flight, queue.waiting.len()), (3, 50));
+        queue.in_flight = 0;
+        assert_eq!(sizes(&queue.take_due(true)), [50]);
     }
 }

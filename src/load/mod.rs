@@ -7,6 +7,7 @@
 //! without an error, and one of them loads instead.
 
 mod fetch;
+mod limit;
 
 use std::sync::Arc;
 

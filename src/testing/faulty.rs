@@ -25,9 +25,10 @@ use crate::item::Item;
 /// fault is off, the seed is 0 and there is no monotonic attribute. Probabilities are per
 /// request, clamped to `0.0..=1.0` (a NaN counts as 0).
 ///
-/// A request meets its faults in this order; the first that fails it ends it:
-/// latency, throttling, a reset before sending, a timeout, a refused key, a permanent error,
-/// then the request is applied (partly, for a partial batch), then a reset after applying.
+/// A request meets its faults in this order; the first that fails it ends it: latency, its
+/// turn at a serial backend, throttling, a reset before sending, a timeout, a refused key, a
+/// permanent error, then the request is applied (partly, for a partial batch), then a reset
+/// after applying.
 ///
 /// `check_table` is passed through untouched: a store checks the table once, when it opens,
 /// and does not retry.
@@ -37,6 +38,7 @@ pub struct Faults {
     throttle: f64,
     partial: f64,
     latency: Option<(Duration, Duration)>,
+    serial: Option<Duration>,
     timeout: f64,
     answer_after: Option<Duration>,
     reset_before: f64,
@@ -81,6 +83,15 @@ impl Faults {
     /// Default: no delay.
     pub fn latency(mut self, min: Duration, max: Duration) -> Self {
         self.latency = Some((min.min(max), min.max(max)));
+        self
+    }
+
+    /// Serves one request at a time, each taking `per_request` after its latency, as a backend
+    /// that is one process (dynalite, DynamoDB Local) does: requests that arrive together
+    /// queue, and each waits for the ones before it, so that latency grows with the requests in
+    /// flight. `check_table` is not held. Default: requests are served in parallel.
+    pub fn serial(mut self, per_request: Duration) -> Self {
+        self.serial = Some(per_request);
         self
     }
 
@@ -323,6 +334,8 @@ pub struct FaultyBackend {
     observed: Mutex<Observed>,
     hold: Option<(Gate, HoldAt)>,
     hold_writes: Option<Gate>,
+    /// The turn of a request when [`Faults::serial`] is on.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for FaultyBackend {
@@ -367,6 +380,7 @@ impl FaultyBackend {
             observed: Mutex::default(),
             hold: None,
             hold_writes: None,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -469,6 +483,10 @@ impl FaultyBackend {
         if !plan.latency.is_zero() {
             self.inject(operation, Fault::Latency(plan.latency));
             tokio::time::sleep(plan.latency).await;
+        }
+        if let Some(per_request) = self.faults.serial {
+            let _turn = self.turn.lock().await;
+            tokio::time::sleep(per_request).await;
         }
         if plan.throttle {
             self.inject(operation, Fault::Throttle);

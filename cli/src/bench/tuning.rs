@@ -64,10 +64,15 @@ pub struct Tuning {
     #[arg(long)]
     pub no_batch_reads: bool,
 
-    /// Read requests in flight for loads before further misses queue for a batch (default:
-    /// 8); lower batches more, at the price of a round trip for queued misses.
+    /// The most read requests in flight for loads before further misses queue for a batch
+    /// (default: 8); lower batches more, at the price of a round trip for queued misses.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_reads_in_flight: Option<u64>,
+
+    /// Keep `--max-reads-in-flight` reads in flight whatever the backend's latency, rather than
+    /// fewer while it grows with load (the store's default).
+    #[arg(long)]
+    pub fixed_reads_in_flight: bool,
 }
 
 impl Tuning {
@@ -76,7 +81,8 @@ impl Tuning {
         let mut builder = builder
             .backpressure(Backpressure::Wait(PENDING_WAIT_LIMIT))
             .consistent_reads(!self.eventual_reads)
-            .batch_reads(!self.no_batch_reads);
+            .batch_reads(!self.no_batch_reads)
+            .adapt_reads_in_flight(!self.fixed_reads_in_flight);
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         if let Some(reads) = self.max_reads_in_flight {
             builder = builder.max_reads_in_flight(size(reads));
