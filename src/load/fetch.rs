@@ -140,8 +140,8 @@ impl Queue {
 
 impl Fetcher {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let metrics = Metrics::new(shared.options().metrics_label.as_deref());
         let options = shared.options();
+        let metrics = Metrics::new(options.metrics_label.as_deref());
         let queue = Queue {
             in_flight: 0,
             limit: Limit::new(options.max_reads_in_flight, options.adapt_reads_in_flight),
