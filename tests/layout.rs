@@ -9,6 +9,7 @@ const ORDER: &[&str] = &[
     "key",
     "error",
     "item",
+    "delta",
     "codec",
     "backend",
     "stream",

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use quickstore::{item_size, Backend, BatchGet, Condition, Conditional, Item, Result, Write};
+use quickstore::{
+    item_size, Backend, BatchGet, Condition, Conditional, Delta, Item, Result, Write,
+};
 use serde::Serialize;
 
 use crate::cost::{read_units, write_units, Units};
@@ -173,6 +175,19 @@ impl<B: Backend> Backend for Meter<B> {
 
     fn supports_conditional_writes(&self) -> bool {
         self.inner.supports_conditional_writes()
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        self.counters.write_requests.fetch_add(1, Ordering::Relaxed);
+        let item = self.inner.update(partition_key, key, delta).await?;
+        // Billed by the item's size after the update (DynamoDB bills the larger of before and
+        // after; a delta seldom shrinks an item).
+        self.write(&Write::Put(item.clone()));
+        Ok(item)
+    }
+
+    fn supports_deltas(&self) -> bool {
+        self.inner.supports_deltas()
     }
 
     fn table(&self) -> Option<String> {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use quickstore::{Backend, BatchGet, Condition, Conditional, Item, Result, Write};
+use quickstore::{Backend, BatchGet, Condition, Conditional, Delta, Item, Result, Write};
 
 /// `inner`, with `round_trip` added before each request (but the table check).
 #[derive(Debug)]
@@ -60,6 +60,15 @@ impl<B: Backend> Backend for RoundTrip<B> {
 
     fn supports_conditional_writes(&self) -> bool {
         self.inner.supports_conditional_writes()
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        tokio::time::sleep(self.round_trip).await;
+        self.inner.update(partition_key, key, delta).await
+    }
+
+    fn supports_deltas(&self) -> bool {
+        self.inner.supports_deltas()
     }
 
     fn table(&self) -> Option<String> {

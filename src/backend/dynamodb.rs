@@ -12,14 +12,15 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TableStatus, WriteRequest,
+    KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::{
     key_schema_mismatch, string_attribute, Backend, BatchGet, Condition, Conditional, Write,
 };
+use crate::delta::Delta;
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -734,6 +735,30 @@ impl Backend for DynamoDbBackend {
     }
 
     fn supports_conditional_writes(&self) -> bool {
+        true
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        let expression = delta.expression();
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(partition_key, key)))
+            .update_expression(expression.text)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|err| from_sdk("UpdateItem", err))?;
+        // An update always leaves an item, at least its key.
+        Ok(output
+            .attributes
+            .unwrap_or_else(|| key_item(partition_key, key)))
+    }
+
+    fn supports_deltas(&self) -> bool {
         true
     }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
-use super::rules::{batch_write_keys, check_batch_get, conditional_write_key};
+use super::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use super::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
 use crate::codec;
+use crate::delta::Delta;
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -234,6 +235,48 @@ impl Backend for EmbeddedBackend {
     }
 
     fn supports_conditional_writes(&self) -> bool {
+        true
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        let (partition_key, key, delta) = (partition_key.to_owned(), key.to_owned(), delta.clone());
+        // The item the delta made, or why it was refused; written in one transaction with the
+        // read it was made from.
+        let outcome = self
+            .run("UpdateItem", move |db| {
+                let txn = db.begin_write()?;
+                let outcome = {
+                    let mut table = txn.open_table(ITEMS)?;
+                    let current = match table.get(key.as_str())? {
+                        Some(stored) => {
+                            Some(codec::decode(stored.value()).map_err(|err| corrupt(&key, err))?)
+                        }
+                        None => None,
+                    };
+                    let outcome = updated(NAME, &partition_key, &key, &delta, current.as_ref())
+                        .and_then(|item| {
+                            let mut bytes = Vec::new();
+                            codec::encode(&item, &mut bytes).map_err(|err| {
+                                Error::from(
+                                    BackendError::new(NAME, "UpdateItem", false)
+                                        .with_source(Some(Arc::new(err))),
+                                )
+                            })?;
+                            Ok((item, bytes))
+                        });
+                    if let Ok((_, bytes)) = &outcome {
+                        table.insert(key.as_str(), bytes.as_slice())?;
+                    }
+                    outcome.map(|(item, _)| item)
+                };
+                txn.commit()?;
+                Ok(outcome)
+            })
+            .await?;
+        outcome
+    }
+
+    fn supports_deltas(&self) -> bool {
         true
     }
 

@@ -14,6 +14,7 @@ pub(crate) mod rules;
 
 use async_trait::async_trait;
 
+use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::item::Item;
 
@@ -193,6 +194,28 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// Applies `delta` to the item under `key`, creating it if there is none, atomically, and
+    /// returns the item as the delta left it, with its partition key attribute: DynamoDB's
+    /// `UpdateItem` with `ReturnValues=ALL_NEW`. The delta's changes commute with other
+    /// writers' (see [`Delta`]), so it needs neither a read before it nor a condition.
+    ///
+    /// The default implementation refuses: a backend supports deltas only if it implements
+    /// this and [`supports_deltas`](Backend::supports_deltas).
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        let _ = (partition_key, key, delta);
+        Err(Error::permanent(
+            "UpdateItem",
+            "this backend does not support deltas",
+            None,
+        ))
+    }
+
+    /// Whether [`update`](Backend::update) is implemented. The default is `false`: a wrapper
+    /// around another backend forwards both methods, or neither.
+    fn supports_deltas(&self) -> bool {
+        false
+    }
+
     /// A name that tells this backend's table apart from others, such as the DynamoDB table's
     /// name: a warm restart ([`StoreBuilder::warm_restart`](crate::StoreBuilder::warm_restart))
     /// ignores a file of keys saved by a store of another table. The default is `None`, which
@@ -252,6 +275,14 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     fn supports_conditional_writes(&self) -> bool {
         (**self).supports_conditional_writes()
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        (**self).update(partition_key, key, delta).await
+    }
+
+    fn supports_deltas(&self) -> bool {
+        (**self).supports_deltas()
     }
 
     fn table(&self) -> Option<String> {

@@ -8,7 +8,9 @@
 use std::collections::HashSet;
 
 use super::{Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS};
+use crate::delta::Delta;
 use crate::error::{BackendError, Error, Result};
+use crate::item::Item;
 
 /// A request DynamoDB would refuse, refused by `backend` (its short name in error messages).
 pub(crate) fn invalid(
@@ -96,4 +98,23 @@ pub(crate) fn conditional_write_key<'a>(
             format!("the item lacks its string partition key attribute `{partition_key}`"),
         )
     })
+}
+
+/// The item `delta` makes of `current`, the item under `key` (`None` if there is none), as
+/// DynamoDB's `UpdateItem` makes it; a delta DynamoDB would refuse, or that it would refuse to
+/// apply to `current`, is refused with DynamoDB's reason.
+pub(crate) fn updated(
+    backend: &'static str,
+    partition_key: &str,
+    key: &str,
+    delta: &Delta,
+    current: Option<&Item>,
+) -> Result<Item> {
+    delta
+        .check(partition_key)
+        .and_then(|()| delta.apply(current, partition_key, key))
+        .map_err(|err| match err {
+            Error::Validation { message } => invalid(backend, "UpdateItem", message),
+            other => other,
+        })
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 mod de;
-mod number;
+pub(crate) mod number;
 
 /// One item: attribute names to values, as the AWS SDK represents it.
 pub type Item = HashMap<String, AttributeValue>;

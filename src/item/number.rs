@@ -204,6 +204,56 @@ pub(crate) fn validate(n: &str) -> Result<()> {
     Ok(())
 }
 
+/// The sum of two numbers DynamoDB stores, exact, as DynamoDB's `ADD` makes it: spelled as
+/// DynamoDB returns numbers (no exponent, no trailing zeroes after the point, `0` for zero).
+/// Fails with a [`Validation`](Error::Validation) error if either is not a number DynamoDB
+/// stores, or if the sum is not one (over 38 significant digits, or out of range).
+pub(crate) fn sum(a: &str, b: &str) -> Result<String> {
+    let total = decimal(a)? + decimal(b)?;
+    let spelled = spelled(&total);
+    validate(&spelled).map_err(|_| {
+        Error::validation(format!(
+            "`{}` plus `{}` is {}, which DynamoDB cannot store as a number (38 significant \
+             digits at most, magnitude from 1E-130 to 9.9999999999999999999999999999999999999E+125)",
+            shown(a),
+            shown(b),
+            shown(&spelled)
+        ))
+    })?;
+    Ok(spelled)
+}
+
+/// `n` spelled as DynamoDB returns it: `1.50` as `1.5`, `1e3` as `1000`, `-0` as `0`.
+pub(crate) fn canonical(n: &str) -> Result<String> {
+    Ok(spelled(&decimal(n)?))
+}
+
+/// `n`, a number DynamoDB stores, as an exact decimal.
+fn decimal(n: &str) -> Result<bigdecimal::BigDecimal> {
+    validate(n)?;
+    // `value` spells the number one way, which the decimal type reads whatever the spelling
+    // DynamoDB accepted (a leading `+`, `.5`, `5.`).
+    let Some((negative, digits, exponent)) = value(n) else {
+        return Ok(bigdecimal::BigDecimal::from(0));
+    };
+    if digits.is_empty() {
+        return Ok(bigdecimal::BigDecimal::from(0));
+    }
+    let scale = saturating_i64(digits.len() - 1) - exponent;
+    let sign = if negative { "-" } else { "" };
+    format!("{sign}{digits}e{}", -scale)
+        .parse()
+        .map_err(|_| Error::validation(format!("the number `{}` could not be read", shown(n))))
+}
+
+fn spelled(n: &bigdecimal::BigDecimal) -> String {
+    let normalized = n.normalized();
+    if bigdecimal::Zero::is_zero(&normalized) {
+        return "0".to_owned();
+    }
+    normalized.to_plain_string()
+}
+
 /// `n` as an error message quotes it, on one line: whole up to 64 characters, else its first
 /// 60 and `…`; control characters escaped.
 fn shown(n: &str) -> String {

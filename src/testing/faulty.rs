@@ -16,6 +16,7 @@ use super::Gate;
 use crate::backend::{
     Backend, BatchGet, Condition, Conditional, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
+use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::item::Item;
 
@@ -129,8 +130,8 @@ impl Faults {
 
     /// Refuses for good every write request that carries a write of one of these rendered
     /// keys: the whole batch fails with a permanent `ValidationException` and nothing of it is
-    /// applied, as DynamoDB fails a batch holding an invalid item. Conditional writes of these
-    /// keys are refused too. Adds to the keys given before; default none.
+    /// applied, as DynamoDB fails a batch holding an invalid item. Conditional writes and deltas
+    /// of these keys are refused too. Adds to the keys given before; default none.
     pub fn refuse<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -186,6 +187,8 @@ pub enum Operation {
     BatchWrite,
     /// [`Backend::write_if`]: a conditional `PutItem` or `DeleteItem`.
     WriteIf,
+    /// [`Backend::update`]: `UpdateItem`.
+    Update,
 }
 
 impl Operation {
@@ -201,6 +204,7 @@ impl Operation {
                 Some(Write::Delete(_)) => "DeleteItem",
                 _ => "PutItem",
             },
+            Operation::Update => "UpdateItem",
         }
     }
 }
@@ -279,6 +283,8 @@ pub struct Observed {
     pub batch_write_sizes: Vec<usize>,
     /// Conditional writes (`write_if`).
     pub conditional_writes: usize,
+    /// Deltas applied (`update`).
+    pub updates: usize,
     /// Writes asked for, batched or conditional, by rendered key: a write sent again after it
     /// was left unprocessed or failed counts again.
     pub writes_by_key: HashMap<String, usize>,
@@ -301,6 +307,7 @@ impl Observed {
             Operation::BatchGet => self.batch_get_sizes.len(),
             Operation::BatchWrite => self.batch_write_sizes.len(),
             Operation::WriteIf => self.conditional_writes,
+            Operation::Update => self.updates,
         }
     }
 
@@ -851,6 +858,29 @@ impl Backend for FaultyBackend {
 
     fn supports_conditional_writes(&self) -> bool {
         self.inner.supports_conditional_writes()
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        let operation = Operation::Update;
+        let name = operation.name(None);
+        {
+            let mut observed = self.observed.lock();
+            observed.updates += 1;
+            *observed.writes_by_key.entry(key.to_owned()).or_default() += 1;
+        }
+        let plan = self.plan(1, None);
+        self.hold_write().await;
+        self.before(operation, None, &plan).await?;
+        if self.faults.refuse.contains(key) {
+            return Err(self.refusal(operation, name, key));
+        }
+        self.permanent(operation, name, &plan)?;
+        let item = self.inner.update(partition_key, key, delta).await?;
+        self.after(operation, name, &plan, item)
+    }
+
+    fn supports_deltas(&self) -> bool {
+        self.inner.supports_deltas()
     }
 
     fn table(&self) -> Option<String> {

@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::backend::rules::{batch_write_keys, check_batch_get, conditional_write_key};
+use crate::backend::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use crate::backend::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
+use crate::delta::Delta;
 use crate::error::Result;
 use crate::item::Item;
 
@@ -163,6 +164,17 @@ impl Backend for MemoryBackend {
     }
 
     fn supports_conditional_writes(&self) -> bool {
+        true
+    }
+
+    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+        let mut items = self.table.items.lock();
+        let item = updated(NAME, partition_key, key, delta, items.get(key))?;
+        items.insert(key.to_owned(), item.clone());
+        Ok(item)
+    }
+
+    fn supports_deltas(&self) -> bool {
         true
     }
 }

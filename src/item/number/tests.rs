@@ -385,3 +385,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sums_are_exact_and_spelled_as_dynamodb_returns_them() -> TestResult {
+    // As dynalite answered `ADD`: 1.50 + 1e3 = 1001.5; 1001.5 + -1001.5 = 0.
+    assert_eq!(sum("1.50", "1e3")?, "1001.5");
+    assert_eq!(sum("1001.5", "-1001.5")?, "0");
+    assert_eq!(sum(&times("9", 38), "1")?, format!("1{}", times("0", 38)));
+    assert_eq!(sum("0.1", "0.2")?, "0.3");
+    assert_eq!(sum("+3", ".5")?, "3.5");
+    assert_eq!(sum("5.", "-0")?, "5");
+    assert_eq!(sum("1E-5", "0")?, "0.00001");
+    assert_eq!(canonical("1.5e40")?, format!("15{}", times("0", 39)));
+    assert_eq!(canonical("-7.10")?, "-7.1");
+    assert_eq!(canonical("0.000")?, "0");
+    Ok(())
+}
+
+#[test]
+fn a_sum_dynamodb_cannot_store_is_refused() {
+    // 1e30 + 1e-10 has 41 significant digits.
+    assert!(sum("1e30", "1e-10").is_err());
+    assert!(sum("9.9999999999999999999999999999999999999E+125", "1E+125").is_err());
+    assert!(sum("1", "x").is_err());
+}
+
+proptest! {
+    #[test]
+    fn sums_agree_with_integer_arithmetic(a in any::<i64>(), b in any::<i64>()) {
+        let expected = (i128::from(a) + i128::from(b)).to_string();
+        prop_assert_eq!(sum(&a.to_string(), &b.to_string()).ok(), Some(expected));
+    }
+
+    #[test]
+    fn sums_commute(a in -1_000_000_i64..1_000_000, b in -1_000_000_i64..1_000_000, shift in 0_u32..20) {
+        let (a, b) = (format!("{a}e-{shift}"), format!("{b}e-3"));
+        prop_assert_eq!(sum(&a, &b).ok(), sum(&b, &a).ok());
+    }
+}

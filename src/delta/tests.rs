@@ -1,0 +1,236 @@
+use super::*;
+
+use proptest::prelude::*;
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn n(n: &str) -> AttributeValue {
+    AttributeValue::N(n.to_owned())
+}
+
+fn s(s: &str) -> AttributeValue {
+    AttributeValue::S(s.to_owned())
+}
+
+fn ss(members: &[&str]) -> AttributeValue {
+    AttributeValue::Ss(members.iter().map(|m| (*m).to_owned()).collect())
+}
+
+fn ns(members: &[&str]) -> AttributeValue {
+    AttributeValue::Ns(members.iter().map(|m| (*m).to_owned()).collect())
+}
+
+fn applied(delta: &Delta, current: Option<&Item>) -> Result<Item> {
+    delta.apply(current, "_key", "k")
+}
+
+#[test]
+fn a_delta_creates_an_absent_item_with_its_key() -> TestResult {
+    let delta = Delta::new()
+        .add("views", 2)
+        .add_members("tags", ss(&["a"]))
+        .remove_members("gone", ss(&["x"]))
+        .append("log", vec![s("x")])
+        .set_if_absent("created", s("today"));
+    let item = applied(&delta, None)?;
+    let expected = Item::from([
+        ("_key".to_owned(), s("k")),
+        ("views".to_owned(), n("2")),
+        ("tags".to_owned(), ss(&["a"])),
+        ("log".to_owned(), AttributeValue::L(vec![s("x")])),
+        ("created".to_owned(), s("today")),
+    ]);
+    assert_eq!(item, expected);
+    Ok(())
+}
+
+#[test]
+fn actions_change_what_is_there_as_dynamodb_does() -> TestResult {
+    let current = Item::from([
+        ("_key".to_owned(), s("k")),
+        ("views".to_owned(), n("1.50")),
+        ("tags".to_owned(), ss(&["a", "b"])),
+        ("ids".to_owned(), ns(&["1", "2"])),
+        ("log".to_owned(), AttributeValue::L(vec![s("x")])),
+        ("created".to_owned(), s("yesterday")),
+    ]);
+    let delta = Delta::new()
+        .add_number("views", "1e3")
+        .remove_members("tags", ss(&["a", "z"]))
+        .add_members("ids", ns(&["1.0", "3"]))
+        .append("log", vec![s("y")])
+        .set_if_absent("created", s("today"));
+    let item = applied(&delta, Some(&current))?;
+    assert_eq!(item.get("views"), Some(&n("1001.5")));
+    assert_eq!(item.get("tags"), Some(&ss(&["b"])));
+    // `1.0` is the member `1` already there.
+    assert_eq!(item.get("ids"), Some(&ns(&["1", "2", "3"])));
+    assert_eq!(
+        item.get("log"),
+        Some(&AttributeValue::L(vec![s("x"), s("y")]))
+    );
+    assert_eq!(item.get("created"), Some(&s("yesterday")));
+    // A set left empty is removed.
+    let emptied = applied(
+        &Delta::new().remove_members("tags", ss(&["b"])),
+        Some(&item),
+    )?;
+    assert!(!emptied.contains_key("tags"));
+    Ok(())
+}
+
+#[test]
+fn operands_of_the_wrong_type_are_refused() {
+    let current = Item::from([
+        ("_key".to_owned(), s("k")),
+        ("name".to_owned(), s("Ada")),
+        ("tags".to_owned(), ss(&["a"])),
+    ]);
+    for delta in [
+        Delta::new().add("name", 1),
+        Delta::new().append("name", vec![s("x")]),
+        Delta::new().add_members("tags", ns(&["1"])),
+        Delta::new().remove_members("name", ss(&["Ada"])),
+        Delta::new().add_members("name", ss(&["x"])),
+    ] {
+        let refused = applied(&delta, Some(&current));
+        assert!(
+            matches!(refused, Err(Error::Validation { .. })),
+            "{delta:?}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_deltas_fail_their_check() {
+    for delta in [
+        Delta::new(),
+        Delta::new().add("_key", 1),
+        Delta::new().add("", 1),
+        Delta::new().add_number("n", "1e200"),
+        Delta::new().add_number("n", "x"),
+        Delta::new().add_members("tags", s("a")),
+        Delta::new().add_members("tags", ss(&[])),
+        Delta::new().remove_members("ids", ns(&["1", "1.0"])),
+        Delta::new().set_if_absent("e", AttributeValue::Ss(Vec::new())),
+        Delta::new().append("l", vec![ns(&[])]),
+    ] {
+        assert!(delta.check("_key").is_err(), "{delta:?}");
+    }
+    assert!(Delta::new().add("n", -3).check("_key").is_ok());
+}
+
+#[test]
+fn the_expression_names_every_attribute_and_value() {
+    let delta = Delta::new()
+        .add("views", 1)
+        .remove_members("tags", ss(&["a"]))
+        .append("log", vec![s("y")])
+        .set_if_absent("created", s("today"));
+    let expression = delta.expression();
+    // Attributes in name order: created, log, tags, views.
+    assert_eq!(
+        expression.text,
+        "SET #a0 = if_not_exists(#a0, :v0), #a1 = list_append(if_not_exists(#a1, :empty), :v1) \
+         ADD #a3 :v3 DELETE #a2 :v2"
+    );
+    assert_eq!(expression.names.len(), 4);
+    assert_eq!(
+        expression.names.get("#a3").map(String::as_str),
+        Some("views")
+    );
+    assert_eq!(expression.values.len(), 5);
+    assert_eq!(
+        expression.values.get(":empty"),
+        Some(&AttributeValue::L(Vec::new()))
+    );
+}
+
+#[test]
+fn actions_of_one_kind_combine_and_others_do_not() -> TestResult {
+    let first = Delta::new()
+        .add("n", 2)
+        .add_members("tags", ss(&["a"]))
+        .append("log", vec![s("x")])
+        .set_if_absent("created", s("first"));
+    let next = Delta::new()
+        .add("n", -5)
+        .add_members("tags", ss(&["a", "b"]))
+        .append("log", vec![s("y")])
+        .set_if_absent("created", s("second"))
+        .add("other", 1);
+    let combined = first.then(&next).ok_or("these combine")?;
+    let expected = Delta::new()
+        .add("n", -3)
+        .add_members("tags", ss(&["a", "b"]))
+        .append("log", vec![s("x"), s("y")])
+        .set_if_absent("created", s("first"))
+        .add("other", 1);
+    assert_eq!(combined, expected);
+    // Members added then removed, or a number then a list, take two requests.
+    let removal = Delta::new().remove_members("tags", ss(&["a"]));
+    assert_eq!(first.then(&removal), None);
+    assert_eq!(first.then(&Delta::new().append("n", vec![s("x")])), None);
+    // A sum DynamoDB cannot store does not combine.
+    let big = Delta::new().add_number("n", "1e30");
+    assert_eq!(big.then(&Delta::new().add_number("n", "1e-10")), None);
+    Ok(())
+}
+
+/// One attribute's action, drawn from a few attributes and values, so that actions meet.
+fn action() -> impl Strategy<Value = (String, Action)> {
+    let attribute = prop::sample::select(vec!["a", "b", "c"]).prop_map(str::to_owned);
+    let member = prop::sample::select(vec!["x", "y", "z"]);
+    let members = prop::collection::vec(member, 1..3).prop_map(|mut m| {
+        m.sort_unstable();
+        m.dedup();
+        ss(&m)
+    });
+    let action = prop_oneof![
+        (-1000_i64..1000).prop_map(|n| Action::Add(n.to_string())),
+        members.clone().prop_map(Action::AddMembers),
+        members.prop_map(Action::RemoveMembers),
+        prop::collection::vec(any::<u8>().prop_map(|n| s(&n.to_string())), 0..3)
+            .prop_map(Action::Append),
+        any::<u8>().prop_map(|n| Action::SetIfAbsent(s(&n.to_string()))),
+    ];
+    (attribute, action)
+}
+
+fn delta() -> impl Strategy<Value = Delta> {
+    prop::collection::vec(action(), 1..4).prop_map(|actions| {
+        actions
+            .into_iter()
+            .fold(Delta::new(), |delta, (attribute, action)| {
+                delta.action(attribute, action)
+            })
+    })
+}
+
+proptest! {
+    /// Combining two deltas changes nothing about what they do: where both apply one after
+    /// the other, their combination applies and leaves the same item; where either fails, so
+    /// does the combination.
+    #[test]
+    fn a_combination_does_what_its_parts_do_in_turn(
+        start in prop::option::of(delta()),
+        first in delta(),
+        next in delta(),
+    ) {
+        let current = match &start {
+            Some(start) => applied(start, None).ok(),
+            None => None,
+        };
+        let Some(combined) = first.then(&next) else {
+            return Ok(());
+        };
+        let one = applied(&first, current.as_ref());
+        match one {
+            Ok(one) => match applied(&next, Some(&one)) {
+                Ok(two) => prop_assert_eq!(applied(&combined, current.as_ref()).ok(), Some(two)),
+                Err(_) => prop_assert!(applied(&combined, current.as_ref()).is_err()),
+            },
+            Err(_) => prop_assert!(applied(&combined, current.as_ref()).is_err()),
+        }
+    }
+}
