@@ -118,8 +118,9 @@ impl Delta {
 
     /// Checks the delta as DynamoDB would check the request: at least one action, no action on
     /// `partition_key` or on an attribute with an empty name, numbers DynamoDB stores, sets
-    /// that are sets (of one type, not empty, no two equal members), and values DynamoDB
-    /// stores. Fails with a [`Validation`](Error::Validation) error.
+    /// that are sets (of one type, not empty, no two equal members), values DynamoDB stores,
+    /// and an update expression within DynamoDB's 4 KB (74 appends, or 331 counters, at
+    /// once). Fails with a [`Validation`](Error::Validation) error.
     pub fn check(&self, partition_key: &str) -> Result<()> {
         if self.is_empty() {
             return Err(Error::validation("the delta changes no attribute"));
@@ -157,6 +158,13 @@ impl Delta {
                 Action::SetIfAbsent(value) => stored(attribute, value.clone(), partition_key)?,
             }
         }
+        let length = self.expression().text.len();
+        if length > MAX_EXPRESSION_BYTES {
+            return Err(Error::validation(format!(
+                "the delta's update expression is {length} bytes, over DynamoDB's limit of \
+                 {MAX_EXPRESSION_BYTES}: change fewer attributes at once"
+            )));
+        }
         Ok(())
     }
 
@@ -184,12 +192,7 @@ impl Delta {
     /// [`Validation`](Error::Validation) error where DynamoDB refuses the request: an operand
     /// of the wrong type (a number added to a string, string members added to a number set, a
     /// list appended to a map), a sum DynamoDB cannot store, or an item over 400 KB.
-    pub fn apply(
-        &self,
-        current: Option<&Item>,
-        partition_key: &str,
-        key: &str,
-    ) -> Result<Item> {
+    pub fn apply(&self, current: Option<&Item>, partition_key: &str, key: &str) -> Result<Item> {
         let mut item = current.cloned().unwrap_or_else(|| {
             Item::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])
         });
@@ -285,6 +288,9 @@ impl Delta {
         expression
     }
 }
+
+/// DynamoDB's limit on the length of an expression, an update expression included.
+pub(crate) const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
 
 /// The value name of the empty list that `list_append` starts an absent attribute from.
 const EMPTY_LIST: &str = ":empty";

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 use super::{
     key_schema_mismatch, string_attribute, Backend, BatchGet, Condition, Conditional, Write,
 };
-use crate::delta::Delta;
+use crate::delta::{Delta, MAX_EXPRESSION_BYTES};
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -406,9 +406,6 @@ const TABLE_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 fn key_item(partition_key: &str, key: &str) -> Item {
     HashMap::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])
 }
-
-/// DynamoDB's limit on the length of an expression.
-const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
 
 /// DynamoDB's limit on the operators and functions in an expression.
 const MAX_EXPRESSION_OPERATORS: usize = 300;

@@ -118,6 +118,11 @@ fn bad_deltas_fail_their_check() {
         assert!(delta.check("_key").is_err(), "{delta:?}");
     }
     assert!(Delta::new().add("n", -3).check("_key").is_ok());
+    let wide = |attributes: usize| {
+        (0..attributes).fold(Delta::new(), |delta, i| delta.add(format!("n{i}"), 1))
+    };
+    assert!(wide(300).check("_key").is_ok());
+    assert!(wide(400).check("_key").is_err());
 }
 
 #[test]
