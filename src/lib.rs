@@ -120,6 +120,7 @@
 //! | `quickstore_oldest_pending_seconds` | gauge | how long the oldest pending mutation has waited (to within a second) |
 //! | `quickstore_cached_entries` | gauge | clean entries in the cache |
 //! | `quickstore_cached_bytes` | gauge | bytes held by clean entries |
+//! | `quickstore_read_limit` | gauge | read requests allowed in flight for loads now: `max_reads_in_flight`, lowered while the backend slows down under load |
 //! | `quickstore_journal_bytes` | gauge | with a journal: bytes of segments on disk |
 //! | `quickstore_journal_segments` | gauge | with a journal: segments on disk |
 //! | `quickstore_stream_lag_seconds` | gauge | stream following: the follower's lag at its last poll |

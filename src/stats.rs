@@ -46,6 +46,8 @@ macro_rules! counters {
             $(pub $field: AtomicU64,)*
             /// The follower's lag at its last poll, in milliseconds (a gauge, kept here).
             pub stream_lag_ms: AtomicU64,
+            /// The read requests allowed in flight for loads now (a gauge, kept here).
+            pub read_limit: AtomicU64,
         }
 
         /// Every counter, in declaration order.
@@ -72,9 +74,9 @@ macro_rules! counters {
         /// `backend_reads`, `read_requests`, `prefetched`, `mutations`, `items_written`, `write_requests`, `retries`,
         /// `throttles`, `rejected_writes`, `conflicts`, the `stream_*` counts and
         /// `dead_letters`. The other fields are gauges, what the store holds at the time of the
-        /// snapshot: `stream_lag`, `pending`, `pending_bytes`, `cached_entries`,
-        /// `cached_bytes`, `journal_bytes`, `journal_segments`, and `recovery` (fixed when the
-        /// store opened). [`since`](Self::since) subtracts the counters of an earlier snapshot
+        /// snapshot: `stream_lag`, `read_limit`, `pending`, `pending_bytes`,
+        /// `cached_entries`, `cached_bytes`, `journal_bytes`, `journal_segments`, and
+        /// `recovery` (fixed when the store opened). [`since`](Self::since) subtracts the counters of an earlier snapshot
         /// and keeps the gauges.
         ///
         /// Serializes (with `serde`) as a map of the field names; durations as `secs` and
@@ -91,6 +93,11 @@ macro_rules! counters {
             /// applied (DynamoDB stamps records to the second). `None` when the store does not
             /// follow a stream.
             pub stream_lag: Option<Duration>,
+            /// The read requests the store allows in flight for loads now: its
+            /// [`max_reads_in_flight`](crate::StoreBuilder::max_reads_in_flight), lowered while
+            /// the backend's latency grows with load (see
+            /// [`adapt_reads_in_flight`](crate::StoreBuilder::adapt_reads_in_flight)).
+            pub read_limit: u64,
             /// Keys with acknowledged mutations not yet in the backend.
             pub pending: usize,
             /// Bytes held by pending keys.
@@ -117,6 +124,7 @@ macro_rules! counters {
                     $($field: Counters::get(&self.$field),)*
                     stream_lag: follows_stream
                         .then(|| Duration::from_millis(Counters::get(&self.stream_lag_ms))),
+                    read_limit: Counters::get(&self.read_limit),
                     ..Stats::default()
                 }
             }

@@ -163,13 +163,14 @@ async fn misses_beyond_the_reads_in_flight_queue() -> TestResult {
 }
 
 /// `tasks` tasks each read `per_task` cold keys of their own, one after another, through a
-/// store over `faults`; returns what the backend was asked.
+/// store over `faults`; returns what the backend was asked, and the store's limit on reads in
+/// flight once they are done.
 async fn cold_reads(
     faults: Faults,
     adapt: bool,
     tasks: u64,
     per_task: u64,
-) -> TestResult<quickstore::testing::Observed> {
+) -> TestResult<(quickstore::testing::Observed, u64)> {
     let fixture = Fixture::embedded()?;
     let keys: Vec<Key> = (0..tasks * per_task).map(|i| key("Doc", i)).collect();
     put_all(&fixture, &keys).await?;
@@ -192,9 +193,10 @@ async fn cold_reads(
     while let Some(reader) = readers.join_next().await {
         reader??;
     }
-    assert_eq!(store.stats().misses, tasks * per_task);
+    let stats = store.stats();
+    assert_eq!(stats.misses, tasks * per_task);
     store.close().await?;
-    Ok(backend.observed())
+    Ok((backend.observed(), stats.read_limit))
 }
 
 /// A backend that serves one request at a time (one process, as dynalite is) answers more
@@ -204,10 +206,12 @@ async fn cold_reads(
 #[tokio::test(start_paused = true)]
 async fn a_backend_that_queues_requests_is_sent_fewer_and_fuller_ones() -> TestResult {
     let serial = || Faults::new().serial(Duration::from_millis(1));
-    let fixed = cold_reads(serial(), false, 8, 80).await?;
+    let (fixed, limit) = cold_reads(serial(), false, 8, 80).await?;
     assert_eq!(fixed.requests(Operation::Get), 640);
     assert_eq!(fixed.requests(Operation::BatchGet), 0);
-    let adapted = cold_reads(serial(), true, 8, 80).await?;
+    assert_eq!(limit, 8);
+    let (adapted, limit) = cold_reads(serial(), true, 8, 80).await?;
+    assert!(limit < 8, "the limit is {limit}");
     let requests = adapted.requests(Operation::Get) + adapted.requests(Operation::BatchGet);
     // At most two thirds of the requests: the batches carry 2 keys or more.
     assert!(
@@ -225,7 +229,8 @@ async fn a_backend_that_queues_requests_is_sent_fewer_and_fuller_ones() -> TestR
 #[tokio::test(start_paused = true)]
 async fn a_backend_that_serves_in_parallel_keeps_every_miss_read_at_once() -> TestResult {
     let parallel = Faults::new().latency(Duration::from_millis(4), Duration::from_millis(6));
-    let observed = cold_reads(parallel, true, 8, 50).await?;
+    let (observed, limit) = cold_reads(parallel, true, 8, 50).await?;
+    assert_eq!(limit, 8);
     assert_eq!(observed.requests(Operation::Get), 400);
     assert_eq!(observed.requests(Operation::BatchGet), 0);
     Ok(())

@@ -96,6 +96,7 @@ impl Drop for Slot {
             let mut queue = self.fetcher.inner.queue.lock();
             queue.in_flight -= 1;
             queue.limit.completed(self.keys, self.started.elapsed());
+            self.fetcher.publish_limit(&queue.limit);
             queue.take_due(true)
         };
         self.fetcher.send(due);
@@ -147,13 +148,23 @@ impl Fetcher {
             limit: Limit::new(options.max_reads_in_flight, options.adapt_reads_in_flight),
             waiting: Vec::new(),
         };
-        Self {
+        let fetcher = Self {
             inner: Arc::new(Inner {
                 shared,
                 queue: Mutex::new(queue),
                 metrics,
             }),
-        }
+        };
+        fetcher.publish_limit(&fetcher.inner.queue.lock().limit);
+        fetcher
+    }
+
+    /// Shows `limit` in [`Stats::read_limit`](crate::Stats::read_limit).
+    fn publish_limit(&self, limit: &Limit) {
+        let counters = self.shared().counters();
+        counters
+            .read_limit
+            .store(limit.get() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn shared(&self) -> &Shared {

@@ -37,6 +37,8 @@ pub(crate) const JOURNAL_BYTES: &str = "quickstore_journal_bytes";
 pub(crate) const JOURNAL_SEGMENTS: &str = "quickstore_journal_segments";
 /// The stream follower's lag.
 pub(crate) const STREAM_LAG_SECONDS: &str = "quickstore_stream_lag_seconds";
+/// The read requests allowed in flight for loads now.
+pub(crate) const READ_LIMIT: &str = "quickstore_read_limit";
 
 /// How long each flush batch took, from its first request to its last answer.
 pub(crate) const FLUSH_BATCH_SECONDS: &str = "quickstore_flush_batch_seconds";
@@ -70,6 +72,11 @@ const GAUGES: &[(&str, Unit, &str)] = &[
     ),
     (CACHED_ENTRIES, Unit::Count, "Clean entries in the cache"),
     (CACHED_BYTES, Unit::Bytes, "Bytes held by clean entries"),
+    (
+        READ_LIMIT,
+        Unit::Count,
+        "Read requests allowed in flight for loads now (lowered while the backend slows down)",
+    ),
     (
         JOURNAL_BYTES,
         Unit::Bytes,
@@ -174,6 +181,7 @@ impl Metrics {
             .set(gauges.oldest_pending.as_secs_f64());
         self.gauge(CACHED_ENTRIES).set(stats.cached_entries as f64);
         self.gauge(CACHED_BYTES).set(stats.cached_bytes as f64);
+        self.gauge(READ_LIMIT).set(stats.read_limit as f64);
         if gauges.journaled {
             self.gauge(JOURNAL_BYTES).set(stats.journal_bytes as f64);
             self.gauge(JOURNAL_SEGMENTS)
