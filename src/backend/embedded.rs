@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition};
 
 use super::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use super::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
@@ -90,11 +90,22 @@ fn read_items(db: &Database, keys: &[String]) -> Result<Vec<Item>, redb::Error> 
     };
     let mut items = Vec::with_capacity(keys.len());
     for key in keys {
-        if let Some(bytes) = table.get(key.as_str())? {
-            items.push(codec::decode(bytes.value()).map_err(|err| corrupt(key, err))?);
-        }
+        items.extend(stored_item(&table, key)?);
     }
     Ok(items)
+}
+
+/// The item stored under `key` in `table`, if any.
+fn stored_item(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<Item>, redb::Error> {
+    match table.get(key)? {
+        Some(stored) => Ok(Some(
+            codec::decode(stored.value()).map_err(|err| corrupt(key, err))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 #[async_trait]
@@ -212,12 +223,7 @@ impl Backend for EmbeddedBackend {
             let txn = db.begin_write()?;
             let outcome = {
                 let mut table = txn.open_table(ITEMS)?;
-                let current = match table.get(key.as_str())? {
-                    Some(stored) => {
-                        Some(codec::decode(stored.value()).map_err(|err| corrupt(&key, err))?)
-                    }
-                    None => None,
-                };
+                let current = stored_item(&table, &key)?;
                 if condition.holds_for(current.as_ref()) {
                     match &bytes {
                         Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
@@ -247,12 +253,7 @@ impl Backend for EmbeddedBackend {
                 let txn = db.begin_write()?;
                 let outcome = {
                     let mut table = txn.open_table(ITEMS)?;
-                    let current = match table.get(key.as_str())? {
-                        Some(stored) => {
-                            Some(codec::decode(stored.value()).map_err(|err| corrupt(&key, err))?)
-                        }
-                        None => None,
-                    };
+                    let current = stored_item(&table, &key)?;
                     let outcome = updated(NAME, &partition_key, &key, &delta, current.as_ref())
                         .and_then(|item| {
                             let mut bytes = Vec::new();
