@@ -236,6 +236,41 @@ async fn a_backend_that_serves_in_parallel_keeps_every_miss_read_at_once() -> Te
     Ok(())
 }
 
+/// A read whose caller gives up before the answer, or that fails, teaches the limit nothing: a
+/// request cut short would pass for a fast backend, and every answer after it for a queue.
+/// Here one read is abandoned after 1 ms of the backend's 10; then 8 readers still read every
+/// miss at once, as the limit stays at its bound.
+#[tokio::test(start_paused = true)]
+async fn a_read_cut_short_does_not_lower_the_limit() -> TestResult {
+    let fixture = Fixture::embedded()?;
+    let keys: Vec<Key> = (0..161).map(|i| key("Doc", i)).collect();
+    put_all(&fixture, &keys).await?;
+    let latency = Duration::from_millis(10);
+    let backend = faulty(&fixture, Faults::new().latency(latency, latency));
+    let store = Store::builder(Arc::clone(&backend)).open().await?;
+    let cut = tokio::time::timeout(Duration::from_millis(1), store.get_item(&keys[0])).await;
+    assert!(cut.is_err(), "the first read is abandoned");
+    let mut readers = JoinSet::new();
+    for task in keys[1..].chunks(20) {
+        let (store, task) = (store.clone(), task.to_vec());
+        readers.spawn(async move {
+            for key in &task {
+                store.get_item(key).await?.ok_or("missing")?;
+            }
+            TestResult::Ok(())
+        });
+    }
+    while let Some(reader) = readers.join_next().await {
+        reader??;
+    }
+    assert_eq!(store.stats().read_limit, 8);
+    let observed = backend.observed();
+    assert_eq!(observed.requests(Operation::BatchGet), 0);
+    assert_eq!(observed.requests(Operation::Get), 161);
+    store.close().await?;
+    Ok(())
+}
+
 /// While one read is held in flight, misses from every read path queue; when it answers they
 /// go out together in one `BatchGetItem`, and each caller gets its own key's state.
 async fn misses_during_a_read_share_one_batch(fixture: Fixture) -> TestResult {

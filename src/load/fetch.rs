@@ -71,22 +71,30 @@ struct Waiting {
     reply: oneshot::Sender<Result<Fetched>>,
 }
 
-/// One read request in flight: ends it when dropped, teaching the limit how long it took and
-/// sending what queued meanwhile.
+/// One read request in flight: ends it when dropped, sending what queued meanwhile, and, if
+/// the backend answered it, teaching the limit how long that took. A request that failed, or
+/// whose caller went away before the answer, says nothing of the backend's latency: a request
+/// cut short would pass for a fast backend, and every answer after it for a queue.
 struct Slot {
     fetcher: Fetcher,
-    keys: usize,
     started: Instant,
+    /// Set once the backend answered, with the keys the request read.
+    answered: Option<usize>,
 }
 
 impl Slot {
-    /// Starts a request of `keys` keys, already counted in flight.
-    fn new(fetcher: &Fetcher, keys: usize) -> Self {
+    /// Starts a request, already counted in flight.
+    fn new(fetcher: &Fetcher) -> Self {
         Self {
             fetcher: fetcher.clone(),
-            keys,
             started: Instant::now(),
+            answered: None,
         }
+    }
+
+    /// Notes that the backend answered the request, which read `keys` keys.
+    fn answered(&mut self, keys: usize) {
+        self.answered = Some(keys);
     }
 }
 
@@ -95,8 +103,10 @@ impl Drop for Slot {
         let due = {
             let mut queue = self.fetcher.inner.queue.lock();
             queue.in_flight -= 1;
-            queue.limit.completed(self.keys, self.started.elapsed());
-            self.fetcher.publish_limit(&queue.limit);
+            if let Some(keys) = self.answered {
+                queue.limit.completed(keys, self.started.elapsed());
+                self.fetcher.publish_limit(&queue.limit);
+            }
             queue.take_due(true)
         };
         self.fetcher.send(due);
@@ -190,8 +200,12 @@ impl Fetcher {
         };
         match queued {
             None => {
-                let _slot = Slot::new(self, 1);
-                load(self.shared(), &self.inner.metrics, key).await
+                let mut slot = Slot::new(self);
+                let result = load(self.shared(), &self.inner.metrics, key).await;
+                if result.is_ok() {
+                    slot.answered(1);
+                }
+                result
             }
             Some((reply, due)) => {
                 self.send(due);
@@ -215,7 +229,7 @@ impl Fetcher {
     /// Starts a task for each batch.
     fn send(&self, due: Vec<Vec<Waiting>>) {
         for batch in due {
-            let slot = Slot::new(self, batch.len());
+            let slot = Slot::new(self);
             let task = read_batch(slot, batch);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -242,8 +256,8 @@ pub(crate) async fn received(reply: Reply) -> Result<Fetched> {
 }
 
 /// Sends one batch and answers its callers; `slot` ends the request when done.
-async fn read_batch(slot: Slot, batch: Vec<Waiting>) {
-    let fetcher = &slot.fetcher;
+async fn read_batch(mut slot: Slot, batch: Vec<Waiting>) {
+    let fetcher = slot.fetcher.clone();
     let (shared, metrics) = (fetcher.shared(), &fetcher.inner.metrics);
     // Keys whose callers are all gone are not read; a key queued twice is read once.
     let mut callers: HashMap<String, Vec<oneshot::Sender<Result<Fetched>>>> = HashMap::new();
@@ -258,16 +272,24 @@ async fn read_batch(slot: Slot, batch: Vec<Waiting>) {
             let _ = reply.send(result.clone());
         }
     };
+    if callers.is_empty() {
+        return;
+    }
     if callers.len() == 1 {
         for (key, replies) in callers {
             let result = load(shared, metrics, &key).await;
+            if result.is_ok() {
+                slot.answered(1);
+            }
             answer(replies, &result);
         }
         return;
     }
     let keys: Vec<String> = callers.keys().cloned().collect();
+    let asked = keys.len();
     match load_batch(shared, metrics, keys).await {
         Ok(mut items) => {
+            slot.answered(asked);
             for (key, replies) in callers {
                 answer(replies, &Ok(strip(shared, items.remove(&key))));
             }
