@@ -162,6 +162,26 @@ async fn misses_beyond_the_reads_in_flight_queue() -> TestResult {
     Ok(())
 }
 
+/// Reads `keys` through `store` from tasks of `per_task` keys each, one key after another in
+/// each task, checking that each read finds its own key's item.
+async fn read_in_tasks(store: &Store, keys: &[Key], per_task: usize) -> TestResult {
+    let mut readers = JoinSet::new();
+    for task in keys.chunks(per_task) {
+        let (store, task) = (store.clone(), task.to_vec());
+        readers.spawn(async move {
+            for key in &task {
+                let found = store.get_item(key).await?.ok_or("missing")?;
+                assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
+            }
+            TestResult::Ok(())
+        });
+    }
+    while let Some(reader) = readers.join_next().await {
+        reader??;
+    }
+    Ok(())
+}
+
 /// `tasks` tasks each read `per_task` cold keys of their own, one after another, through a
 /// store over `faults`; returns what the backend was asked, and the store's limit on reads in
 /// flight once they are done.
@@ -179,20 +199,7 @@ async fn cold_reads(
         .adapt_reads_in_flight(adapt)
         .open()
         .await?;
-    let mut readers = JoinSet::new();
-    for task in keys.chunks(usize::try_from(per_task)?) {
-        let (store, task) = (store.clone(), task.to_vec());
-        readers.spawn(async move {
-            for key in &task {
-                let found = store.get_item(key).await?.ok_or("missing")?;
-                assert_eq!(named(&found), (Some(key.as_str()), Some(0)));
-            }
-            TestResult::Ok(())
-        });
-    }
-    while let Some(reader) = readers.join_next().await {
-        reader??;
-    }
+    read_in_tasks(&store, &keys, usize::try_from(per_task)?).await?;
     let stats = store.stats();
     assert_eq!(stats.misses, tasks * per_task);
     store.close().await?;
@@ -250,19 +257,7 @@ async fn a_read_cut_short_does_not_lower_the_limit() -> TestResult {
     let store = Store::builder(Arc::clone(&backend)).open().await?;
     let cut = tokio::time::timeout(Duration::from_millis(1), store.get_item(&keys[0])).await;
     assert!(cut.is_err(), "the first read is abandoned");
-    let mut readers = JoinSet::new();
-    for task in keys[1..].chunks(20) {
-        let (store, task) = (store.clone(), task.to_vec());
-        readers.spawn(async move {
-            for key in &task {
-                store.get_item(key).await?.ok_or("missing")?;
-            }
-            TestResult::Ok(())
-        });
-    }
-    while let Some(reader) = readers.join_next().await {
-        reader??;
-    }
+    read_in_tasks(&store, &keys[1..], 20).await?;
     assert_eq!(store.stats().read_limit, 8);
     let observed = backend.observed();
     assert_eq!(observed.requests(Operation::BatchGet), 0);

@@ -95,6 +95,15 @@ fn read_items(db: &Database, keys: &[String]) -> Result<Vec<Item>, redb::Error> 
     Ok(items)
 }
 
+/// `item` as the database stores it; an item the codec cannot encode fails `operation`.
+fn encode(operation: &'static str, item: &Item) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    codec::encode(item, &mut bytes).map_err(|err| {
+        Error::from(BackendError::new(NAME, operation, false).with_source(Some(Arc::new(err))))
+    })?;
+    Ok(bytes)
+}
+
 /// The item stored under `key` in `table`, if any.
 fn stored_item(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -171,14 +180,7 @@ impl Backend for EmbeddedBackend {
         let mut encoded = Vec::with_capacity(writes.len());
         for (key, write) in keys.into_iter().zip(writes) {
             let bytes = match write {
-                Write::Put(item) => {
-                    let mut bytes = Vec::new();
-                    codec::encode(item, &mut bytes).map_err(|err| {
-                        BackendError::new(NAME, "BatchWriteItem", false)
-                            .with_source(Some(Arc::new(err)))
-                    })?;
-                    Some(bytes)
-                }
+                Write::Put(item) => Some(encode("BatchWriteItem", item)?),
                 Write::Delete(_) => None,
             };
             encoded.push((key.to_owned(), bytes));
@@ -208,14 +210,7 @@ impl Backend for EmbeddedBackend {
     ) -> Result<Conditional> {
         let key = conditional_write_key(NAME, partition_key, write)?.to_owned();
         let bytes = match write {
-            Write::Put(item) => {
-                let mut bytes = Vec::new();
-                codec::encode(item, &mut bytes).map_err(|err| {
-                    BackendError::new(NAME, "ConditionalWrite", false)
-                        .with_source(Some(Arc::new(err)))
-                })?;
-                Some(bytes)
-            }
+            Write::Put(item) => Some(encode("ConditionalWrite", item)?),
             Write::Delete(_) => None,
         };
         let condition = condition.clone();
@@ -248,33 +243,22 @@ impl Backend for EmbeddedBackend {
         let (partition_key, key, delta) = (partition_key.to_owned(), key.to_owned(), delta.clone());
         // The item the delta made, or why it was refused; written in one transaction with the
         // read it was made from.
-        let outcome = self
-            .run("UpdateItem", move |db| {
-                let txn = db.begin_write()?;
-                let outcome = {
-                    let mut table = txn.open_table(ITEMS)?;
-                    let current = stored_item(&table, &key)?;
-                    let outcome = updated(NAME, &partition_key, &key, &delta, current.as_ref())
-                        .and_then(|item| {
-                            let mut bytes = Vec::new();
-                            codec::encode(&item, &mut bytes).map_err(|err| {
-                                Error::from(
-                                    BackendError::new(NAME, "UpdateItem", false)
-                                        .with_source(Some(Arc::new(err))),
-                                )
-                            })?;
-                            Ok((item, bytes))
-                        });
-                    if let Ok((_, bytes)) = &outcome {
-                        table.insert(key.as_str(), bytes.as_slice())?;
-                    }
-                    outcome.map(|(item, _)| item)
-                };
-                txn.commit()?;
-                Ok(outcome)
-            })
-            .await?;
-        outcome
+        self.run("UpdateItem", move |db| {
+            let txn = db.begin_write()?;
+            let outcome = {
+                let mut table = txn.open_table(ITEMS)?;
+                let current = stored_item(&table, &key)?;
+                let outcome = updated(NAME, &partition_key, &key, &delta, current.as_ref())
+                    .and_then(|item| Ok((encode("UpdateItem", &item)?, item)));
+                if let Ok((bytes, _)) = &outcome {
+                    table.insert(key.as_str(), bytes.as_slice())?;
+                }
+                outcome.map(|(_, item)| item)
+            };
+            txn.commit()?;
+            Ok(outcome)
+        })
+        .await?
     }
 
     fn supports_deltas(&self) -> bool {

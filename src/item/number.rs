@@ -233,12 +233,11 @@ fn decimal(n: &str) -> Result<bigdecimal::BigDecimal> {
     validate(n)?;
     // `value` spells the number one way, which the decimal type reads whatever the spelling
     // DynamoDB accepted (a leading `+`, `.5`, `5.`).
-    let Some((negative, digits, exponent)) = value(n) else {
-        return Ok(bigdecimal::BigDecimal::from(0));
+    let (negative, digits, exponent) = match value(n) {
+        Some((negative, digits, exponent)) if !digits.is_empty() => (negative, digits, exponent),
+        // Zero, however it is spelled.
+        _ => return Ok(bigdecimal::BigDecimal::from(0)),
     };
-    if digits.is_empty() {
-        return Ok(bigdecimal::BigDecimal::from(0));
-    }
     let scale = saturating_i64(digits.len() - 1) - exponent;
     let sign = if negative { "-" } else { "" };
     format!("{sign}{digits}e{}", -scale)
