@@ -15,6 +15,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::error::{Error, Result};
 use crate::item::{self, number, Item};
 
+mod mark;
+
+pub use mark::{Mark, Updated};
+
 /// One change to one attribute.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -158,7 +162,7 @@ impl Delta {
                 Action::SetIfAbsent(value) => stored(attribute, value.clone(), partition_key)?,
             }
         }
-        let length = self.expression().text.len();
+        let length = self.expression(None).text.len();
         if length > MAX_EXPRESSION_BYTES {
             return Err(Error::validation(format!(
                 "the delta's update expression is {length} bytes, over DynamoDB's limit of \
@@ -239,10 +243,26 @@ impl Delta {
     }
 
     /// The delta as an `UpdateItem` update expression, with its attribute names (`#a0`, ...)
-    /// and values (`:v0`, ...).
-    pub(crate) fn expression(&self) -> Expression {
+    /// and values (`:v0`, ...); with a `mark`, the update also sets the mark, and its condition
+    /// is that the item holds no later one (see [`Mark`]).
+    pub(crate) fn expression(&self, mark: Option<&Mark>) -> Expression {
         let mut expression = Expression::default();
         let (mut set, mut add, mut delete) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(mark) = mark {
+            expression
+                .names
+                .insert(MARK_NAME.to_owned(), mark.attribute.clone());
+            expression
+                .values
+                .insert(MARK_VALUE.to_owned(), mark.value());
+            expression
+                .values
+                .insert(MARK_SEQ.to_owned(), AttributeValue::N(mark.seq.to_string()));
+            set.push(format!("{MARK_NAME} = {MARK_VALUE}"));
+            expression.condition = Some(format!(
+                "attribute_not_exists({MARK_NAME}) OR {MARK_NAME}[0] < {MARK_SEQ}"
+            ));
+        }
         for (i, (attribute, action)) in self.actions.iter().enumerate() {
             let name = format!("#a{i}");
             let value = format!(":v{i}");
@@ -295,10 +315,17 @@ pub(crate) const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
 /// The value name of the empty list that `list_append` starts an absent attribute from.
 const EMPTY_LIST: &str = ":empty";
 
-/// An update expression with its attribute names and values.
+/// The names a [`Mark`] takes in an update expression: the attribute, its value, and its
+/// sequence in the condition.
+const MARK_NAME: &str = "#mark";
+const MARK_VALUE: &str = ":mark";
+const MARK_SEQ: &str = ":markseq";
+
+/// An update expression with its condition, attribute names and values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Expression {
     pub(crate) text: String,
+    pub(crate) condition: Option<String>,
     pub(crate) names: HashMap<String, String>,
     pub(crate) values: HashMap<String, AttributeValue>,
 }

@@ -188,7 +188,7 @@ pub use backend::{
     MAX_BATCH_WRITE_ITEMS,
 };
 pub use builder::StoreBuilder;
-pub use delta::{Action, Delta};
+pub use delta::{Action, Delta, Mark, Updated};
 pub use error::{BackendError, Cause, Error, Refusals, Report, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
 pub use journal::{

@@ -2,7 +2,8 @@
 //! `Backend::update` on dynalite and moto (DynamoDB's `UpdateItem`), on the embedded database,
 //! and on the in-memory table, which apply them with quickstore's own rules. Random sequences
 //! of deltas, some with operands of the wrong type, leave the same items (or the same refusals)
-//! on dynalite, the embedded database and the in-memory table.
+//! on dynalite, the embedded database and the in-memory table; so do marked deltas, some sent
+//! again, which each backend applies once.
 
 #[macro_use]
 mod common;
@@ -13,7 +14,7 @@ use common::{Fixture, TestResult};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use quickstore::testing::MemoryBackend;
-use quickstore::{Action, AttributeValue, Backend, Delta, Item};
+use quickstore::{Action, AttributeValue, Backend, Delta, Item, Mark, Updated};
 
 const KEYS: [&str; 2] = ["Counter.1", "Counter.2"];
 
@@ -62,9 +63,24 @@ fn sorted(mut item: Item) -> Item {
     item
 }
 
-/// What applying `delta` to `key` gives on `backend`: the item, or that it was refused.
-async fn answer(backend: &dyn Backend, key: &str, delta: &Delta) -> Option<Item> {
-    backend.update("_key", key, delta).await.ok().map(sorted)
+/// A mark of one of two writers, with a small sequence so that some deltas are sent again.
+fn mark() -> impl Strategy<Value = Option<Mark>> {
+    prop::option::of((0_u8..2, 1_u64..4).prop_map(|(writer, seq)| {
+        Mark::new(format!("_once_{writer}"), seq, 1_700_000_000_000 + seq)
+    }))
+}
+
+/// What applying `delta` (with `mark`) to `key` gives on `backend`: the outcome and the item,
+/// or that it was refused.
+async fn answer(
+    backend: &dyn Backend,
+    key: &str,
+    delta: &Delta,
+    mark: Option<&Mark>,
+) -> Option<(bool, Option<Item>)> {
+    let updated = backend.update("_key", key, delta, mark).await.ok()?;
+    let applied = matches!(updated, Updated::Applied(_));
+    Some((applied, updated.into_item().map(sorted)))
 }
 
 /// Runs random sequences of deltas on `fixture`'s backend and on an in-memory table, and
@@ -76,7 +92,10 @@ async fn deltas_agree_with_the_in_memory_rules(fixture: Fixture) -> TestResult {
         cases: 12,
         ..Config::default()
     });
-    let steps = prop::collection::vec((prop::sample::select(KEYS.to_vec()), delta()), 1..12);
+    let steps = prop::collection::vec(
+        (prop::sample::select(KEYS.to_vec()), delta(), mark()),
+        1..12,
+    );
     let case = std::sync::atomic::AtomicUsize::new(0);
     let outcome = tokio::task::block_in_place(|| {
         runner.run(&steps, |steps| {
@@ -85,10 +104,10 @@ async fn deltas_agree_with_the_in_memory_rules(fixture: Fixture) -> TestResult {
             let backend = fixture.backend();
             let memory = MemoryBackend::new();
             runtime.block_on(async {
-                for (key, delta) in &steps {
+                for (key, delta, mark) in &steps {
                     let key = format!("{prefix}.{key}");
-                    let theirs = answer(&*backend, &key, delta).await;
-                    let ours = answer(&memory, &key, delta).await;
+                    let theirs = answer(&*backend, &key, delta, mark.as_ref()).await;
+                    let ours = answer(&memory, &key, delta, mark.as_ref()).await;
                     prop_assert_eq!(ours, theirs, "{:?} on {}", delta, key);
                 }
                 for key in KEYS {
@@ -115,7 +134,9 @@ async fn a_delta_is_applied_and_answers_the_item(fixture: Fixture) -> TestResult
         .add("views", 2)
         .add_members("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))
         .set_if_absent("created", s("today"));
-    let item = backend.update("_key", "Page.1", &first).await?;
+    let Updated::Applied(item) = backend.update("_key", "Page.1", &first, None).await? else {
+        return Err("an unmarked delta is always applied".into());
+    };
     assert_eq!(item.get("_key"), Some(&s("Page.1")));
     assert_eq!(item.get("views"), Some(&AttributeValue::N("2".into())));
     let next = Delta::new()
@@ -123,15 +144,49 @@ async fn a_delta_is_applied_and_answers_the_item(fixture: Fixture) -> TestResult
         .remove_members("tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))
         .append("log", vec![s("seen")])
         .set_if_absent("created", s("later"));
-    let item = backend.update("_key", "Page.1", &next).await?;
+    let item = backend.update("_key", "Page.1", &next, None).await?;
     let expected = Item::from([
         ("_key".to_owned(), s("Page.1")),
         ("views".to_owned(), AttributeValue::N("-3".into())),
         ("created".to_owned(), s("today")),
         ("log".to_owned(), AttributeValue::L(vec![s("seen")])),
     ]);
-    assert_eq!(item, expected);
+    assert_eq!(item, Updated::Applied(expected.clone()));
     assert_eq!(fixture.read_back("Page.1").await?, Some(expected));
+    Ok(())
+}
+
+/// A marked delta sent twice (its answer lost, say) is applied once; the writer's next delta,
+/// and another writer's, are applied.
+async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
+    let backend = fixture.backend();
+    let (key, once) = ("Page.2", Delta::new().add("views", 1));
+    let ours = |seq| Mark::new("_once_a", seq, 1_700_000_000_000);
+    let views = |updated: Updated| {
+        updated
+            .into_item()
+            .and_then(|item| item.get("views").cloned())
+    };
+    let n = |n: &str| Some(AttributeValue::N(n.into()));
+    let first = backend.update("_key", key, &once, Some(&ours(5))).await?;
+    assert!(matches!(first, Updated::Applied(_)));
+    assert_eq!(views(first), n("1"));
+    let again = backend.update("_key", key, &once, Some(&ours(5))).await?;
+    assert!(
+        matches!(again, Updated::AlreadyApplied(Some(_))),
+        "{again:?}"
+    );
+    assert_eq!(views(again), n("1"));
+    let older = backend.update("_key", key, &once, Some(&ours(4))).await?;
+    assert_eq!(views(older), n("1"));
+    let next = backend.update("_key", key, &once, Some(&ours(6))).await?;
+    assert_eq!(views(next), n("2"));
+    let theirs = Mark::new("_once_b", 5, 1_700_000_000_000);
+    let other = backend.update("_key", key, &once, Some(&theirs)).await?;
+    assert_eq!(views(other), n("3"));
+    let stored = fixture.read_back(key).await?.ok_or("the item is gone")?;
+    assert_eq!(stored.get("_once_a"), Some(&ours(6).value()));
+    assert_eq!(stored.get("_once_b"), Some(&theirs.value()));
     Ok(())
 }
 
@@ -147,6 +202,11 @@ mod dynamodb {
     async fn a_delta_is_applied_and_answers_the_item() -> TestResult {
         super::a_delta_is_applied_and_answers_the_item(Fixture::dynamodb().await?).await
     }
+
+    #[tokio::test]
+    async fn a_marked_delta_is_applied_once() -> TestResult {
+        super::a_marked_delta_is_applied_once(Fixture::dynamodb().await?).await
+    }
 }
 
 /// moto applies the actions of an update it refuses up to the one it refuses (an append
@@ -158,6 +218,11 @@ mod moto {
     #[tokio::test]
     async fn a_delta_is_applied_and_answers_the_item() -> TestResult {
         super::a_delta_is_applied_and_answers_the_item(Fixture::moto().await?).await
+    }
+
+    #[tokio::test]
+    async fn a_marked_delta_is_applied_once() -> TestResult {
+        super::a_marked_delta_is_applied_once(Fixture::moto().await?).await
     }
 }
 
@@ -172,5 +237,10 @@ mod embedded {
     #[tokio::test]
     async fn a_delta_is_applied_and_answers_the_item() -> TestResult {
         super::a_delta_is_applied_and_answers_the_item(Fixture::embedded()?).await
+    }
+
+    #[tokio::test]
+    async fn a_marked_delta_is_applied_once() -> TestResult {
+        super::a_marked_delta_is_applied_once(Fixture::embedded()?).await
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use quickstore::{
-    item_size, Backend, BatchGet, Condition, Conditional, Delta, Item, Result, Write,
+    item_size, Backend, BatchGet, Condition, Conditional, Delta, Item, Mark, Result, Updated, Write,
 };
 use serde::Serialize;
 
@@ -177,13 +177,20 @@ impl<B: Backend> Backend for Meter<B> {
         self.inner.supports_conditional_writes()
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
         self.counters.write_requests.fetch_add(1, Ordering::Relaxed);
-        let item = self.inner.update(partition_key, key, delta).await?;
+        let updated = self.inner.update(partition_key, key, delta, mark).await?;
         // Billed by the item's size after the update (DynamoDB bills the larger of before and
-        // after; a delta seldom shrinks an item).
-        self.write(&Write::Put(item.clone()));
-        Ok(item)
+        // after; a delta seldom shrinks an item); a failed condition is billed like a write.
+        let item = updated.clone().into_item().unwrap_or_default();
+        self.write(&Write::Put(item));
+        Ok(updated)
     }
 
     fn supports_deltas(&self) -> bool {

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use quickstore::{Backend, BatchGet, Condition, Conditional, Delta, Item, Result, Write};
+use quickstore::{
+    Backend, BatchGet, Condition, Conditional, Delta, Item, Mark, Result, Updated, Write,
+};
 
 /// `inner`, with `round_trip` added before each request (but the table check).
 #[derive(Debug)]
@@ -62,9 +64,15 @@ impl<B: Backend> Backend for RoundTrip<B> {
         self.inner.supports_conditional_writes()
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
         tokio::time::sleep(self.round_trip).await;
-        self.inner.update(partition_key, key, delta).await
+        self.inner.update(partition_key, key, delta, mark).await
     }
 
     fn supports_deltas(&self) -> bool {

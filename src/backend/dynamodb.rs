@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::Client;
 use super::{
     key_schema_mismatch, string_attribute, Backend, BatchGet, Condition, Conditional, Write,
 };
-use crate::delta::{Delta, MAX_EXPRESSION_BYTES};
+use crate::delta::{Delta, Mark, Updated, MAX_EXPRESSION_BYTES};
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -735,24 +736,47 @@ impl Backend for DynamoDbBackend {
         true
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
-        let expression = delta.expression();
-        let output = self
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
+        let expression = delta.expression(mark);
+        let answer = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_item(partition_key, key)))
             .update_expression(expression.text)
+            .set_condition_expression(expression.condition)
             .set_expression_attribute_names(Some(expression.names))
             .set_expression_attribute_values(Some(expression.values))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|err| from_sdk("UpdateItem", err))?;
-        // An update always leaves an item, at least its key.
-        Ok(output
-            .attributes
-            .unwrap_or_else(|| key_item(partition_key, key)))
+            .await;
+        match answer {
+            // An update always leaves an item, at least its key.
+            Ok(output) => Ok(Updated::Applied(
+                output
+                    .attributes
+                    .unwrap_or_else(|| key_item(partition_key, key)),
+            )),
+            // Only a mark is a condition here: the item has taken the delta already. Without
+            // the item in the answer (a server that ignores `ALL_OLD`), it is read.
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let current = match failed.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.get(partition_key, key, true).await?,
+                    };
+                    Ok(Updated::AlreadyApplied(current))
+                }
+                _ => Err(from_sdk("UpdateItem", err)),
+            },
+        }
     }
 
     fn supports_deltas(&self) -> bool {

@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition};
 use super::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use super::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
 use crate::codec;
-use crate::delta::Delta;
+use crate::delta::{Delta, Mark, Updated};
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -239,8 +239,15 @@ impl Backend for EmbeddedBackend {
         true
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
-        let (partition_key, key, delta) = (partition_key.to_owned(), key.to_owned(), delta.clone());
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
+        let (partition_key, key) = (partition_key.to_owned(), key.to_owned());
+        let (delta, mark) = (delta.clone(), mark.cloned());
         // The item the delta made, or why it was refused; written in one transaction with the
         // read it was made from.
         self.run("UpdateItem", move |db| {
@@ -248,12 +255,23 @@ impl Backend for EmbeddedBackend {
             let outcome = {
                 let mut table = txn.open_table(ITEMS)?;
                 let current = stored_item(&table, &key)?;
-                let outcome = updated(NAME, &partition_key, &key, &delta, current.as_ref())
-                    .and_then(|item| Ok((encode("UpdateItem", &item)?, item)));
-                if let Ok((bytes, _)) = &outcome {
-                    table.insert(key.as_str(), bytes.as_slice())?;
+                let outcome = updated(
+                    NAME,
+                    &partition_key,
+                    &key,
+                    &delta,
+                    mark.as_ref(),
+                    current.as_ref(),
+                );
+                if let Ok(Updated::Applied(item)) = &outcome {
+                    match encode("UpdateItem", item) {
+                        Ok(bytes) => {
+                            table.insert(key.as_str(), bytes.as_slice())?;
+                        }
+                        Err(err) => return Ok(Err(err)),
+                    }
                 }
-                outcome.map(|(_, item)| item)
+                outcome
             };
             txn.commit()?;
             Ok(outcome)

@@ -14,7 +14,7 @@ pub(crate) mod rules;
 
 use async_trait::async_trait;
 
-use crate::delta::Delta;
+use crate::delta::{Delta, Mark, Updated};
 use crate::error::{Error, Result};
 use crate::item::Item;
 
@@ -197,12 +197,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies `delta` to the item under `key`, creating it if there is none, atomically, and
     /// returns the item as the delta left it, with its partition key attribute: DynamoDB's
     /// `UpdateItem` with `ReturnValues=ALL_NEW`. The delta's changes commute with other
-    /// writers' (see [`Delta`]), so it needs neither a read before it nor a condition.
+    /// writers' (see [`Delta`]), so it needs neither a read before it nor a version condition.
+    ///
+    /// With a `mark`, the update also sets the mark's attribute to [`Mark::value`], and applies
+    /// only if the item has not taken the delta already ([`Mark::applied_in`]), as one atomic
+    /// step: DynamoDB's condition `attribute_not_exists(#mark) OR #mark[0] < :seq`. Otherwise
+    /// nothing changes and the answer is [`Updated::AlreadyApplied`] with the item there.
     ///
     /// The default implementation refuses: a backend supports deltas only if it implements
     /// this and [`supports_deltas`](Backend::supports_deltas).
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
-        let _ = (partition_key, key, delta);
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
+        let _ = (partition_key, key, delta, mark);
         Err(Error::permanent(
             "UpdateItem",
             "this backend does not support deltas",
@@ -277,8 +288,14 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         (**self).supports_conditional_writes()
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
-        (**self).update(partition_key, key, delta).await
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
+        (**self).update(partition_key, key, delta, mark).await
     }
 
     fn supports_deltas(&self) -> bool {

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use super::{Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS};
-use crate::delta::Delta;
+use crate::delta::{Delta, Mark, Updated};
 use crate::error::{BackendError, Error, Result};
 use crate::item::Item;
 
@@ -100,21 +100,31 @@ pub(crate) fn conditional_write_key<'a>(
     })
 }
 
-/// The item `delta` makes of `current`, the item under `key` (`None` if there is none), as
-/// DynamoDB's `UpdateItem` makes it; a delta DynamoDB would refuse, or that it would refuse to
-/// apply to `current`, is refused with DynamoDB's reason.
+/// What `delta` (with `mark`, if any) makes of `current`, the item under `key` (`None` if there
+/// is none), as DynamoDB's `UpdateItem` makes it; a delta DynamoDB would refuse, or that it
+/// would refuse to apply to `current`, is refused with DynamoDB's reason. The item to store is
+/// the one in [`Updated::Applied`].
 pub(crate) fn updated(
     backend: &'static str,
     partition_key: &str,
     key: &str,
     delta: &Delta,
+    mark: Option<&Mark>,
     current: Option<&Item>,
-) -> Result<Item> {
-    delta
-        .check(partition_key)
-        .and_then(|()| delta.apply(current, partition_key, key))
-        .map_err(|err| match err {
-            Error::Validation { message } => invalid(backend, "UpdateItem", message),
-            other => other,
-        })
+) -> Result<Updated> {
+    let refused = |err| match err {
+        Error::Validation { message } => invalid(backend, "UpdateItem", message),
+        other => other,
+    };
+    delta.check(partition_key).map_err(refused)?;
+    if let (Some(mark), Some(current)) = (mark, current) {
+        if mark.applied_in(Some(current)) {
+            return Ok(Updated::AlreadyApplied(Some(current.clone())));
+        }
+    }
+    let mut item = delta.apply(current, partition_key, key).map_err(refused)?;
+    if let Some(mark) = mark {
+        item.insert(mark.attribute.clone(), mark.value());
+    }
+    Ok(Updated::Applied(item))
 }

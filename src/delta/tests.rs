@@ -132,7 +132,7 @@ fn the_expression_names_every_attribute_and_value() {
         .remove_members("tags", ss(&["a"]))
         .append("log", vec![s("y")])
         .set_if_absent("created", s("today"));
-    let expression = delta.expression();
+    let expression = delta.expression(None);
     // Attributes in name order: created, log, tags, views.
     assert_eq!(
         expression.text,

@@ -16,7 +16,7 @@ use super::Gate;
 use crate::backend::{
     Backend, BatchGet, Condition, Conditional, Write, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS,
 };
-use crate::delta::Delta;
+use crate::delta::{Delta, Mark, Updated};
 use crate::error::{Error, Result};
 use crate::item::Item;
 
@@ -860,7 +860,13 @@ impl Backend for FaultyBackend {
         self.inner.supports_conditional_writes()
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
         let operation = Operation::Update;
         let name = operation.name(None);
         {
@@ -875,8 +881,8 @@ impl Backend for FaultyBackend {
             return Err(self.refusal(operation, name, key));
         }
         self.permanent(operation, name, &plan)?;
-        let item = self.inner.update(partition_key, key, delta).await?;
-        self.after(operation, name, &plan, item)
+        let updated = self.inner.update(partition_key, key, delta, mark).await?;
+        self.after(operation, name, &plan, updated)
     }
 
     fn supports_deltas(&self) -> bool {

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::backend::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use crate::backend::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
-use crate::delta::Delta;
+use crate::delta::{Delta, Mark, Updated};
 use crate::error::Result;
 use crate::item::Item;
 
@@ -167,11 +167,19 @@ impl Backend for MemoryBackend {
         true
     }
 
-    async fn update(&self, partition_key: &str, key: &str, delta: &Delta) -> Result<Item> {
+    async fn update(
+        &self,
+        partition_key: &str,
+        key: &str,
+        delta: &Delta,
+        mark: Option<&Mark>,
+    ) -> Result<Updated> {
         let mut items = self.table.items.lock();
-        let item = updated(NAME, partition_key, key, delta, items.get(key))?;
-        items.insert(key.to_owned(), item.clone());
-        Ok(item)
+        let updated = updated(NAME, partition_key, key, delta, mark, items.get(key))?;
+        if let Updated::Applied(item) = &updated {
+            items.insert(key.to_owned(), item.clone());
+        }
+        Ok(updated)
     }
 
     fn supports_deltas(&self) -> bool {

@@ -1,0 +1,104 @@
+//! Marks: how a writer's delta is applied once, however often it is sent.
+//!
+//! A delta is not idempotent: sent twice, a counter counts twice. A write whose answer was lost
+//! (a timeout, a reset connection, a crash before the answer came) must still be sent again,
+//! since it may not have landed. So each delta a store writes carries its writer's [`Mark`]: an
+//! attribute of the item, one per writer, holding the sequence of the newest of that writer's
+//! deltas the item has taken, and when it was sent. The update is conditional on the mark being
+//! older than the delta, in the same request, so DynamoDB applies the delta and moves the mark
+//! atomically, or refuses both; a refused condition means the delta is in the item already.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::item::Item;
+
+/// A writer's mark on a delta it writes, so that the delta is applied at most once however
+/// often it is sent; see [`Backend::update`](crate::Backend::update).
+///
+/// The item keeps the mark in [`attribute`](Mark::attribute), one attribute per writer, as the
+/// list `[seq, at]`. A delta applies only if the item holds no mark of its writer, or one with a
+/// smaller sequence, and applying it sets the mark to its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mark {
+    /// The writer's mark attribute.
+    pub attribute: String,
+    /// The delta's sequence among its writer's deltas; later deltas have larger ones.
+    pub seq: u64,
+    /// When the delta was sent, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl Mark {
+    /// The mark of delta `seq`, sent at `at` (milliseconds since the Unix epoch), kept in
+    /// `attribute`.
+    pub fn new(attribute: impl Into<String>, seq: u64, at: u64) -> Self {
+        Self {
+            attribute: attribute.into(),
+            seq,
+            at,
+        }
+    }
+
+    /// The mark as the item stores it: the list `[seq, at]`.
+    pub fn value(&self) -> AttributeValue {
+        AttributeValue::L(vec![
+            AttributeValue::N(self.seq.to_string()),
+            AttributeValue::N(self.at.to_string()),
+        ])
+    }
+
+    /// Whether `current`, the item under the key (`None` if there is none), has taken this
+    /// delta already: it holds a mark of the writer with this sequence or a later one.
+    pub fn applied_in(&self, current: Option<&Item>) -> bool {
+        current
+            .and_then(|item| item.get(&self.attribute))
+            .and_then(marked_seq)
+            .is_some_and(|seq| seq >= self.seq)
+    }
+}
+
+/// The sequence a stored mark holds, if it is one.
+fn marked_seq(mark: &AttributeValue) -> Option<u64> {
+    mark.as_l().ok()?.first()?.as_n().ok()?.parse().ok()
+}
+
+/// How an [`update`](crate::Backend::update) ended.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Updated {
+    /// The delta was applied; this is the item it left, with its partition key attribute.
+    Applied(Item),
+    /// The item held the delta's [`Mark`] (or a later one of its writer) already, so nothing
+    /// changed; this is the item there, with its partition key attribute (`None` if another
+    /// writer deleted it since the condition was checked).
+    AlreadyApplied(Option<Item>),
+}
+
+impl Updated {
+    /// The item under the key after the update, if there is one.
+    pub fn into_item(self) -> Option<Item> {
+        match self {
+            Updated::Applied(item) => Some(item),
+            Updated::AlreadyApplied(item) => item,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_tells_whether_its_delta_was_applied() {
+        let mark = Mark::new("_m", 7, 1_700_000_000_000);
+        let with = |value: AttributeValue| Item::from([("_m".to_owned(), value)]);
+        assert!(!mark.applied_in(None));
+        assert!(!mark.applied_in(Some(&Item::new())));
+        assert!(mark.applied_in(Some(&with(mark.value()))));
+        assert!(mark.applied_in(Some(&with(Mark::new("_m", 8, 1).value()))));
+        assert!(!mark.applied_in(Some(&with(Mark::new("_m", 6, 1).value()))));
+        // Not a mark: the delta was not applied by this writer.
+        assert!(!mark.applied_in(Some(&with(AttributeValue::S("7".into())))));
+    }
+}
