@@ -242,6 +242,29 @@ impl Delta {
         Ok(item)
     }
 
+    /// The value `value` (an item without its partition key attribute; `None` when absent)
+    /// becomes when the delta is applied to it, under a key of `key_bytes` bytes: as
+    /// [`apply`](Self::apply) makes it, without the partition key attribute.
+    pub(crate) fn applied_to(&self, value: Option<&Item>, key_bytes: usize) -> Result<Item> {
+        let empty = Item::new();
+        // With an item given, `apply` adds no partition key attribute: its name is not needed.
+        let item = self.apply(Some(value.unwrap_or(&empty)), "", "")?;
+        let total = item::size(&item) + key_bytes;
+        if total > item::MAX_ITEM_BYTES {
+            return Err(Error::validation(format!(
+                "the delta would make the item {total} bytes, over DynamoDB's limit of {} bytes",
+                item::MAX_ITEM_BYTES
+            )));
+        }
+        Ok(item)
+    }
+
+    /// Whether the delta's update expression leaves room for what a store adds to the deltas
+    /// it writes ([`STORE_EXPRESSION_BYTES`]).
+    pub(crate) fn fits(&self) -> bool {
+        self.expression(None).text.len() + STORE_EXPRESSION_BYTES <= MAX_EXPRESSION_BYTES
+    }
+
     /// The delta as an `UpdateItem` update expression, with its attribute names (`#a0`, ...)
     /// and values (`:v0`, ...); with a `mark`, the update also sets the mark, and its condition
     /// is that the item holds no later one (see [`Mark`]).
@@ -311,6 +334,10 @@ impl Delta {
 
 /// DynamoDB's limit on the length of an expression, an update expression included.
 pub(crate) const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
+
+/// The bytes of an update expression a store keeps for what it adds to the deltas it writes:
+/// its [`Mark`], and in versioned mode the version's `ADD`.
+pub(crate) const STORE_EXPRESSION_BYTES: usize = 64;
 
 /// The value name of the empty list that `list_append` starts an absent attribute from.
 const EMPTY_LIST: &str = ":empty";

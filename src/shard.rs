@@ -30,6 +30,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
@@ -38,9 +39,11 @@ use crate::stats::ShardCounters;
 use crate::version::Base;
 
 mod clean;
+mod unwritten;
 
 use clean::Clean;
 pub(crate) use clean::{Hashed, KeyHasher};
+use unwritten::{Taken, Unwritten};
 
 /// An item's state: `Some` when present, `None` when known to be absent.
 pub(crate) type Value = Option<Arc<Item>>;
@@ -59,28 +62,47 @@ pub(crate) enum Mutation {
     Upsert(Arc<Item>),
     /// Remove the item.
     Delete,
+    /// Apply a checked delta to the item, creating it if there is none.
+    Apply(Arc<Delta>),
 }
 
 impl Mutation {
     /// Whether applying the mutation needs the key's current state: an insert's or update's
-    /// precondition, or, in versioned mode, the version its write is conditional on.
+    /// precondition, the item a delta changes, or, in versioned mode, the version its write is
+    /// conditional on.
     fn needs_current(&self, versioned: bool) -> bool {
-        versioned || matches!(self, Mutation::Insert(_) | Mutation::Update(_))
+        versioned || !matches!(self, Mutation::Upsert(_) | Mutation::Delete)
     }
 
-    fn op(&self) -> Op {
-        match self {
-            Mutation::Insert(_) => Op::Insert,
-            Mutation::Update(_) => Op::Update,
-            Mutation::Upsert(_) => Op::Upsert,
-            Mutation::Delete => Op::Delete,
-        }
+    /// The mutation as the shard records it, given the key's current state when it
+    /// [needs it](Self::needs_current). Fails when a delta cannot apply to that state.
+    fn into_next(self, current: Option<&Value>, key_bytes: usize) -> Result<Next> {
+        Ok(match self {
+            Mutation::Insert(item) => Next::Full(Op::Insert, Some(item)),
+            Mutation::Update(item) => Next::Full(Op::Update, Some(item)),
+            Mutation::Upsert(item) => Next::Full(Op::Upsert, Some(item)),
+            Mutation::Delete => Next::Full(Op::Delete, None),
+            Mutation::Apply(delta) => {
+                let current = current.and_then(Option::as_deref);
+                let value = delta.applied_to(current, key_bytes)?;
+                Next::Delta(Some(Arc::new(value)), delta)
+            }
+        })
     }
+}
 
-    fn into_value(self) -> Value {
+/// An admitted mutation: the key's new state, and what its write sends.
+enum Next {
+    /// The whole state, written as a put or a delete.
+    Full(Op, Value),
+    /// The state a delta leaves, and the delta, written as an update.
+    Delta(Value, Arc<Delta>),
+}
+
+impl Next {
+    fn value(&self) -> &Value {
         match self {
-            Mutation::Insert(item) | Mutation::Update(item) | Mutation::Upsert(item) => Some(item),
-            Mutation::Delete => None,
+            Next::Full(_, value) | Next::Delta(value, _) => value,
         }
     }
 }
@@ -178,10 +200,13 @@ pub(crate) struct Known {
 }
 
 /// How a write taken with [`Shard::take_for_write`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Landed {
     /// The table holds the written state: present at this version, or absent (`None`).
     Written(Option<u64>),
+    /// The delta landed (now or before), and the table answered with the key's state: its
+    /// value, and the value's version.
+    Updated(Value, u64),
     /// The backend refused the write for good.
     Refused,
 }
@@ -190,7 +215,10 @@ pub(crate) enum Landed {
 #[derive(Debug, Clone)]
 pub(crate) struct ToWrite {
     pub value: Value,
-    /// The newest mutation the state includes.
+    /// The delta to write, when the write is one; otherwise the write puts `value` (or deletes
+    /// the item).
+    pub delta: Option<Arc<Delta>>,
+    /// The newest mutation the write includes.
     pub seq: u64,
     /// The table's state the key's pending mutations started from. Versioned writes are
     /// conditional on it.
@@ -320,6 +348,10 @@ impl Cached {
 struct Dirty {
     value: Value,
     weight: u64,
+    /// What the next write sends.
+    unwritten: Unwritten,
+    /// The write in flight, to put back if its outcome is unknown.
+    flying: Option<Taken>,
     /// The newest mutation.
     seq: u64,
     /// The oldest mutation not yet in the backend.
@@ -695,6 +727,7 @@ impl Shard {
             return Err(Error::Closed);
         }
         let mut base = Base::default();
+        let mut current_value = None;
         if mutation.needs_current(ctx.versioned) {
             let Some(current) = state.known_current(key, known, self.max_staleness) else {
                 return Ok(Mutated::NeedsLoad);
@@ -705,8 +738,10 @@ impl Shard {
                 _ => {}
             }
             base = base_of(&current, ctx.versioned);
+            current_value = Some(current.value);
         }
-        state.apply(key, mutation, base, ctx).map(Mutated::Applied)
+        let next = mutation.into_next(current_value.as_ref(), key.len())?;
+        state.apply(key, next, base, ctx).map(Mutated::Applied)
     }
 
     /// Reads the key's current state and applies what `decide` makes of it, atomically with
@@ -734,7 +769,8 @@ impl Shard {
         match decide(&current.value)? {
             (Some(mutation), answer) => {
                 let base = base_of(&current, ctx.versioned);
-                let seq = state.apply(key, mutation, base, ctx)?;
+                let next = mutation.into_next(Some(&current.value), key.len())?;
+                let seq = state.apply(key, next, base, ctx)?;
                 Ok(MutatedWith::Applied(seq, answer))
             }
             (None, answer) => Ok(MutatedWith::Unchanged(answer)),
@@ -763,6 +799,8 @@ impl Shard {
             Dirty {
                 value,
                 weight,
+                unwritten: Unwritten::Full,
+                flying: None,
                 seq,
                 first_seq: seq,
                 in_flight: None,
@@ -788,10 +826,18 @@ impl Shard {
         if entry.in_flight.is_some() {
             return None;
         }
-        entry.in_flight = Some(entry.seq);
+        let taken = entry.unwritten.take();
+        let (seq, delta) = match &taken {
+            Taken::Full => (entry.seq, None),
+            Taken::Delta(step) => (step.seq, Some(Arc::clone(&step.delta))),
+        };
+        entry.in_flight = Some(seq);
+        entry.next_first = entry.unwritten.first();
+        entry.flying = Some(taken);
         Some(ToWrite {
             value: entry.value.clone(),
-            seq: entry.seq,
+            delta,
+            seq,
             base: entry.base.clone(),
             parts: entry.parts,
         })
@@ -800,6 +846,10 @@ impl Shard {
     /// Reports the end of a write taken with [`take_for_write`](Self::take_for_write). A
     /// write refused for good leaves the key forgotten rather than cached, so reads go back to
     /// the backend's state.
+    ///
+    /// A delta's write answers with the table's state, which has other writers' deltas in it
+    /// too: it becomes the key's clean state, or, while more deltas of the key are pending, the
+    /// state they are applied to for reads.
     pub(crate) fn complete_write(&self, key: &str, seq: u64, landed: Landed) -> Option<Completed> {
         let mut state = self.state.lock();
         let state = &mut *state;
@@ -810,27 +860,49 @@ impl Shard {
         if entry.in_flight != Some(seq) {
             return None;
         }
+        entry.flying = None;
         if entry.seq != seq {
             entry.in_flight = None;
             let first = entry.next_first.take().unwrap_or(entry.seq);
             entry.first_seq = first;
-            if let Landed::Written(now) = landed {
-                // The next write replaces what this one left.
-                entry.base = Base {
-                    version: now,
-                    read: None,
-                };
-            }
+            let now = match landed {
+                Landed::Written(now) => now,
+                Landed::Updated(table, version) => {
+                    let rebuilt = entry.unwritten.deltas().and_then(|mut deltas| {
+                        deltas.try_fold(table.as_deref().cloned(), |value, delta| {
+                            delta.applied_to(value.as_ref(), key.len()).ok().map(Some)
+                        })
+                    });
+                    if let Some(value) = rebuilt {
+                        let value = value.map(Arc::new);
+                        let weight = weight(key, &value);
+                        let old = std::mem::replace(&mut entry.weight, weight);
+                        entry.value = value;
+                        state.store_dirty_bytes.fetch_add(weight, Ordering::AcqRel);
+                        state.store_dirty_bytes.fetch_sub(old, Ordering::AcqRel);
+                    }
+                    table.is_some().then_some(version)
+                }
+                Landed::Refused => return Some(Completed::StillDirty(first)),
+            };
+            // The next write replaces what this one left.
+            entry.base = Base {
+                version: now,
+                read: None,
+            };
             return Some(Completed::StillDirty(first));
         }
         let entry = state.dirty.remove(key)?;
         state.sub_dirty_bytes(entry.weight);
-        if let Landed::Written(now) = landed {
-            state.clean.insert(
-                key,
-                Cached::new(entry.value, entry.weight, now.unwrap_or(0)),
-            );
-        }
+        let (value, weight, version) = match landed {
+            Landed::Written(now) => (entry.value, entry.weight, now.unwrap_or(0)),
+            Landed::Updated(table, version) => {
+                let weight = weight(key, &table);
+                (table, weight, version)
+            }
+            Landed::Refused => return Some(Completed::Settled),
+        };
+        state.clean.insert(key, Cached::new(value, weight, version));
         Some(Completed::Settled)
     }
 
@@ -871,6 +943,9 @@ impl Shard {
         }
         entry.in_flight = None;
         entry.next_first = None;
+        if let Some(taken) = entry.flying.take() {
+            entry.unwritten.put_back(taken);
+        }
         Some(entry.first_seq)
     }
 
@@ -994,16 +1069,8 @@ impl State {
     /// Applies a mutation whose precondition held: admits it within the pending bounds (one
     /// more dirty key, and the bytes it adds), journals it, and makes the key dirty with the
     /// new state. Returns its sequence.
-    fn apply(
-        &mut self,
-        key: &str,
-        mutation: Mutation,
-        base: Base,
-        ctx: &WriteContext<'_>,
-    ) -> Result<u64> {
-        let op = mutation.op();
-        let value = mutation.into_value();
-        let new_weight = weight(key, &value);
+    fn apply(&mut self, key: &str, next: Next, base: Base, ctx: &WriteContext<'_>) -> Result<u64> {
+        let new_weight = weight(key, next.value());
         let old_weight = self.dirty.get(key).map(|entry| entry.weight);
         let is_dirty = old_weight.is_some();
         if !is_dirty
@@ -1042,7 +1109,15 @@ impl State {
                     Some(entry) => TableState::of(entry.base.version, entry.base.read.as_ref()),
                     None => TableState::of(base.version, base.read.as_ref()),
                 });
-                match journal.append(ctx.seq, op, key, value.as_ref(), recorded) {
+                let appended = match &next {
+                    Next::Full(op, value) => {
+                        journal.append(ctx.seq, *op, key, value.as_ref(), recorded)
+                    }
+                    Next::Delta(..) => Err(Error::validation(
+                        "deltas cannot be journaled yet: apply them on a store without a journal",
+                    )),
+                };
+                match appended {
                     Ok(seq) => seq,
                     Err(err) => {
                         unreserve_key();
@@ -1061,22 +1136,37 @@ impl State {
         if let Some(old) = old_weight.filter(|old| *old > new_weight) {
             self.sub_dirty_bytes(old - new_weight);
         }
+        let (value, delta) = match next {
+            Next::Full(_, value) => (value, None),
+            Next::Delta(value, delta) => (value, Some(delta)),
+        };
         match self.dirty.get_mut(key) {
             Some(entry) => {
                 entry.value = value;
                 entry.weight = new_weight;
                 entry.seq = seq;
+                match delta {
+                    Some(delta) => entry.unwritten.delta(delta, seq),
+                    None => entry.unwritten.full(),
+                }
                 if entry.in_flight.is_some() && entry.next_first.is_none() {
                     entry.next_first = Some(seq);
                 }
             }
             None => {
                 self.clean.remove(key);
+                let mut unwritten = Unwritten::nothing();
+                match delta {
+                    Some(delta) => unwritten.delta(delta, seq),
+                    None => unwritten.full(),
+                }
                 self.dirty.insert(
                     key.to_owned(),
                     Dirty {
                         value,
                         weight: new_weight,
+                        unwritten,
+                        flying: None,
                         seq,
                         first_seq: seq,
                         in_flight: None,

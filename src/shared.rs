@@ -11,7 +11,8 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::delta::Delta;
+use crate::error::{Error, Result};
 use crate::item::Item;
 use crate::journal::{Journal, RecoveryReport};
 use crate::key::Kinds;
@@ -214,6 +215,27 @@ impl Shared {
     /// that it does not carry the attributes the store sets itself.
     pub(crate) fn validate(&self, item: &Item, key_bytes: usize) -> Result<()> {
         self.layout.check_value(item, key_bytes)
+    }
+
+    /// Checks a delta as DynamoDB would check its request, that it changes none of the
+    /// attributes the store sets itself, and that this store can write it.
+    pub(crate) fn check_delta(&self, delta: &Delta) -> Result<()> {
+        if !self.backend.supports_deltas() {
+            return Err(Error::validation(
+                "this store's backend does not support deltas (Backend::supports_deltas)",
+            ));
+        }
+        if self.journal.is_some() {
+            return Err(Error::validation(
+                "deltas cannot be journaled yet: apply them on a store without a journal",
+            ));
+        }
+        if self.options.version_attribute.is_some() {
+            return Err(Error::validation(
+                "deltas cannot be written in versioned mode yet",
+            ));
+        }
+        self.layout.check_delta(delta)
     }
 
     /// A snapshot of the store's counters (see [`Counters::snapshot`]) and of what it holds.

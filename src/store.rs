@@ -14,6 +14,7 @@ use tracing::field::Empty;
 use tracing::Instrument as _;
 
 use crate::backend::Backend;
+use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::flusher::{self, Runner};
 use crate::follow::Follower;
@@ -305,6 +306,42 @@ impl Store {
     pub async fn upsert_item(&self, key: &Key, item: Item) -> Result<()> {
         let item = self.check_item(key, item)?;
         self.mutate(key, Mutation::Upsert(item)).await
+    }
+
+    /// Applies `delta` to the item under `key`, creating it if there is none: adds to
+    /// counters, adds or removes set members, appends to lists, sets attributes that are absent.
+    ///
+    /// The change is acknowledged at once and visible to this store's reads, like any
+    /// mutation; its write is an `UpdateItem` that DynamoDB applies to whatever the item holds
+    /// then, so deltas from many stores on one item all count, with no conflict and no read
+    /// before the write. Deltas of a key pending together combine into one write (ten thousand
+    /// increments of a hot counter between flushes are one `ADD`), and each write carries this
+    /// store's mark, so a write sent again after a lost answer is applied once. Once the write
+    /// lands, the item the table answers with, other writers' changes included, becomes the
+    /// cached state.
+    ///
+    /// A full mutation of the key ([`upsert`](Self::upsert), [`delete`](Self::delete), ...)
+    /// after pending deltas replaces them; deltas after a pending full mutation fold into it.
+    /// If the key is not cached, its state is read from the backend first.
+    ///
+    /// ```
+    /// # use quickstore::{Delta, Key, Store};
+    /// # async fn count(store: &Store) -> quickstore::Result<()> {
+    /// let page = Key::new("Page", "home")?;
+    /// store.apply(&page, Delta::new().add("views", 1)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] when DynamoDB would refuse the delta ([`Delta::check`]), when it
+    /// changes an attribute the store sets itself, when it cannot apply to the item (a number
+    /// added to a string), when the backend does not support deltas, or, for now, when the
+    /// store has a journal or is versioned; otherwise as [`upsert`](Self::upsert).
+    pub async fn apply(&self, key: &Key, delta: Delta) -> Result<()> {
+        self.check_key(key)?;
+        self.shared().check_delta(&delta)?;
+        self.mutate(key, Mutation::Apply(Arc::new(delta))).await
     }
 
     /// Removes the item under `key`, if any.

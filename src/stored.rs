@@ -1,13 +1,15 @@
 //! What an item looks like in the table: the value's own attributes, and those the store sets
-//! itself: the partition key, holding the rendered key, and in versioned mode the version and
-//! the writer of the state (see [`version`](crate::version) for what they mean). Every item the
-//! store writes is made here, and every item it reads is taken back to its value here.
+//! itself: the partition key, holding the rendered key; in versioned mode the version and
+//! the writer of the state (see [`version`](crate::version) for what they mean); and, on items
+//! changed by deltas, each writer's [`Mark`]. Every item the store writes is made here, and
+//! every item it reads is taken back to its value here.
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::error::Result;
+use crate::delta::{Delta, Mark};
+use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::version;
 
@@ -15,13 +17,18 @@ use crate::version;
 pub(crate) struct Layout {
     partition_key: Arc<str>,
     versioning: Option<Versioning>,
+    /// The id this store's writes are tagged with: the version's writer attribute, and the
+    /// name of its mark.
+    writer: u64,
 }
 
-/// Versioned mode's attributes, and the id this store's writes are tagged with.
+/// The start of the name of every writer's mark attribute; the writer's id follows, in hex.
+pub(crate) const MARK_PREFIX: &str = "_qs_once_";
+
+/// Versioned mode's attributes.
 struct Versioning {
     attribute: Arc<str>,
     writer_attribute: String,
-    writer: u64,
 }
 
 impl Layout {
@@ -37,8 +44,8 @@ impl Layout {
             versioning: version_attribute.map(|attribute| Versioning {
                 writer_attribute: version::writer_attribute(&attribute),
                 attribute,
-                writer,
             }),
+            writer,
         }
     }
 
@@ -63,14 +70,20 @@ impl Layout {
             );
             item.insert(
                 v.writer_attribute.clone(),
-                AttributeValue::S(version::tag(v.writer, seq)),
+                AttributeValue::S(version::tag(self.writer, seq)),
             );
         }
+    }
+
+    /// This store's mark on its delta `seq`, sent at `at` (milliseconds since the Unix epoch).
+    pub(crate) fn mark(&self, seq: u64, at: u64) -> Mark {
+        Mark::new(format!("{MARK_PREFIX}{:016x}", self.writer), seq, at)
     }
 
     /// A stored item taken back to its value, and the version it carried (0 without one).
     pub(crate) fn value(&self, mut item: Item) -> (Item, u64) {
         item.remove(&*self.partition_key);
+        item.retain(|name, _| !name.starts_with(MARK_PREFIX));
         let version = match &self.versioning {
             Some(v) => version::take(&mut item, &v.attribute),
             None => 0,
@@ -91,12 +104,15 @@ impl Layout {
     /// Which of this store's states a stored item is, if this store wrote it.
     pub(crate) fn written_here(&self, item: &Item) -> Option<u64> {
         let v = self.versioning.as_ref()?;
-        version::written_by(item, &v.attribute, v.writer)
+        version::written_by(item, &v.attribute, self.writer)
     }
 
     /// Checks a value as DynamoDB would check its item under a key of `key_bytes` bytes, and
     /// that it carries none of the attributes the store sets itself.
     pub(crate) fn check_value(&self, value: &Item, key_bytes: usize) -> Result<()> {
+        if let Some(name) = value.keys().find(|name| name.starts_with(MARK_PREFIX)) {
+            return Err(marked(name));
+        }
         if let Some(v) = &self.versioning {
             item::reserved(
                 value,
@@ -111,6 +127,42 @@ impl Layout {
         }
         item::validate(value, &self.partition_key, key_bytes)
     }
+
+    /// Checks a delta as DynamoDB would check its request ([`Delta::check`]), that it leaves
+    /// room in the request for what the store adds, and that it changes none of the attributes
+    /// the store sets itself.
+    pub(crate) fn check_delta(&self, delta: &Delta) -> Result<()> {
+        delta.check(&self.partition_key)?;
+        for (name, _) in delta.actions() {
+            if name.starts_with(MARK_PREFIX) {
+                return Err(marked(name));
+            }
+            if let Some(v) = &self.versioning {
+                if name == &*v.attribute || name == v.writer_attribute {
+                    return Err(Error::validation(format!(
+                        "the delta changes `{name}`, an attribute of versioned mode; quickstore \
+                         sets it"
+                    )));
+                }
+            }
+        }
+        if !delta.fits() {
+            return Err(Error::validation(format!(
+                "the delta's update expression leaves no room for the {} bytes quickstore adds \
+                 to it: change fewer attributes at once",
+                crate::delta::STORE_EXPRESSION_BYTES
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The error for an attribute named like a writer's mark.
+fn marked(name: &str) -> Error {
+    Error::validation(format!(
+        "the attribute `{name}` is named like a writer's mark on deltas (`{MARK_PREFIX}...`); \
+         quickstore sets those"
+    ))
 }
 
 #[cfg(test)]

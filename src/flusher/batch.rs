@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tracing::field::Empty;
 use tracing::Instrument as _;
 
+use super::update::{self, DeltaWrite};
 use crate::backend::{Conditional, Write};
 use crate::error::Error;
 use crate::item::Item;
@@ -38,11 +39,13 @@ pub(crate) struct Meta {
     pub written: Option<u64>,
 }
 
-/// Writes and their metadata, index-aligned.
+/// Writes and their metadata, index-aligned, and the deltas sent beside them.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub metas: Vec<Meta>,
     pub writes: Vec<Write>,
+    /// Deltas, each written on its own ([`update`](super::update)).
+    pub deltas: Vec<DeltaWrite>,
 }
 
 impl Batch {
@@ -51,8 +54,20 @@ impl Batch {
         self.writes.push(write);
     }
 
+    /// How many writes (puts and deletes) the batch holds.
     pub(crate) fn len(&self) -> usize {
         self.metas.len()
+    }
+
+    /// How many keys the batch writes: its writes and its deltas.
+    pub(crate) fn keys(&self) -> usize {
+        self.metas.len() + self.deltas.len()
+    }
+
+    /// The metadata of every write and delta.
+    pub(crate) fn all_metas(&self) -> Vec<Meta> {
+        let deltas = self.deltas.iter().map(|delta| delta.meta.clone());
+        self.metas.iter().cloned().chain(deltas).collect()
     }
 
     /// Splits off the writes at `indices`, keeping the rest.
@@ -76,6 +91,7 @@ impl Batch {
         let second = Batch {
             metas: self.metas.split_off(middle),
             writes: self.writes.split_off(middle),
+            deltas: Vec::new(),
         };
         (self, second)
     }
@@ -90,6 +106,8 @@ pub(crate) struct Refusal {
 /// How one write ended.
 pub(crate) enum Outcome {
     Written,
+    /// A delta landed (now or before); the item the table answered with, if there is one.
+    Updated(Option<Item>),
     /// Written, and already settled with its shard (see [`complete`]).
     Completed(Option<Completed>),
     /// Refused for good.
@@ -102,15 +120,16 @@ pub(crate) enum Outcome {
 /// it in the journal after the shard has it, so that every mutation journaled before the note
 /// builds on the old base and every one after it on the new one.
 pub(crate) fn complete(shared: &Shared, meta: &Meta, landed: Landed) -> Option<Completed> {
+    let table = match &landed {
+        Landed::Written(now) => *now,
+        Landed::Updated(value, version) => value.is_some().then_some(*version),
+        // Refused: the table was left as it was.
+        Landed::Refused => meta.base.version,
+    };
     let completed = shared
         .shard(meta.shard)
         .complete_write(&meta.key, meta.seq, landed);
     if completed.is_some() {
-        let table = match landed {
-            Landed::Written(now) => now,
-            // Refused: the table was left as it was.
-            Landed::Refused => meta.base.version,
-        };
         mark_settled(shared, &meta.key, meta.seq, table);
     }
     completed
@@ -132,15 +151,17 @@ pub(crate) fn mark_settled(shared: &Shared, key: &str, seq: u64, table: Option<u
 /// Each write's outcome.
 pub(crate) type Outcomes = Vec<(Meta, Outcome)>;
 
-/// Writes `batch` the store's way ([`write`], or [`write_each_if`] in versioned mode) in a
-/// `flush_batch` span, and records the batch's metrics; returns each write's outcome.
+/// Writes `batch` the store's way ([`write`], or [`write_each_if`] in versioned mode), and its
+/// deltas each on its own, in a `flush_batch` span, and records the batch's metrics; returns
+/// each write's outcome.
 ///
-/// The span's fields: `writes` in the batch, `versioned`, and once the batch is done,
+/// The span's fields: `writes` in the batch (deltas included), `versioned`, and once the batch is done,
 /// `requests` sent (retries included), how many writes were `written`, `refused` and lost to
 /// `conflicts`, and the `outcome`: `written` (every write landed), `refused` (some were
 /// refused for good), `conflicts` (some lost the race to another writer) or `mixed` (both).
-pub(crate) async fn send(shared: Arc<Shared>, metrics: Metrics, batch: Batch) -> Outcomes {
-    let writes = batch.len();
+pub(crate) async fn send(shared: Arc<Shared>, metrics: Metrics, mut batch: Batch) -> Outcomes {
+    let writes = batch.keys();
+    let deltas = std::mem::take(&mut batch.deltas);
     let span = tracing::debug_span!(
         "flush_batch",
         writes,
@@ -153,19 +174,23 @@ pub(crate) async fn send(shared: Arc<Shared>, metrics: Metrics, batch: Batch) ->
     );
     let requests = AtomicU64::new(0);
     let started = tokio::time::Instant::now();
-    let outcomes = match &shared.options().version_attribute {
-        Some(attribute) => {
-            let attribute = Arc::clone(attribute);
-            write_each_if(Arc::clone(&shared), attribute, batch, &requests)
-                .instrument(span.clone())
-                .await
+    let writes_sent = async {
+        if batch.len() == 0 {
+            return Vec::new();
         }
-        None => {
-            write(Arc::clone(&shared), batch, &requests)
-                .instrument(span.clone())
-                .await
+        match &shared.options().version_attribute {
+            Some(attribute) => {
+                let attribute = Arc::clone(attribute);
+                write_each_if(Arc::clone(&shared), attribute, batch, &requests).await
+            }
+            None => write(Arc::clone(&shared), batch, &requests).await,
         }
     };
+    let deltas_sent = update::write_each(&shared, deltas, &requests);
+    let (mut outcomes, updated) = futures_util::future::join(writes_sent, deltas_sent)
+        .instrument(span.clone())
+        .await;
+    outcomes.extend(updated);
     metrics
         .histogram(FLUSH_BATCH_SECONDS)
         .record(started.elapsed().as_secs_f64());
@@ -173,7 +198,7 @@ pub(crate) async fn send(shared: Arc<Shared>, metrics: Metrics, batch: Batch) ->
     let (mut written, mut refused, mut conflicts) = (0_usize, 0_usize, 0_usize);
     for (_, outcome) in &outcomes {
         match outcome {
-            Outcome::Written | Outcome::Completed(_) => written += 1,
+            Outcome::Written | Outcome::Updated(_) | Outcome::Completed(_) => written += 1,
             Outcome::Refused(_) => refused += 1,
             Outcome::Conflict(_) => conflicts += 1,
         }

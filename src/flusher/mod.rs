@@ -7,6 +7,7 @@
 
 mod batch;
 mod runner;
+mod update;
 
 use tokio::sync::{mpsc, oneshot};
 

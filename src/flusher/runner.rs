@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use super::batch::{self, Batch, Meta, Outcome, Outcomes, Refusal};
+use super::update::DeltaWrite;
 use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
 use crate::error::{Error, Refusals, Result};
@@ -175,7 +176,7 @@ impl Runner {
         while self.tasks.len() < options.max_in_flight_batches {
             let crowded = self.queue.len() >= options.batch_threshold;
             let mut batch = Batch::default();
-            while batch.len() < MAX_BATCH_WRITE_ITEMS {
+            while batch.keys() < MAX_BATCH_WRITE_ITEMS {
                 let Some(entry) = self.queue.first_entry() else {
                     break;
                 };
@@ -188,40 +189,46 @@ impl Runner {
                     // Not dirty any more, or already in flight: nothing to write for it now.
                     continue;
                 };
+                self.in_flight.insert(first_seq);
+                let mut meta = Meta {
+                    shard: queued.shard,
+                    key: queued.key,
+                    first_seq,
+                    seq: taken.seq,
+                    base: taken.base,
+                    parts: taken.parts,
+                    written: None,
+                };
+                if let Some(delta) = taken.delta {
+                    batch.deltas.push(DeltaWrite {
+                        meta,
+                        delta,
+                        state: taken.value,
+                    });
+                    continue;
+                }
                 let version = if options.version_attribute.is_some() {
-                    version::next(taken.base.version)
+                    version::next(meta.base.version)
                 } else {
                     0
                 };
                 let layout = &self.shared.layout();
-                let (write, written) = match &taken.value {
+                let write = match &taken.value {
                     Some(item) => {
-                        let stored = layout.stored(&queued.key, item, version, taken.seq);
-                        (Write::Put(stored), Some(version))
+                        meta.written = Some(version);
+                        Write::Put(layout.stored(&meta.key, item, version, taken.seq))
                     }
-                    None => (Write::Delete(queued.key.clone()), None),
+                    None => Write::Delete(meta.key.clone()),
                 };
                 if let Some(echoes) = self.shared.echoes() {
-                    echoes.expect(&queued.key, taken.value, written.unwrap_or(0));
+                    echoes.expect(&meta.key, taken.value, meta.written.unwrap_or(0));
                 }
-                self.in_flight.insert(first_seq);
-                batch.push(
-                    Meta {
-                        shard: queued.shard,
-                        key: queued.key,
-                        first_seq,
-                        seq: taken.seq,
-                        base: taken.base,
-                        parts: taken.parts,
-                        written,
-                    },
-                    write,
-                );
+                batch.push(meta, write);
             }
-            if batch.len() == 0 {
+            if batch.keys() == 0 {
                 break;
             }
-            let metas = batch.metas.clone();
+            let metas = batch.all_metas();
             let shared = Arc::clone(&self.shared);
             let handle = self
                 .tasks
@@ -256,6 +263,16 @@ impl Runner {
             let completed = match outcome {
                 Outcome::Written => {
                     batch::complete(&self.shared, &meta, Landed::Written(meta.written))
+                }
+                Outcome::Updated(item) => {
+                    let landed = match item {
+                        Some(item) => {
+                            let (value, version) = self.shared.layout().value(item);
+                            Landed::Updated(Some(Arc::new(value)), version)
+                        }
+                        None => Landed::Updated(None, 0),
+                    };
+                    batch::complete(&self.shared, &meta, landed)
                 }
                 Outcome::Completed(completed) => completed,
                 Outcome::Refused(refusal) => {

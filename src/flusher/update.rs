@@ -1,0 +1,91 @@
+//! Delta writes: one `UpdateItem` per key, carrying the store's [`Mark`] so that a delta sent
+//! again after a lost answer is not applied twice, retried through transient failures until it
+//! lands or is refused for good.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::batch::{Meta, Outcome, Outcomes, Refusal};
+use crate::backend::Write;
+use crate::delta::{Delta, Updated};
+use crate::retry::Backoff;
+use crate::shard::Value;
+use crate::shared::Shared;
+
+/// A dirty key's delta, on its way to the backend.
+#[derive(Debug, Clone)]
+pub(crate) struct DeltaWrite {
+    pub meta: Meta,
+    pub delta: Arc<Delta>,
+    /// The key's state with the delta applied, as the store holds it: what a refusal reports.
+    pub state: Value,
+}
+
+/// Writes each delta on its own, all at once; counts the requests it sends in `requests`.
+pub(crate) async fn write_each(
+    shared: &Shared,
+    deltas: Vec<DeltaWrite>,
+    requests: &AtomicU64,
+) -> Outcomes {
+    let writes = deltas.into_iter().map(|write| async move {
+        let outcome = write_one(shared, &write, requests).await;
+        (write.meta, outcome)
+    });
+    futures_util::future::join_all(writes).await
+}
+
+/// One delta, retried through transient failures. Each attempt carries the same mark, so
+/// however many land, the delta is applied once.
+async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) -> Outcome {
+    let (backend, counters) = (shared.backend(), shared.counters());
+    let partition_key = &shared.options().partition_key;
+    let policy = &shared.options().retry;
+    let mark = shared.layout().mark(write.meta.seq, now_millis());
+    let mut backoff = Backoff::new(policy);
+    loop {
+        counters.add(&counters.write_requests, 1);
+        requests.fetch_add(1, Ordering::Relaxed);
+        let request = backend.update(
+            partition_key,
+            &write.meta.key,
+            &write.delta,
+            None.or(Some(&mark)).filter(|_| false),
+        );
+        match policy.request("UpdateItem", request).await {
+            Ok(updated) => {
+                if matches!(updated, Updated::AlreadyApplied(_)) {
+                    tracing::debug!(key = %write.meta.key, "a delta whose answer was lost had landed; not applied again");
+                }
+                counters.add(&counters.items_written, 1);
+                return Outcome::Updated(updated.into_item());
+            }
+            Err(err) if err.is_retryable() => {
+                counters.retry_after(&err);
+                tracing::debug!(error = %err.report(), "delta write failed; retrying");
+                backoff.wait().await;
+            }
+            Err(err) => {
+                tracing::error!(key = %write.meta.key, error = %err.report(), "the backend refused a delta; it will not be retried");
+                let layout = shared.layout();
+                let state = match &write.state {
+                    Some(value) => Write::Put(layout.stored(&write.meta.key, value, 0, 0)),
+                    None => Write::Delete(write.meta.key.clone()),
+                };
+                return Outcome::Refused(Refusal {
+                    error: err,
+                    write: state,
+                });
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for a mark; 0 on a clock set before it.
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
