@@ -282,6 +282,12 @@ impl Delta {
                 .values
                 .insert(MARK_SEQ.to_owned(), AttributeValue::N(mark.seq.to_string()));
             set.push(format!("{MARK_NAME} = {MARK_VALUE}"));
+            for (i, (attribute, value)) in mark.stamps.iter().enumerate() {
+                let (name, placeholder) = (format!("#s{i}"), format!(":s{i}"));
+                expression.names.insert(name.clone(), attribute.clone());
+                expression.values.insert(placeholder.clone(), value.clone());
+                set.push(format!("{name} = {placeholder}"));
+            }
             expression.condition = Some(format!(
                 "attribute_not_exists({MARK_NAME}) OR {MARK_NAME}[0] < {MARK_SEQ}"
             ));

@@ -230,11 +230,6 @@ impl Shared {
                 "deltas cannot be journaled yet: apply them on a store without a journal",
             ));
         }
-        if self.options.version_attribute.is_some() {
-            return Err(Error::validation(
-                "deltas cannot be written in versioned mode yet",
-            ));
-        }
         self.layout.check_delta(delta)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::delta::{Delta, Mark};
+use crate::delta::{Action, Delta, Mark};
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::version;
@@ -75,9 +75,32 @@ impl Layout {
         }
     }
 
-    /// This store's mark on its delta `seq`, sent at `at` (milliseconds since the Unix epoch).
+    /// This store's mark on its delta `seq`, sent at `at` (milliseconds since the Unix epoch);
+    /// in versioned mode, it also stamps the writer attribute: the item is this store's state
+    /// `seq`, so that another writer's write over an older version is a conflict.
     pub(crate) fn mark(&self, seq: u64, at: u64) -> Mark {
-        Mark::new(format!("{MARK_PREFIX}{:016x}", self.writer), seq, at)
+        let mark = Mark::new(format!("{MARK_PREFIX}{:016x}", self.writer), seq, at);
+        match &self.versioning {
+            Some(v) => mark.stamp(
+                v.writer_attribute.clone(),
+                AttributeValue::S(version::tag(self.writer, seq)),
+            ),
+            None => mark,
+        }
+    }
+
+    /// `delta` as this store writes it: in versioned mode, it also adds 1 to the version, with
+    /// no condition on it (deltas commute), so that a write built on the version before it is
+    /// a conflict.
+    pub(crate) fn delta(&self, delta: &Arc<Delta>) -> Arc<Delta> {
+        match &self.versioning {
+            Some(v) => Arc::new(
+                (**delta)
+                    .clone()
+                    .action(v.attribute.to_string(), Action::Add("1".to_owned())),
+            ),
+            None => Arc::clone(delta),
+        }
     }
 
     /// A stored item taken back to its value, and the version it carried (0 without one).

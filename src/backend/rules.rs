@@ -125,6 +125,7 @@ pub(crate) fn updated(
     let mut item = delta.apply(current, partition_key, key).map_err(refused)?;
     if let Some(mark) = mark {
         item.insert(mark.attribute.clone(), mark.value());
+        item.extend(mark.stamps.clone());
     }
     Ok(Updated::Applied(item))
 }

@@ -17,8 +17,9 @@ use crate::item::Item;
 ///
 /// The item keeps the mark in [`attribute`](Mark::attribute), one attribute per writer, as the
 /// list `[seq, at]`. A delta applies only if the item holds no mark of its writer, or one with a
-/// smaller sequence, and applying it sets the mark to its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// smaller sequence, and applying it sets the mark to its own, and the mark's
+/// [`stamps`](Mark::stamps) too.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Mark {
     /// The writer's mark attribute.
@@ -27,6 +28,9 @@ pub struct Mark {
     pub seq: u64,
     /// When the delta was sent, in milliseconds since the Unix epoch.
     pub at: u64,
+    /// Attributes the update sets beside the mark, whatever they held before: a versioned
+    /// store's writer attribute, naming the delta as its state.
+    pub stamps: Item,
 }
 
 impl Mark {
@@ -37,7 +41,14 @@ impl Mark {
             attribute: attribute.into(),
             seq,
             at,
+            stamps: Item::new(),
         }
+    }
+
+    /// The mark, setting `attribute` to `value` too when the delta applies.
+    pub fn stamp(mut self, attribute: impl Into<String>, value: AttributeValue) -> Self {
+        self.stamps.insert(attribute.into(), value);
+        self
     }
 
     /// The mark as the item stores it: the list `[seq, at]`.

@@ -41,17 +41,16 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
     let (backend, counters) = (shared.backend(), shared.counters());
     let partition_key = &shared.options().partition_key;
     let policy = &shared.options().retry;
-    let mark = shared.layout().mark(write.meta.seq, now_millis());
+    let layout = shared.layout();
+    let (delta, mark) = (
+        layout.delta(&write.delta),
+        layout.mark(write.meta.seq, now_millis()),
+    );
     let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.write_requests, 1);
         requests.fetch_add(1, Ordering::Relaxed);
-        let request = backend.update(
-            partition_key,
-            &write.meta.key,
-            &write.delta,
-            None.or(Some(&mark)).filter(|_| false),
-        );
+        let request = backend.update(partition_key, &write.meta.key, &delta, Some(&mark));
         match policy.request("UpdateItem", request).await {
             Ok(updated) => {
                 if matches!(updated, Updated::AlreadyApplied(_)) {
@@ -67,7 +66,6 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
             }
             Err(err) => {
                 tracing::error!(key = %write.meta.key, error = %err.report(), "the backend refused a delta; it will not be retried");
-                let layout = shared.layout();
                 let state = match &write.state {
                     Some(value) => Write::Put(layout.stored(&write.meta.key, value, 0, 0)),
                     None => Write::Delete(write.meta.key.clone()),
