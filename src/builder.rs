@@ -521,7 +521,7 @@ impl StoreBuilder {
             ),
             None => None,
         };
-        Ok(Store::start(
+        Store::start(
             self.backend,
             self.options,
             self.kinds,
@@ -531,6 +531,7 @@ impl StoreBuilder {
                 on_refused: self.on_refused,
             },
             follower,
-        ))
+        )
+        .await
     }
 }

@@ -17,6 +17,7 @@ use crate::item::{self, number, Item};
 
 mod mark;
 
+pub(crate) use mark::landed;
 pub use mark::{Mark, Updated};
 
 /// One change to one attribute.
@@ -240,6 +241,47 @@ impl Delta {
             )));
         }
         Ok(item)
+    }
+
+    /// The delta in its journal form: an item with, for each attribute changed, the list
+    /// `[code, operand]` (`0` add, `1` add members, `2` remove members, `3` append, `4` set if
+    /// absent), so that the journal stores it as it stores items.
+    pub(crate) fn to_item(&self) -> Item {
+        self.actions
+            .iter()
+            .map(|(attribute, action)| {
+                let (code, operand) = match action {
+                    Action::Add(n) => (0, AttributeValue::N(n.clone())),
+                    Action::AddMembers(set) => (1, set.clone()),
+                    Action::RemoveMembers(set) => (2, set.clone()),
+                    Action::Append(elements) => (3, AttributeValue::L(elements.clone())),
+                    Action::SetIfAbsent(value) => (4, value.clone()),
+                };
+                let code = AttributeValue::N(code.to_string());
+                (attribute.clone(), AttributeValue::L(vec![code, operand]))
+            })
+            .collect()
+    }
+
+    /// A delta back from its journal form ([`to_item`](Self::to_item)); `None` if `item` is
+    /// not one.
+    pub(crate) fn from_item(item: &Item) -> Option<Delta> {
+        let mut delta = Delta::new();
+        for (attribute, value) in item {
+            let [code, operand] = value.as_l().ok()?.as_slice() else {
+                return None;
+            };
+            let action = match (code.as_n().ok()?.as_str(), operand) {
+                ("0", AttributeValue::N(n)) => Action::Add(n.clone()),
+                ("1", set) => Action::AddMembers(set.clone()),
+                ("2", set) => Action::RemoveMembers(set.clone()),
+                ("3", AttributeValue::L(elements)) => Action::Append(elements.clone()),
+                ("4", value) => Action::SetIfAbsent(value.clone()),
+                _ => return None,
+            };
+            delta = delta.action(attribute.clone(), action);
+        }
+        Some(delta)
     }
 
     /// The value `value` (an item without its partition key attribute; `None` when absent)

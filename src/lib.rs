@@ -163,6 +163,7 @@ mod journal;
 mod key;
 mod load;
 mod options;
+mod resume;
 mod retry;
 mod shard;
 mod shared;

@@ -777,14 +777,17 @@ impl Shard {
         }
     }
 
-    /// Makes a recovered mutation dirty again, as it was before a crash, building on `base`
-    /// (versioned mode: the table state its write is conditional on). Not bounded by
+    /// Makes a key's recovered mutations dirty again, as they were before a crash: its state
+    /// `value`, as of mutation `seq`, written whole or as the recovered `deltas` (each on its
+    /// own), building on `base` (versioned mode: the table state a full write is conditional
+    /// on); the oldest journal record the key needs is `first_seq`'s. Not bounded by
     /// `max_pending`: recovered mutations were acknowledged already.
     pub(crate) fn restore(
         &self,
         key: &str,
         value: Value,
-        seq: u64,
+        (first_seq, seq): (u64, u64),
+        deltas: Option<Vec<(u64, Arc<Delta>)>>,
         base: Base,
         ctx: &WriteContext<'_>,
     ) {
@@ -799,10 +802,10 @@ impl Shard {
             Dirty {
                 value,
                 weight,
-                unwritten: Unwritten::Full,
+                unwritten: deltas.map_or(Unwritten::Full, Unwritten::recovered),
                 flying: None,
                 seq,
-                first_seq: seq,
+                first_seq,
                 in_flight: None,
                 next_first: None,
                 base,
@@ -813,7 +816,7 @@ impl Shard {
             Some(previous) => state.sub_dirty_bytes(previous.weight),
             None => {
                 ctx.pending.fetch_add(1, Ordering::AcqRel);
-                (ctx.on_dirty)(seq, key);
+                (ctx.on_dirty)(first_seq, key);
             }
         }
     }
@@ -1113,9 +1116,10 @@ impl State {
                     Next::Full(op, value) => {
                         journal.append(ctx.seq, *op, key, value.as_ref(), recorded)
                     }
-                    Next::Delta(..) => Err(Error::validation(
-                        "deltas cannot be journaled yet: apply them on a store without a journal",
-                    )),
+                    Next::Delta(_, delta) => {
+                        let form = Arc::new(delta.to_item());
+                        journal.append(ctx.seq, Op::Apply, key, Some(&form), recorded)
+                    }
                 };
                 match appended {
                     Ok(seq) => seq,

@@ -225,11 +225,6 @@ impl Shared {
                 "this store's backend does not support deltas (Backend::supports_deltas)",
             ));
         }
-        if self.journal.is_some() {
-            return Err(Error::validation(
-                "deltas cannot be journaled yet: apply them on a store without a journal",
-            ));
-        }
         self.layout.check_delta(delta)
     }
 

@@ -19,15 +19,15 @@ use crate::error::{Error, Result};
 use crate::flusher::{self, Runner};
 use crate::follow::Follower;
 use crate::item::{self, Item};
-use crate::journal::{Journal, Recovered, TableState};
+use crate::journal::{Journal, Recovered};
 use crate::key::{Key, Kinds};
 use crate::load::{self, Loader};
 use crate::options::Options;
+use crate::resume::resume;
 use crate::shard::Mutation;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::telemetry::{self, Handlers};
-use crate::version::Base;
 use crate::warm;
 use crate::write::{self, Change, Mutator};
 
@@ -110,14 +110,18 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Starts the flusher over a checked configuration and a recovered journal.
-    pub(crate) fn start(
+    ///
+    /// # Errors
+    ///
+    /// When the keys the journal left with deltas only cannot be read (see [`resume`]).
+    pub(crate) async fn start(
         backend: Arc<dyn Backend>,
         options: Options,
         kinds: Kinds,
         journal: Option<(Journal, Recovered)>,
         handlers: Handlers,
         follower: Option<Follower>,
-    ) -> Self {
+    ) -> Result<Self> {
         let (journal, recovered) = journal.unzip();
         let report = recovered.as_ref().map(|r| r.report.clone());
         let shared = Arc::new(Shared::new(
@@ -130,7 +134,7 @@ impl Store {
         ));
         let (flusher, rx) = flusher::Handle::new();
         if let Some(recovered) = recovered {
-            restore(&shared, &flusher, recovered);
+            resume(&shared, &flusher, recovered).await?;
         }
         let runner = tokio::spawn(Runner::new(Arc::clone(&shared), rx, handlers).run());
         let follower = follower.map(|follower| tokio::spawn(follower.run(Arc::clone(&shared))));
@@ -140,7 +144,7 @@ impl Store {
             .warm_restart
             .clone()
             .map(|path| tokio::spawn(warm::warm_up(loader.clone(), Arc::clone(&shared), path)));
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 loader,
                 shared,
@@ -149,7 +153,7 @@ impl Store {
                 follower,
                 warm_up,
             }),
-        }
+        })
     }
 
     fn shared(&self) -> &Shared {
@@ -599,26 +603,6 @@ impl Store {
 
     async fn mutate(&self, key: &Key, mutation: Mutation) -> Result<()> {
         self.mutator().mutate(key, mutation).await
-    }
-}
-
-/// Re-applies recovered mutations as dirty entries, to be flushed like any other.
-fn restore(shared: &Shared, flusher: &flusher::Handle, recovered: Recovered) {
-    shared.resume_seq(recovered.max_seq);
-    for record in recovered.records {
-        let index = shared.shard_index(&record.key);
-        let on_dirty = |first_seq: u64, key: &str| flusher.dirty(first_seq, index, key);
-        let ctx = shared.write_context(&on_dirty);
-        // The base matters in versioned mode only; without a recorded one (an unversioned
-        // store's journal), a recovered write is conditional on the item's absence, so it
-        // never overwrites an item it knows nothing of.
-        let base = Base {
-            version: record.base.as_ref().and_then(TableState::version),
-            read: record.base.as_ref().and_then(TableState::read).cloned(),
-        };
-        shared
-            .shard(index)
-            .restore(&record.key, record.item, record.seq, base, &ctx);
     }
 }
 

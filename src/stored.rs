@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::delta::{Action, Delta, Mark};
+use crate::delta::{self, Action, Delta, Mark};
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::version;
@@ -79,7 +79,7 @@ impl Layout {
     /// in versioned mode, it also stamps the writer attribute: the item is this store's state
     /// `seq`, so that another writer's write over an older version is a conflict.
     pub(crate) fn mark(&self, seq: u64, at: u64) -> Mark {
-        let mark = Mark::new(format!("{MARK_PREFIX}{:016x}", self.writer), seq, at);
+        let mark = Mark::new(self.mark_attribute(), seq, at);
         match &self.versioning {
             Some(v) => mark.stamp(
                 v.writer_attribute.clone(),
@@ -87,6 +87,16 @@ impl Layout {
             ),
             None => mark,
         }
+    }
+
+    /// The sequence of the newest of this store's deltas a stored item has taken (0: none).
+    pub(crate) fn landed(&self, item: &Item) -> u64 {
+        delta::landed(item, &self.mark_attribute()).unwrap_or(0)
+    }
+
+    /// The attribute this store's mark is kept in.
+    fn mark_attribute(&self) -> String {
+        format!("{MARK_PREFIX}{:016x}", self.writer)
     }
 
     /// `delta` as this store writes it: in versioned mode, it also adds 1 to the version, with

@@ -25,6 +25,7 @@ const ORDER: &[&str] = &[
     "load",
     "warm",
     "flusher",
+    "resume",
     "follow",
     "write",
     "store",

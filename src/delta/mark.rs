@@ -63,14 +63,15 @@ impl Mark {
     /// delta already: it holds a mark of the writer with this sequence or a later one.
     pub fn applied_in(&self, current: Option<&Item>) -> bool {
         current
-            .and_then(|item| item.get(&self.attribute))
-            .and_then(marked_seq)
+            .and_then(|item| landed(item, &self.attribute))
             .is_some_and(|seq| seq >= self.seq)
     }
 }
 
-/// The sequence a stored mark holds, if it is one.
-fn marked_seq(mark: &AttributeValue) -> Option<u64> {
+/// The sequence of the newest delta `item` has taken from the writer whose mark is kept in
+/// `attribute`, if it has taken any.
+pub(crate) fn landed(item: &Item, attribute: &str) -> Option<u64> {
+    let mark = item.get(attribute)?;
     mark.as_l().ok()?.first()?.as_n().ok()?.parse().ok()
 }
 

@@ -238,4 +238,25 @@ proptest! {
             Err(_) => prop_assert!(applied(&combined, current.as_ref()).is_err()),
         }
     }
+
+    /// A delta's journal form reads back as the delta.
+    #[test]
+    fn a_delta_reads_back_from_its_journal_form(delta in delta()) {
+        prop_assert_eq!(Delta::from_item(&delta.to_item()), Some(delta));
+    }
+}
+
+#[test]
+fn an_item_that_is_no_delta_is_refused() {
+    let wrong = [
+        AttributeValue::S("x".into()),
+        AttributeValue::L(vec![n("0")]),
+        AttributeValue::L(vec![n("0"), s("not a number")]),
+        AttributeValue::L(vec![n("9"), n("1")]),
+        AttributeValue::L(vec![n("3"), n("1")]),
+    ];
+    for value in wrong {
+        let item = Item::from([("a".to_owned(), value.clone())]);
+        assert_eq!(Delta::from_item(&item), None, "{value:?}");
+    }
 }

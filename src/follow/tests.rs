@@ -276,7 +276,8 @@ async fn pending_keys_are_left_alone_and_loads_under_way_are_not_cached() -> Res
     shared.shard_of(dirty).restore(
         dirty,
         Some(Arc::new(item("1"))),
-        1,
+        (1, 1),
+        None,
         crate::version::Base::default(),
         &ctx,
     );

@@ -623,7 +623,7 @@ impl Model {
     /// pending mutations are that prefix, all durable now.
     fn recovered(&mut self, recovered: &Recovered) -> Result<(), TestCaseError> {
         let mut seen = self.landed.clone();
-        for record in &recovered.records {
+        for record in recovered.pending.iter().filter_map(|p| p.full.as_ref()) {
             check(record.seq <= recovered.max_seq, || {
                 format!(
                     "record {} is beyond max_seq {}",
@@ -1147,7 +1147,11 @@ fn recovered_keys(dir: &Path, image: &Image) -> Result<Vec<String>, String> {
     let (journal, recovered) =
         Journal::open_with(&config, Arc::new(fs)).map_err(|e| e.to_string())?;
     journal.close(0);
-    Ok(recovered.records.into_iter().map(|r| r.key).collect())
+    Ok(recovered
+        .pending
+        .iter()
+        .map(|p| p.key().to_owned())
+        .collect())
 }
 
 /// Under an interval policy, an append is written and acknowledged while the syncer's sync is

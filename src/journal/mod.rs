@@ -37,8 +37,8 @@ pub use options::{Durability, Recovery};
 pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
 pub(crate) use record::{decode as decode_record, encode as encode_record, FrameError};
 pub use record::{Op, Record, TableState};
-pub(crate) use recovery::Recovered;
 pub use recovery::RecoveryReport;
+pub(crate) use recovery::{Pending, Recovered};
 pub use segment::Damage as JournalDamage;
 
 const LOCK: &str = "LOCK";

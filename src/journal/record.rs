@@ -9,8 +9,11 @@
 //!         | 2: u8 | item_len: u32 LE | item                      (present unversioned, as read)
 //! ```
 //!
-//! `op` is 0 insert, 1 update, 2 upsert, 3 delete, 4 settled; deletes and markers carry no
-//! item, the others carry the item in the [`codec`](crate::codec) encoding. The checksum covers
+//! `op` is 0 insert, 1 update, 2 upsert, 3 delete, 4 settled, 5 apply; deletes and markers
+//! carry no item, the others carry the item in the [`codec`](crate::codec) encoding. An apply
+//! (a delta, [`Store::apply`](crate::Store::apply)) carries the delta in its journal form: an
+//! item with, for each attribute changed, the list `[code, operand]` (`0` add, `1` add members,
+//! `2` remove members, `3` append, `4` set if absent). The checksum covers
 //! the length too, so a torn or flipped length is caught like any other damage.
 //!
 //! Version 1 is what a store writes without versioned mode, and version 2 what it writes in
@@ -30,6 +33,7 @@
 use std::sync::Arc;
 
 use crate::codec;
+use crate::delta::Delta;
 use crate::item::Item;
 
 /// Bytes before a record's payload: its length and checksum.
@@ -56,6 +60,9 @@ pub enum Op {
     Upsert,
     /// `delete`: the item was removed.
     Delete,
+    /// `apply`: a delta was applied to the item; the record carries the delta (see
+    /// [`Record::delta`]).
+    Apply,
     /// Not a mutation but a marker of a versioned store: the flusher is done with the key's
     /// mutations up to the record's sequence, and the table was left in the record's
     /// [`base`](Record::base) state. A marker is never written to the table: recovery (and so
@@ -72,6 +79,7 @@ impl Op {
             Op::Upsert => 2,
             Op::Delete => 3,
             Op::Settled => 4,
+            Op::Apply => 5,
         }
     }
 
@@ -82,6 +90,7 @@ impl Op {
             2 => Op::Upsert,
             3 => Op::Delete,
             4 => Op::Settled,
+            5 => Op::Apply,
             _ => return None,
         })
     }
@@ -94,6 +103,7 @@ impl Op {
             Op::Upsert => "upsert",
             Op::Delete => "delete",
             Op::Settled => "settled",
+            Op::Apply => "apply",
         }
     }
 
@@ -164,7 +174,9 @@ pub struct Record {
     pub op: Op,
     /// The rendered key.
     pub key: String,
-    /// The item stored, without the partition key attribute; `None` for a delete or a marker.
+    /// The item stored, without the partition key attribute; `None` for a delete or a marker;
+    /// for an [apply](Op::Apply), the delta in its journal form (read it with
+    /// [`delta`](Record::delta)).
     pub item: Option<Arc<Item>>,
     /// Versioned stores only (format 2): for a mutation, the table state the key's pending
     /// mutations built on when it was applied, which its write is conditional on; for a marker,
@@ -195,6 +207,14 @@ impl Record {
         Self {
             base: Some(base),
             ..Self::new(seq, op, key, item)
+        }
+    }
+
+    /// The delta an [apply](Op::Apply) record carries; `None` for other records.
+    pub fn delta(&self) -> Option<Delta> {
+        match (self.op, &self.item) {
+            (Op::Apply, Some(item)) => Delta::from_item(item),
+            _ => None,
         }
     }
 
@@ -374,6 +394,9 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
         Op::Settled => return Err("a marker carries an item".into()),
         _ => Some(Arc::new(codec::decode(rest).map_err(|e| e.to_string())?)),
     };
+    if op == Op::Apply && item.as_deref().and_then(Delta::from_item).is_none() {
+        return Err("an apply record carries no delta".into());
+    }
     Ok(Record {
         seq: u64::from_le_bytes(seq),
         op,
@@ -389,12 +412,14 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
     fn record(seq: u64, op: Op) -> Record {
-        let item = (op != Op::Delete).then(|| {
-            Arc::new(Item::from([(
+        let item = match op {
+            Op::Delete => None,
+            Op::Apply => Some(Arc::new(Delta::new().add("n", seq).to_item())),
+            _ => Some(Arc::new(Item::from([(
                 "n".to_string(),
                 AttributeValue::N(seq.to_string()),
-            )]))
-        });
+            )]))),
+        };
         Record::new(seq, op, format!("User{seq}"), item)
     }
 
@@ -410,7 +435,7 @@ mod tests {
                 AttributeValue::N("1.5".into()),
             )]))),
         ] {
-            for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete] {
+            for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete, Op::Apply] {
                 let Record { seq, key, item, .. } = record(9, op);
                 records.push(Record::versioned(seq, op, key, item, base.clone()));
             }
@@ -429,10 +454,13 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete] {
+        for op in [Op::Insert, Op::Update, Op::Upsert, Op::Delete, Op::Apply] {
             let bytes = frames(&[record(7, op)]);
             assert_eq!(decode(&bytes), Ok((record(7, op), bytes.len())));
         }
+        let apply = record(7, Op::Apply);
+        assert_eq!(apply.delta(), Some(Delta::new().add("n", 7)));
+        assert_eq!(record(7, Op::Upsert).delta(), None);
     }
 
     #[test]
@@ -489,6 +517,12 @@ mod tests {
         let long_key = Record::new(1, Op::Delete, "k".repeat(70_000), None);
         assert!(encode(&long_key, &mut out).is_err());
         assert!(out.is_empty(), "a refused record leaves nothing behind");
+        let apply_without_delta = Record {
+            op: Op::Apply,
+            ..record(1, Op::Upsert)
+        };
+        let bytes = frames(&[apply_without_delta]);
+        assert!(matches!(decode(&bytes), Err(FrameError::Corrupt { .. })));
 
         // Payloads that frame correctly but say something impossible.
         let frame = |payload: &[u8]| {

@@ -6,15 +6,15 @@
 //! records cut out of one: see [`Continuity`]): the journal refuses to open unless the store
 //! asked to salvage, in which case every readable record is kept and the damage is reported.
 //!
-//! Each key's records are folded in file order into what is left to write: the newest
-//! mutation, and (for a versioned store) the base that mutation's write is conditional on. See
-//! [`Fold`].
+//! Each key's records are folded in file order into what is left to write: the newest full
+//! mutation and the deltas after it, and (for a versioned store) the base their writes are
+//! conditional on. See [`Fold`].
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::fs::FileSystem;
-use super::record::{Record, TableState};
+use super::record::{Op, Record, TableState};
 use super::segment::{self, Continuity};
 use super::writer::SegmentInfo;
 use super::Recovery;
@@ -40,11 +40,50 @@ pub struct RecoveryReport {
     pub salvaged: Vec<String>,
 }
 
+/// What is left to write of one key after recovery (see [`Fold`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pending {
+    /// The newest full mutation not settled, if any.
+    pub full: Option<Record>,
+    /// The deltas journaled after it (after the key's last settled state, without one), in
+    /// order. Whether they landed before the crash is for the table to say: each delta's
+    /// write carries its mark.
+    pub deltas: Vec<Record>,
+    /// What the pending mutations build on; `None` when no record said (format 1).
+    pub base: Option<TableState>,
+}
+
+impl Pending {
+    /// The key.
+    pub(crate) fn key(&self) -> &str {
+        self.records()
+            .next()
+            .map_or("", |record| record.key.as_str())
+    }
+
+    /// The oldest pending mutation's sequence.
+    pub(crate) fn first_seq(&self) -> u64 {
+        self.records().next().map_or(0, |record| record.seq)
+    }
+
+    /// The newest pending mutation's sequence.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.records().last().map_or(0, |record| record.seq)
+    }
+
+    fn records(&self) -> impl Iterator<Item = &Record> {
+        self.full.iter().chain(&self.deltas)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.full.is_none() && self.deltas.is_empty()
+    }
+}
+
 /// The outcome of recovery.
 pub(crate) struct Recovered {
-    /// The newest mutation of each key still to be written, in sequence order, its `base` set
-    /// to the key's folded base (see [`Fold`]).
-    pub records: Vec<Record>,
+    /// What is left to write of each key, in the order of its oldest pending mutation.
+    pub pending: Vec<Pending>,
     /// The highest sequence seen.
     pub max_seq: u64,
     /// Segments kept, oldest first.
@@ -131,10 +170,10 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: Recovery) -> Result
             bytes: kept_bytes as u64,
         });
     }
-    let records = fold.pending();
-    report.keys = records.len();
+    let pending = fold.pending();
+    report.keys = pending.len();
     Ok(Recovered {
-        records,
+        pending,
         max_seq,
         segments,
         report,
@@ -145,70 +184,62 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: Recovery) -> Result
 /// write is settled, after mutations of the key that came meanwhile, with the older sequence of
 /// the state it settles).
 ///
-/// - A mutation becomes the key's pending state. If the key had nothing pending (first seen,
-///   or settled by a marker), the mutation's base becomes the key's base: it started a new
-///   episode. Otherwise the key keeps its base: the mutation joined the pending episode, and
-///   its own base may predate a write that landed meanwhile.
-/// - A marker sets the key's base to the state it left in the table. If it settles the key's
-///   newest mutation (its sequence is at least that mutation's), nothing is pending any more.
+/// - A full mutation becomes the key's pending state, and deltas before it are dropped: it
+///   replaces them. A delta is added after what is pending. If the key had nothing pending
+///   (first seen, or settled by a marker), the mutation's base becomes the key's base: it
+///   started a new episode. Otherwise the key keeps its base: the mutation joined the pending
+///   episode, and its own base may predate a write that landed meanwhile.
+/// - A marker sets the key's base to the state it left in the table, and settles the key's
+///   mutations up to its sequence: what is older is not pending any more.
 ///
 /// A key whose last marker was lost in a crash keeps the base from before that write: its
 /// recovered write then fails its condition and is reported as a conflict.
 #[derive(Debug, Default)]
 pub(crate) struct Fold {
-    keys: HashMap<String, Folded>,
-}
-
-#[derive(Debug)]
-struct Folded {
-    /// The newest mutation not settled.
-    pending: Option<Record>,
-    /// What the pending mutation builds on; `None` when no record said (format 1).
-    base: Option<TableState>,
+    keys: HashMap<String, Pending>,
 }
 
 impl Fold {
     pub(crate) fn add(&mut self, record: Record) {
-        let folded = self.keys.entry(record.key.clone()).or_insert(Folded {
-            pending: None,
+        let folded = self.keys.entry(record.key.clone()).or_insert(Pending {
+            full: None,
+            deltas: Vec::new(),
             base: None,
         });
         if record.op.is_marker() {
-            if folded
-                .pending
-                .as_ref()
-                .is_some_and(|pending| record.seq >= pending.seq)
-            {
-                folded.pending = None;
+            let settled = record.seq;
+            if folded.full.as_ref().is_some_and(|full| full.seq <= settled) {
+                folded.full = None;
             }
+            folded.deltas.retain(|delta| delta.seq > settled);
             folded.base = record.base;
             return;
         }
-        match &folded.pending {
+        if folded.is_empty() {
+            folded.base = record.base.clone();
+        } else if folded.last_seq() > record.seq {
             // Not expected (mutation sequences increase through the journal), but an older
             // state never replaces a newer one.
-            Some(pending) if pending.seq > record.seq => {}
-            Some(_) => folded.pending = Some(record),
-            None => {
-                folded.base = record.base.clone();
-                folded.pending = Some(record);
-            }
+            return;
+        }
+        if record.op == Op::Apply {
+            folded.deltas.push(record);
+        } else {
+            folded.deltas.clear();
+            folded.full = Some(record);
         }
     }
 
-    /// The pending mutation of each key, with the key's base, in sequence order.
-    pub(crate) fn pending(self) -> Vec<Record> {
-        let mut records: Vec<Record> = self
+    /// What is left of each key, with the key's base, in the order of its oldest pending
+    /// mutation.
+    pub(crate) fn pending(self) -> Vec<Pending> {
+        let mut pending: Vec<Pending> = self
             .keys
             .into_values()
-            .filter_map(|folded| {
-                let mut record = folded.pending?;
-                record.base = folded.base;
-                Some(record)
-            })
+            .filter(|folded| !folded.is_empty())
             .collect();
-        records.sort_by_key(|r| r.seq);
-        records
+        pending.sort_by_key(Pending::first_seq);
+        pending
     }
 }
 
@@ -244,7 +275,7 @@ mod tests {
         }
         let pending = fold.pending();
         assert!(pending.len() <= 1);
-        pending.first().map(|r| (r.seq, r.base.clone()))
+        pending.first().map(|p| (p.last_seq(), p.base.clone()))
     }
 
     #[test]
@@ -362,7 +393,7 @@ mod tests {
         let pending: Vec<(u64, String, Option<TableState>)> = fold
             .pending()
             .into_iter()
-            .map(|r| (r.seq, r.key, r.base))
+            .map(|p| (p.last_seq(), p.key().to_owned(), p.base))
             .collect();
         assert_eq!(
             pending,
@@ -371,5 +402,55 @@ mod tests {
                 (3, "C".to_string(), Some(Absent)),
             ]
         );
+    }
+
+    #[test]
+    fn deltas_fold_after_the_newest_full_mutation() {
+        let apply = |seq| {
+            let delta = crate::delta::Delta::new().add("n", 1);
+            Record::versioned(seq, Op::Apply, "K", Some(Arc::new(delta.to_item())), Absent)
+        };
+        let seqs = |records: &[Record]| {
+            let mut fold = Fold::default();
+            for record in records {
+                fold.add(record.clone());
+            }
+            fold.pending().first().map(|p| {
+                let full = p.full.as_ref().map(|r| r.seq);
+                (full, p.deltas.iter().map(|r| r.seq).collect::<Vec<_>>())
+            })
+        };
+        // What is left: the full mutation's sequence, and the deltas'.
+        type Left = Option<(Option<u64>, Vec<u64>)>;
+        let cases: &[(&str, Vec<Record>, Left)] = &[
+            (
+                "deltas alone are all pending, in order",
+                vec![apply(1), apply(2), apply(3)],
+                Some((None, vec![1, 2, 3])),
+            ),
+            (
+                "a full mutation replaces the deltas before it",
+                vec![apply(1), put(2, Absent), apply(3)],
+                Some((Some(2), vec![3])),
+            ),
+            (
+                "a marker settles the deltas up to it",
+                vec![apply(1), apply(2), settled(1, Present(1)), apply(3)],
+                Some((None, vec![2, 3])),
+            ),
+            (
+                "a marker past a full mutation leaves the deltas after it",
+                vec![put(1, Absent), apply(2), settled(1, Present(1))],
+                Some((None, vec![2])),
+            ),
+            (
+                "a marker of the newest settles everything",
+                vec![put(1, Absent), apply(2), settled(2, Present(2))],
+                None,
+            ),
+        ];
+        for (case, records, expected) in cases {
+            assert_eq!(seqs(records), *expected, "{case}");
+        }
     }
 }

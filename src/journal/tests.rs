@@ -55,8 +55,10 @@ async fn recovery_returns_the_newest_record_of_each_key() -> TestResult {
     let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Strict))?;
     assert_eq!(recovered.max_seq, 500);
     assert_eq!(recovered.report.records, 500);
-    assert_eq!(recovered.records.len(), 10);
-    for record in &recovered.records {
+    assert_eq!(recovered.pending.len(), 10);
+    for pending in &recovered.pending {
+        assert!(pending.deltas.is_empty());
+        let record = pending.full.as_ref().ok_or("no full mutation")?;
         let i: u64 = record.key[1..].parse()?;
         assert_eq!(record.item, Some(item(490 + i)), "{}", record.key);
         assert_eq!(record.seq, 491 + i);
@@ -140,7 +142,7 @@ async fn corruption_is_refused_unless_salvage_is_asked() -> TestResult {
     let (journal, recovered) = Journal::open(&config(dir.path(), Recovery::Salvage))?;
     assert_eq!(recovered.report.salvaged.len(), 1);
     assert_eq!(recovered.report.records, 399);
-    assert_eq!(recovered.records.len(), 10);
+    assert_eq!(recovered.pending.len(), 10);
     journal.close(0);
     Ok(())
 }
@@ -288,9 +290,9 @@ async fn markers_are_recovered_counted_and_released_with_their_mutations() -> Te
         (101, 271)
     );
     let pending: Vec<_> = recovered
-        .records
+        .pending
         .iter()
-        .map(|r| (r.key.as_str(), r.seq, r.base.clone()))
+        .map(|p| (p.key(), p.last_seq(), p.base.clone()))
         .collect();
     assert_eq!(
         pending,

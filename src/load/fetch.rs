@@ -287,7 +287,7 @@ async fn read_batch(mut slot: Slot, batch: Vec<Waiting>) {
     }
     let keys: Vec<String> = callers.keys().cloned().collect();
     let asked = keys.len();
-    match load_batch(shared, metrics, keys).await {
+    match load_batch(shared, metrics, keys, shared.options().consistent_reads).await {
         Ok(mut items) => {
             slot.answered(asked);
             for (key, replies) in callers {
@@ -394,8 +394,8 @@ pub(crate) fn strip(shared: &Shared, item: Option<Item>) -> Fetched {
     (Some(Arc::new(item)), version)
 }
 
-/// Reads up to [`MAX_BATCH_GET_KEYS`] keys with `BatchGetItem`, retrying unprocessed keys
-/// with backoff; returns the found items by rendered key.
+/// Reads up to [`MAX_BATCH_GET_KEYS`] keys with `BatchGetItem` (strongly `consistent`, or
+/// not), retrying unprocessed keys with backoff; returns the found items by rendered key.
 ///
 /// Only attempts that read nothing count against the policy's read attempts, and only in a
 /// row: an answer that leaves some keys unprocessed is progress, and starts the count and the
@@ -408,6 +408,7 @@ pub(crate) async fn load_batch(
     shared: &Shared,
     metrics: &Metrics,
     keys: Vec<String>,
+    consistent: bool,
 ) -> Result<HashMap<String, Item>> {
     let span = tracing::debug_span!(
         "load_batch",
@@ -418,7 +419,7 @@ pub(crate) async fn load_batch(
         error = Empty,
     );
     let mut attempts = 0_u32;
-    let result = load_keys(shared, metrics, keys, &mut attempts)
+    let result = load_keys(shared, metrics, keys, consistent, &mut attempts)
         .instrument(span.clone())
         .await;
     span.record("attempts", attempts);
@@ -434,6 +435,7 @@ async fn load_keys(
     shared: &Shared,
     metrics: &Metrics,
     mut keys: Vec<String>,
+    consistent: bool,
     attempts: &mut u32,
 ) -> Result<HashMap<String, Item>> {
     let counters = shared.counters();
@@ -450,10 +452,9 @@ async fn load_keys(
         metrics
             .histogram(READ_REQUEST_KEYS)
             .record(keys.len() as f64);
-        let request =
-            shared
-                .backend()
-                .batch_get(&options.partition_key, &keys, options.consistent_reads);
+        let request = shared
+            .backend()
+            .batch_get(&options.partition_key, &keys, consistent);
         let failure = match policy.request("BatchGetItem", request).await {
             Ok(batch) => {
                 let read = keys.len() - batch.unprocessed.len();

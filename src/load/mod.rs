@@ -9,6 +9,8 @@
 mod fetch;
 mod limit;
 
+pub(crate) use fetch::load_batch;
+
 use std::sync::Arc;
 
 use futures_util::future::join_all;

@@ -20,6 +20,10 @@ pub(crate) struct Step {
     pub first: u64,
     /// The newest mutation the step covers.
     pub seq: u64,
+    /// A delta recovered from the journal: written on its own, never combined with another,
+    /// since it may have landed before the crash (its mark then says so) or, sent by the
+    /// crashed process, land late.
+    pub sealed: bool,
 }
 
 /// What the next write of a dirty key sends.
@@ -56,7 +60,7 @@ impl Unwritten {
         let Unwritten::Deltas(steps) = self else {
             return;
         };
-        if let Some(last) = steps.back_mut() {
+        if let Some(last) = steps.back_mut().filter(|last| !last.sealed) {
             if let Some(combined) = last.delta.then(&delta).filter(Delta::fits) {
                 last.delta = Arc::new(combined);
                 last.seq = seq;
@@ -67,7 +71,19 @@ impl Unwritten {
             delta,
             first: seq,
             seq,
+            sealed: false,
         });
+    }
+
+    /// Recovered deltas, each `(seq, delta)` a [sealed](Step::sealed) step of its own.
+    pub(crate) fn recovered(deltas: Vec<(u64, Arc<Delta>)>) -> Self {
+        let steps = deltas.into_iter().map(|(seq, delta)| Step {
+            delta,
+            first: seq,
+            seq,
+            sealed: true,
+        });
+        Unwritten::Deltas(steps.collect())
     }
 
     /// What to write now, leaving what comes after it; `Full` when nothing is pending (a key
@@ -178,5 +194,14 @@ mod tests {
         assert_eq!(steps(&unwritten), [(1, 1), (2, 2)]);
         unwritten.put_back(Taken::Full);
         assert!(matches!(unwritten, Unwritten::Full));
+    }
+
+    #[test]
+    fn recovered_deltas_are_written_one_at_a_time() {
+        let mut unwritten = Unwritten::recovered(vec![(3, add(1)), (5, add(1))]);
+        unwritten.delta(add(1), 9);
+        assert_eq!(steps(&unwritten), [(3, 3), (5, 5), (9, 9)]);
+        unwritten.delta(add(1), 10);
+        assert_eq!(steps(&unwritten), [(3, 3), (5, 5), (9, 10)]);
     }
 }
