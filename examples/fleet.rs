@@ -1,117 +1,73 @@
-//! Two stores on one table, as two instances of a service would be, in versioned mode: each
-//! counts page views with `update_with`, in its own slot of the item (a sharded counter, so that
-//! what a conflict drops can be told apart). A write that loses the race to the other instance
-//! is not lost silently: the conflict handler is told what was dropped, and this example applies
-//! the dropped views again on top of the winner's state.
+//! Three stores on one table, as three instances of a service would be, in versioned mode:
+//! each counts page views with `apply`, a delta DynamoDB adds on the server. Nothing is read
+//! before the write, no write conflicts with another instance's, and nothing has to be applied
+//! again: the table ends with every view counted once. Each instance's pending increments of
+//! the page go out as one `UpdateItem` per flush.
 //!
-//! Runs on the embedded backend (one database shared by both stores), so it needs no
+//! Runs on the embedded backend (one database shared by the stores), so it needs no
 //! infrastructure: `cargo run --example fleet`.
 
-use std::sync::Arc;
+use quickstore::{Delta, EmbeddedBackend, Key, Store};
+use serde::Deserialize;
 
-use parking_lot::Mutex;
-use quickstore::{Change, Conflict, EmbeddedBackend, Key, Store};
-use serde::{Deserialize, Serialize};
-
-/// Views counted by each instance.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Views {
-    by_instance: [u64; 2],
-}
-
-/// The views of `instance` that a conflict dropped: its count in the state this store wanted
-/// to write, less its count in the state that won.
-fn dropped_views(conflict: &Conflict, instance: usize) -> quickstore::Result<u64> {
-    let count = |views: Option<Views>| views.unwrap_or_default().by_instance[instance];
-    Ok(count(conflict.ours()?).saturating_sub(count(conflict.theirs()?)))
-}
-
-async fn instance(
-    backend: EmbeddedBackend,
-    lost: Arc<Mutex<Vec<Conflict>>>,
-) -> quickstore::Result<Store> {
-    Store::builder(backend)
-        .versioned("_version")
-        .on_conflict(move |conflict| lost.lock().push(conflict.clone()))
-        .open()
-        .await
-}
-
-async fn add_views(
-    store: &Store,
-    instance: usize,
-    page: &Key,
+/// What the page's item holds.
+#[derive(Debug, Deserialize)]
+struct Page {
     views: u64,
-) -> quickstore::Result<()> {
-    store
-        .update_with(page, |current: Option<Views>| {
-            let mut current = current.unwrap_or_default();
-            current.by_instance[instance] += views;
-            (Change::Put(current), ())
-        })
-        .await
 }
+
+const INSTANCES: usize = 3;
+const VIEWS: u64 = 1_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let backend = EmbeddedBackend::open(dir.path().join("views.redb"))?;
     let page = Key::new("Page", "home")?;
-    let conflicts = [Arc::default(), Arc::default()];
-    let stores = [
-        instance(backend.clone(), Arc::clone(&conflicts[0])).await?,
-        instance(backend.clone(), Arc::clone(&conflicts[1])).await?,
-    ];
+    let mut stores = Vec::new();
+    for _ in 0..INSTANCES {
+        stores.push(
+            Store::builder(backend.clone())
+                .versioned("_version")
+                .open()
+                .await?,
+        );
+    }
 
-    // Each instance counts 100 views, flushing every 10.
-    let serve = |instance: usize| {
-        let (store, page) = (stores[instance].clone(), page.clone());
-        async move {
-            for view in 1..=100 {
-                add_views(&store, instance, &page, 1).await?;
-                if view % 10 == 0 {
+    // Each instance counts its views, flushing every 100 as its flusher would now and then.
+    let mut serving = tokio::task::JoinSet::new();
+    for store in &stores {
+        let (store, page) = (store.clone(), page.clone());
+        serving.spawn(async move {
+            for view in 1..=VIEWS {
+                store.apply(&page, Delta::new().add("views", 1)).await?;
+                if view % 100 == 0 {
                     store.flush().await?;
                 }
             }
             Ok::<(), quickstore::Error>(())
-        }
-    };
-    tokio::try_join!(serve(0), serve(1))?;
-
-    // Views dropped by lost races are reported: count them again, on top of the winner's state,
-    // until no write loses. (A live service would do this as conflicts come in.)
-    loop {
-        let mut reapplied = 0;
-        for (instance, store) in stores.iter().enumerate() {
-            let dropped: Vec<Conflict> = std::mem::take(&mut *conflicts[instance].lock());
-            let mut views = 0;
-            for conflict in &dropped {
-                views += dropped_views(conflict, instance)?;
-            }
-            if views == 0 {
-                continue;
-            }
-            println!(
-                "instance {instance}: {} conflicts dropped {views} views; applying them again",
-                dropped.len()
-            );
-            store.refresh(&page).await?;
-            add_views(store, instance, &page, views).await?;
-            store.flush().await?;
-            reapplied += views;
-        }
-        if reapplied == 0 {
-            break;
-        }
+        });
     }
+    while let Some(served) = serving.join_next().await {
+        served??;
+    }
+    let (mut requests, mut conflicts) = (0, 0);
     for store in &stores {
         store.close().await?;
+        requests += store.stats().write_requests;
+        conflicts += store.stats().conflicts;
     }
 
     let reader = Store::builder(backend).open().await?;
-    let views: Option<Views> = reader.get(&page).await?;
-    let total = views.map(|v| v.by_instance.iter().sum::<u64>());
-    println!("200 views counted by two instances; the table holds {total:?}");
+    let views = reader.get::<Page>(&page).await?.map_or(0, |p| p.views);
+    println!(
+        "{} views counted by {INSTANCES} instances in {requests} write requests, with \
+         {conflicts} conflicts; the table holds {views}",
+        INSTANCES as u64 * VIEWS
+    );
     reader.close().await?;
+    if views != INSTANCES as u64 * VIEWS {
+        return Err(format!("the table holds {views} views").into());
+    }
     Ok(())
 }

@@ -102,7 +102,7 @@
 //! | `quickstore_read_requests_total` | counter | `GetItem` and `BatchGetItem` requests, retries included |
 //! | `quickstore_prefetched_total` | counter | keys read into the cache by `prefetch` or a warm restart (neither hits nor misses) |
 //! | `quickstore_mutations_total` | counter | mutations acknowledged |
-//! | `quickstore_write_requests_total` | counter | `BatchWriteItem` requests (versioned mode: `PutItem` and `DeleteItem`), retries included |
+//! | `quickstore_write_requests_total` | counter | `BatchWriteItem` requests (versioned mode: `PutItem` and `DeleteItem`), and `UpdateItem`s of deltas, retries included |
 //! | `quickstore_items_written_total` | counter | item writes the backend accepted; fewer than the mutations when writes coalesce |
 //! | `quickstore_retries_total` | counter | requests repeated after throttling, unprocessed items or transient failures |
 //! | `quickstore_throttles_total` | counter | requests the backend throttled (each one a retry too) |

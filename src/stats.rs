@@ -180,9 +180,10 @@ store {
     mutations: "quickstore_mutations_total", "Mutations acknowledged", Always;
     /// Item writes the backend accepted. Fewer than `mutations` when writes coalesced.
     items_written: "quickstore_items_written_total", "Item writes the backend accepted", Always;
-    /// `BatchWriteItem` requests sent, retries included.
+    /// Write requests sent, retries included: `BatchWriteItem` (versioned mode: `PutItem` and
+    /// `DeleteItem`), and `UpdateItem` for deltas.
     write_requests: "quickstore_write_requests_total",
-        "BatchWriteItem requests (versioned mode: PutItem and DeleteItem) sent, retries included",
+        "BatchWriteItem requests (versioned mode: PutItem and DeleteItem) and UpdateItems of deltas sent, retries included",
         Always;
     /// Requests repeated after throttling, unprocessed items or transient failures.
     retries: "quickstore_retries_total",

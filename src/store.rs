@@ -316,13 +316,15 @@ impl Store {
     /// counters, adds or removes set members, appends to lists, sets attributes that are absent.
     ///
     /// The change is acknowledged at once and visible to this store's reads, like any
-    /// mutation; its write is an `UpdateItem` that DynamoDB applies to whatever the item holds
-    /// then, so deltas from many stores on one item all count, with no conflict and no read
-    /// before the write. Deltas of a key pending together combine into one write (ten thousand
-    /// increments of a hot counter between flushes are one `ADD`), and each write carries this
-    /// store's mark, so a write sent again after a lost answer is applied once. Once the write
-    /// lands, the item the table answers with, other writers' changes included, becomes the
-    /// cached state.
+    /// mutation. Its write is an `UpdateItem` that DynamoDB applies to whatever the item holds
+    /// then, so deltas from many stores on one item all count, with no read before the write
+    /// and no conflict, in versioned mode too (the write advances the version, so another
+    /// store's full write built on the version before it is a conflict). Deltas of a key
+    /// pending together combine into one write: ten thousand increments of a hot counter
+    /// between flushes are one `ADD`. Each write carries this store's [`Mark`](crate::Mark),
+    /// so a write sent again after a lost answer, or recovered from the journal after a crash,
+    /// is applied once. Once the write lands, the item the table answers with, other writers'
+    /// changes included, becomes the cached state.
     ///
     /// A full mutation of the key ([`upsert`](Self::upsert), [`delete`](Self::delete), ...)
     /// after pending deltas replaces them; deltas after a pending full mutation fold into it.
@@ -340,8 +342,8 @@ impl Store {
     ///
     /// [`Error::Validation`] when DynamoDB would refuse the delta ([`Delta::check`]), when it
     /// changes an attribute the store sets itself, when it cannot apply to the item (a number
-    /// added to a string), when the backend does not support deltas, or, for now, when the
-    /// store has a journal or is versioned; otherwise as [`upsert`](Self::upsert).
+    /// added to a string), or when the backend does not support deltas
+    /// ([`Backend::supports_deltas`]); otherwise as [`upsert`](Self::upsert).
     pub async fn apply(&self, key: &Key, delta: Delta) -> Result<()> {
         self.check_key(key)?;
         self.shared().check_delta(&delta)?;

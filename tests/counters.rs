@@ -527,3 +527,35 @@ async fn mixed_full_writes_and_deltas_agree_with_a_model() -> TestResult {
     }
     Ok(())
 }
+
+/// A delta the table refuses for good (another writer made the attribute a string, say) is
+/// reported by the next `flush`, handed to the refusal handler with the state the store wanted,
+/// and forgotten: the next read goes to the table. Other keys' deltas land.
+#[tokio::test]
+async fn a_refused_delta_is_reported_and_forgotten() -> TestResult {
+    let table = MemoryBackend::new();
+    let refused = key("Page", "refused");
+    let faults = Faults::new().refuse([refused.as_str().to_owned()]);
+    let backend = Arc::new(FaultyBackend::new(table.clone(), faults));
+    let told = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let store = lazy(backend.clone())
+        .on_refused({
+            let told = Arc::clone(&told);
+            move |refusal| told.lock().push(refusal.clone())
+        })
+        .open()
+        .await?;
+    let fine = key("Page", "fine");
+    store.apply(&refused, add(2)).await?;
+    store.apply(&fine, add(3)).await?;
+    let err = store.flush().await.err().ok_or("the refusal went unreported")?;
+    assert!(err.to_string().contains(refused.as_str()), "{err}");
+    let told = told.lock().clone();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].key, refused);
+    assert_eq!(n_of(told[0].state.as_deref()), Some(2));
+    assert_eq!(n_of(table.item(fine.as_str()).as_ref()), Some(3));
+    assert_eq!(table.item(refused.as_str()), None);
+    assert_eq!(store.get_item(&refused).await?, None, "read again from the table");
+    Ok(())
+}
