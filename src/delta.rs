@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::item::{self, number, Item};
@@ -102,6 +103,57 @@ impl Delta {
     /// Sets `attribute` to `value` if it is absent.
     pub fn set_if_absent(self, attribute: impl Into<String>, value: AttributeValue) -> Self {
         self.action(attribute, Action::SetIfAbsent(value))
+    }
+
+    /// Adds `members` to the string set attribute `attribute`.
+    pub fn add_strings<S: Into<String>>(
+        self,
+        attribute: impl Into<String>,
+        members: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let set = AttributeValue::Ss(members.into_iter().map(Into::into).collect());
+        self.add_members(attribute, set)
+    }
+
+    /// Removes `members` from the string set attribute `attribute`.
+    pub fn remove_strings<S: Into<String>>(
+        self,
+        attribute: impl Into<String>,
+        members: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let set = AttributeValue::Ss(members.into_iter().map(Into::into).collect());
+        self.remove_members(attribute, set)
+    }
+
+    /// Appends `values`, each stored as serde makes it (as a field of a value given to
+    /// [`Store::upsert`](crate::Store::upsert) would be), to the list attribute `attribute`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when a value cannot be stored.
+    pub fn append_values<T: Serialize>(
+        self,
+        attribute: impl Into<String>,
+        values: impl IntoIterator<Item = T>,
+    ) -> Result<Self> {
+        let elements = values
+            .into_iter()
+            .map(|value| item::to_attribute(&value))
+            .collect::<Result<_>>()?;
+        Ok(self.append(attribute, elements))
+    }
+
+    /// Sets the attribute `attribute` to `value`, stored as serde makes it, if it is absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when the value cannot be stored.
+    pub fn set_if_absent_value<T: Serialize + ?Sized>(
+        self,
+        attribute: impl Into<String>,
+        value: &T,
+    ) -> Result<Self> {
+        Ok(self.set_if_absent(attribute, item::to_attribute(value)?))
     }
 
     /// The attributes changed, and how.

@@ -548,7 +548,11 @@ async fn a_refused_delta_is_reported_and_forgotten() -> TestResult {
     let fine = key("Page", "fine");
     store.apply(&refused, add(2)).await?;
     store.apply(&fine, add(3)).await?;
-    let err = store.flush().await.err().ok_or("the refusal went unreported")?;
+    let err = store
+        .flush()
+        .await
+        .err()
+        .ok_or("the refusal went unreported")?;
     assert!(err.to_string().contains(refused.as_str()), "{err}");
     let told = told.lock().clone();
     assert_eq!(told.len(), 1);
@@ -556,6 +560,10 @@ async fn a_refused_delta_is_reported_and_forgotten() -> TestResult {
     assert_eq!(n_of(told[0].state.as_deref()), Some(2));
     assert_eq!(n_of(table.item(fine.as_str()).as_ref()), Some(3));
     assert_eq!(table.item(refused.as_str()), None);
-    assert_eq!(store.get_item(&refused).await?, None, "read again from the table");
+    assert_eq!(
+        store.get_item(&refused).await?,
+        None,
+        "read again from the table"
+    );
     Ok(())
 }

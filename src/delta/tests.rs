@@ -260,3 +260,34 @@ fn an_item_that_is_no_delta_is_refused() {
         assert_eq!(Delta::from_item(&item), None, "{value:?}");
     }
 }
+
+#[test]
+fn typed_builders_store_values_as_serde_makes_them() -> TestResult {
+    #[derive(serde::Serialize)]
+    struct Visit {
+        page: String,
+        ms: u32,
+    }
+    let delta = Delta::new()
+        .add_strings("tags", ["a", "b"])
+        .remove_strings("gone", vec![String::from("x")])
+        .append_values(
+            "visits",
+            [Visit {
+                page: "home".into(),
+                ms: 12,
+            }],
+        )?
+        .set_if_absent_value("first", &"today")?;
+    let visit = AttributeValue::M(Item::from([
+        ("page".to_owned(), s("home")),
+        ("ms".to_owned(), n("12")),
+    ]));
+    let expected = Delta::new()
+        .add_members("tags", ss(&["a", "b"]))
+        .remove_members("gone", ss(&["x"]))
+        .append("visits", vec![visit])
+        .set_if_absent("first", s("today"));
+    assert_eq!(delta, expected);
+    Ok(())
+}

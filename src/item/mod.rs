@@ -63,6 +63,11 @@ pub(crate) fn to_item<T: Serialize + ?Sized>(value: &T) -> Result<Item> {
     serde_dynamo::to_item(value).map_err(Error::serialize)
 }
 
+/// Converts a value to one attribute value, as it would be stored in an item.
+pub(crate) fn to_attribute<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue> {
+    serde_dynamo::to_attribute_value(value).map_err(Error::serialize)
+}
+
 /// Converts an item to a value, reading it in place (see [`de`]).
 pub(crate) fn to_value<T: DeserializeOwned>(item: &Item) -> Result<T> {
     de::from_item(item).map_err(Error::serialize)
