@@ -211,6 +211,23 @@ impl StoreBuilder {
         self
     }
 
+    /// How long another writer's [mark](crate::Mark) stays in an item after that writer's last
+    /// delta there. Each store that applies deltas to an item leaves a mark in it, so that a
+    /// delta sent again after a lost answer, or recovered after a crash, applies once; a store
+    /// writing a delta removes the marks older than this it saw in the item's last answer, so
+    /// that marks of stores long gone do not pile up in items changed only by deltas.
+    ///
+    /// A store that cannot reach the table for longer than this (an outage it retries through,
+    /// or a crash it recovers from with a journal) may find its mark removed, and a delta of
+    /// its that had landed then applies a second time: set it above the longest outage you
+    /// plan to ride out.
+    ///
+    /// Default: 24 hours.
+    pub fn mark_lifetime(mut self, lifetime: Duration) -> Self {
+        self.options.mark_lifetime = lifetime;
+        self
+    }
+
     /// Versioned mode: every item written carries a version number in the number attribute
     /// `attribute`, and every write is conditional on the version this store last saw of the
     /// item (or on its absence), so the store never overwrites a change it has not seen. Every

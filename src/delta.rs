@@ -18,7 +18,7 @@ use crate::item::{self, number, Item};
 
 mod mark;
 
-pub(crate) use mark::landed;
+pub(crate) use mark::{landed, unix_millis};
 pub use mark::{Mark, Updated};
 
 /// One change to one attribute.
@@ -364,7 +364,8 @@ impl Delta {
     /// is that the item holds no later one (see [`Mark`]).
     pub(crate) fn expression(&self, mark: Option<&Mark>) -> Expression {
         let mut expression = Expression::default();
-        let (mut set, mut add, mut delete) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut set, mut add, mut delete, mut remove) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         if let Some(mark) = mark {
             expression
                 .names
@@ -381,6 +382,11 @@ impl Delta {
                 expression.names.insert(name.clone(), attribute.clone());
                 expression.values.insert(placeholder.clone(), value.clone());
                 set.push(format!("{name} = {placeholder}"));
+            }
+            for (i, attribute) in mark.prune.iter().enumerate() {
+                let name = format!("#r{i}");
+                expression.names.insert(name.clone(), attribute.clone());
+                remove.push(name);
             }
             expression.condition = Some(format!(
                 "attribute_not_exists({MARK_NAME}) OR {MARK_NAME}[0] < {MARK_SEQ}"
@@ -422,12 +428,17 @@ impl Delta {
                 }
             }
         }
-        expression.text = [("SET", set), ("ADD", add), ("DELETE", delete)]
-            .into_iter()
-            .filter(|(_, parts)| !parts.is_empty())
-            .map(|(keyword, parts)| format!("{keyword} {}", parts.join(", ")))
-            .collect::<Vec<_>>()
-            .join(" ");
+        expression.text = [
+            ("SET", set),
+            ("ADD", add),
+            ("DELETE", delete),
+            ("REMOVE", remove),
+        ]
+        .into_iter()
+        .filter(|(_, parts)| !parts.is_empty())
+        .map(|(keyword, parts)| format!("{keyword} {}", parts.join(", ")))
+        .collect::<Vec<_>>()
+        .join(" ");
         expression
     }
 }
@@ -436,8 +447,12 @@ impl Delta {
 pub(crate) const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
 
 /// The bytes of an update expression a store keeps for what it adds to the deltas it writes:
-/// its [`Mark`], and in versioned mode the version's `ADD`.
-pub(crate) const STORE_EXPRESSION_BYTES: usize = 64;
+/// its [`Mark`] (with up to [`MAX_PRUNED_MARKS`] other writers' marks removed), and in
+/// versioned mode the version's `ADD` and the writer attribute.
+pub(crate) const STORE_EXPRESSION_BYTES: usize = 256;
+
+/// The most other writers' marks one delta write removes; more wait for the next write.
+pub(crate) const MAX_PRUNED_MARKS: usize = 16;
 
 /// The value name of the empty list that `list_append` starts an absent attribute from.
 const EMPTY_LIST: &str = ":empty";

@@ -55,6 +55,8 @@ pub(crate) struct Options {
     pub adapt_reads_in_flight: bool,
     /// Where a warm restart's keys are saved at close and read at open, when on.
     pub warm_restart: Option<std::path::PathBuf>,
+    /// How long another writer's mark stays in an item after its last delta there.
+    pub mark_lifetime: Duration,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             metrics_label: None,
             batch_reads: true,
             max_reads_in_flight: 8,
+            mark_lifetime: Duration::from_secs(24 * 60 * 60),
             adapt_reads_in_flight: true,
             warm_restart: None,
         }
@@ -125,6 +128,10 @@ impl Options {
             (
                 self.stream_poll_interval.is_zero(),
                 "stream_poll_interval must be longer than zero",
+            ),
+            (
+                self.mark_lifetime.is_zero(),
+                "mark_lifetime must be longer than zero",
             ),
             (
                 self.version_attribute.as_deref() == Some(""),

@@ -5,10 +5,11 @@
 //! every item it reads is taken back to its value here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::delta::{self, Action, Delta, Mark};
+use crate::delta::{self, Action, Delta, Mark, MAX_PRUNED_MARKS};
 use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::version;
@@ -92,6 +93,22 @@ impl Layout {
     /// The sequence of the newest of this store's deltas a stored item has taken (0: none).
     pub(crate) fn landed(&self, item: &Item) -> u64 {
         delta::landed(item, &self.mark_attribute()).unwrap_or(0)
+    }
+
+    /// Other writers' marks in a stored item last sent more than `lifetime` before `now`
+    /// (milliseconds since the Unix epoch), at most [`MAX_PRUNED_MARKS`] of them: no delta of
+    /// theirs can still come, so a delta write of the item removes them.
+    pub(crate) fn stale_marks(&self, item: &Item, now: u64, lifetime: Duration) -> Vec<String> {
+        let own = self.mark_attribute();
+        let lifetime = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        let stale = |value: &AttributeValue| {
+            Mark::sent_at(value).is_some_and(|at| at.saturating_add(lifetime) < now)
+        };
+        item.iter()
+            .filter(|(name, value)| name.starts_with(MARK_PREFIX) && **name != own && stale(value))
+            .map(|(name, _)| name.clone())
+            .take(MAX_PRUNED_MARKS)
+            .collect()
     }
 
     /// The attribute this store's mark is kept in.

@@ -567,3 +567,56 @@ async fn a_refused_delta_is_reported_and_forgotten() -> TestResult {
     );
     Ok(())
 }
+
+/// Marks of stores whose last delta to an item is older than the mark lifetime are removed by
+/// the next delta write that sees them; recent ones, and the writing store's own, stay.
+#[tokio::test]
+async fn marks_of_long_gone_stores_are_removed() -> TestResult {
+    let table = MemoryBackend::new();
+    let page = key("Page", 1);
+    let mark = |at: u64| {
+        AttributeValue::L(vec![
+            AttributeValue::N("7".into()),
+            AttributeValue::N(at.to_string()),
+        ])
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let old = now - 2 * 60 * 60 * 1000;
+    let item = Item::from([
+        (
+            "_key".to_owned(),
+            AttributeValue::S(page.as_str().to_owned()),
+        ),
+        ("n".to_owned(), AttributeValue::N("5".into())),
+        ("_qs_once_00000000000000aa".to_owned(), mark(old)),
+        ("_qs_once_00000000000000bb".to_owned(), mark(now)),
+    ]);
+    table.batch_write("_key", &[Write::Put(item)]).await?;
+    let store = lazy(Arc::new(table.clone()))
+        .mark_lifetime(Duration::from_secs(60 * 60))
+        .open()
+        .await?;
+    let marks = || {
+        let mut names: Vec<String> = table
+            .item(page.as_str())
+            .into_iter()
+            .flat_map(|item| item.into_keys())
+            .filter(|name| name.starts_with("_qs_once_"))
+            .collect();
+        names.sort();
+        names
+    };
+    store.apply(&page, add(1)).await?;
+    store.flush().await?;
+    assert_eq!(marks().len(), 3, "the first answer shows the old mark");
+    store.apply(&page, add(1)).await?;
+    store.flush().await?;
+    let left = marks();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&"_qs_once_00000000000000aa".to_owned()));
+    assert!(left.contains(&"_qs_once_00000000000000bb".to_owned()));
+    assert_eq!(n_of(table.item(page.as_str()).as_ref()), Some(7));
+    Ok(())
+}

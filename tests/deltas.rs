@@ -187,6 +187,13 @@ async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
     let stored = fixture.read_back(key).await?.ok_or("the item is gone")?;
     assert_eq!(stored.get("_once_a"), Some(&ours(6).value()));
     assert_eq!(stored.get("_once_b"), Some(&theirs.value()));
+    // A write that prunes the other writer's mark removes it, and sets its own.
+    let pruning = ours(7).pruning(vec!["_once_b".to_owned()]);
+    let pruned = backend.update("_key", key, &once, Some(&pruning)).await?;
+    assert_eq!(views(pruned), n("4"));
+    let stored = fixture.read_back(key).await?.ok_or("the item is gone")?;
+    assert_eq!(stored.get("_once_a"), Some(&ours(7).value()));
+    assert_eq!(stored.get("_once_b"), None);
     Ok(())
 }
 

@@ -200,7 +200,7 @@ pub trait Backend: Send + Sync + 'static {
     /// writers' (see [`Delta`]), so it needs neither a read before it nor a version condition.
     ///
     /// With a `mark`, the update also sets the mark's attribute to [`Mark::value`] and its
-    /// [`stamps`](Mark::stamps), and applies
+    /// [`stamps`](Mark::stamps), removes the attributes it [prunes](Mark::prune), and applies
     /// only if the item has not taken the delta already ([`Mark::applied_in`]), as one atomic
     /// step: DynamoDB's condition `attribute_not_exists(#mark) OR #mark[0] < :seq`. Otherwise
     /// nothing changes and the answer is [`Updated::AlreadyApplied`] with the item there.

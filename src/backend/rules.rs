@@ -126,6 +126,9 @@ pub(crate) fn updated(
     if let Some(mark) = mark {
         item.insert(mark.attribute.clone(), mark.value());
         item.extend(mark.stamps.clone());
+        for attribute in &mark.prune {
+            item.remove(attribute);
+        }
     }
     Ok(Updated::Applied(item))
 }

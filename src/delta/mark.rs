@@ -31,6 +31,9 @@ pub struct Mark {
     /// Attributes the update sets beside the mark, whatever they held before: a versioned
     /// store's writer attribute, naming the delta as its state.
     pub stamps: Item,
+    /// Attributes the update removes: other writers' marks, old enough that no delta of theirs
+    /// can still come.
+    pub prune: Vec<String>,
 }
 
 impl Mark {
@@ -42,7 +45,20 @@ impl Mark {
             seq,
             at,
             stamps: Item::new(),
+            prune: Vec::new(),
         }
+    }
+
+    /// The mark, removing `attributes` too when the delta applies.
+    pub fn pruning(mut self, attributes: Vec<String>) -> Self {
+        self.prune = attributes;
+        self
+    }
+
+    /// When the writer whose mark `mark` is (a stored mark's value) last sent a delta the
+    /// item took, in milliseconds since the Unix epoch.
+    pub(crate) fn sent_at(mark: &AttributeValue) -> Option<u64> {
+        mark.as_l().ok()?.get(1)?.as_n().ok()?.parse().ok()
     }
 
     /// The mark, setting `attribute` to `value` too when the delta applies.
@@ -66,6 +82,15 @@ impl Mark {
             .and_then(|item| landed(item, &self.attribute))
             .is_some_and(|seq| seq >= self.seq)
     }
+}
+
+/// Milliseconds since the Unix epoch, as marks keep time; 0 on a clock set before it.
+pub(crate) fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// The sequence of the newest delta `item` has taken from the writer whose mark is kept in

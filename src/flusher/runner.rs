@@ -12,6 +12,7 @@ use super::batch::{self, Batch, Meta, Outcome, Outcomes, Refusal};
 use super::update::DeltaWrite;
 use super::Submission;
 use crate::backend::{Write, MAX_BATCH_WRITE_ITEMS};
+use crate::delta::unix_millis;
 use crate::error::{Error, Refusals, Result};
 use crate::item::Item;
 use crate::key::Key;
@@ -69,7 +70,14 @@ pub(crate) struct Runner {
     metrics: Metrics,
     /// Told of conflicts and refused writes.
     handlers: Handlers,
+    /// Other writers' stale marks seen in keys' last answers, for their next delta write to
+    /// remove (see [`Mark::prune`](crate::Mark)); at most [`MAX_PRUNABLE_KEYS`] keys.
+    prunable: std::collections::HashMap<String, Vec<String>>,
 }
+
+/// The most keys whose stale marks the flusher remembers; past it, it forgets them all, and
+/// sees each key's again in its next answer.
+const MAX_PRUNABLE_KEYS: usize = 10_000;
 
 impl Runner {
     pub(crate) fn new(
@@ -93,6 +101,7 @@ impl Runner {
             closing: false,
             stopped: false,
             ages: Ages::default(),
+            prunable: std::collections::HashMap::new(),
         }
     }
 
@@ -200,10 +209,12 @@ impl Runner {
                     written: None,
                 };
                 if let Some(delta) = taken.delta {
+                    let prune = self.prunable.remove(&meta.key).unwrap_or_default();
                     batch.deltas.push(DeltaWrite {
                         meta,
                         delta,
                         state: taken.value,
+                        prune,
                     });
                     continue;
                 }
@@ -267,6 +278,7 @@ impl Runner {
                 Outcome::Updated(item) => {
                     let landed = match item {
                         Some(item) => {
+                            self.note_stale_marks(&meta.key, &item);
                             let (value, version) = self.shared.layout().value(item);
                             Landed::Updated(Some(Arc::new(value)), version)
                         }
@@ -294,6 +306,24 @@ impl Runner {
         }
         // Whatever landed (or was refused) made room for mutations waiting for it.
         self.shared.make_room();
+    }
+
+    /// Remembers the other writers' stale marks in `key`'s stored `item`, for the key's next
+    /// delta write to remove.
+    fn note_stale_marks(&mut self, key: &str, item: &Item) {
+        let lifetime = self.shared.options().mark_lifetime;
+        let stale = self
+            .shared
+            .layout()
+            .stale_marks(item, unix_millis(), lifetime);
+        if stale.is_empty() {
+            return;
+        }
+        if self.prunable.len() >= MAX_PRUNABLE_KEYS {
+            // Keys not written since: their marks are seen again in a later answer.
+            self.prunable.clear();
+        }
+        self.prunable.insert(key.to_owned(), stale);
     }
 
     /// Settles a versioned write that lost the race: the winner's state replaces the key's

@@ -4,11 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::batch::{Meta, Outcome, Outcomes, Refusal};
 use crate::backend::Write;
-use crate::delta::{Delta, Updated};
+use crate::delta::{unix_millis, Delta, Updated};
 use crate::retry::Backoff;
 use crate::shard::Value;
 use crate::shared::Shared;
@@ -20,6 +19,8 @@ pub(crate) struct DeltaWrite {
     pub delta: Arc<Delta>,
     /// The key's state with the delta applied, as the store holds it: what a refusal reports.
     pub state: Value,
+    /// Other writers' marks to remove from the item (see [`Mark::prune`](crate::Mark)).
+    pub prune: Vec<String>,
 }
 
 /// Writes each delta on its own, all at once; counts the requests it sends in `requests`.
@@ -42,10 +43,10 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
     let partition_key = &shared.options().partition_key;
     let policy = &shared.options().retry;
     let layout = shared.layout();
-    let (delta, mark) = (
-        layout.delta(&write.delta),
-        layout.mark(write.meta.seq, now_millis()),
-    );
+    let delta = layout.delta(&write.delta);
+    let mark = layout
+        .mark(write.meta.seq, unix_millis())
+        .pruning(write.prune.clone());
     let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.write_requests, 1);
@@ -77,13 +78,4 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
             }
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, for a mark; 0 on a clock set before it.
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
