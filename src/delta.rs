@@ -383,14 +383,23 @@ impl Delta {
                 expression.values.insert(placeholder.clone(), value.clone());
                 set.push(format!("{name} = {placeholder}"));
             }
+            let mut condition =
+                format!("(attribute_not_exists({MARK_NAME}) OR {MARK_NAME}[0] < {MARK_SEQ})");
             for (i, attribute) in mark.prune.iter().enumerate() {
                 let name = format!("#r{i}");
                 expression.names.insert(name.clone(), attribute.clone());
+                condition.push_str(&format!(
+                    " AND (attribute_not_exists({name}) OR {name}[1] < {PRUNE_BEFORE})"
+                ));
                 remove.push(name);
             }
-            expression.condition = Some(format!(
-                "attribute_not_exists({MARK_NAME}) OR {MARK_NAME}[0] < {MARK_SEQ}"
-            ));
+            if !mark.prune.is_empty() {
+                expression.values.insert(
+                    PRUNE_BEFORE.to_owned(),
+                    AttributeValue::N(mark.prune_before.to_string()),
+                );
+            }
+            expression.condition = Some(condition);
         }
         for (i, (attribute, action)) in self.actions.iter().enumerate() {
             let name = format!("#a{i}");
@@ -462,6 +471,7 @@ const EMPTY_LIST: &str = ":empty";
 const MARK_NAME: &str = "#mark";
 const MARK_VALUE: &str = ":mark";
 const MARK_SEQ: &str = ":markseq";
+const PRUNE_BEFORE: &str = ":prunebefore";
 
 /// An update expression with its condition, attribute names and values.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -618,5 +618,20 @@ async fn marks_of_long_gone_stores_are_removed() -> TestResult {
     assert!(!left.contains(&"_qs_once_00000000000000aa".to_owned()));
     assert!(left.contains(&"_qs_once_00000000000000bb".to_owned()));
     assert_eq!(n_of(table.item(page.as_str()).as_ref()), Some(7));
+
+    // A store that comes back moves its mark: a write that meant to prune it keeps it.
+    let mut item = table.item(page.as_str()).ok_or("the page is gone")?;
+    item.insert("_qs_once_00000000000000cc".to_owned(), mark(old));
+    table.batch_write("_key", &[Write::Put(item)]).await?;
+    store.invalidate(&page)?;
+    store.apply(&page, add(1)).await?;
+    store.flush().await?;
+    let mut item = table.item(page.as_str()).ok_or("the page is gone")?;
+    item.insert("_qs_once_00000000000000cc".to_owned(), mark(now));
+    table.batch_write("_key", &[Write::Put(item)]).await?;
+    store.apply(&page, add(1)).await?;
+    store.flush().await?;
+    assert!(marks().contains(&"_qs_once_00000000000000cc".to_owned()));
+    assert_eq!(n_of(table.item(page.as_str()).as_ref()), Some(9));
     Ok(())
 }

@@ -173,7 +173,7 @@ async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
     assert_eq!(views(first), n("1"));
     let again = backend.update("_key", key, &once, Some(&ours(5))).await?;
     assert!(
-        matches!(again, Updated::AlreadyApplied(Some(_))),
+        matches!(again, Updated::Unchanged(Some(_))),
         "{again:?}"
     );
     assert_eq!(views(again), n("1"));
@@ -187,8 +187,13 @@ async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
     let stored = fixture.read_back(key).await?.ok_or("the item is gone")?;
     assert_eq!(stored.get("_once_a"), Some(&ours(6).value()));
     assert_eq!(stored.get("_once_b"), Some(&theirs.value()));
-    // A write that prunes the other writer's mark removes it, and sets its own.
-    let pruning = ours(7).pruning(vec!["_once_b".to_owned()]);
+    // A write that prunes a mark that has moved since changes nothing.
+    let renewed = ours(7).pruning(vec!["_once_b".to_owned()], 1_600_000_000_000);
+    let unchanged = backend.update("_key", key, &once, Some(&renewed)).await?;
+    assert!(matches!(unchanged, Updated::Unchanged(Some(_))), "{unchanged:?}");
+    assert_eq!(views(unchanged), n("3"));
+    // One that prunes the other writer's mark, still old, removes it and sets its own.
+    let pruning = ours(7).pruning(vec!["_once_b".to_owned()], 1_800_000_000_000);
     let pruned = backend.update("_key", key, &once, Some(&pruning)).await?;
     assert_eq!(views(pruned), n("4"));
     let stored = fixture.read_back(key).await?.ok_or("the item is gone")?;

@@ -764,15 +764,15 @@ impl Backend for DynamoDbBackend {
                     .attributes
                     .unwrap_or_else(|| key_item(partition_key, key)),
             )),
-            // Only a mark is a condition here: the item has taken the delta already. Without
-            // the item in the answer (a server that ignores `ALL_OLD`), it is read.
+            // Only a mark makes a condition here (see `Mark::allows`). Without the item in the
+            // answer (a server that ignores `ALL_OLD`), it is read.
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     let current = match failed.item() {
                         Some(item) => Some(item.clone()),
                         None => self.get(partition_key, key, true).await?,
                     };
-                    Ok(Updated::AlreadyApplied(current))
+                    Ok(Updated::Unchanged(current))
                 }
                 _ => Err(from_sdk("UpdateItem", err)),
             },

@@ -201,9 +201,11 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// With a `mark`, the update also sets the mark's attribute to [`Mark::value`] and its
     /// [`stamps`](Mark::stamps), removes the attributes it [prunes](Mark::prune), and applies
-    /// only if the item has not taken the delta already ([`Mark::applied_in`]), as one atomic
-    /// step: DynamoDB's condition `attribute_not_exists(#mark) OR #mark[0] < :seq`. Otherwise
-    /// nothing changes and the answer is [`Updated::AlreadyApplied`] with the item there.
+    /// only if [`Mark::allows`] it (the item has not taken the delta already, and the marks it
+    /// prunes are still old), as one atomic step: DynamoDB's condition
+    /// `(attribute_not_exists(#mark) OR #mark[0] < :seq) AND (attribute_not_exists(#r0) OR
+    /// #r0[1] < :before) AND ...`. Otherwise nothing changes and the answer is
+    /// [`Updated::Unchanged`] with the item there.
     ///
     /// The default implementation refuses: a backend supports deltas only if it implements
     /// this and [`supports_deltas`](Backend::supports_deltas).

@@ -117,9 +117,9 @@ pub(crate) fn updated(
         other => other,
     };
     delta.check(partition_key).map_err(refused)?;
-    if let (Some(mark), Some(current)) = (mark, current) {
-        if mark.applied_in(Some(current)) {
-            return Ok(Updated::AlreadyApplied(Some(current.clone())));
+    if let Some(mark) = mark {
+        if !mark.allows(current) {
+            return Ok(Updated::Unchanged(current.cloned()));
         }
     }
     let mut item = delta.apply(current, partition_key, key).map_err(refused)?;

@@ -6,7 +6,13 @@
 //! attribute of the item, one per writer, holding the sequence of the newest of that writer's
 //! deltas the item has taken, and when it was sent. The update is conditional on the mark being
 //! older than the delta, in the same request, so DynamoDB applies the delta and moves the mark
-//! atomically, or refuses both; a refused condition means the delta is in the item already.
+//! atomically, or refuses both; a refused condition with the mark in the item means the delta
+//! is in the item already.
+//!
+//! A writer's mark is only needed while a delta of its could still be sent again, so a write
+//! may also remove other writers' marks that have not moved for a long time
+//! ([`Mark::prune`]), on condition that they still have not: a writer that comes back keeps
+//! its mark.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -32,8 +38,11 @@ pub struct Mark {
     /// store's writer attribute, naming the delta as its state.
     pub stamps: Item,
     /// Attributes the update removes: other writers' marks, old enough that no delta of theirs
-    /// can still come.
+    /// can still come. Each is removed only if it still was sent before
+    /// [`prune_before`](Mark::prune_before); otherwise nothing changes.
     pub prune: Vec<String>,
+    /// Milliseconds since the Unix epoch: the marks in [`prune`](Mark::prune) must be older.
+    pub prune_before: u64,
 }
 
 impl Mark {
@@ -46,13 +55,27 @@ impl Mark {
             at,
             stamps: Item::new(),
             prune: Vec::new(),
+            prune_before: 0,
         }
     }
 
-    /// The mark, removing `attributes` too when the delta applies.
-    pub fn pruning(mut self, attributes: Vec<String>) -> Self {
+    /// The mark, removing other writers' marks in `attributes` too when the delta applies, on
+    /// condition that each was sent before `before` (milliseconds since the Unix epoch).
+    pub fn pruning(mut self, attributes: Vec<String>, before: u64) -> Self {
         self.prune = attributes;
+        self.prune_before = before;
         self
+    }
+
+    /// Whether the update may apply to `current`, the item under the key (`None` if there is
+    /// none): it has not taken the delta, and every mark the update prunes is still old.
+    pub fn allows(&self, current: Option<&Item>) -> bool {
+        let old = |attribute: &String| {
+            current
+                .and_then(|item| item.get(attribute))
+                .is_none_or(|mark| Mark::sent_at(mark).is_some_and(|at| at < self.prune_before))
+        };
+        !self.applied_in(current) && self.prune.iter().all(old)
     }
 
     /// When the writer whose mark `mark` is (a stored mark's value) last sent a delta the
@@ -106,10 +129,12 @@ pub(crate) fn landed(item: &Item, attribute: &str) -> Option<u64> {
 pub enum Updated {
     /// The delta was applied; this is the item it left, with its partition key attribute.
     Applied(Item),
-    /// The item held the delta's [`Mark`] (or a later one of its writer) already, so nothing
-    /// changed; this is the item there, with its partition key attribute (`None` if another
-    /// writer deleted it since the condition was checked).
-    AlreadyApplied(Option<Item>),
+    /// The [`Mark`]'s condition did not hold ([`Mark::allows`]), so nothing changed: the item
+    /// held the delta's mark (or a later one of its writer), the delta having been applied
+    /// before, or a mark the update prunes had moved. This is the item there, with its
+    /// partition key attribute (`None` if another writer deleted it since the condition was
+    /// checked).
+    Unchanged(Option<Item>),
 }
 
 impl Updated {
@@ -117,7 +142,7 @@ impl Updated {
     pub fn into_item(self) -> Option<Item> {
         match self {
             Updated::Applied(item) => Some(item),
-            Updated::AlreadyApplied(item) => item,
+            Updated::Unchanged(item) => item,
         }
     }
 }

@@ -44,17 +44,24 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
     let policy = &shared.options().retry;
     let layout = shared.layout();
     let delta = layout.delta(&write.delta);
-    let mark = layout
-        .mark(write.meta.seq, unix_millis())
-        .pruning(write.prune.clone());
+    let now = unix_millis();
+    let lifetime = u64::try_from(shared.options().mark_lifetime.as_millis()).unwrap_or(u64::MAX);
+    let mut mark = layout
+        .mark(write.meta.seq, now)
+        .pruning(write.prune.clone(), now.saturating_sub(lifetime));
     let mut backoff = Backoff::new(policy);
     loop {
         counters.add(&counters.write_requests, 1);
         requests.fetch_add(1, Ordering::Relaxed);
         let request = backend.update(partition_key, &write.meta.key, &delta, Some(&mark));
         match policy.request("UpdateItem", request).await {
+            Ok(Updated::Unchanged(item)) if !mark.applied_in(item.as_ref()) => {
+                // A mark this write meant to prune has moved: its writer is back. Keep it.
+                tracing::debug!(key = %write.meta.key, "a mark to prune was renewed; writing the delta without pruning");
+                mark = mark.pruning(Vec::new(), 0);
+            }
             Ok(updated) => {
-                if matches!(updated, Updated::AlreadyApplied(_)) {
+                if matches!(updated, Updated::Unchanged(_)) {
                     tracing::debug!(key = %write.meta.key, "a delta whose answer was lost had landed; not applied again");
                 }
                 counters.add(&counters.items_written, 1);
