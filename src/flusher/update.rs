@@ -55,7 +55,9 @@ async fn write_one(shared: &Shared, write: &DeltaWrite, requests: &AtomicU64) ->
         requests.fetch_add(1, Ordering::Relaxed);
         let request = backend.update(partition_key, &write.meta.key, &delta, Some(&mark));
         match policy.request("UpdateItem", request).await {
-            Ok(Updated::Unchanged(item)) if !mark.applied_in(item.as_ref()) => {
+            Ok(Updated::Unchanged(item))
+                if !mark.prune.is_empty() && !mark.applied_in(item.as_ref()) =>
+            {
                 // A mark this write meant to prune has moved: its writer is back. Keep it.
                 tracing::debug!(key = %write.meta.key, "a mark to prune was renewed; writing the delta without pruning");
                 mark = mark.pruning(Vec::new(), 0);
