@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use common::{key, Dynalite, TestResult};
-use quickstore::{DynamoDbBackend, DynamoDbStream, Error, Item, Store, StoreBuilder};
+use quickstore::{Delta, DynamoDbBackend, DynamoDbStream, Error, Item, Store, StoreBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +222,51 @@ async fn versioned_stores_follow_the_stream_too() -> TestResult {
     store.update(&key, &Doc { n: 101 }).await?;
     store.flush().await?;
     assert_eq!(store.stats().conflicts, 0);
+    store.close().await?;
+    Ok(())
+}
+
+/// A following store's own deltas come back in the stream as the items their writes answered
+/// with: they are recognised and change nothing, while another writer's increment of the same
+/// counter reaches the cache.
+#[tokio::test]
+async fn own_deltas_are_not_echoed_and_other_increments_arrive() -> TestResult {
+    let (server, client) = table_with_stream(StreamViewType::NewAndOldImages).await?;
+    let store = following(&server, &client).await?.open().await?;
+    let counter = key("Doc", 1);
+    for _ in 0..10 {
+        store.apply(&counter, Delta::new().add("n", 1)).await?;
+    }
+    store.flush().await?;
+    until(&store, "the stream shows the store's own write", |stats| {
+        stats.stream_records >= 1
+    })
+    .await?;
+    client
+        .update_item()
+        .table_name("t")
+        .key("_key", AttributeValue::S(counter.as_str().to_owned()))
+        .update_expression("ADD n :five")
+        .expression_attribute_values(":five", AttributeValue::N("5".into()))
+        .send()
+        .await?;
+    until(&store, "the other writer's increment arrives", |stats| {
+        stats.stream_records >= 2
+    })
+    .await?;
+    let start = Instant::now();
+    while store.get::<Doc>(&counter).await? != Some(Doc { n: 15 }) {
+        if start.elapsed() > PATIENCE {
+            return Err("the other writer's increment never reached the cache".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = store.stats();
+    assert_eq!(
+        stats.stream_replaced + stats.stream_invalidated,
+        1,
+        "only the other writer's change: {stats:?}"
+    );
     store.close().await?;
     Ok(())
 }

@@ -280,7 +280,13 @@ impl Runner {
                         Some(item) => {
                             self.note_stale_marks(&meta.key, &item);
                             let (value, version) = self.shared.layout().value(item);
-                            Landed::Updated(Some(Arc::new(value)), version)
+                            let value = Some(Arc::new(value));
+                            // The state is known only now: until its write is settled the key
+                            // is dirty, and a follower leaves dirty keys alone.
+                            if let Some(echoes) = self.shared.echoes() {
+                                echoes.expect(&meta.key, value.clone(), version);
+                            }
+                            Landed::Updated(value, version)
                         }
                         None => Landed::Updated(None, 0),
                     };
