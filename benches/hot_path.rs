@@ -22,6 +22,12 @@
 //!   in a fresh temporary directory (under `$TMPDIR`, normally `/tmp`) and holding the same hot
 //!   keys, flushed. The flusher runs every [`FLUSH_INTERVAL`] and never earlier (the batch
 //!   threshold is above the hot set), so almost every upsert finds its key already dirty.
+//!   Beside them, with no journal, the acknowledgement of an `apply` of a delta adding 1 to the
+//!   counter [`COUNTER`]: on one hot key every time (`apply_hot_counter`: each delta combines
+//!   with the key's pending ones), and uniform over the [`HOT_KEYS`] keys (`apply_spread`, the
+//!   upsert's keys and distribution). The store is flushed before them, so that their keys
+//!   start clean; afterwards it is flushed again and the counters in the table must have gained
+//!   one per increment acknowledged.
 //! - `hot_path/update_with`: a warm `update_with` incrementing the `counter` of a cached `Doc`
 //!   (decoded, incremented, encoded and checked again), and the same increment on the raw item
 //!   with `update_item_with`, uniform over the [`HOT_KEYS`] keys. Checked afterwards: the
@@ -64,7 +70,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use quickstore::{AttributeValue, Change, Durability, Item, Key, Store};
+use quickstore::{AttributeValue, Change, Delta, Durability, Item, Key, Store};
 use rand::distr::Alphanumeric;
 use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng as _};
@@ -103,6 +109,9 @@ const MAX_PENDING: usize = 1_000_000;
 
 /// The kind of the benchmark's keys.
 const KIND: &str = "Doc";
+
+/// The number attribute the `apply` benchmarks add 1 to.
+const COUNTER: &str = "n";
 
 /// The value read and written: about 200 bytes as a DynamoDB item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +169,8 @@ impl Failures {
 /// What every benchmark shares.
 struct Fixture {
     store: Store,
+    /// The store's in-memory table (a clone shares it), to check what was written.
+    table: common::MemoryBackend,
     /// The cached keys, and the same items in a bare cache under their rendered forms.
     keys: Vec<Key>,
     rendered: Vec<String>,
@@ -176,7 +187,8 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Result<Self, Box<dyn StdError>> {
         let mut rng = StdRng::seed_from_u64(SEED);
-        let store = Store::builder(common::MemoryBackend::default())
+        let table = common::MemoryBackend::default();
+        let store = Store::builder(table.clone())
             .flush_interval(FLUSH_INTERVAL)
             .batch_threshold(BATCH_THRESHOLD)
             .max_pending(MAX_PENDING)
@@ -226,6 +238,7 @@ impl Fixture {
             .collect();
         Ok(Self {
             store,
+            table,
             keys,
             rendered,
             bare,
@@ -245,6 +258,23 @@ impl Fixture {
                 Some(doc) => sum += doc.counter,
                 None => return Err(format!("hot key {key:?} is missing").into()),
             }
+        }
+        Ok(sum)
+    }
+
+    /// The sum of the [`COUNTER`]s of the hot keys in the table (absent counts as 0).
+    fn counters_in_table(&self) -> Result<u64, Box<dyn StdError>> {
+        let mut sum = 0;
+        for key in &self.hot_keys {
+            let item = self
+                .table
+                .item(key.as_str())
+                .ok_or_else(|| format!("hot key {key:?} is not in the table"))?;
+            sum += match item.get(COUNTER) {
+                None => 0,
+                Some(AttributeValue::N(n)) => n.parse::<u64>()?,
+                Some(other) => return Err(format!("{key:?}: `{COUNTER}` is {other:?}").into()),
+            };
         }
         Ok(sum)
     }
@@ -480,6 +510,7 @@ fn bench_upsert(
             async move { f.failures.note(f.store.upsert(key, doc).await.ok()) }
         })
     });
+    bench_apply(&mut group, runtime, f)?;
     let journaled = [
         (
             "quickstore/upsert_journal_interval_10ms",
@@ -509,6 +540,54 @@ fn bench_upsert(
     }
     group.finish();
     f.failures.check("hot_path/upsert")
+}
+
+/// Adds 1 to `key`'s [`COUNTER`] with `apply`, counting the increment in `increments` once it
+/// is acknowledged.
+async fn increment(f: &Fixture, key: &Key, increments: &AtomicU64) -> Option<()> {
+    let done = f.store.apply(key, Delta::new().add(COUNTER, 1)).await.ok();
+    if done.is_some() {
+        increments.fetch_add(1, Ordering::Relaxed);
+    }
+    f.failures.note(done)
+}
+
+/// Benchmarks, in `group`, the acknowledgement of an `apply` adding 1 to [`COUNTER`]: on one
+/// hot key every time, and uniform over the hot keys. Flushes the store before (so that the
+/// keys start clean) and after, and checks that the counters in the table gained one per
+/// increment acknowledged.
+fn bench_apply(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &Runtime,
+    f: &Fixture,
+) -> Result<(), Box<dyn StdError>> {
+    runtime.block_on(f.store.flush())?;
+    let before = f.counters_in_table()?;
+    let increments = AtomicU64::new(0);
+    let increments = &increments;
+    let hot_counter = &f.hot_keys[0];
+    group.bench_function("quickstore/apply_hot_counter", |b| {
+        b.to_async(runtime)
+            .iter(|| increment(f, hot_counter, increments))
+    });
+    group.bench_function("quickstore/apply_spread", |b| {
+        let mut rng = rng();
+        b.to_async(runtime).iter(|| {
+            let key = &f.hot_keys[rng.random_range(0..HOT_KEYS)];
+            increment(f, key, increments)
+        })
+    });
+    runtime.block_on(f.store.flush())?;
+    let after = f.counters_in_table()?;
+    let increments = increments.load(Ordering::Relaxed);
+    if after != before + increments {
+        return Err(format!(
+            "hot_path/upsert: {increments} increments acknowledged took the counters in the \
+             table from {before} to {after}"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn bench_update_with(

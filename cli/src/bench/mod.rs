@@ -1,7 +1,7 @@
-//! `quickstore bench`: load items, run a workload of reads and upserts over them from
-//! concurrent tasks, drain the store, and report throughput, latency, the store's counters and
-//! the DynamoDB bill; optionally beside the same workload run write-through, straight against
-//! the backend.
+//! `quickstore bench`: load items, run a workload of reads and upserts (or counter increments)
+//! over them from concurrent tasks, drain the store, and report throughput, latency, the store's
+//! counters and the DynamoDB bill; optionally beside the same workload run write-through,
+//! straight against the backend.
 
 pub(crate) mod keys;
 mod latency;
@@ -66,6 +66,9 @@ pub enum Workload {
     W,
     /// Gets only, through a cache a tenth of the data set.
     U,
+    /// Counter increments: each operation adds 1 to a counter attribute of a zipfian-chosen key
+    /// with `Store::apply`.
+    K,
 }
 
 /// Bytes an item weighs in the cache besides its payload: attribute names, the other fields,
@@ -127,7 +130,9 @@ pub struct BenchArgs {
 
     /// A named workload, setting the read ratio (and, for `u`, the cache size): `load` inserts
     /// only; `a` 50% gets, 50% upserts; `b` 95/5; `c` gets only; `w` upserts only; `u` gets
-    /// with a cache a tenth of the data, so that misses happen.
+    /// with a cache a tenth of the data, so that misses happen; `k` adds 1 to a counter
+    /// attribute (`hits`) of the chosen key with `Store::apply` (an `UpdateItem` each with
+    /// `--compare direct`), then checks that the table's counters gained what was acknowledged.
     #[arg(long, value_enum)]
     pub workload: Option<Workload>,
 
@@ -204,7 +209,7 @@ impl BenchArgs {
             Workload::A => 0.5,
             Workload::B => 0.95,
             Workload::C | Workload::U => 1.0,
-            Workload::W => 0.0,
+            Workload::W | Workload::K => 0.0,
         };
         match workload {
             Workload::Load => {
@@ -234,6 +239,7 @@ impl BenchArgs {
             rate: self.rate,
             tasks: self.tasks,
             read_ratio: self.read_ratio,
+            increments: self.increments(),
             distribution: self.distribution,
             value_size: self.value_size,
             seed: self.seed,
@@ -245,6 +251,11 @@ impl BenchArgs {
     /// Whether the run phase has operations to run.
     fn runs_ops(&self) -> bool {
         self.duration.is_some() || self.ops > 0
+    }
+
+    /// Whether the run phase increments counters (`--workload k`).
+    fn increments(&self) -> bool {
+        self.workload == Some(Workload::K)
     }
 }
 
@@ -295,6 +306,30 @@ pub struct StoreRun {
     pub metered: Metered,
     /// With `--restart`: the hit ratios around a restart.
     pub restarted: Option<Restarted>,
+    /// With `--workload k`: the increments acknowledged, and what the table's counters gained.
+    pub counted: Option<Counted>,
+}
+
+/// The increments a store acknowledged (`--workload k`), and what the counters in the table
+/// gained meanwhile, read back after the store's close.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counted {
+    /// Increments the store acknowledged, from the end of the load phase to its close (the
+    /// warm-up's included).
+    pub acknowledged: u64,
+    /// Of those, the ones whose writes the run+drain figures count: the measured run's (and,
+    /// with `--restart`, the last window's before the close).
+    pub measured: u64,
+    /// What the counters of all the items gained over the same time, read back from the table
+    /// with strongly consistent reads after the close.
+    pub in_table: i64,
+}
+
+impl Counted {
+    /// Whether the table holds every acknowledged increment, and no other.
+    pub fn matches(&self) -> bool {
+        i64::try_from(self.acknowledged).is_ok_and(|acknowledged| acknowledged == self.in_table)
+    }
 }
 
 /// What a drain (or a loop standing in for one) wrote, and how long it took.
@@ -403,9 +438,16 @@ async fn run_store(
     flush(&store, "writing the loaded items", args).await?;
     let load_written = started.elapsed();
 
+    let partition_key = args.backend.partition_key();
+    let counters_before = match args.increments() {
+        true => Some(workload::sum_counters(opened.meter.as_ref(), partition_key, keys).await?),
+        false => None,
+    };
+    let mut increments = 0;
     let via = Via::Store(store.clone());
     if let (Some(warmup), true) = (args.warmup, args.runs_ops()) {
-        workload::run_ops(&via, keys, &args.plan(Some(warmup))).await?;
+        let warmed = workload::run_ops(&via, keys, &args.plan(Some(warmup))).await?;
+        increments += warmed.increments.count();
         flush(&store, "writing the warm-up's upserts", args).await?;
     }
     if args.cold {
@@ -421,6 +463,9 @@ async fn run_store(
         true => Some(restart::one_window(&store, keys, args).await?),
         false => None,
     };
+    let measured = ran.increments.count() + last_window.as_ref().map_or(0, |(_, n)| *n);
+    increments += measured;
+    let last_window = last_window.map(|(stats, _)| stats);
 
     let before_drain = store.stats();
     let started = Instant::now();
@@ -440,6 +485,17 @@ async fn run_store(
         secs: (flush_time + close_time).as_secs_f64(),
     };
     let metered = opened.meter.metered().since(&metered_before);
+    let counted = match counters_before {
+        Some(before) => {
+            let after = workload::sum_counters(opened.meter.as_ref(), partition_key, keys).await?;
+            Some(Counted {
+                acknowledged: increments,
+                measured,
+                in_table: after.saturating_sub(before),
+            })
+        }
+        None => None,
+    };
     let restarted = match (&last_window, &warm_file) {
         (Some(before), Some(file)) => {
             let backend = Arc::clone(&opened.meter) as Arc<dyn Backend>;
@@ -460,6 +516,7 @@ async fn run_store(
         end,
         metered,
         restarted,
+        counted,
     };
     Ok((run, opened))
 }
@@ -543,6 +600,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if run.end.rejected_writes != 0 {
             bail!("the backend refused {} writes", run.end.rejected_writes);
         }
+        if let Some(counted) = run.counted.filter(|counted| !counted.matches()) {
+            bail!(
+                "the store acknowledged {} increments, but the counters in the table gained {}",
+                counted.acknowledged,
+                counted.in_table
+            );
+        }
     }
     Ok(())
 }
@@ -567,6 +631,11 @@ mod tests {
         assert_eq!(args(&["--workload", "a"])?.read_ratio, 0.5);
         assert_eq!(args(&["--workload", "b"])?.read_ratio, 0.95);
         assert_eq!(args(&["--workload", "w"])?.read_ratio, 0.0);
+        let k = args(&["--workload", "k"])?;
+        assert_eq!(k.read_ratio, 0.0);
+        assert!(k.plan(None).increments, "k increments counters");
+        assert!(!args(&["--workload", "w"])?.plan(None).increments);
+        assert!(!args(&[])?.plan(None).increments);
         let load = args(&["--workload", "load", "--duration", "5s"])?;
         assert!(!load.runs_ops(), "the load workload runs no operations");
         let u = args(&["--workload", "u", "--items", "100000"])?;
@@ -613,6 +682,64 @@ mod tests {
             "needs --journal"
         );
         Ok(())
+    }
+
+    /// `--workload k` increments counters through the store, in fewer write requests than
+    /// increments, and the table's counters hold every acknowledged increment after the close
+    /// (the warm-up's too); the direct run sends one `UpdateItem` per increment.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workload_k_counts_every_increment() -> anyhow::Result<()> {
+        let base = [
+            "--workload",
+            "k",
+            "--items",
+            "50",
+            "--ops",
+            "2000",
+            "--tasks",
+            "2",
+            "-q",
+        ];
+        let warmed = args(&[&base[..], &["--warmup", "50ms"]].concat())?;
+        let keys: Arc<[Key]> = (0..warmed.items)
+            .map(|index| Key::new(KIND, index.to_string()))
+            .collect::<Result<_, _>>()?;
+        let (run, opened) = run_store(&warmed, &keys, None).await?;
+        let counted = run.counted.context("workload k checks its counters")?;
+        assert_eq!(run.ran.increments.count(), 2000);
+        assert_eq!(run.ran.ops(), 2000);
+        assert_eq!(counted.measured, 2000);
+        assert!(
+            counted.acknowledged > 2000,
+            "the warm-up counts: {counted:?}"
+        );
+        assert!(counted.matches(), "{counted:?}");
+        let requests = run.end.since(&run.before_run).write_requests;
+        assert!((1..2000).contains(&requests), "{requests} write requests");
+
+        let plain = args(&base)?;
+        let partition_key = plain.backend.partition_key();
+        let before = workload::sum_counters(opened.meter.as_ref(), partition_key, &keys).await?;
+        let direct = run_direct(&plain, &keys, &opened).await?;
+        let after = workload::sum_counters(opened.meter.as_ref(), partition_key, &keys).await?;
+        assert_eq!(direct.ran.increments.count(), 2000);
+        assert_eq!(direct.metered.write_requests, 2000, "one UpdateItem each");
+        assert_eq!(after - before, 2000);
+        Ok(())
+    }
+
+    #[test]
+    fn counters_match_only_when_every_increment_landed() {
+        let counted = |acknowledged, in_table| Counted {
+            acknowledged,
+            measured: acknowledged,
+            in_table,
+        };
+        assert!(counted(200_000, 200_000).matches());
+        assert!(counted(0, 0).matches());
+        assert!(!counted(200_000, 199_999).matches());
+        assert!(!counted(200_000, 200_001).matches());
+        assert!(!counted(u64::MAX, -1).matches());
     }
 
     #[test]

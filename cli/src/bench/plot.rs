@@ -1,5 +1,5 @@
 //! `--plot FILE.svg`: two charts side by side. On the left, the latency distribution of each
-//! run's reads and upserts (latency against percentile, the tail stretched out: 90%, 99%,
+//! run's reads and upserts (or increments) (latency against percentile, the tail stretched out: 90%, 99%,
 //! 99.9%... equally spaced, both axes logarithmic); on the right, each run's throughput over
 //! time. With `--compare`, the store's runs and the direct run share both charts.
 
@@ -108,7 +108,7 @@ fn latency_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     series: &[Series<'_>],
 ) -> anyhow::Result<()> {
-    // Reads solid, upserts dashed, in their run's colour.
+    // Reads solid, upserts and increments dashed, in their run's colour.
     let lines: Vec<Line> = series
         .iter()
         .enumerate()
@@ -116,6 +116,7 @@ fn latency_chart<DB: DrawingBackend>(
             [
                 ("read", &s.ran.reads, false),
                 ("upsert", &s.ran.writes, true),
+                ("increment", &s.ran.increments, true),
             ]
             .into_iter()
             .filter(|(_, recorder, _)| recorder.count() > 0)

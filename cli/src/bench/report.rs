@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::plot::Series;
 use super::restart::Restarted;
-use super::{BenchArgs, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
+use super::workload::COUNTER;
+use super::{BenchArgs, Counted, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
 use crate::backend::Target;
 use crate::bench::latency::{Recorder, Summary};
 use crate::bench::timeline::{Timeline, MAX_POINTS};
@@ -75,6 +76,12 @@ fn reads_per_mutation(stats: &Stats) -> String {
     }
 }
 
+/// Write requests per increment (`--workload k`): below 1 when increments of a key coalesced;
+/// `None` without increments.
+fn writes_per_increment(write_requests: u64, increments: u64) -> Option<f64> {
+    (increments > 0).then(|| write_requests as f64 / increments as f64)
+}
+
 /// Items written per mutation, as text: below 1 when writes coalesced.
 fn per_mutation(stats: &Stats) -> String {
     if stats.mutations == 0 {
@@ -85,6 +92,13 @@ fn per_mutation(stats: &Stats) -> String {
 }
 
 impl StoreRun {
+    /// Write requests per increment over the run and drain (`--workload k`).
+    fn writes_per_increment(&self) -> Option<f64> {
+        let counted = self.counted?;
+        let requests = self.end.since(&self.before_run).write_requests;
+        writes_per_increment(requests, counted.measured)
+    }
+
     /// The bill as read, and had reads been of the other consistency (half, or twice, the
     /// read units).
     fn bills(&self, consistent: bool, prices: &Prices) -> (Bill, Bill) {
@@ -105,6 +119,11 @@ impl StoreRun {
 impl Direct {
     fn bill(&self, prices: &Prices) -> Bill {
         Bill::new(self.metered.units, self.ran.ops(), prices)
+    }
+
+    /// Write requests per increment (`--workload k`): 1, one `UpdateItem` each.
+    fn writes_per_increment(&self) -> Option<f64> {
+        writes_per_increment(self.metered.write_requests, self.ran.increments.count())
     }
 }
 
@@ -178,16 +197,15 @@ impl Report<'_> {
             .rate
             .map(|rate| format!(" at {rate:.0} ops/s"))
             .unwrap_or_default();
+        let mix = match args.increments() {
+            true => format!("increments of `{COUNTER}`"),
+            false => format!("{:.0}% reads", args.read_ratio * 100.0),
+        };
         writeln!(
             out,
-            "  {} items with {}-byte payloads; {length}{warmup}{pace} from {} tasks, {:.0}% \
-             reads, {} keys, seed {}",
-            args.items,
-            args.value_size,
-            args.tasks,
-            args.read_ratio * 100.0,
-            args.distribution,
-            args.seed,
+            "  {} items with {}-byte payloads; {length}{warmup}{pace} from {} tasks, {mix}, {} \
+             keys, seed {}",
+            args.items, args.value_size, args.tasks, args.distribution, args.seed,
         )?;
         let mut settings = Vec::new();
         let mut set = |name: &str, value: Option<String>| {
@@ -268,10 +286,13 @@ impl Report<'_> {
             Some(_) => format!("; at worst {:.1?} behind schedule", ran.behind),
             None => String::new(),
         };
+        let mix = match ran.increments.count() {
+            0 => format!("{reads} reads{not_found}, {writes} upserts"),
+            increments => format!("{increments} increments"),
+        };
         writeln!(
             out,
-            "run    {} ops in {:.1?}: {:.0} ops/s; {reads} reads{not_found}, {writes} \
-             upserts{behind}",
+            "run    {} ops in {:.1?}: {:.0} ops/s; {mix}{behind}",
             ran.ops(),
             ran.elapsed,
             rate(ran.ops(), ran.elapsed),
@@ -286,6 +307,10 @@ impl Report<'_> {
         writeln!(out)?;
         render_store(out, &run.end.since(&run.before_run), &run.end)?;
         writeln!(out)?;
+        if let Some(counted) = &run.counted {
+            render_counted(out, counted, run)?;
+            writeln!(out)?;
+        }
         if let Some(restarted) = &run.restarted {
             render_restart(out, restarted)?;
             writeln!(out)?;
@@ -319,6 +344,20 @@ impl Report<'_> {
             ("p50", (|s: &Summary| s.p50) as fn(&Summary) -> Duration),
             ("p99", |s: &Summary| s.p99),
         ] {
+            if ran.increments.count() > 0 {
+                let increment = (
+                    micros(&ran.increments, pick),
+                    micros(&theirs.increments, pick),
+                );
+                row(
+                    out,
+                    &format!("increment {name} (us)"),
+                    increment.0,
+                    increment.1,
+                    1,
+                )?;
+                continue;
+            }
             let read = (micros(&ran.reads, pick), micros(&theirs.reads, pick));
             row(out, &format!("read {name} (us)"), read.0, read.1, 1)?;
             let upsert = (micros(&ran.writes, pick), micros(&theirs.writes, pick));
@@ -338,6 +377,9 @@ impl Report<'_> {
             ),
         ] {
             row(out, name, a, b, digits)?;
+        }
+        if let (Some(a), Some(b)) = (run.writes_per_increment(), direct.writes_per_increment()) {
+            row(out, "writes per increment", a, b, 4)?;
         }
         Ok(())
     }
@@ -506,15 +548,23 @@ fn compare_figures(out: &mut String, name: &str, a: f64, b: f64, digits: usize) 
 }
 
 fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
+    // A run of increments has no reads or upserts, and the other runs no increments.
+    let (rows, width) = match ran.increments.count() {
+        0 => (
+            vec![
+                ("read", ran.reads.summary()),
+                ("upsert", ran.writes.summary()),
+            ],
+            8,
+        ),
+        _ => (vec![("increment", ran.increments.summary())], 9),
+    };
     writeln!(
         out,
-        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:<width$} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "latency", "count", "mean", "p50", "p99", "p99.9", "max"
     )?;
-    for (name, summary) in [
-        ("read", ran.reads.summary()),
-        ("upsert", ran.writes.summary()),
-    ] {
+    for (name, summary) in rows {
         match summary {
             Some(Summary {
                 count,
@@ -525,17 +575,42 @@ fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
                 max,
             }) => writeln!(
                 out,
-                "{name:<8} {count:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "{name:<width$} {count:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 format!("{mean:.1?}"),
                 format!("{p50:.1?}"),
                 format!("{p99:.1?}"),
                 format!("{p999:.1?}"),
                 format!("{max:.1?}"),
             )?,
-            None => writeln!(out, "{name:<8} {:>9}", 0)?,
+            None => writeln!(out, "{name:<width$} {:>9}", 0)?,
         }
     }
     Ok(())
+}
+
+/// The increments acknowledged against what the table's counters gained, and the write
+/// requests they took (`--workload k`).
+fn render_counted(out: &mut String, counted: &Counted, run: &StoreRun) -> fmt::Result {
+    let verdict = match counted.matches() {
+        true => "they match",
+        false => "MISMATCH",
+    };
+    writeln!(
+        out,
+        "counters  {} increments acknowledged ({} measured), the `{COUNTER}` counters in the \
+         table gained {}: {verdict}",
+        counted.acknowledged, counted.measured, counted.in_table
+    )?;
+    let requests = run.end.since(&run.before_run).write_requests;
+    match run.writes_per_increment() {
+        Some(per) => writeln!(
+            out,
+            "          writes per increment {per:.4} ({requests} write requests for {} \
+             increments, run+drain)",
+            counted.measured
+        ),
+        None => writeln!(out, "          writes per increment -"),
+    }
 }
 
 fn render_restart(out: &mut String, restarted: &Restarted) -> fmt::Result {
@@ -656,6 +731,16 @@ struct JsonReport {
     /// With `--restart`: hit ratios in the last second before a close and the first after
     /// an open, warm and cold.
     restart: Option<Restarted>,
+    /// With `--workload k`: increments the store acknowledged from the end of the load phase
+    /// to its close (the warm-up's included).
+    increments_acknowledged: Option<u64>,
+    /// With `--workload k`: what the counters of all the items in the table gained over the
+    /// same time, read back after the close; equal to `increments_acknowledged`, or the run
+    /// fails.
+    increments_in_table: Option<i64>,
+    /// With `--workload k`: the store's write requests over the run and drain, divided by the
+    /// increments acknowledged in the run.
+    writes_per_increment: Option<f64>,
 }
 
 /// The store's settings; `null` for the library's default.
@@ -679,6 +764,8 @@ struct JsonDirect {
     latency_us: JsonLatencies,
     metered: Metered,
     bill: Bill,
+    /// With `--workload k`: write requests per increment (one `UpdateItem` each).
+    writes_per_increment: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -696,6 +783,7 @@ struct JsonRun {
     ops_per_sec: f64,
     reads: u64,
     upserts: u64,
+    increments: u64,
     not_found: u64,
     /// With a target rate: how late, at worst, an operation started against its schedule.
     behind_schedule_secs: f64,
@@ -727,6 +815,7 @@ impl From<&super::Ran> for JsonRun {
             ops_per_sec: rate(ran.ops(), ran.elapsed),
             reads: ran.reads.count(),
             upserts: ran.writes.count(),
+            increments: ran.increments.count(),
             not_found: ran.not_found,
             behind_schedule_secs: ran.behind.as_secs_f64(),
             throughput: JsonThroughput::from(&ran.timeline),
@@ -738,6 +827,7 @@ impl From<&super::Ran> for JsonRun {
 struct JsonLatencies {
     read: Option<JsonLatency>,
     upsert: Option<JsonLatency>,
+    increment: Option<JsonLatency>,
 }
 
 impl From<&super::Ran> for JsonLatencies {
@@ -745,6 +835,7 @@ impl From<&super::Ran> for JsonLatencies {
         Self {
             read: ran.reads.summary().map(JsonLatency::from),
             upsert: ran.writes.summary().map(JsonLatency::from),
+            increment: ran.increments.summary().map(JsonLatency::from),
         }
     }
 }
@@ -868,9 +959,13 @@ impl Report<'_> {
                 latency_us: JsonLatencies::from(&direct.ran),
                 metered: direct.metered,
                 bill: direct.bill(&prices),
+                writes_per_increment: direct.writes_per_increment(),
             }),
             compare_batch: self.batch.copied(),
             restart: run.restarted,
+            increments_acknowledged: run.counted.map(|counted| counted.acknowledged),
+            increments_in_table: run.counted.map(|counted| counted.in_table),
+            writes_per_increment: run.writes_per_increment(),
         }
     }
 }

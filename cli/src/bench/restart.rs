@@ -41,15 +41,16 @@ fn window(args: &BenchArgs) -> RunPlan {
     }
 }
 
-/// Runs the workload against `store` for [`WINDOW`]; returns the store's counters over it.
+/// Runs the workload against `store` for [`WINDOW`]; returns the store's counters over it,
+/// and the counter increments it made (`--workload k`).
 pub async fn one_window(
     store: &Store,
     keys: &Arc<[Key]>,
     args: &BenchArgs,
-) -> anyhow::Result<Stats> {
+) -> anyhow::Result<(Stats, u64)> {
     let before = store.stats();
-    workload::run_ops(&Via::Store(store.clone()), keys, &window(args)).await?;
-    Ok(store.stats().since(&before))
+    let ran = workload::run_ops(&Via::Store(store.clone()), keys, &window(args)).await?;
+    Ok((store.stats().since(&before), ran.increments.count()))
 }
 
 /// Opens a store over `backend`, with the keys saved in `file` if given, and runs one window
@@ -67,7 +68,7 @@ async fn first_window(
         builder = builder.warm_restart(file);
     }
     let store = builder.open().await?;
-    let stats = one_window(&store, keys, args).await?;
+    let (stats, _) = one_window(&store, keys, args).await?;
     store.close().await?;
     Ok(stats)
 }

@@ -1,6 +1,6 @@
 //! What a benchmark does: the items it writes, its load phase, and its run phase of reads and
-//! upserts, through the store or straight to the backend, for a number of operations or a
-//! time, as fast as possible or at a target rate.
+//! upserts (or counter increments), through the store or straight to the backend, for a number
+//! of operations or a time, as fast as possible or at a target rate.
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use quickstore::{AttributeValue, Backend, Item, Key, Store, Write};
+use quickstore::{AttributeValue, Backend, Delta, Item, Key, Store, Write, MAX_BATCH_GET_KEYS};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
@@ -22,6 +23,12 @@ use crate::bench::timeline::Timeline;
 
 /// How many operations a task runs between progress updates.
 const PROGRESS_EVERY: u64 = 256;
+
+/// The number attribute each increment of `--workload k` adds 1 to.
+pub const COUNTER: &str = "hits";
+
+/// Read requests kept in flight while the counters are summed.
+const SUM_IN_FLIGHT: usize = 8;
 
 /// The value stored under every benchmark key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,7 +86,8 @@ pub fn final_state(index: u64, payload: &str, partition_key: &str, key: &Key) ->
 pub enum Via {
     /// Through the store.
     Store(Store),
-    /// Straight to the backend: each read a `GetItem`, each upsert a one-item write.
+    /// Straight to the backend: each read a `GetItem`, each upsert a one-item write, each
+    /// increment an `UpdateItem`.
     Direct {
         /// The backend.
         backend: Arc<dyn Backend>,
@@ -125,6 +133,82 @@ impl Via {
                 Ok(write_all(&**backend, partition_key, vec![write]).await?)
             }
         }
+    }
+
+    /// Adds 1 to `key`'s [`COUNTER`], until it is acknowledged (store) or written (direct:
+    /// one `UpdateItem`).
+    async fn increment(&self, key: &Key) -> anyhow::Result<()> {
+        let delta = Delta::new().add(COUNTER, 1);
+        match self {
+            Via::Store(store) => Ok(store.apply(key, delta).await?),
+            Via::Direct {
+                backend,
+                partition_key,
+                ..
+            } => {
+                backend
+                    .update(partition_key, key.as_str(), &delta, None)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The sum of the [`COUNTER`]s of the items under `keys`, read straight from `backend` with
+/// strongly consistent `BatchGetItem`s (an absent item or attribute counts as 0).
+pub async fn sum_counters(
+    backend: &dyn Backend,
+    partition_key: &str,
+    keys: &[Key],
+) -> anyhow::Result<i64> {
+    let names: Vec<String> = keys.iter().map(|key| key.as_str().to_owned()).collect();
+    let sums: Vec<i64> = stream::iter(names.chunks(MAX_BATCH_GET_KEYS))
+        .map(|chunk| sum_chunk(backend, partition_key, chunk.to_vec()))
+        .buffer_unordered(SUM_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    sums.into_iter()
+        .try_fold(0i64, i64::checked_add)
+        .context("the counters' sum overflows")
+}
+
+/// The sum of the [`COUNTER`]s of the items under `names` (at most a batch), asking again for
+/// what the backend leaves unprocessed after a backoff (1 ms, doubling up to 100 ms).
+async fn sum_chunk(
+    backend: &dyn Backend,
+    partition_key: &str,
+    mut names: Vec<String>,
+) -> anyhow::Result<i64> {
+    let mut sum = 0i64;
+    let mut delay = Duration::from_millis(1);
+    while !names.is_empty() {
+        let got = backend
+            .batch_get(partition_key, &names, true)
+            .await
+            .context("cannot read the counters back")?;
+        for item in &got.items {
+            sum = sum
+                .checked_add(counter(item)?)
+                .context("the counters' sum overflows")?;
+        }
+        if !got.unprocessed.is_empty() {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+        names = got.unprocessed;
+    }
+    Ok(sum)
+}
+
+/// The [`COUNTER`] of `item`: 0 when absent, an error when it is not a whole number.
+fn counter(item: &Item) -> anyhow::Result<i64> {
+    match item.get(COUNTER) {
+        None => Ok(0),
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .with_context(|| format!("the counter `{COUNTER}` holds {n}, not a whole number")),
+        Some(other) => bail!("the counter `{COUNTER}` holds {other:?}, not a number"),
     }
 }
 
@@ -293,6 +377,9 @@ pub struct RunPlan {
     pub tasks: u32,
     /// Fraction of operations that are reads.
     pub read_ratio: f64,
+    /// Every operation adds 1 to its key's [`COUNTER`] (`--workload k`) instead of reading or
+    /// upserting it.
+    pub increments: bool,
     /// How keys are picked.
     pub distribution: KeyDistribution,
     /// Bytes of payload per upsert.
@@ -312,6 +399,8 @@ pub struct Ran {
     pub reads: Recorder,
     /// Latencies of upserts.
     pub writes: Recorder,
+    /// Latencies of counter increments (`--workload k`).
+    pub increments: Recorder,
     /// Reads that found no item.
     pub not_found: u64,
     /// Completed operations over time.
@@ -328,6 +417,7 @@ impl Ran {
         Ok(Self {
             reads: Recorder::new()?,
             writes: Recorder::new()?,
+            increments: Recorder::new()?,
             not_found: 0,
             timeline: Timeline::default(),
             elapsed: Duration::ZERO,
@@ -337,19 +427,20 @@ impl Ran {
 
     /// Operations completed.
     pub fn ops(&self) -> u64 {
-        self.reads.count() + self.writes.count()
+        self.reads.count() + self.writes.count() + self.increments.count()
     }
 
     fn merge(&mut self, other: Ran) {
         self.reads.merge(other.reads);
         self.writes.merge(other.writes);
+        self.increments.merge(other.increments);
         self.not_found += other.not_found;
         self.timeline.merge(&other.timeline);
         self.behind = self.behind.max(other.behind);
     }
 }
 
-/// Runs reads and upserts over `keys` as `plan` says, from `plan.tasks` tasks.
+/// Runs reads and upserts (or increments) over `keys` as `plan` says, from `plan.tasks` tasks.
 ///
 /// Latencies are each operation's own, from its start to its end. With a target rate, each
 /// task starts its operations on a fixed schedule and [`Ran::behind`] says how late the latest
@@ -375,7 +466,7 @@ pub async fn run_ops(via: &Via, keys: &Arc<[Key]>, plan: &RunPlan) -> anyhow::Re
             Length::Ops(ops) => share(ops, plan.tasks, task),
             Length::For(_) => u64::MAX,
         };
-        let read_ratio = plan.read_ratio;
+        let (read_ratio, increments) = (plan.read_ratio, plan.increments);
         let mut rng = task_rng(plan.seed, plan.phase, task);
         let payload = random_payload(&mut rng, plan.value_size);
         tasks.spawn(async move {
@@ -399,7 +490,14 @@ pub async fn run_ops(via: &Via, keys: &Arc<[Key]>, plan: &RunPlan) -> anyhow::Re
                     .get(usize::try_from(index)?)
                     .context("the key chooser went out of range")?;
                 let began = Instant::now();
-                if rng.random_bool(read_ratio) {
+                if increments {
+                    via.increment(key)
+                        .await
+                        .with_context(|| format!("cannot increment `{key}`"))?;
+                    let ended = Instant::now();
+                    ran.increments.record(ended - began);
+                    ran.timeline.record(ended - started);
+                } else if rng.random_bool(read_ratio) {
                     let found = via
                         .read(key, index)
                         .await
