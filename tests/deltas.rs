@@ -172,10 +172,7 @@ async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
     assert!(matches!(first, Updated::Applied(_)));
     assert_eq!(views(first), n("1"));
     let again = backend.update("_key", key, &once, Some(&ours(5))).await?;
-    assert!(
-        matches!(again, Updated::Unchanged(Some(_))),
-        "{again:?}"
-    );
+    assert!(matches!(again, Updated::Unchanged(Some(_))), "{again:?}");
     assert_eq!(views(again), n("1"));
     let older = backend.update("_key", key, &once, Some(&ours(4))).await?;
     assert_eq!(views(older), n("1"));
@@ -190,7 +187,10 @@ async fn a_marked_delta_is_applied_once(fixture: Fixture) -> TestResult {
     // A write that prunes a mark that has moved since changes nothing.
     let renewed = ours(7).pruning(vec!["_once_b".to_owned()], 1_600_000_000_000);
     let unchanged = backend.update("_key", key, &once, Some(&renewed)).await?;
-    assert!(matches!(unchanged, Updated::Unchanged(Some(_))), "{unchanged:?}");
+    assert!(
+        matches!(unchanged, Updated::Unchanged(Some(_))),
+        "{unchanged:?}"
+    );
     assert_eq!(views(unchanged), n("3"));
     // One that prunes the other writer's mark, still old, removes it and sets its own.
     let pruning = ours(7).pruning(vec!["_once_b".to_owned()], 1_800_000_000_000);
