@@ -215,6 +215,9 @@ impl Delta {
                 Action::SetIfAbsent(value) => stored(attribute, value.clone(), partition_key)?,
             }
         }
+        if self.expression_within(MAX_EXPRESSION_BYTES) {
+            return Ok(());
+        }
         let length = self.expression(None).text.len();
         if length > MAX_EXPRESSION_BYTES {
             return Err(Error::validation(format!(
@@ -356,7 +359,16 @@ impl Delta {
     /// Whether the delta's update expression leaves room for what a store adds to the deltas
     /// it writes ([`STORE_EXPRESSION_BYTES`]).
     pub(crate) fn fits(&self) -> bool {
-        self.expression(None).text.len() + STORE_EXPRESSION_BYTES <= MAX_EXPRESSION_BYTES
+        self.expression_within(MAX_EXPRESSION_BYTES - STORE_EXPRESSION_BYTES)
+    }
+
+    /// Whether the delta's update expression is at most `limit` bytes long. A delta of a few
+    /// actions is, without spelling it out: no action takes more than
+    /// [`ACTION_EXPRESSION_BYTES`] while there are fewer than 100.
+    fn expression_within(&self, limit: usize) -> bool {
+        let bound = self.actions.len() * ACTION_EXPRESSION_BYTES + KEYWORD_BYTES;
+        (self.actions.len() < 100 && bound <= limit)
+            || self.expression(None).text.len() <= limit
     }
 
     /// The delta as an `UpdateItem` update expression, with its attribute names (`#a0`, ...)
@@ -462,6 +474,14 @@ pub(crate) const STORE_EXPRESSION_BYTES: usize = 256;
 
 /// The most other writers' marks one delta write removes; more wait for the next write.
 pub(crate) const MAX_PRUNED_MARKS: usize = 16;
+
+/// The most bytes one action takes in an update expression while its index has at most two
+/// digits: an append, `#a99 = list_append(if_not_exists(#a99, :empty), :v99)`, and a
+/// separator.
+const ACTION_EXPRESSION_BYTES: usize = 64;
+
+/// The bytes of an update expression's keywords and the spaces around them, at most.
+const KEYWORD_BYTES: usize = 32;
 
 /// The value name of the empty list that `list_append` starts an absent attribute from.
 const EMPTY_LIST: &str = ":empty";

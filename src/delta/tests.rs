@@ -291,3 +291,21 @@ fn typed_builders_store_values_as_serde_makes_them() -> TestResult {
     assert_eq!(delta, expected);
     Ok(())
 }
+
+proptest! {
+    /// The quick bound on a delta's expression never passes one that is too long.
+    #[test]
+    fn the_expression_bound_holds(deltas in prop::collection::vec(delta(), 1..40)) {
+        let mut all = Delta::new();
+        for delta in deltas {
+            for (attribute, action) in delta.actions() {
+                let attribute = format!("{attribute}{}", all.len());
+                all = all.action(attribute, action.clone());
+            }
+        }
+        let length = all.expression(None).text.len();
+        for limit in [length.saturating_sub(1), length, length + 1] {
+            prop_assert_eq!(all.expression_within(limit), length <= limit, "{}", limit);
+        }
+    }
+}

@@ -209,6 +209,10 @@ pub(crate) fn validate(n: &str) -> Result<()> {
 /// Fails with a [`Validation`](Error::Validation) error if either is not a number DynamoDB
 /// stores, or if the sum is not one (over 38 significant digits, or out of range).
 pub(crate) fn sum(a: &str, b: &str) -> Result<String> {
+    if let (Some(a), Some(b)) = (small_integer(a), small_integer(b)) {
+        // Both under 10^37 in magnitude: the sum is under 10^38, an integer DynamoDB stores.
+        return Ok((a + b).to_string());
+    }
     let total = decimal(a)? + decimal(b)?;
     let spelled = spelled(&total);
     validate(&spelled).map_err(|_| {
@@ -225,7 +229,20 @@ pub(crate) fn sum(a: &str, b: &str) -> Result<String> {
 
 /// `n` spelled as DynamoDB returns it: `1.50` as `1.5`, `1e3` as `1000`, `-0` as `0`.
 pub(crate) fn canonical(n: &str) -> Result<String> {
+    if let Some(n) = small_integer(n) {
+        return Ok(n.to_string());
+    }
     Ok(spelled(&decimal(n)?))
+}
+
+/// `n` as an integer, when it is spelled as one of at most 37 digits (an optional `-`, then
+/// digits only): the common case of counters, summed without decimals. `None` otherwise.
+fn small_integer(n: &str) -> Option<i128> {
+    let digits = n.strip_prefix('-').unwrap_or(n);
+    if digits.is_empty() || digits.len() > 37 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// `n`, a number DynamoDB stores, as an exact decimal.

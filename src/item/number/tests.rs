@@ -423,3 +423,22 @@ proptest! {
         prop_assert_eq!(sum(&a, &b).ok(), sum(&b, &a).ok());
     }
 }
+
+proptest! {
+    /// Integers summed without decimals (the counters' quick way) give exactly what the
+    /// decimal sum gives.
+    #[test]
+    fn integer_sums_agree_with_decimal_sums(
+        a in "-?[0-9]{1,38}",
+        b in "-?[0-9]{1,38}",
+    ) {
+        let decimal_sum = decimal(&a)
+            .and_then(|a| Ok(a + decimal(&b)?))
+            .map(|total| spelled(&total));
+        match (sum(&a, &b), decimal_sum) {
+            (Ok(quick), Ok(exact)) => prop_assert_eq!(quick, exact),
+            (quick, exact) => prop_assert!(quick.is_err() || exact.is_err(), "{:?} {:?}", quick, exact),
+        }
+        prop_assert_eq!(canonical(&a).ok(), decimal(&a).ok().map(|n| spelled(&n)));
+    }
+}
