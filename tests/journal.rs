@@ -52,6 +52,27 @@ async fn crash_child() -> TestResult {
     Ok(())
 }
 
+/// This test binary, to run only the child test `test` on `table` at `endpoint`, journaling
+/// in `dir`, in versioned mode with `versioned`.
+fn child(
+    test: &str,
+    endpoint: &str,
+    table: &str,
+    dir: &std::path::Path,
+    versioned: bool,
+) -> TestResult<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(format!("{CHILD}_ENDPOINT"), endpoint)
+        .env(format!("{CHILD}_TABLE"), table)
+        .env(format!("{CHILD}_DIR"), dir);
+    if versioned {
+        command.env(format!("{CHILD}_VERSIONED"), "1");
+    }
+    Ok(command)
+}
+
 /// Runs the child (in versioned mode, with `versioned`) until it has acknowledged `acks`
 /// mutations, kills it with SIGKILL, and returns the newest acknowledged counter of each key.
 fn run_and_kill(
@@ -61,16 +82,7 @@ fn run_and_kill(
     acks: usize,
     versioned: bool,
 ) -> TestResult<HashMap<String, u64>> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(format!("{CHILD}_ENDPOINT"), endpoint)
-        .env(format!("{CHILD}_TABLE"), table)
-        .env(format!("{CHILD}_DIR"), dir);
-    if versioned {
-        command.env(format!("{CHILD}_VERSIONED"), "1");
-    }
-    let mut child = command
+    let mut child = child("crash_child", endpoint, table, dir, versioned)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // Once the parent stops reading, the child's prints fail: that noise is not news.
@@ -334,22 +346,8 @@ fn count_and_kill(
     interval_ms: u64,
     versioned: bool,
 ) -> TestResult<Counted> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .args([
-            "--exact",
-            "counter_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(format!("{CHILD}_ENDPOINT"), endpoint)
-        .env(format!("{CHILD}_TABLE"), table)
-        .env(format!("{CHILD}_DIR"), dir)
-        .env(format!("{CHILD}_INTERVAL_MS"), interval_ms.to_string());
-    if versioned {
-        command.env(format!("{CHILD}_VERSIONED"), "1");
-    }
-    let mut child = command
+    let mut child = child("counter_child", endpoint, table, dir, versioned)?
+        .env(format!("{CHILD}_INTERVAL_MS"), interval_ms.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -378,10 +376,11 @@ fn count_and_kill(
 }
 
 /// A journaled store incrementing counters with deltas is killed with SIGKILL at a random
-/// point, ten times with each durability (half of them in versioned mode); after recovery every counter in the table holds every
-/// acknowledged increment exactly once: at least the acknowledged ones, and at most those
-/// plus the ones in progress at the kill (tried, not yet acknowledged: each may or may not have
-/// been journaled). A delta that landed before the kill and is recovered is not applied again.
+/// point, ten times with each durability (half of them in versioned mode); after recovery
+/// every counter in the table holds every acknowledged increment exactly once: at least the
+/// acknowledged ones, and at most those plus the ones in progress at the kill (tried, not yet
+/// acknowledged: each may or may not have been journaled). A delta that landed before the kill
+/// and is recovered is not applied again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_count_exactly_when_the_process_is_killed() -> TestResult {
     let server = Dynalite::start()?;
