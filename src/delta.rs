@@ -367,8 +367,7 @@ impl Delta {
     /// [`ACTION_EXPRESSION_BYTES`] while there are fewer than 100.
     fn expression_within(&self, limit: usize) -> bool {
         let bound = self.actions.len() * ACTION_EXPRESSION_BYTES + KEYWORD_BYTES;
-        (self.actions.len() < 100 && bound <= limit)
-            || self.expression(None).text.len() <= limit
+        (self.actions.len() < 100 && bound <= limit) || self.expression(None).text.len() <= limit
     }
 
     /// The delta as an `UpdateItem` update expression, with its attribute names (`#a0`, ...)
