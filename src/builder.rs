@@ -211,7 +211,7 @@ impl StoreBuilder {
         self
     }
 
-    /// How long another writer's [mark](crate::Mark) stays in an item after that writer's last
+    /// How long another writer's [mark](crate::backend::Mark) stays in an item after that writer's last
     /// delta there. Each store that applies deltas to an item leaves a mark in it, so that a
     /// delta sent again after a lost answer, or recovered after a crash, applies once; a store
     /// writing a delta removes the marks older than this it saw in the item's last answer, so
@@ -359,7 +359,7 @@ impl StoreBuilder {
     /// [`Stats::prefetch_hits`](crate::Stats::prefetch_hits) those then read.
     ///
     /// A file that is missing (the first start), damaged, or saved by a store of another table
-    /// ([`Backend::table`](crate::Backend::table)) or partition key is ignored with a warning:
+    /// ([`Backend::table`](crate::backend::Backend::table)) or partition key is ignored with a warning:
     /// the store starts cold. Saving happens only at `close`, once every write is in the
     /// backend; a store dropped without `close` saves nothing, and a save that fails is logged
     /// and leaves `close`'s result alone. The file is replaced atomically (written beside it,

@@ -82,7 +82,7 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
-    /// The backend (DynamoDB, the embedded database, or another [`Backend`](crate::Backend))
+    /// The backend (DynamoDB, the embedded database, or another [`Backend`](crate::backend::Backend))
     /// failed or refused a request.
     ///
     /// Its code is `DynamoDBException` whatever the backend, as in the Go library, so that code
@@ -198,7 +198,7 @@ impl Error {
 
     /// A backend failure that may succeed when repeated (throttling, 5xx, timeouts, I/O).
     ///
-    /// For implementors of [`Backend`](crate::Backend); `message` is shown after the
+    /// For implementors of [`Backend`](crate::backend::Backend); `message` is shown after the
     /// operation, so it should not repeat the text of `source`.
     pub fn transient(
         operation: &'static str,
@@ -213,7 +213,7 @@ impl Error {
 
     /// A backend failure that will fail again if repeated (validation, missing table, access).
     ///
-    /// For implementors of [`Backend`](crate::Backend); see [`Error::transient`].
+    /// For implementors of [`Backend`](crate::backend::Backend); see [`Error::transient`].
     pub fn permanent(
         operation: &'static str,
         message: impl Into<String>,
@@ -228,7 +228,7 @@ impl Error {
     /// A backend's answer that the request was throttled: transient, and counted in
     /// [`Stats::throttles`](crate::Stats::throttles).
     ///
-    /// For implementors of [`Backend`](crate::Backend); see [`Error::transient`].
+    /// For implementors of [`Backend`](crate::backend::Backend); see [`Error::transient`].
     pub fn throttled(operation: &'static str, message: impl Into<String>) -> Self {
         let mut err = BackendError::new("backend", operation, true).with_message(message);
         err.throttle = true;

@@ -2,7 +2,7 @@
 //! targets and the CLI's tests. Anything here may change in any release.
 
 pub use crate::codec::{decode as decode_item, encode as encode_item, DecodeError, EncodeError};
-pub use crate::journal::{Op, Record, TableState};
+pub use crate::journal::record::{Op, Record, TableState};
 pub use crate::warm::{decode as decode_warm_keys, encode as encode_warm_keys, Saved as SavedKeys};
 
 use crate::error::{Error, Result};

@@ -151,7 +151,7 @@ struct ReadmeDoctests;
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
 // item, codec, backend, stream, version, stored, journal, retry, options, stats,
 // telemetry, shard, shared, load, warm, flusher, follow, write, store, builder, testing.
-mod backend;
+pub mod backend;
 mod builder;
 mod codec;
 mod delta;
@@ -159,7 +159,7 @@ mod error;
 mod flusher;
 mod follow;
 mod item;
-mod journal;
+pub mod journal;
 mod key;
 mod load;
 mod options;
@@ -170,7 +170,7 @@ mod shared;
 mod stats;
 mod store;
 mod stored;
-mod stream;
+pub mod stream;
 mod telemetry;
 mod version;
 mod warm;
@@ -182,20 +182,14 @@ pub mod testing;
 #[doc(hidden)]
 pub mod internals;
 
+pub use backend::DynamoDbBackend;
 #[cfg(feature = "embedded")]
 pub use backend::EmbeddedBackend;
-pub use backend::{
-    Backend, BatchGet, Condition, Conditional, DynamoDbBackend, Write, MAX_BATCH_GET_KEYS,
-    MAX_BATCH_WRITE_ITEMS,
-};
 pub use builder::StoreBuilder;
-pub use delta::{Action, Delta, Mark, Updated};
+pub use delta::{Action, Delta};
 pub use error::{BackendError, Cause, Error, Refusals, Report, Result};
 pub use item::{size as item_size, Item, MAX_ITEM_BYTES, MAX_NESTING_DEPTH};
-pub use journal::{
-    inspect_journal, DeadLetterSummary, Durability, JournalDamage, JournalSummary, Recovery,
-    RecoveryReport, SegmentSummary, DEAD_LETTERS,
-};
+pub use journal::Durability;
 pub use key::{
     escape_identifier, rand_identifier, unescape_identifier, Key, KeyError, Kinds, RenderedKey,
     MAX_KEY_BYTES,
@@ -204,12 +198,6 @@ pub use options::Backpressure;
 pub use retry::RetryPolicy;
 pub use stats::Stats;
 pub use store::Store;
-#[cfg(feature = "streams")]
-pub use stream::DynamoDbStream;
-pub use stream::{
-    ChangeStream, StreamDescription, StreamImage, StreamRecord, StreamRecords, StreamShard,
-    StreamStart, StreamViewType,
-};
 pub use telemetry::Refused;
 pub use version::Conflict;
 pub use write::Change;

@@ -5,7 +5,7 @@
 //! writing a state twice is harmless. A key left with deltas only can neither be written whole
 //! (that would overwrite other writers' changes) nor have its deltas simply sent again, since
 //! some may have landed before the crash. So such keys are read first, strongly consistent and
-//! batched, and this store's [mark](crate::Mark) in each item tells which of its deltas landed:
+//! batched, and this store's [mark](crate::backend::Mark) in each item tells which of its deltas landed:
 //! those are dropped, and the others are written one request each, each with its own mark, so
 //! that a delta the crashed process sent and that lands late is still applied once. The item
 //! read, with the deltas still to write applied, is what reads see meanwhile.

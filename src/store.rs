@@ -321,7 +321,7 @@ impl Store {
     /// and no conflict, in versioned mode too (the write advances the version, so another
     /// store's full write built on the version before it is a conflict). Deltas of a key
     /// pending together combine into one write: ten thousand increments of a hot counter
-    /// between flushes are one `ADD`. Each write carries this store's [`Mark`](crate::Mark),
+    /// between flushes are one `ADD`. Each write carries this store's [`Mark`](crate::backend::Mark),
     /// so a write sent again after a lost answer, or recovered from the journal after a crash,
     /// is applied once. Once the write lands, the item the table answers with, other writers'
     /// changes included, becomes the cached state.

@@ -35,7 +35,7 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// What a warm-restart file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Saved {
-    /// The name of the table the keys are from ([`Backend::table`](crate::Backend::table));
+    /// The name of the table the keys are from ([`Backend::table`](crate::backend::Backend::table));
     /// empty when the backend has none.
     pub table: String,
     /// The partition key attribute of the store that saved them.

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{Fixture, TestResult};
-use quickstore::{AttributeValue, Condition, Conditional, Item, Write};
+use quickstore::backend::{Condition, Conditional, Write};
+use quickstore::{AttributeValue, Item};
 
 fn item(key: &str, version: u64, text: &str) -> Item {
     Item::from([

@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{key, Fixture, TestResult};
+use quickstore::backend::{Backend, BatchGet, Condition, Conditional, Mark, Updated, Write};
 use quickstore::testing::{Faults, FaultyBackend, MemoryBackend};
-use quickstore::{
-    AttributeValue, Backend, BatchGet, Change, Condition, Conditional, Delta, Item, Key, Mark,
-    RetryPolicy, Store, Updated, Write,
-};
+use quickstore::{AttributeValue, Change, Delta, Item, Key, RetryPolicy, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use common::{Fixture, TestResult};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use quickstore::backend::{Backend, Mark, Updated};
 use quickstore::testing::MemoryBackend;
-use quickstore::{Action, AttributeValue, Backend, Delta, Item, Mark, Updated};
+use quickstore::{Action, AttributeValue, Delta, Item};
 
 const KEYS: [&str; 2] = ["Counter.1", "Counter.2"];
 

@@ -13,7 +13,8 @@ use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use common::*;
-use quickstore::{Backend, Condition, DynamoDbBackend, Error, Item, Store, Write};
+use quickstore::backend::{Backend, Condition, Write};
+use quickstore::{DynamoDbBackend, Error, Item, Store};
 
 /// A loopback port where nothing listens: connections to it are refused.
 const NOTHING_LISTENS: &str = "http://127.0.0.1:1";

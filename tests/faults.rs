@@ -242,7 +242,7 @@ async fn reads_survive_unprocessed_keys_and_transient_errors(fixture: Fixture) -
             observed
                 .batch_get_sizes
                 .iter()
-                .all(|&n| (1..=quickstore::MAX_BATCH_GET_KEYS).contains(&n)),
+                .all(|&n| (1..=quickstore::backend::MAX_BATCH_GET_KEYS).contains(&n)),
             "seed {seed}: {:?}",
             observed.batch_get_sizes
         );

@@ -243,7 +243,7 @@ async fn nothing_acknowledged_is_lost_unreported_when_a_versioned_process_is_kil
         }
         store.close().await?;
         let conflicts = conflicts.lock().clone();
-        let letters = quickstore::inspect_journal(dir.path())?.dead_letters;
+        let letters = quickstore::journal::inspect_journal(dir.path())?.dead_letters;
         assert_eq!(letters.len(), conflicts.len(), "seed {seed}: {letters:?}");
         conflicted += conflicts.len();
         for (key, n) in &acked {
@@ -463,8 +463,8 @@ async fn a_journal_directory_serves_one_store_at_a_time() -> TestResult {
 #[cfg(feature = "testing")]
 #[tokio::test]
 async fn refused_writes_are_dead_lettered_with_the_reason() -> TestResult {
+    use quickstore::journal::DEAD_LETTERS;
     use quickstore::testing::{Faults, FaultyBackend};
-    use quickstore::DEAD_LETTERS;
 
     let fixture = Fixture::embedded()?;
     let dir = tempfile::tempdir()?;
@@ -518,7 +518,7 @@ async fn a_journal_missing_a_middle_segment_is_refused_unless_salvaged() -> Test
     std::fs::write(dir.path().join(name(1)), segment_bytes(1, 3)?)?;
     std::fs::write(dir.path().join(name(7)), segment_bytes(7, 3)?)?;
 
-    let summary = quickstore::inspect_journal(dir.path())?;
+    let summary = quickstore::journal::inspect_journal(dir.path())?;
     assert!(!summary.opens_strictly(), "{summary:?}");
 
     let err = fixture.builder().journal(dir.path()).open().await.err();
@@ -536,7 +536,7 @@ async fn a_journal_missing_a_middle_segment_is_refused_unless_salvaged() -> Test
     let store = fixture
         .builder()
         .journal(dir.path())
-        .recovery(quickstore::Recovery::Salvage)
+        .recovery(quickstore::journal::Recovery::Salvage)
         .open()
         .await?;
     let report = store.stats().recovery.unwrap_or_default();

@@ -20,11 +20,9 @@ use common::{Dynalite, Fixture, TestResult};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use quickstore::backend::{Backend, BatchGet, Condition, Conditional, Write};
 use quickstore::testing::{Faults, FaultyBackend};
-use quickstore::{
-    AttributeValue, Backend, BatchGet, Change, Condition, Conditional, Durability, Error, Item,
-    Key, RetryPolicy, Store, Write,
-};
+use quickstore::{AttributeValue, Change, Durability, Error, Item, Key, RetryPolicy, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -552,7 +552,8 @@ on_both_backends!(
 
 mod open {
     use super::common::{create_table, Dynalite, TestResult};
-    use quickstore::{Durability, DynamoDbBackend, Error, Recovery, Store};
+    use quickstore::journal::Recovery;
+    use quickstore::{Durability, DynamoDbBackend, Error, Store};
 
     #[tokio::test]
     async fn a_missing_table_fails_at_open() -> TestResult {
@@ -643,7 +644,7 @@ mod open {
 
     #[tokio::test]
     async fn dynamodb_errors_carry_the_service_code_and_request_id() -> TestResult {
-        use quickstore::Backend as _;
+        use quickstore::backend::Backend as _;
         let server = Dynalite::start()?;
         let backend = DynamoDbBackend::new(server.client(), "absent");
         let err = backend

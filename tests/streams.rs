@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use common::{key, Dynalite, TestResult};
-use quickstore::{Delta, DynamoDbBackend, DynamoDbStream, Error, Item, Store, StoreBuilder};
+use quickstore::stream::DynamoDbStream;
+use quickstore::{Delta, DynamoDbBackend, Error, Item, Store, StoreBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

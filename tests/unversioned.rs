@@ -76,7 +76,10 @@ async fn a_change_by_an_unversioned_writer_is_a_conflict(fixture: Fixture) -> Te
             None => {
                 fixture
                     .backend()
-                    .batch_write("_key", &[quickstore::Write::Delete(key.to_string())])
+                    .batch_write(
+                        "_key",
+                        &[quickstore::backend::Write::Delete(key.to_string())],
+                    )
                     .await?;
             }
         }

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use common::{crash_copy, key, Fixture, TestResult};
 use parking_lot::Mutex;
+use quickstore::journal::inspect_journal;
 use quickstore::testing::{Faults, FaultyBackend, Gate};
-use quickstore::{inspect_journal, AttributeValue, Change, Conflict, Item, Key, Store};
+use quickstore::{AttributeValue, Change, Conflict, Item, Key, Store};
 use serde::{Deserialize, Serialize};
 
 const VERSION: &str = "_version";
@@ -527,10 +528,10 @@ async fn the_version_attribute_cannot_be_the_partition_key() -> TestResult {
 /// naming what is missing, rather than failing every write at flush.
 #[tokio::test]
 async fn a_backend_without_conditional_writes_is_refused_at_open() -> TestResult {
-    struct Plain(Arc<dyn quickstore::Backend>);
+    struct Plain(Arc<dyn quickstore::backend::Backend>);
 
     #[async_trait::async_trait]
-    impl quickstore::Backend for Plain {
+    impl quickstore::backend::Backend for Plain {
         async fn check_table(&self, partition_key: &str) -> quickstore::Result<()> {
             self.0.check_table(partition_key).await
         }
@@ -547,13 +548,13 @@ async fn a_backend_without_conditional_writes_is_refused_at_open() -> TestResult
             partition_key: &str,
             keys: &[String],
             consistent: bool,
-        ) -> quickstore::Result<quickstore::BatchGet> {
+        ) -> quickstore::Result<quickstore::backend::BatchGet> {
             self.0.batch_get(partition_key, keys, consistent).await
         }
         async fn batch_write(
             &self,
             partition_key: &str,
-            writes: &[quickstore::Write],
+            writes: &[quickstore::backend::Write],
         ) -> quickstore::Result<Vec<usize>> {
             self.0.batch_write(partition_key, writes).await
         }

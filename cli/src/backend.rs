@@ -10,7 +10,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
 use clap::Args;
-use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
+use quickstore::backend::Backend;
+use quickstore::{DynamoDbBackend, EmbeddedBackend, Store, StoreBuilder};
 use tempfile::TempDir;
 
 use crate::meter::Meter;

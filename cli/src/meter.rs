@@ -5,9 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use quickstore::{
-    item_size, Backend, BatchGet, Condition, Conditional, Delta, Item, Mark, Result, Updated, Write,
-};
+use quickstore::backend::{Backend, BatchGet, Condition, Conditional, Mark, Updated, Write};
+use quickstore::{item_size, Delta, Item, Result};
 use serde::Serialize;
 
 use crate::cost::{read_units, write_units, Units};

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use quickstore::{
-    Backend, BatchGet, Condition, Conditional, Delta, Item, Mark, Result, Updated, Write,
-};
+use quickstore::backend::{Backend, BatchGet, Condition, Conditional, Mark, Updated, Write};
+use quickstore::{Delta, Item, Result};
 
 /// `inner`, with `round_trip` added before each request (but the table check).
 #[derive(Debug)]

@@ -6,8 +6,9 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context as _};
+use quickstore::backend::Backend as _;
 use quickstore::internals::{encode_record, Op, Record, TableState};
-use quickstore::{AttributeValue, Backend as _, EmbeddedBackend, Item};
+use quickstore::{AttributeValue, EmbeddedBackend, Item};
 
 /// The first bytes of every journal segment.
 const MAGIC: &[u8; 8] = b"QSJRNL01";
@@ -243,7 +244,7 @@ async fn a_versioned_journal_is_replayed_conditionally() -> anyhow::Result<()> {
     ensure!(stdout.contains("conflicts 1 write"), "{stdout}");
     ensure!(stdout.contains("rejected none"), "{stdout}");
     ensure!(stderr.contains("lost the race"), "{stderr}");
-    let letters = quickstore::inspect_journal(&journal)?.dead_letters;
+    let letters = quickstore::journal::inspect_journal(&journal)?.dead_letters;
     ensure!(
         letters.len() == 1
             && letters[0].key == "User3"

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use anyhow::{ensure, Context as _};
 use dynalite::Dynalite;
-use quickstore::{Backend as _, DynamoDbBackend};
+use quickstore::backend::Backend as _;
+use quickstore::DynamoDbBackend;
 
 fn create(server: &Dynalite, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Command::new(env!("CARGO_BIN_EXE_quickstore"))

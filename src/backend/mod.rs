@@ -1,5 +1,10 @@
-//! Backends: where items live durably. DynamoDB in production; an embedded database for tools,
-//! examples and tests that should run with no infrastructure.
+//! Backends: where items live durably, and the trait to write another.
+//!
+//! An application picks one of the two backends this crate ships, both also at the crate root:
+//! [`DynamoDbBackend`] in production, and [`EmbeddedBackend`] (a local redb database) for
+//! tools, examples and tests that should run with no infrastructure. The rest of this module is
+//! for those who implement [`Backend`] themselves: a wrapper that meters or shapes requests, or
+//! a store of another kind.
 //!
 //! A backend speaks in DynamoDB's terms: items are whole attribute maps that include the
 //! partition key attribute, keys are rendered key strings, and batch calls may leave part of the
@@ -14,10 +19,11 @@ pub(crate) mod rules;
 
 use async_trait::async_trait;
 
-use crate::delta::{Delta, Mark, Updated};
+use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::item::Item;
 
+pub use crate::delta::{Mark, Updated};
 #[cfg(feature = "streams")]
 pub(crate) use dynamodb::sdk_error;
 pub use dynamodb::DynamoDbBackend;
@@ -145,6 +151,82 @@ impl BatchGet {
 /// may succeed (throttling, 5xx, timeouts, I/O) and [`Error::permanent`] otherwise. The store
 /// retries transient errors with backoff and isolates permanent ones to the writes that caused
 /// them.
+///
+/// # Examples
+///
+/// A wrapper that counts the requests its backend is sent. A wrapper forwards every method,
+/// the optional ones included: a method it leaves out takes the default, which refuses
+/// (conditional writes, deltas) or says nothing (the table's name).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// use async_trait::async_trait;
+/// use quickstore::backend::{Backend, BatchGet, Condition, Conditional, Mark, Updated, Write};
+/// use quickstore::{Delta, EmbeddedBackend, Item, Key, Result, Store};
+///
+/// struct Metered<B> {
+///     inner: B,
+///     requests: AtomicU64,
+/// }
+///
+/// impl<B> Metered<B> {
+///     fn count(&self) {
+///         self.requests.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl<B: Backend> Backend for Metered<B> {
+///     async fn check_table(&self, partition_key: &str) -> Result<()> {
+///         self.inner.check_table(partition_key).await
+///     }
+///     async fn get(&self, pk: &str, key: &str, consistent: bool) -> Result<Option<Item>> {
+///         self.count();
+///         self.inner.get(pk, key, consistent).await
+///     }
+///     async fn batch_get(&self, pk: &str, keys: &[String], consistent: bool) -> Result<BatchGet> {
+///         self.count();
+///         self.inner.batch_get(pk, keys, consistent).await
+///     }
+///     async fn batch_write(&self, pk: &str, writes: &[Write]) -> Result<Vec<usize>> {
+///         self.count();
+///         self.inner.batch_write(pk, writes).await
+///     }
+///     async fn write_if(&self, pk: &str, write: &Write, condition: &Condition) -> Result<Conditional> {
+///         self.count();
+///         self.inner.write_if(pk, write, condition).await
+///     }
+///     fn supports_conditional_writes(&self) -> bool {
+///         self.inner.supports_conditional_writes()
+///     }
+///     async fn update(&self, pk: &str, key: &str, delta: &Delta, mark: Option<&Mark>) -> Result<Updated> {
+///         self.count();
+///         self.inner.update(pk, key, delta, mark).await
+///     }
+///     fn supports_deltas(&self) -> bool {
+///         self.inner.supports_deltas()
+///     }
+///     fn table(&self) -> Option<String> {
+///         self.inner.table()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let backend = std::sync::Arc::new(Metered {
+///     inner: EmbeddedBackend::open(dir.path().join("items.redb"))?,
+///     requests: AtomicU64::new(0),
+/// });
+/// let store = Store::builder(backend.clone()).open().await?;
+/// let key = Key::new("Page", "home")?;
+/// store.apply(&key, Delta::new().add("views", 1)).await?;
+/// store.close().await?;
+/// assert!(backend.requests.load(Ordering::Relaxed) >= 1);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Checks, before any other call, that the table exists and has exactly one partition key:

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::item::Item;
 
 /// A writer's mark on a delta it writes, so that the delta is applied at most once however
-/// often it is sent; see [`Backend::update`](crate::Backend::update).
+/// often it is sent; see [`Backend::update`](crate::backend::Backend::update).
 ///
 /// The item keeps the mark in [`attribute`](Mark::attribute), one attribute per writer, as the
 /// list `[seq, at]`. A delta applies only if the item holds no mark of its writer, or one with a
@@ -123,7 +123,7 @@ pub(crate) fn landed(item: &Item, attribute: &str) -> Option<u64> {
     mark.as_l().ok()?.first()?.as_n().ok()?.parse().ok()
 }
 
-/// How an [`update`](crate::Backend::update) ended.
+/// How an [`update`](crate::backend::Backend::update) ended.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Updated {

@@ -71,7 +71,7 @@ pub(crate) struct Runner {
     /// Told of conflicts and refused writes.
     handlers: Handlers,
     /// Other writers' stale marks seen in keys' last answers, for their next delta write to
-    /// remove (see [`Mark::prune`](crate::Mark)); at most [`MAX_PRUNABLE_KEYS`] keys.
+    /// remove (see [`Mark::prune`](crate::backend::Mark)); at most [`MAX_PRUNABLE_KEYS`] keys.
     prunable: std::collections::HashMap<String, Vec<String>>,
 }
 

@@ -19,7 +19,7 @@ pub(crate) struct DeltaWrite {
     pub delta: Arc<Delta>,
     /// The key's state with the delta applied, as the store holds it: what a refusal reports.
     pub state: Value,
-    /// Other writers' marks to remove from the item (see [`Mark::prune`](crate::Mark)).
+    /// Other writers' marks to remove from the item (see [`Mark::prune`](crate::backend::Mark)).
     pub prune: Vec<String>,
 }
 

@@ -1,19 +1,45 @@
-//! The crash journal: every mutation is appended here before it is acknowledged, and stays
+//! The crash journal: every mutation is appended to it before it is acknowledged, and stays
 //! until the backend has it, so a crash loses nothing acknowledged.
 //!
-//! The directory holds numbered segments (see [`segment`]), a `LOCK` file held while a store
-//! uses the directory, and `dead-letters.jsonl`, where writes the backend refused for good are
-//! kept with the reason.
+//! An application turns it on with [`StoreBuilder::journal`](crate::StoreBuilder::journal) and
+//! picks a [`Durability`] (also at the crate root); `open` replays what the backend had not
+//! received, as [`Recovery`] allows, and reports it in [`RecoveryReport`]. This module also
+//! holds what a tool needs to look at a journal without opening a store:
+//! [`inspect_journal`] and the summaries it returns.
 //!
-//! A writer thread writes the records (see [`writer`]): under [`Durability::Always`] it syncs
-//! each round before acknowledging it; under [`Durability::Interval`] it acknowledges each round
-//! once written, and a syncer thread syncs the segment beside it.
+//! The directory holds numbered segments of records, a `LOCK` file held while a store uses the
+//! directory, and [`DEAD_LETTERS`], where writes the backend refused for good are kept with the
+//! reason. A writer thread writes the records: under [`Durability::Always`] it syncs each round
+//! before acknowledging it; under [`Durability::Interval`] it acknowledges each round once
+//! written, and a syncer thread syncs the segment beside it.
+//!
+//! ```
+//! use quickstore::journal::inspect_journal;
+//! use quickstore::{Durability, EmbeddedBackend, Key, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let backend = EmbeddedBackend::open(dir.path().join("items.redb"))?;
+//! let store = Store::builder(backend)
+//!     .journal(dir.path().join("journal"))
+//!     .durability(Durability::Always) // each acknowledgement waits for its sync
+//!     .open()
+//!     .await?;
+//! store.upsert_item(&Key::new("User", "ada")?, Default::default()).await?;
+//! store.close().await?;
+//!
+//! let summary = inspect_journal(dir.path().join("journal"))?;
+//! assert!(summary.opens_strictly());
+//! # Ok(())
+//! # }
+//! ```
 
 mod dead_letters;
 mod fs;
 mod inspect;
 mod options;
-mod record;
+pub(crate) mod record;
 mod recovery;
 mod segment;
 mod writer;
@@ -36,7 +62,7 @@ pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSum
 pub use options::{Durability, Recovery};
 pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
 pub(crate) use record::{decode as decode_record, encode as encode_record, FrameError};
-pub use record::{Op, Record, TableState};
+pub(crate) use record::{Op, Record, TableState};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::{Pending, Recovered};
 pub use segment::Damage as JournalDamage;

@@ -35,7 +35,7 @@ const RECORDS_PER_REQUEST: i32 = 1000;
 ///     .await;
 /// let tables = aws_sdk_dynamodb::Client::new(&config);
 /// let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-/// let stream = quickstore::DynamoDbStream::of_table(streams, &tables, "my-table").await?;
+/// let stream = quickstore::stream::DynamoDbStream::of_table(streams, &tables, "my-table").await?;
 /// let store = quickstore::Store::builder(quickstore::DynamoDbBackend::new(tables, "my-table"))
 ///     .follow_stream(stream)
 ///     .open()

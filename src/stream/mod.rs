@@ -1,9 +1,12 @@
-//! StreamRecord streams: the table's changes, in order per key, as DynamoDB Streams delivers them.
+//! Following a table's stream: its changes, in order per key, as DynamoDB Streams delivers
+//! them.
 //!
-//! A [`ChangeStream`] is the reading side of a stream: its shards, an iterator into a shard,
-//! and the records after an iterator. [`DynamoDbStream`] reads a DynamoDB table's stream; a
-//! store told to follow one ([`StoreBuilder::follow_stream`](crate::StoreBuilder::follow_stream))
-//! applies other writers' changes to its cache.
+//! A store told to follow a stream
+//! ([`StoreBuilder::follow_stream`](crate::StoreBuilder::follow_stream)) applies other writers'
+//! changes to its cache. [`DynamoDbStream`] (feature `streams`) reads a DynamoDB table's stream;
+//! the rest of this module is the reading side of a stream, [`ChangeStream`], for those who
+//! implement it over another source: its shards, an iterator into a shard, and the records
+//! after an iterator.
 
 #[cfg(feature = "streams")]
 mod dynamodb;
@@ -163,7 +166,7 @@ pub enum StreamRecords {
 /// The reading side of a table's change stream.
 ///
 /// Errors are [`Error::Backend`](crate::Error::Backend), retried with backoff when transient,
-/// like a [`Backend`](crate::Backend)'s.
+/// like a [`Backend`](crate::backend::Backend)'s.
 #[async_trait]
 pub trait ChangeStream: Send + Sync + 'static {
     /// The stream's view type and all of its shards.

@@ -21,7 +21,8 @@ use tokio::sync::watch;
 /// use std::sync::Arc;
 ///
 /// use quickstore::testing::{Faults, FaultyBackend, Gate, MemoryBackend};
-/// use quickstore::{AttributeValue, Backend, Item, Write};
+/// use quickstore::backend::{Backend, Write};
+/// use quickstore::{AttributeValue, Item};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -20,8 +20,8 @@ const NAME: &str = "in-memory table";
 ///
 /// It answers as DynamoDB does where a store could notice the difference, and as
 /// [`EmbeddedBackend`](crate::EmbeddedBackend) does: a batch read of more than
-/// [`MAX_BATCH_GET_KEYS`](crate::MAX_BATCH_GET_KEYS) keys or with a key twice, and a batch
-/// write of no writes, of more than [`MAX_BATCH_WRITE_ITEMS`](crate::MAX_BATCH_WRITE_ITEMS),
+/// [`MAX_BATCH_GET_KEYS`](crate::backend::MAX_BATCH_GET_KEYS) keys or with a key twice, and a batch
+/// write of no writes, of more than [`MAX_BATCH_WRITE_ITEMS`](crate::backend::MAX_BATCH_WRITE_ITEMS),
 /// with a key twice or with a put lacking its string partition key attribute, fail with a
 /// permanent error and apply nothing. A batch is applied whole, so nothing is ever left
 /// unprocessed; every read is consistent. Conditional writes are supported, checked with

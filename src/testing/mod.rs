@@ -6,7 +6,7 @@
 //! benchmarks that need no disk, no server and no cleanup. Clones share the table, so a test
 //! keeps one to look at what the store wrote.
 //!
-//! [`FaultyBackend`] wraps any [`Backend`](crate::Backend) and, from a seed, injects the faults
+//! [`FaultyBackend`] wraps any [`Backend`](crate::backend::Backend) and, from a seed, injects the faults
 //! a DynamoDB table shows under load or on a bad network: throttling, batches left partly
 //! unprocessed, latency, requests that never answer, connection resets before or after the
 //! request was applied, and writes refused for good. [`Faults`] says which, with a probability

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use quickstore::{Backend, DynamoDbBackend, EmbeddedBackend, Item, Key, Store, StoreBuilder};
+use quickstore::backend::Backend;
+use quickstore::{DynamoDbBackend, EmbeddedBackend, Item, Key, Store, StoreBuilder};
 
 #[allow(unused_imports)]
 pub use dynalite::{client_for, Dynalite, Moto};
@@ -151,7 +152,7 @@ impl Fixture {
             }
             Fixture::Embedded { backend, .. } => {
                 backend
-                    .batch_write("_key", &[quickstore::Write::Put(item)])
+                    .batch_write("_key", &[quickstore::backend::Write::Put(item)])
                     .await?;
             }
         }

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
-use quickstore::{Backend, Key, Stats, Write, MAX_BATCH_WRITE_ITEMS};
+use quickstore::backend::{Backend, Write, MAX_BATCH_WRITE_ITEMS};
+use quickstore::{Key, Stats};
 use serde::Serialize;
 
 use crate::backend::{self, BackendArgs, OpenStore, Unspecified};

@@ -511,7 +511,7 @@ fn render_drain_compare(out: &mut String, drained: &Drained, batch: &Drained) ->
         out,
         "compare: the final flush and close against a direct BatchWriteItem loop ({} items per \
          request, {BATCH_LOOP_IN_FLIGHT} in flight)",
-        quickstore::MAX_BATCH_WRITE_ITEMS
+        quickstore::backend::MAX_BATCH_WRITE_ITEMS
     )?;
     compare_row(out, "", "quickstore", "batch loop", "ratio")?;
     let per_sec = |d: &Drained| d.items as f64 / d.secs.max(f64::MIN_POSITIVE);

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quickstore::{Backend, Key, Stats, Store};
+use quickstore::backend::Backend;
+use quickstore::{Key, Stats, Store};
 use serde::Serialize;
 
 use super::workload::{self, Length, RunPlan, Via};

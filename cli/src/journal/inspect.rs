@@ -138,7 +138,7 @@ pub(super) fn render_inspection(
             out,
             "dead letters {} (writes the backend refused, in {})",
             letters.len(),
-            quickstore::DEAD_LETTERS
+            quickstore::journal::DEAD_LETTERS
         )?;
         let seq_width = letters
             .iter()

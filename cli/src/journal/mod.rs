@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{ArgGroup, Args, Subcommand};
-use quickstore::{inspect_journal, JournalDamage, JournalSummary, Recovery, RecoveryReport, Stats};
+use quickstore::journal::{
+    inspect_journal, JournalDamage, JournalSummary, Recovery, RecoveryReport,
+};
+use quickstore::Stats;
 
 use crate::backend::{self, BackendArgs, Unspecified};
 use crate::drain::drain;

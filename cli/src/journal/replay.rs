@@ -108,7 +108,7 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             format!(
                 "the backend refused {}; see {}",
                 count(refused, "write"),
-                args.dir.join(quickstore::DEAD_LETTERS).display()
+                args.dir.join(quickstore::journal::DEAD_LETTERS).display()
             )
         } else {
             format!("cannot replay the journal in {}", args.dir.display())
@@ -119,7 +119,7 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             "{} lost the race to another writer and {} not written; see {}",
             count(end.conflicts, "recovered write"),
             if end.conflicts == 1 { "was" } else { "were" },
-            args.dir.join(quickstore::DEAD_LETTERS).display()
+            args.dir.join(quickstore::journal::DEAD_LETTERS).display()
         );
     }
     if end.pending != 0 {
@@ -237,7 +237,7 @@ pub(super) fn render_replay(
             "rejected     {}, {} in {}",
             count(end.rejected_writes, "write"),
             count(refused, "new dead letter"),
-            dir.join(quickstore::DEAD_LETTERS).display()
+            dir.join(quickstore::journal::DEAD_LETTERS).display()
         )?;
     }
     if end.conflicts > 0 {
@@ -245,7 +245,7 @@ pub(super) fn render_replay(
             out,
             "conflicts    {} (another writer changed the item first), dead-lettered in {}",
             count(end.conflicts, "write"),
-            dir.join(quickstore::DEAD_LETTERS).display()
+            dir.join(quickstore::journal::DEAD_LETTERS).display()
         )?;
     }
     match left {
