@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,26 +52,54 @@ async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -
     let mut service = Service::start(&program, dynalite.endpoint(), "service").await?;
     let http = Http::new(&service.address);
 
-    // A status per outcome, before the load.
-    let item = json!({ "name": "Ada" });
-    assert_eq!(http.call(Method::GET, "/items/User/ada", None).await?.0, 404);
-    assert_eq!(http.call(Method::POST, "/items/User/ada", Some(&item)).await?.0, 201);
-    let (status, body) = http.call(Method::POST, "/items/User/ada", Some(&item)).await?;
-    assert_eq!((status, body["code"].as_str()), (409, Some("ItemExisted")));
-    let (status, body) = http.call(Method::GET, "/items/User/ada", None).await?;
-    assert_eq!((status, body), (StatusCode::OK, item.clone()));
-    let update = http.request(Method::PUT, "/items/User/bob", Some(&item))?;
-    let (status, body) = http.send(update_only(update)).await?;
-    assert_eq!((status, body["code"].as_str()), (409, Some("ItemNotExisted")));
-    let (status, body) = http.call(Method::PUT, "/items/User/a.b", Some(&item)).await?;
-    assert_eq!((status, body["code"].as_str()), (400, Some("ValidationException")));
-    let not_an_object = json!([1, 2]);
-    let (status, _) = http.call(Method::PUT, "/items/User/x", Some(&not_an_object)).await?;
-    assert_eq!(status, 400);
-    assert_eq!(http.call(Method::DELETE, "/items/User/ada", None).await?.0, 204);
-    assert_eq!(http.call(Method::GET, "/items/User/ada", None).await?.0, 404);
-    let (status, body) = http.call(Method::POST, "/counters/check?by=5", None).await?;
-    assert_eq!((status, body), (StatusCode::OK, json!({ "value": 5 })));
+    // A status per outcome, before the load: what is sent, then the status and error code.
+    let ada = json!({ "name": "Ada" });
+    let list = json!([1, 2]);
+    let cases = [
+        ("GET", "/items/User/ada", None, 404, None),
+        ("POST", "/items/User/ada", Some(&ada), 201, None),
+        (
+            "POST",
+            "/items/User/ada",
+            Some(&ada),
+            409,
+            Some("ItemExisted"),
+        ),
+        (
+            "PUT",
+            "/items/User/a.b",
+            Some(&ada),
+            400,
+            Some("ValidationException"),
+        ),
+        (
+            "PUT",
+            "/items/User/x",
+            Some(&list),
+            400,
+            Some("SerializeException"),
+        ),
+        ("GET", "/items/User/ada", None, 200, None),
+        ("DELETE", "/items/User/ada", None, 204, None),
+        ("GET", "/items/User/ada", None, 404, None),
+        ("POST", "/counters/check?by=5", None, 200, None),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, answer) = http.call(method.parse()?, path, body).await?;
+        let got = (got.as_u16(), answer["code"].as_str());
+        assert_eq!(got, (status, code), "{method} {path}: {answer}");
+    }
+    let (_, counter) = http.call(Method::GET, "/items/Counter/check", None).await?;
+    assert_eq!(counter, json!({ "value": 5 }));
+    // `If-Match: *` makes a PUT an `update`, which needs an item there.
+    let mut update = http.request(Method::PUT, "/items/User/bob", Some(&ada))?;
+    let any = header::HeaderValue::from_static("*");
+    update.headers_mut().insert(header::IF_MATCH, any);
+    let (status, answer) = http.send(update).await?;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (409, Some("ItemNotExisted"))
+    );
     let metrics = http.text("/metrics").await?;
     assert!(
         metrics.contains(r#"http_responses_total{method="POST",status="409"} 1"#),
@@ -80,14 +108,22 @@ async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -
 
     // The load, with SIGTERM in the middle of it.
     let answered = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..CLIENTS {
-        let (http, answered) = (http.clone(), Arc::clone(&answered));
-        clients.spawn(async move { http.load(client, &answered).await });
+        let (http, answered, stopped) = (http.clone(), answered.clone(), stopped.clone());
+        clients.spawn(async move {
+            let acknowledged = http.load(client, &answered).await;
+            stopped.fetch_add(1, Ordering::Relaxed);
+            acknowledged
+        });
     }
     while answered.load(Ordering::Relaxed) < SIGTERM_AFTER {
         if let Some(status) = service.child.try_wait()? {
             return Err(format!("the service exited during the load: {status}").into());
+        }
+        if stopped.load(Ordering::Relaxed) == CLIENTS {
+            return Err("every client lost the service before SIGTERM".into());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -98,7 +134,8 @@ async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -
     assert!(status.success(), "the service exited with {status}");
     let log = service.log().await;
     assert!(
-        log.iter().any(|line| line.contains("closed: every acknowledged write is in DynamoDB")),
+        log.iter()
+            .any(|line| line.contains("closed: every acknowledged write is in DynamoDB")),
         "{log:#?}"
     );
 
@@ -111,22 +148,33 @@ async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -
         }
         acknowledged.refused.extend(client.refused);
     }
-    assert!(acknowledged.refused.is_empty(), "{:?}", acknowledged.refused);
+    assert!(
+        acknowledged.refused.is_empty(),
+        "{:?}",
+        acknowledged.refused
+    );
     assert!(acknowledged.items.len() + sum(&acknowledged.increments) >= SIGTERM_AFTER);
 
     // The table, read directly.
     let table = scan(&dynalite, "service").await?;
     for (key, (client, n)) in &acknowledged.items {
-        let item = table.get(key).ok_or_else(|| format!("{key} was acknowledged, not written"))?;
+        let item = table
+            .get(key)
+            .ok_or_else(|| format!("{key} was acknowledged, not written"))?;
         assert_eq!(item.get("client"), Some(&number(*client)), "{key}");
         assert_eq!(item.get("n"), Some(&number(*n)), "{key}");
     }
     for counter in 0..COUNTERS {
         let key = format!("Counterc{counter}");
         let acked = acknowledged.increments.get(&key).copied().unwrap_or(0);
-        let stored = table.get(&key).and_then(|item| item.get("value"));
-        let stored = stored.map_or(Ok(0), |n| n.as_n().map_err(|_| "not a number")?.parse())?;
-        assert_eq!(stored, acked, "{key}: the table against the increments acknowledged");
+        let stored = match table.get(&key).and_then(|item| item.get("value")) {
+            Some(value) => value.as_n().map_err(|_| "not a number")?.parse()?,
+            None => 0,
+        };
+        assert_eq!(
+            stored, acked,
+            "{key}: the table against the increments acknowledged"
+        );
     }
     eprintln!(
         "{} items and {} increments acknowledged, all in the table",
@@ -144,20 +192,16 @@ fn number(n: usize) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
-fn update_only(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let if_match = header::HeaderValue::from_static("*");
-    request.headers_mut().insert(header::IF_MATCH, if_match);
-    request
-}
-
-/// Builds an example with this test's features and profile (so that the library built for the
-/// test is reused) and returns the path of its executable, as cargo reports it.
+/// Builds an example with this test's features and profile and returns the path of its
+/// executable, as cargo reports it. Like `cargo test` in the workspace's root, it selects the
+/// default members (quickstore and the CLI), whose dependencies' features are unified, so that
+/// what `cargo test` built is reused rather than built again with other features.
 fn build_example(name: &str) -> TestResult<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let features: Vec<&str> = [
-        ("embedded", cfg!(feature = "embedded")),
-        ("streams", cfg!(feature = "streams")),
-        ("testing", cfg!(feature = "testing")),
+        ("quickstore/embedded", cfg!(feature = "embedded")),
+        ("quickstore/streams", cfg!(feature = "streams")),
+        ("quickstore/testing", cfg!(feature = "testing")),
     ]
     .into_iter()
     .filter_map(|(feature, on)| on.then_some(feature))
@@ -165,8 +209,12 @@ fn build_example(name: &str) -> TestResult<PathBuf> {
     let mut command = std::process::Command::new(cargo);
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--package", "quickstore", "--example", name])
-        .args(["--message-format", "json-render-diagnostics", "--no-default-features"])
+        .args(["build", "--example", name])
+        .args([
+            "--message-format",
+            "json-render-diagnostics",
+            "--no-default-features",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     if !features.is_empty() {
@@ -183,7 +231,9 @@ fn build_example(name: &str) -> TestResult<PathBuf> {
     for line in stdout.lines() {
         let message: Value = serde_json::from_str(line)?;
         let is_example = message["target"]["kind"] == json!(["example"]);
-        if message["reason"] == "compiler-artifact" && is_example && message["target"]["name"] == name
+        if message["reason"] == "compiler-artifact"
+            && is_example
+            && message["target"]["name"] == name
         {
             if let Some(path) = message["executable"].as_str() {
                 return Ok(PathBuf::from(path));
@@ -201,9 +251,16 @@ struct Service {
 }
 
 impl Service {
-    async fn start(program: &PathBuf, endpoint: &str, table: &str) -> TestResult<Self> {
+    async fn start(program: &Path, endpoint: &str, table: &str) -> TestResult<Self> {
         let mut child = Command::new(program)
-            .args(["--endpoint", endpoint, "--table", table, "--listen", "127.0.0.1:0"])
+            .args([
+                "--endpoint",
+                endpoint,
+                "--table",
+                table,
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -314,7 +371,10 @@ impl Http {
     }
 
     async fn text(&self, path: &str) -> TestResult<String> {
-        let response = self.client.request(self.request(Method::GET, path, None)?).await?;
+        let response = self
+            .client
+            .request(self.request(Method::GET, path, None)?)
+            .await?;
         let body = response.into_body().collect().await?.to_bytes();
         Ok(String::from_utf8(body.to_vec())?)
     }
@@ -330,7 +390,11 @@ impl Http {
             } else {
                 (format!("/counters/c{}", (client + n) % COUNTERS), None)
             };
-            let method = if body.is_some() { Method::PUT } else { Method::POST };
+            let method = if body.is_some() {
+                Method::PUT
+            } else {
+                Method::POST
+            };
             let status = match self.call(method, &path, body.as_ref()).await {
                 Ok((status, _)) => status,
                 Err(_) => break, // the service is gone, or going
@@ -339,7 +403,9 @@ impl Http {
             if !status.is_success() {
                 acknowledged.refused.push((path, status));
             } else if body.is_some() {
-                acknowledged.items.insert(format!("Load{client}-{n}"), (client, n));
+                acknowledged
+                    .items
+                    .insert(format!("Load{client}-{n}"), (client, n));
             } else {
                 let counter = format!("Counterc{}", (client + n) % COUNTERS);
                 *acknowledged.increments.entry(counter).or_default() += 1;
