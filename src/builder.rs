@@ -501,8 +501,18 @@ impl StoreBuilder {
     /// Checks the options and the table, then starts the store's flusher on the current Tokio
     /// runtime.
     ///
-    /// Fails with [`Error::Validation`] on a bad option, a missing table, or a table whose key
-    /// schema is not one string partition key with the configured name.
+    /// # Errors
+    ///
+    /// - [`Error::Validation`] on a bad option, a missing table, a table whose key schema is
+    ///   not one string partition key with the configured name, or a backend that lacks what
+    ///   an option needs (conditional writes for versioned mode).
+    /// - [`Error::Backend`] when the table cannot be checked (no credentials, no answer).
+    /// - [`Error::Journal`] when the journal directory is held by another store, cannot be
+    ///   read or written, or is damaged where [`Recovery`](crate::journal::Recovery) does not
+    ///   accept it.
+    /// - When following a stream, the error of the first
+    ///   [`ChangeStream::describe`](crate::stream::ChangeStream::describe) or `iterator` call
+    ///   that fails.
     pub async fn open(self) -> Result<Store> {
         if let Some(problem) = self.options.problem() {
             return Err(Error::validation(problem));

@@ -177,7 +177,11 @@ impl Delta {
     /// `partition_key` or on an attribute with an empty name, numbers DynamoDB stores, sets
     /// that are sets (of one type, not empty, no two equal members), values DynamoDB stores,
     /// and an update expression within DynamoDB's 4 KB (74 appends, or 331 counters, at
-    /// once). Fails with a [`Validation`](Error::Validation) error.
+    /// once).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`], saying which action is wrong and why.
     pub fn check(&self, partition_key: &str) -> Result<()> {
         if self.is_empty() {
             return Err(Error::validation("the delta changes no attribute"));
@@ -248,10 +252,13 @@ impl Delta {
 
     /// The item that applying the delta to `current` leaves, as DynamoDB's `UpdateItem`
     /// leaves it: `current` is the item under `key` (with its `partition_key` attribute), or
-    /// `None`, in which case the delta creates it. Fails with a
-    /// [`Validation`](Error::Validation) error where DynamoDB refuses the request: an operand
-    /// of the wrong type (a number added to a string, string members added to a number set, a
-    /// list appended to a map), a sum DynamoDB cannot store, or an item over 400 KB.
+    /// `None`, in which case the delta creates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] where DynamoDB refuses the request: an operand of the wrong type
+    /// (a number added to a string, string members added to a number set, a list appended to
+    /// a map), a sum DynamoDB cannot store, or an item over 400 KB. `current` is not changed.
     pub fn apply(&self, current: Option<&Item>, partition_key: &str, key: &str) -> Result<Item> {
         let mut item = current.cloned().unwrap_or_else(|| {
             Item::from([(partition_key.to_owned(), AttributeValue::S(key.to_owned()))])

@@ -33,6 +33,42 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`Error::code`] returns the Go library's error code strings, so code that matched on them
 /// keeps working. Errors are cheap to clone (causes are shared), so one failure can be handed
 /// to every caller that waited on it.
+///
+/// # Examples
+///
+/// Match on the variants an application handles, and let the rest go up; the enum is
+/// `non_exhaustive`, so a match needs a catch-all arm. [`is_retryable`](Error::is_retryable)
+/// tells whether trying again later may succeed.
+///
+/// ```
+/// use quickstore::{Error, Key, Store};
+///
+/// /// The HTTP status a service answers a failed `insert` with.
+/// fn status(err: &Error) -> u16 {
+///     match err {
+///         Error::ItemExisted { .. } => 409,
+///         Error::Key(_) | Error::Validation { .. } | Error::Serialize { .. } => 400,
+///         Error::TooManyRequests { .. } => 429,
+///         _ if err.is_retryable() => 503,
+///         _ => 500,
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let backend = quickstore::EmbeddedBackend::open(dir.path().join("items.redb"))?;
+/// let store = Store::builder(backend).open().await?;
+/// let key = Key::new("User", "ada")?;
+/// store.insert(&key, &serde_json::json!({"name": "Ada"})).await?;
+///
+/// let err = store.insert(&key, &serde_json::json!({"name": "Ada"})).await.unwrap_err();
+/// assert_eq!(err.code(), "ItemExisted"); // the Go library's code
+/// assert_eq!(status(&err), 409);
+/// # store.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

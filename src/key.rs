@@ -159,6 +159,12 @@ impl Key {
     /// assert_eq!(key.as_str(), "User42");
     /// # Ok::<(), quickstore::KeyError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::EmptyKind`] for an empty kind, [`KeyError::Separator`] when the kind or
+    /// the identifier holds a `.` (see [`escape_identifier`]), [`KeyError::TooLong`] when the
+    /// rendered key is over [`MAX_KEY_BYTES`].
     pub fn new(kind: impl AsRef<str>, identifier: impl AsRef<str>) -> Result<Self, KeyError> {
         Self::from_parts("", kind.as_ref(), identifier.as_ref())
     }
@@ -172,6 +178,10 @@ impl Key {
     /// assert_eq!(post.parent(), Some("User42"));
     /// # Ok::<(), quickstore::KeyError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::new`]; [`KeyError::TooLong`] counts the parent too.
     pub fn with_parent(
         parent: &Key,
         kind: impl AsRef<str>,
@@ -181,6 +191,10 @@ impl Key {
     }
 
     /// A root key of `kind` with a fresh identifier from [`rand_identifier`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::new`]: an empty kind, or one holding a `.`.
     pub fn random(kind: impl AsRef<str>) -> Result<Self, KeyError> {
         Self::new(kind, rand_identifier())
     }
@@ -387,6 +401,10 @@ impl RenderedKey {
     }
 
     /// Parses the key with a registry of kinds; see [`Kinds::parse`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Kinds::parse`].
     pub fn parse(&self, kinds: &Kinds) -> Result<Key, KeyError> {
         kinds.parse(&self.0)
     }
@@ -460,6 +478,33 @@ fn split(rendered: &str) -> Result<(&str, &str), KeyError> {
 ///
 /// Parsing and checking cost a handful of set lookups (one per distinct kind length), however
 /// many kinds are registered.
+///
+/// # Examples
+///
+/// Reading back the keys of a table the Go library wrote, and a store that refuses keys that
+/// would not read back:
+///
+/// ```
+/// use quickstore::{Error, Key, KeyError, Kinds, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kinds = Kinds::of(["User", "UserGroup", "Post"])?;
+/// let post = kinds.parse("User42.Post7")?;
+/// assert_eq!((post.parent(), post.kind(), post.identifier()), (Some("User42"), "Post", "7"));
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let backend = quickstore::EmbeddedBackend::open(dir.path().join("items.redb"))?;
+/// let store = Store::builder(backend).kinds(kinds).open().await?;
+/// // Kind `User` with identifier `Group7` renders as `UserGroup7`, which reads back as a
+/// // `UserGroup`: the store refuses it rather than write a key it cannot read back.
+/// let ambiguous = Key::new("User", "Group7")?;
+/// let err = store.upsert(&ambiguous, &serde_json::json!({})).await.unwrap_err();
+/// assert!(matches!(err, Error::Key(KeyError::Ambiguous { .. })));
+/// # store.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Kinds {
     kinds: BTreeSet<String>,
@@ -477,6 +522,10 @@ impl Kinds {
     }
 
     /// A registry holding `kinds`; fails on an empty kind or one that contains `.`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::EmptyKind`] or [`KeyError::Separator`] for a kind that cannot be one.
     pub fn of<I, S>(kinds: I) -> Result<Self, KeyError>
     where
         I: IntoIterator<Item = S>,
@@ -490,6 +539,10 @@ impl Kinds {
     }
 
     /// Adds a kind. Returns false if it was already registered.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kinds::of`].
     pub fn register(&mut self, kind: impl Into<String>) -> Result<bool, KeyError> {
         let kind = kind.into();
         if kind.is_empty() {
@@ -537,6 +590,11 @@ impl Kinds {
     /// assert_eq!(key, Key::with_parent(&Key::new("User", "42")?, "Post", "7")?);
     /// # Ok::<(), quickstore::KeyError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Malformed`] for an empty string or a misplaced `.`, [`KeyError::UnknownKind`]
+    /// when a part starts with no registered kind, and the errors of [`Key::new`] for the parts.
     pub fn parse(&self, rendered: &str) -> Result<Key, KeyError> {
         let (parent, rest) = split(rendered)?;
         let kind = self

@@ -23,6 +23,25 @@ use crate::error::{Error, Result};
 /// `flush`'s and `close`'s callers, not here). Reads give up after `read_attempts` failed
 /// attempts or once `read_deadline` has passed, whichever comes first; a batch read that gets
 /// some of its keys each time is making progress and only its deadline bounds it.
+///
+/// # Examples
+///
+/// A service that would rather answer an error fast than wait for a slow table: reads give
+/// up after 3 attempts or 2 seconds, and a request taking over a second is tried again.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use quickstore::{RetryPolicy, Store};
+///
+/// # async fn example(backend: quickstore::DynamoDbBackend) -> quickstore::Result<()> {
+/// let policy = RetryPolicy::default()
+///     .reads(3, Duration::from_secs(2))
+///     .request_timeout(Some(Duration::from_secs(1)));
+/// let store = Store::builder(backend).retry_policy(policy).open().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryPolicy {

@@ -167,6 +167,11 @@ impl Store {
 
     /// Reads the value under `key`, or `None` when there is none. A cached value is
     /// deserialized straight from the shared item, without copying it first.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_item`](Self::get_item), and [`Error::Serialize`] when the item does not
+    /// deserialize as `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>> {
         match self.get_item(key).await? {
             Some(item) => item::to_value(&item).map(Some),
@@ -181,6 +186,10 @@ impl Store {
     /// that state, until it changes, cost a lookup and a reference count, with no decoding.
     /// For hot keys read far more often than written. A key read as two different types
     /// keeps the last one decoded.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
     pub async fn get_arc<T>(&self, key: &Key) -> Result<Option<Arc<T>>>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -195,6 +204,12 @@ impl Store {
     /// Reads the item under `key` as attributes, without the partition key attribute, or
     /// `None` when there is none. A cache hit hands out the cached item itself: a reference
     /// count, not a copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Key`] for a key the store's
+    /// [`Kinds`] refuses; on a miss, [`Error::Backend`] when the read still fails after the
+    /// store's retries ([`RetryPolicy`](crate::RetryPolicy)). A hit cannot fail.
     pub async fn get_item(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.check_key(key)?;
         match load::known_value(self.shared(), key.as_str()) {
@@ -204,11 +219,20 @@ impl Store {
     }
 
     /// True when an item exists under `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_item`](Self::get_item).
     pub async fn exists(&self, key: &Key) -> Result<bool> {
         Ok(self.get_item(key).await?.is_some())
     }
 
     /// Reads the values under `keys`; absent keys are left out of the result.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_many_items`](Self::get_many_items), and [`Error::Serialize`] when an item
+    /// does not deserialize as `T`.
     pub async fn get_many<'k, T, I>(&self, keys: I) -> Result<HashMap<Key, T>>
     where
         T: DeserializeOwned,
@@ -224,6 +248,12 @@ impl Store {
     /// Reads the items under `keys` as attributes; absent keys are left out of the result.
     /// Keys missing from the cache are read with `BatchGetItem`, up to 100 keys a request and
     /// several requests at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Key`] for a key the store's
+    /// [`Kinds`] refuses, before anything is read; [`Error::Backend`] when a batched read still
+    /// fails after the store's retries. The keys read meanwhile stay cached.
     pub async fn get_many_items<'k, I>(&self, keys: I) -> Result<HashMap<Key, Arc<Item>>>
     where
         I: IntoIterator<Item = &'k Key>,
@@ -273,6 +303,21 @@ impl Store {
 
     /// Stores `value` under `key` if no item is there; [`Error::ItemExisted`] otherwise.
     /// If the key is not cached, its state is read from the backend first.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ItemExisted`] when an item is there.
+    /// - [`Error::Serialize`] when `value` does not serialize to a map, [`Error::Validation`]
+    ///   when DynamoDB would refuse the item (over 400 KB, nested too deep, an empty set...) or
+    ///   it carries the partition key attribute.
+    /// - [`Error::TooManyRequests`] when the pending writes fill the store's bounds
+    ///   ([`Backpressure`](crate::Backpressure)).
+    /// - [`Error::Backend`] when the read of a key the store does not hold fails; [`Error::Journal`]
+    ///   when the journal cannot take the mutation.
+    /// - [`Error::Closed`] after [`close`](Self::close); [`Error::Key`] for a key the store's
+    ///   [`Kinds`] refuses.
+    ///
+    /// On any error, nothing changed.
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &Key, value: &T) -> Result<()> {
         let item = self.serialize(key, value)?;
         self.mutate(key, Mutation::Insert(item)).await
@@ -280,12 +325,22 @@ impl Store {
 
     /// Replaces the item under `key`; [`Error::ItemNotExisted`] if there is none.
     /// If the key is not cached, its state is read from the backend first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ItemNotExisted`] when no item is there; otherwise as
+    /// [`insert`](Self::insert).
     pub async fn update<T: Serialize + ?Sized>(&self, key: &Key, value: &T) -> Result<()> {
         let item = self.serialize(key, value)?;
         self.mutate(key, Mutation::Update(item)).await
     }
 
     /// Stores `value` under `key`, whether or not an item is there.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert), less `ItemExisted`. The key is read first only in versioned
+    /// mode, to learn its version.
     pub async fn upsert<T: Serialize + ?Sized>(&self, key: &Key, value: &T) -> Result<()> {
         let item = self.serialize(key, value)?;
         self.mutate(key, Mutation::Upsert(item)).await
@@ -293,6 +348,10 @@ impl Store {
 
     /// [`insert`](Self::insert) of an item given as attributes, checked as DynamoDB would
     /// check it (see [`Store`]); it must not carry the partition key attribute.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert), with no `Serialize` error.
     pub async fn insert_item(&self, key: &Key, item: Item) -> Result<()> {
         let item = self.check_item(key, item)?;
         self.mutate(key, Mutation::Insert(item)).await
@@ -300,6 +359,10 @@ impl Store {
 
     /// [`update`](Self::update) with an item given as attributes; see
     /// [`insert_item`](Self::insert_item).
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update), with no `Serialize` error.
     pub async fn update_item(&self, key: &Key, item: Item) -> Result<()> {
         let item = self.check_item(key, item)?;
         self.mutate(key, Mutation::Update(item)).await
@@ -307,6 +370,10 @@ impl Store {
 
     /// [`upsert`](Self::upsert) with an item given as attributes; see
     /// [`insert_item`](Self::insert_item).
+    ///
+    /// # Errors
+    ///
+    /// As [`upsert`](Self::upsert), with no `Serialize` error.
     pub async fn upsert_item(&self, key: &Key, item: Item) -> Result<()> {
         let item = self.check_item(key, item)?;
         self.mutate(key, Mutation::Upsert(item)).await
@@ -351,6 +418,10 @@ impl Store {
     }
 
     /// Removes the item under `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`upsert`](Self::upsert), less the errors of a value.
     pub async fn delete(&self, key: &Key) -> Result<()> {
         self.check_key(key)?;
         self.mutate(key, Mutation::Delete).await
@@ -397,9 +468,11 @@ impl Store {
     /// # Ok(()) }
     /// ```
     ///
-    /// Fails with [`Error::Serialize`] if the current item does not deserialize as `T` or the
-    /// new value does not serialize to an item, and with [`Error::Validation`] if DynamoDB
-    /// would refuse the new item; the key is then left as it was.
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if the current item does not deserialize as `T` or the new value
+    /// does not serialize to an item, and [`Error::Validation`] if DynamoDB would refuse the
+    /// new item; the key is then left as it was. Otherwise as [`upsert`](Self::upsert).
     pub async fn update_with<T, R>(
         &self,
         key: &Key,
@@ -414,6 +487,10 @@ impl Store {
 
     /// [`update_with`](Self::update_with) on items given as attributes: `f` gets the cached
     /// item itself, without a copy.
+    ///
+    /// # Errors
+    ///
+    /// As [`update_with`](Self::update_with), with no `Serialize` error.
     pub async fn update_item_with<R>(
         &self,
         key: &Key,
@@ -427,6 +504,11 @@ impl Store {
 
     /// Forgets the cached state of `key`, so that the next read goes to the backend. A state
     /// with mutations not yet written is kept: it is newer than the backend's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Key`] for a key the store's
+    /// [`Kinds`] refuses.
     pub fn invalidate(&self, key: &Key) -> Result<()> {
         self.check_key(key)?;
         let shared = self.shared();
@@ -436,6 +518,10 @@ impl Store {
 
     /// Forgets every cached state but those with mutations not yet written; see
     /// [`invalidate`](Self::invalidate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close).
     pub fn invalidate_all(&self) -> Result<()> {
         self.ensure_open()?;
         for shard in self.shared().shards() {
@@ -446,6 +532,10 @@ impl Store {
 
     /// Reads `key` from the backend now, replacing its cached state, and returns it. A key
     /// with mutations not yet written is not read: its pending state is returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_item`](Self::get_item) on a miss.
     pub async fn refresh(&self, key: &Key) -> Result<Option<Arc<Item>>> {
         self.invalidate(key)?;
         Ok(self.inner.loader.read(key.as_str()).await?.value)
@@ -453,12 +543,16 @@ impl Store {
 
     /// Returns once every mutation acknowledged before the call is in the backend.
     ///
-    /// If the backend refused some of those writes for good (see [`Stats::rejected_writes`]),
-    /// returns [`Error::Refused`] naming them: every refused write the call covers, and any
-    /// refused earlier that no call has reported yet.
-    ///
     /// Runs in a `flush` span: the keys `pending` when it was called, and its `outcome` (`ok`
     /// or `error`, with the `error`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] when the backend refused some of those writes for good (see
+    /// [`Stats::rejected_writes`]), naming them: every refused write the call covers, and any
+    /// refused earlier that no call has reported yet. [`Error::Closed`] after
+    /// [`close`](Self::close). Transient failures are retried, not returned: during an outage
+    /// `flush` waits for the backend (see [`flush_within`](Self::flush_within)).
     pub async fn flush(&self) -> Result<()> {
         let pending = self.shared().pending_keys();
         let span = tracing::info_span!("flush", pending, outcome = Empty, error = Empty);
@@ -479,6 +573,10 @@ impl Store {
     /// [`flush`](Self::flush), giving up after `limit`: then [`Error::Timeout`] says how many
     /// keys still wait for the backend and whether they are safe in the journal. The store
     /// stays usable, and its writes go on in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `limit` passes first; otherwise as [`flush`](Self::flush).
     pub async fn flush_within(&self, limit: Duration) -> Result<()> {
         let flushed = tokio::time::timeout(limit, self.flush()).await;
         flushed.unwrap_or_else(|_| Err(self.timed_out(limit)))
@@ -488,6 +586,10 @@ impl Store {
     /// keys still wait for the backend and whether they are safe in the journal. The store is
     /// closed to new calls either way; its writes go on in the background while the runtime
     /// runs, and a later `close` waits for them again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `limit` passes first; otherwise as [`close`](Self::close).
     pub async fn close_within(&self, limit: Duration) -> Result<()> {
         let closed = tokio::time::timeout(limit, self.close()).await;
         closed.unwrap_or_else(|_| Err(self.timed_out(limit)))
@@ -506,9 +608,12 @@ impl Store {
     /// and waits for them. Afterwards every call on any clone of this store returns
     /// [`Error::Closed`]. Closing twice is harmless.
     ///
-    /// Returns an error if the backend refused some of the drained writes for good.
-    ///
     /// Runs in a `close` span, with the same fields as [`flush`](Self::flush)'s.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] when the backend refused some of the drained writes for good, as
+    /// [`flush`](Self::flush). A second `close` returns `Ok`.
     pub async fn close(&self) -> Result<()> {
         let pending = self.shared().pending_keys();
         let span = tracing::info_span!("close", pending, outcome = Empty, error = Empty);

@@ -344,6 +344,12 @@ impl DynamoDbBackend {
     ///
     /// For tools, tests and first steps; production tables usually come from infrastructure
     /// code. The CLI's `quickstore table create` calls this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] when a table of that name exists with another key schema;
+    /// [`Error::Backend`] when DynamoDB refuses or fails the request (no credentials, no
+    /// permission, no answer), or the table does not become active in time.
     pub async fn create_table(&self, partition_key: &str) -> Result<()> {
         let definition = AttributeDefinition::builder()
             .attribute_name(partition_key)

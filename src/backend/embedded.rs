@@ -34,6 +34,26 @@ pub struct EmbeddedBackend {
 
 impl EmbeddedBackend {
     /// Opens the database at `path`, creating it if it does not exist.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use quickstore::{EmbeddedBackend, Key, Store};
+    ///
+    /// let backend = EmbeddedBackend::open(dir.path().join("items.redb"))?;
+    /// let store = Store::builder(backend).open().await?;
+    /// store.upsert(&Key::new("User", "ada")?, &serde_json::json!({"name": "Ada"})).await?;
+    /// store.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] (permanent) when the file cannot be created or opened: a missing
+    /// directory, no permission, a file that is not a redb database, or a database another
+    /// process holds open.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let db = Database::create(&path).map_err(|err| {

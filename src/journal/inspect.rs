@@ -86,6 +86,11 @@ impl JournalSummary {
 /// Besides damage inside segments, this finds gaps in the sequence numbers, as recovery does: a
 /// segment deleted from the middle of the journal shows as [`JournalDamage::Gap`] on the
 /// segment after it.
+///
+/// # Errors
+///
+/// [`Error::Journal`](crate::Error::Journal) when the directory or a file in it cannot be read.
+/// Damage is not an error: it is reported in the summary.
 pub fn inspect_journal(dir: impl AsRef<Path>) -> Result<JournalSummary> {
     inspect(&StdFs, dir.as_ref())
 }

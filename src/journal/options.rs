@@ -8,6 +8,30 @@ pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// When an acknowledged mutation is on stable storage, with a journal
 /// ([`StoreBuilder::journal`](crate::StoreBuilder::journal)).
+///
+/// `Always` costs each acknowledgement a disk sync shared with the mutations beside it;
+/// `Interval` costs none, and leaves a machine crash the last interval's mutations to lose.
+/// docs/OPERATIONS.md gives measured figures for both.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use quickstore::{Durability, EmbeddedBackend, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let store = Store::builder(EmbeddedBackend::open(dir.path().join("items.redb"))?)
+///     .journal(dir.path().join("journal"))
+///     .durability(Durability::Interval(Duration::from_millis(10)))
+///     .open()
+///     .await?;
+/// # store.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Durability {

@@ -58,8 +58,12 @@ impl DynamoDbStream {
         }
     }
 
-    /// The current stream of `table`, found with `DescribeTable`. Fails with
-    /// [`Error::Validation`] when the table has no stream enabled.
+    /// The current stream of `table`, found with `DescribeTable`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] when the table has no stream enabled; [`Error::Backend`] when
+    /// `DescribeTable` fails.
     pub async fn of_table(
         client: Client,
         tables: &aws_sdk_dynamodb::Client,
