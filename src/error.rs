@@ -154,6 +154,11 @@ pub enum Error {
     },
 
     /// The crash journal could not be read or written, or is damaged.
+    ///
+    /// From a mutation, it means the journal failed while the mutation waited for it: the
+    /// mutation is applied in memory and will be written to the backend, but it may not be
+    /// on disk, so a crash may lose it. Retrying a [`Store::apply`](crate::Store::apply) would
+    /// apply its delta twice.
     #[error("{message}")]
     Journal {
         /// What went wrong, naming the file.

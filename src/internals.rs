@@ -20,6 +20,9 @@ pub fn decode_record(input: &[u8]) -> Result<(Record, usize)> {
         message: match e {
             FrameError::Incomplete => "the record is incomplete".to_string(),
             FrameError::Corrupt { reason, .. } => format!("the record is damaged: {reason}"),
+            FrameError::Newer { reason } => {
+                format!("the record is of a later format than this version reads: {reason}")
+            }
         },
         source: None,
     })

@@ -85,9 +85,10 @@
 //!   `error`). Fields known only at the end are recorded then.
 //! - **Metrics** through the [`metrics`](https://docs.rs/metrics) facade: install any
 //!   recorder (a Prometheus exporter, say) and the store's metrics appear; without one they
-//!   cost nothing. Reads and writes record nothing themselves: the flusher publishes the
-//!   counters the store keeps anyway as totals (`Counter::absolute`), and the gauges, every
-//!   second and when the store closes; each flush batch records its duration and size. The
+//!   cost nothing. Cache hits and acknowledgements record nothing themselves: the flusher
+//!   publishes the counters the store keeps anyway as totals (`Counter::absolute`), and the
+//!   gauges, every second and when the store closes; each flush batch records its duration
+//!   and size, and each read request sent to the backend the keys it asked for. The
 //!   metrics have no labels, unless [`StoreBuilder::metrics_label`] gives the store one
 //!   (`store`).
 //! - **Refused writes** are handed to [`StoreBuilder::on_refused`], conflicts to

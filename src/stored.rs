@@ -53,12 +53,18 @@ impl Layout {
     /// The item that stores `value` under `key`, as state `seq` of the key at `version`
     /// (versioned mode; ignored otherwise).
     pub(crate) fn stored(&self, key: &str, value: &Item, version: u64, seq: u64) -> Item {
+        let mut item = self.keyed(key, value);
+        self.stamp(&mut item, version, seq);
+        item
+    }
+
+    /// `value` with its partition key attribute, and nothing else added.
+    pub(crate) fn keyed(&self, key: &str, value: &Item) -> Item {
         let mut item = value.clone();
         item.insert(
             self.partition_key.to_string(),
             AttributeValue::S(key.to_owned()),
         );
-        self.stamp(&mut item, version, seq);
         item
     }
 

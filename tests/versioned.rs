@@ -391,6 +391,20 @@ async fn a_recovered_write_that_lost_the_race_is_a_reported_conflict(
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].key, "Noteshared");
     assert!(letters[0].reason.starts_with("conflict"), "{letters:?}");
+    // The dropped state, keyed like a refused write's item, without version attributes.
+    let dropped = letters[0]
+        .item
+        .as_ref()
+        .ok_or("a put's letter holds its item")?;
+    assert_eq!(
+        dropped.get("_key"),
+        Some(&AttributeValue::S("Notecontested".into()))
+    );
+    assert_eq!(
+        dropped.get("text"),
+        Some(&AttributeValue::S("ours 2".into()))
+    );
+    assert_eq!(dropped.get(VERSION), None);
     let stored = fixture.read_back("Noteshared").await?.ok_or("missing")?;
     assert_eq!(
         stored.get("text"),

@@ -353,8 +353,10 @@ impl Runner {
         counters.add(&counters.conflicts, 1);
         tracing::warn!(key = %meta.key, "another writer changed the key first; this store's pending state of it was dropped for the winner's");
         if let Some(journal) = self.shared.journal() {
+            // Keyed like a refused write's letter; without version attributes, since the
+            // version this state was to have is the one the other writer took.
             let write = match &ours {
-                Some(item) => Write::Put((**item).clone()),
+                Some(item) => Write::Put(self.shared.layout().keyed(&meta.key, item)),
                 None => Write::Delete(meta.key.clone()),
             };
             let reason = "conflict: another writer changed the item first";

@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 /// The file that records refused writes, one JSON object a line.
 pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
 
-/// A write the backend refused for good, as kept in the dead-letter file. `item` is the
-/// stored item (with its partition key attribute) in the codec encoding, base64.
+/// A write the backend refused for good, or a versioned write that lost to another writer, as
+/// kept in the dead-letter file. `item` is the item with its partition key attribute, in the
+/// codec encoding, base64: for a refused write, the item as it was to be stored; for a
+/// conflict, this store's state that was dropped, without version attributes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DeadLetter {
     pub seq: u64,

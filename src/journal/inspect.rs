@@ -7,6 +7,16 @@ use super::fs::{FileSystem, StdFs};
 use super::segment::{self, Continuity, Damage as JournalDamage};
 use super::{DeadLetter, DEAD_LETTERS};
 use crate::error::{Error, Result};
+use crate::item::Item;
+
+/// A letter's item: base64 of the codec's encoding.
+fn decode_item(text: &str) -> std::result::Result<Item, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| e.to_string())?;
+    crate::codec::decode(&bytes).map_err(|e| e.to_string())
+}
 
 /// One segment as found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +42,9 @@ pub struct SegmentSummary {
     pub damage: Vec<JournalDamage>,
 }
 
-/// A write the backend refused for good, as recorded in the dead-letter file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A write the backend refused for good, or a versioned write that lost to another writer
+/// (its `reason` starts with `conflict:`), as recorded in the dead-letter file.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeadLetterSummary {
     /// The sequence number of the refused state.
@@ -42,14 +53,18 @@ pub struct DeadLetterSummary {
     pub key: String,
     /// `put` or `delete`.
     pub write: String,
-    /// The backend's reason.
+    /// The backend's reason, or `conflict: another writer changed the item first`.
     pub reason: String,
+    /// For a `put`, the item with its partition key attribute: for a refused write, as it was
+    /// to be stored; for a conflict, this store's state that was dropped, without version
+    /// attributes. `None` for a `delete`.
+    pub item: Option<Item>,
 }
 
 /// What a journal directory holds.
 ///
 /// [`JournalSummary::opens_strictly`] tells whether a store would open it without salvage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct JournalSummary {
     /// Segments, oldest first.
@@ -145,11 +160,25 @@ pub(crate) fn inspect(fs: &dyn FileSystem, dir: &Path) -> Result<JournalSummary>
                         ))
                     }
                 };
+                let item = letter
+                    .item
+                    .as_deref()
+                    .map(decode_item)
+                    .transpose()
+                    .map_err(|reason| Error::Journal {
+                        message: format!(
+                            "cannot read the item of the letter of {} in {}: {reason}",
+                            letter.key,
+                            letters.display()
+                        ),
+                        source: None,
+                    })?;
                 summary.dead_letters.push(DeadLetterSummary {
                     seq: letter.seq,
                     key: letter.key,
                     write: letter.write,
                     reason: letter.reason,
+                    item,
                 });
             }
         }

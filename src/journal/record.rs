@@ -235,6 +235,9 @@ pub(crate) enum FrameError {
         reason: String,
         claimed_end: Option<usize>,
     },
+    /// The frame is intact (its checksum holds) but its record version or operation is one
+    /// this version of quickstore does not know: a newer version wrote it.
+    Newer { reason: String },
 }
 
 /// Appends `record`'s frame to `out`: format 1 without a table state, format 2 with one.
@@ -304,7 +307,7 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), codec::En
     Ok(())
 }
 
-fn checksum(len: &[u8], payload: &[u8]) -> u32 {
+pub(crate) fn checksum(len: &[u8], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(len), payload)
 }
 
@@ -333,8 +336,24 @@ pub(crate) fn decode(input: &[u8]) -> Result<(Record, usize), FrameError> {
     if checksum(&len_bytes, payload) != crc {
         return Err(corrupt("checksum mismatch".into()));
     }
+    if let Some(reason) = unknown_format(payload) {
+        return Err(FrameError::Newer { reason });
+    }
     let record = decode_payload(payload).map_err(corrupt)?;
     Ok((record, end))
+}
+
+/// What makes an intact payload one of a later format: a record version or operation code this
+/// version does not know. `None` for a payload too short to say (then it is damage).
+fn unknown_format(payload: &[u8]) -> Option<String> {
+    let (&format, &op) = (payload.first()?, payload.get(9)?);
+    if format != VERSION_1 && format != VERSION_2 {
+        Some(format!("record version {format}"))
+    } else if Op::from_code(op).is_none() {
+        Some(format!("operation {op}"))
+    } else {
+        None
+    }
 }
 
 fn decode_payload(payload: &[u8]) -> Result<Record, String> {
@@ -548,17 +567,34 @@ mod tests {
         v2_short_version.extend_from_slice(&[1, 0, 0, 0]);
         let mut marker_with_item = head(2, 4);
         marker_with_item.extend_from_slice(&[0, 0, 0, 0, 0]);
-        let v3 = head(3, 3);
         for payload in [
             v1_marker,
             v2_without_state,
             v2_bad_state,
             v2_short_version,
             marker_with_item,
-            v3,
         ] {
             assert!(
                 matches!(decode(&frame(&payload)), Err(FrameError::Corrupt { .. })),
+                "{payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_intact_record_of_a_later_format_is_newer_not_damage() {
+        let payload = frames(&[record(1, Op::Upsert)])[HEADER_BYTES..].to_vec();
+        let mut later_version = payload.clone();
+        later_version[0] = 3;
+        let mut later_op = payload;
+        later_op[9] = 200;
+        for payload in [later_version, later_op] {
+            let len = (payload.len() as u32).to_le_bytes();
+            let mut frame = len.to_vec();
+            frame.extend_from_slice(&checksum(&len, &payload).to_le_bytes());
+            frame.extend_from_slice(&payload);
+            assert!(
+                matches!(decode(&frame), Err(FrameError::Newer { .. })),
                 "{payload:?}"
             );
         }

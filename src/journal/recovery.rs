@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::fs::FileSystem;
 use super::record::{Op, Record, TableState};
-use super::segment::{self, Continuity};
+use super::segment::{self, Continuity, Damage};
 use super::writer::SegmentInfo;
 use super::Recovery;
 use crate::error::{Error, Result};
@@ -113,6 +113,17 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: Recovery) -> Result
         for damage in scan.damage.iter().chain(&gaps) {
             let what = format!("{}: {damage}", path.display());
             let torn_tail = is_newest && damage.is_torn_tail();
+            if matches!(damage, Damage::Newer { .. }) {
+                // Records of a later format are not damage: salvaging around them, or
+                // truncating them as a torn tail, would lose the mutations they hold.
+                return Err(Error::Journal {
+                    message: format!(
+                        "{what}; refusing to open: open this journal with the version of \
+                         quickstore that wrote it, or a later one"
+                    ),
+                    source: None,
+                });
+            }
             if torn_tail {
                 tracing::warn!("{what}; recovering the records before it");
                 report.torn_tail = Some(what);

@@ -96,6 +96,15 @@ pub enum Damage {
         /// when they are missing inside this segment.
         previous: Option<PathBuf>,
     },
+    /// An intact record (its checksum holds) of a format this version of quickstore does not
+    /// read: a newer version wrote it. Recovery refuses it even when asked to salvage, and
+    /// the segment is read no further: the records are kept for the version that wrote them.
+    Newer {
+        /// Where the record starts.
+        offset: usize,
+        /// What this version does not know: the record version or the operation.
+        reason: String,
+    },
     /// A mutation whose sequence number is not above the one before it: a segment named,
     /// copied or written out of place. Recovery refuses it unless asked to salvage.
     OutOfOrder {
@@ -151,6 +160,11 @@ impl std::fmt::Display for Damage {
                     None => write!(f, " inside the segment"),
                 }
             }
+            Damage::Newer { offset, reason } => write!(
+                f,
+                "record at byte {offset} is of a later format than this version of quickstore \
+                 reads ({reason})"
+            ),
             Damage::OutOfOrder {
                 seq,
                 expected,
@@ -272,9 +286,9 @@ impl Scan {
     /// True when damage starts in `from..to`: records there may have been lost to it.
     fn damaged_within(&self, from: usize, to: usize) -> bool {
         self.damage.iter().any(|damage| match damage {
-            Damage::TornTail { offset, .. } | Damage::Corrupt { offset, .. } => {
-                (from..to).contains(offset)
-            }
+            Damage::TornTail { offset, .. }
+            | Damage::Corrupt { offset, .. }
+            | Damage::Newer { offset, .. } => (from..to).contains(offset),
             Damage::Gap { .. } | Damage::OutOfOrder { .. } => false,
         })
     }
@@ -328,6 +342,10 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
                 let reason = match err {
                     FrameError::Incomplete => "the record is incomplete".to_string(),
                     FrameError::Corrupt { reason, .. } => reason,
+                    FrameError::Newer { reason } => {
+                        scan.damage.push(Damage::Newer { offset, reason });
+                        break;
+                    }
                 };
                 match next_valid(bytes, offset + 1) {
                     Some(resumed_at) => {

@@ -124,6 +124,40 @@ async fn a_torn_tail_is_cut_off_and_reported() -> TestResult {
     Ok(())
 }
 
+/// What an older version meets when a newer one wrote the journal: an intact record of a
+/// format it does not read, last in the newest segment, where a torn write would be.
+#[tokio::test]
+async fn a_record_of_a_later_format_is_refused_and_left_in_place() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    journal_upserts(dir.path(), 20).await?;
+    let newest = segments(dir.path()).pop().ok_or("no segment")?;
+    let mut payload = Vec::new();
+    record::encode(
+        &Record::new(21, Op::Upsert, "K1".to_string(), Some(item(21))),
+        &mut payload,
+    )?;
+    payload[record::HEADER_BYTES + 9] = 200; // an operation this version does not know
+    let len = u32::try_from(payload.len() - record::HEADER_BYTES)?.to_le_bytes();
+    let crc = record::checksum(&len, &payload[record::HEADER_BYTES..]);
+    payload[4..8].copy_from_slice(&crc.to_le_bytes());
+    let mut bytes = std::fs::read(&newest)?;
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&newest, &bytes)?;
+
+    assert!(!inspect_journal(dir.path())?.opens_strictly());
+    for recovery in [Recovery::Strict, Recovery::Salvage] {
+        let err = Journal::open(&config(dir.path(), recovery)).err();
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(message.contains("later format"), "{recovery:?}: {err:?}");
+        assert_eq!(
+            std::fs::read(&newest)?,
+            bytes,
+            "the record is kept for the version that wrote it"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn corruption_is_refused_unless_salvage_is_asked() -> TestResult {
     let dir = tempfile::tempdir()?;

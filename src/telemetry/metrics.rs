@@ -1,10 +1,11 @@
 //! The metrics the store records through the [`metrics`](::metrics) facade: their names, units
 //! and descriptions, and their publication.
 //!
-//! Metrics cost nothing on the read and write paths: the counters those paths keep already
-//! are published from the store's [`Stats`] as absolute totals by the flusher, every
-//! [`PUBLISH_INTERVAL`] and when the store closes, together with the gauges. Only the flusher's
-//! batches record their own figures (histograms), once per batch. The names, kinds and
+//! Metrics cost nothing on a cache hit or an acknowledgement: the counters those paths keep
+//! already are published from the store's [`Stats`] as absolute totals by the flusher, every
+//! [`PUBLISH_INTERVAL`] and when the store closes, together with the gauges. Only requests to
+//! the backend record their own figures (histograms): the flusher's batches once per batch,
+//! and reads once per read request. The names, kinds and
 //! meanings are in the README's "Operations" section and the crate docs; keep the three in
 //! step (the `metrics` test checks that every documented name is recorded).
 
