@@ -57,7 +57,7 @@ pub struct BackendArgs {
 
     /// Add this long to every request, e.g. `5ms`: the network round trip a service pays to
     /// DynamoDB, which a local server on loopback (dynalite, say) lacks.
-    #[arg(long, value_name = "DURATION", value_parser = crate::bench::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::round_trip)]
     pub round_trip: Option<std::time::Duration>,
 }
 

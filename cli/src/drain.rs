@@ -41,9 +41,9 @@ pub async fn drain(
                     (last, since) = (mark, Instant::now());
                 } else if since.elapsed() >= stall {
                     bail!(
-                        "{step} made no progress for {}s with {} keys still pending \
+                        "{step} made no progress for {} with {} keys still pending \
                          ({} items written so far); the store's flusher seems stuck",
-                        stall.as_secs(),
+                        humantime::format_duration(stall),
                         stats.pending,
                         stats.items_written,
                     );

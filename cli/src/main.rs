@@ -19,6 +19,7 @@ mod journal;
 mod meter;
 mod round_trip;
 mod table;
+mod values;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -174,7 +175,7 @@ mod tests {
         assert_eq!(args.distribution, KeyDistribution::Zipf);
         assert_eq!(args.distribution.to_string(), "zipf");
         assert_eq!(args.workload, None);
-        assert_eq!(args.stall_timeout, 30);
+        assert_eq!(args.stall_timeout, std::time::Duration::from_secs(30));
         assert!(!args.quiet);
         assert!(!args.metrics);
         assert!(args.backend.path.is_none());

@@ -406,3 +406,58 @@ fn compare_batch_writes_as_many_items_as_the_drain() -> anyhow::Result<()> {
     ensure!(stdout.contains("straight against the backend"), "{stdout}");
     Ok(())
 }
+
+/// Values as people write them: sizes with units, durations with hours or minutes, counts
+/// with a scale; and a value out of range says in words what is allowed.
+#[test]
+fn values_are_read_as_people_write_them() -> anyhow::Result<()> {
+    let run = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args([
+            "bench",
+            "--items",
+            "1k",
+            "--ops",
+            "2_000",
+            "--cache-bytes",
+            "1MiB",
+            "--max-pending-bytes",
+            "64MiB",
+            "--value-size",
+            "1KiB",
+            "--stall-timeout",
+            "1h",
+            "--flush-interval",
+            "0.5s",
+            "--quiet",
+            "--json",
+        ])
+        .output()?;
+    ensure!(run.status.success(), "{run:?}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    ensure!(report["items"] == 1000, "{report}");
+    ensure!(report["value_size"] == 1024, "{report}");
+    ensure!(report["cache_bytes"] == 1 << 20, "{report}");
+    ensure!(
+        report["settings"]["max_pending_bytes"] == 64 << 20,
+        "{report}"
+    );
+    ensure!(report["settings"]["flush_interval_secs"] == 0.5, "{report}");
+
+    for (args, words) in [
+        (&["--items", "0"][..], "at least 1 item"),
+        (&["--tasks", "0"][..], "at least 1 task"),
+        (&["--cache-bytes", "0"][..], "at least 1 byte"),
+        (&["--max-pending-bytes", "1000"][..], "at least 1MiB"),
+        (&["--duration", "soon"][..], "such as 250ms, 5s, 2m"),
+        (&["--cache-bytes", "lots"][..], "such as 4096, 64KiB, 64MiB"),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+            .arg("bench")
+            .args(args)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        ensure!(!run.status.success(), "{args:?} was accepted");
+        ensure!(stderr.contains(words), "{args:?}: {stderr}");
+    }
+    Ok(())
+}

@@ -27,10 +27,9 @@ use crate::backend::{self, BackendArgs, OpenStore, Unspecified};
 use crate::bench::keys::KeyDistribution;
 use crate::drain::drain;
 use crate::meter::Metered;
-use crate::print;
+use crate::{print, values};
 use report::Report;
 use restart::Restarted;
-pub(crate) use tuning::parse_duration;
 use tuning::Tuning;
 use workload::{Length, LoadPlan, Loaded, Ran, RunPlan, Via};
 
@@ -79,13 +78,12 @@ const ITEM_OVERHEAD_ESTIMATE: u64 = 150;
 /// Options of `quickstore bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Items inserted in the load phase; the run phase touches these.
-    #[arg(long, value_name = "N", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    /// Items inserted in the load phase; the run phase touches these (`10000`, `10k`).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = values::items)]
     pub items: u64,
 
-    /// Bytes of payload in each item's value.
-    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    /// Payload in each item's value, e.g. `100`, `1KiB`.
+    #[arg(long, value_name = "SIZE", default_value_t = 100, value_parser = values::value_size)]
     pub value_size: usize,
 
     /// In the load phase, insert key by key without prefetching: each insert's existence
@@ -107,26 +105,27 @@ pub struct BenchArgs {
     pub restart: bool,
 
     /// Operations in the run phase, split evenly across the tasks.
-    #[arg(long, value_name = "M", default_value_t = 100_000)]
+    #[arg(long, value_name = "M", default_value_t = 100_000, value_parser = values::ops)]
     pub ops: u64,
 
-    /// Run for this long instead of a number of operations, e.g. `30s`.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "ops")]
+    /// Run for this long instead of a number of operations, e.g. `30s`, `5m` or `1h`.
+    #[arg(long, value_name = "DURATION", value_parser = values::run_duration, conflicts_with = "ops")]
     pub duration: Option<Duration>,
 
     /// Before the measured run, run the same mix for this long and flush, unmeasured, e.g.
     /// `5s` (with `--compare`, the direct run warms up too).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = values::warmup)]
     pub warmup: Option<Duration>,
 
     /// Target rate in operations per second over all tasks (an open loop: each task starts
-    /// its operations on a fixed schedule); default: as fast as the tasks go.
-    #[arg(long, value_name = "OPS_PER_SEC", value_parser = parse_rate)]
+    /// its operations on a fixed schedule), e.g. `2500` or `10k`; default: as fast as the tasks
+    /// go.
+    #[arg(long, value_name = "OPS_PER_SEC", value_parser = values::rate)]
     pub rate: Option<f64>,
 
     /// Concurrent Tokio tasks issuing operations, in both phases.
     #[arg(long, visible_alias = "concurrency", value_name = "T", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = values::tasks)]
     pub tasks: u32,
 
     /// A named workload, setting the read ratio (and, for `u`, the cache size): `load` inserts
@@ -137,8 +136,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub workload: Option<Workload>,
 
-    /// Fraction of run-phase operations that are reads (`get`); the rest are upserts.
-    #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = parse_ratio)]
+    /// Fraction of run-phase operations that are reads (`get`), e.g. `0.9` or `90%`; the rest
+    /// are upserts.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = values::ratio)]
     pub read_ratio: f64,
 
     /// How run-phase operations pick their keys.
@@ -150,10 +150,9 @@ pub struct BenchArgs {
     pub seed: u64,
 
     /// Fail a flush or close that makes no progress (nothing written, retried or settled)
-    /// for this many seconds, rather than wait forever.
-    #[arg(long, value_name = "SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub stall_timeout: u64,
+    /// for this long (`30s`, `2m`; a bare number is seconds), rather than wait forever.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = values::stall_timeout)]
+    pub stall_timeout: Duration,
 
     /// No progress bars.
     #[arg(long, short)]
@@ -257,26 +256,6 @@ impl BenchArgs {
     /// Whether the run phase increments counters (`--workload k`).
     fn increments(&self) -> bool {
         self.workload == Some(Workload::K)
-    }
-}
-
-/// Parses a fraction between 0 and 1.
-fn parse_ratio(text: &str) -> Result<f64, String> {
-    let ratio: f64 = text.parse().map_err(|err| format!("{err}"))?;
-    if (0.0..=1.0).contains(&ratio) {
-        Ok(ratio)
-    } else {
-        Err(format!("{ratio} is not between 0 and 1"))
-    }
-}
-
-/// Parses a positive, finite rate.
-fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text.parse().map_err(|err| format!("{err}"))?;
-    if rate.is_finite() && rate > 0.0 {
-        Ok(rate)
-    } else {
-        Err(format!("{rate} is not a positive rate"))
     }
 }
 
@@ -398,7 +377,7 @@ async fn flush(
     step: &'static str,
     args: &BenchArgs,
 ) -> anyhow::Result<()> {
-    let stall = Duration::from_secs(args.stall_timeout);
+    let stall = args.stall_timeout;
     let shown = workload::spinner(step, args.quiet);
     let flushed = drain(store, step, stall, store.flush()).await;
     shown.finish_and_clear();
@@ -473,7 +452,7 @@ async fn run_store(
     flush(&store, "the final flush", args).await?;
     let flush_time = started.elapsed();
     let started = Instant::now();
-    let stall = Duration::from_secs(args.stall_timeout);
+    let stall = args.stall_timeout;
     let closing = workload::spinner("closing", args.quiet);
     let closed = drain(&store, "closing the store", stall, store.close()).await;
     closing.finish_and_clear();
@@ -741,19 +720,5 @@ mod tests {
         assert!(!counted(200_000, 199_999).matches());
         assert!(!counted(200_000, 200_001).matches());
         assert!(!counted(u64::MAX, -1).matches());
-    }
-
-    #[test]
-    fn ratios_must_be_fractions_and_rates_positive() {
-        assert_eq!(parse_ratio("0"), Ok(0.0));
-        assert_eq!(parse_ratio("1"), Ok(1.0));
-        assert_eq!(parse_ratio("0.25"), Ok(0.25));
-        for bad in ["1.01", "-0.5", "NaN", "inf", "half", ""] {
-            assert!(parse_ratio(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_rate("2500"), Ok(2500.0));
-        for bad in ["0", "-1", "inf", "NaN", "fast"] {
-            assert!(parse_rate(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -17,6 +17,7 @@ use crate::bench::latency::{Recorder, Summary};
 use crate::bench::timeline::{Timeline, MAX_POINTS};
 use crate::cost::{Bill, Prices, Units};
 use crate::meter::Metered;
+use crate::values::bytes_text;
 
 /// Everything measured.
 pub struct Report<'a> {
@@ -213,7 +214,7 @@ impl Report<'_> {
                 settings.push(format!("{name} {value}"));
             }
         };
-        set("cache", tuning.cache_bytes.map(|b| format!("{b} bytes")));
+        set("cache", tuning.cache_bytes.map(bytes_text));
         set("shards", tuning.shards.map(|n| n.to_string()));
         if self.runs.len() == 1 {
             set(
@@ -229,10 +230,7 @@ impl Report<'_> {
             "max pending",
             tuning.max_pending.map(|n| format!("{n} keys")),
         );
-        set(
-            "max pending",
-            tuning.max_pending_bytes.map(|b| format!("{b} bytes")),
-        );
+        set("max pending", tuning.max_pending_bytes.map(bytes_text));
         set(
             "journal",
             tuning.journal.as_ref().map(|dir| {

@@ -6,19 +6,21 @@ use std::time::Duration;
 use clap::Args;
 use quickstore::{Backpressure, Durability, StoreBuilder};
 
+use crate::values;
+
 /// How long a mutation waits for room when the store has too many pending writes.
 const PENDING_WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a user tunes on the store (each unset option keeps the library's default).
 #[derive(Debug, Clone, Default, Args)]
 pub struct Tuning {
-    /// Cache capacity in bytes for clean entries (default: the library's, 64 MiB); a cache
-    /// smaller than the data set turns reads into misses.
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Cache capacity for clean entries, e.g. `4096`, `512KiB` or `64MiB` (default: the
+    /// library's, 64MiB); a cache smaller than the data set turns reads into misses.
+    #[arg(long, value_name = "SIZE", value_parser = values::cache_bytes)]
     pub cache_bytes: Option<u64>,
 
     /// Shards the cache is split into (default: 64).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, value_name = "N", value_parser = values::shards)]
     pub shards: Option<u64>,
 
     /// How long a mutation may wait before the flusher writes it (default: 100ms), e.g.
@@ -26,22 +28,22 @@ pub struct Tuning {
     /// end with their costs side by side: `--flush-interval 100ms,1s,10s`. Longer intervals
     /// coalesce more writes of hot keys; pair them with `--journal` so that a crash loses
     /// nothing, and with a larger `--batch-threshold`, which otherwise starts a flush early.
-    #[arg(long, value_name = "DURATION[,..]", value_delimiter = ',', value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION[,..]", value_delimiter = ',', value_parser = values::flush_interval)]
     pub flush_interval: Vec<Duration>,
 
     /// Dirty keys at which the flusher writes at once, without waiting for the flush
     /// interval (default: 100).
-    #[arg(long, value_name = "KEYS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "KEYS", value_parser = values::batch_threshold)]
     pub batch_threshold: Option<u64>,
 
     /// Keys with writes not yet in the backend before a mutation waits for room (default:
     /// 100,000). Mutations wait up to a minute, then fail.
-    #[arg(long, value_name = "KEYS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "KEYS", value_parser = values::max_pending)]
     pub max_pending: Option<u64>,
 
-    /// Bytes that writes not yet in the backend may hold before a mutation waits for room
-    /// (default: 256 MiB; at least 1 MiB).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1_048_576..))]
+    /// How much writes not yet in the backend may hold before a mutation waits for room, e.g.
+    /// `64MiB` (default: 256MiB; at least 1MiB).
+    #[arg(long, value_name = "SIZE", value_parser = values::max_pending_bytes)]
     pub max_pending_bytes: Option<u64>,
 
     /// Journal every mutation in this directory before acknowledging it (created if missing),
@@ -66,7 +68,7 @@ pub struct Tuning {
 
     /// The most read requests in flight for loads before further misses queue for a batch
     /// (default: 8); lower batches more, at the price of a round trip for queued misses.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = values::max_reads_in_flight)]
     pub max_reads_in_flight: Option<u64>,
 
     /// Keep `--max-reads-in-flight` reads in flight whatever the backend's latency, rather than
@@ -124,37 +126,12 @@ impl Tuning {
     }
 }
 
-/// Parses a duration: a number with a unit (`us`, `ms`, `s`, `m`), or bare seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 250ms, 5s or 1m"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        "m" | "min" => number * 60.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use us, ms, s or m"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a duration"))
-}
-
 /// Parses a journal durability: `always`, or the longest time between syncs.
 fn parse_durability(text: &str) -> Result<Durability, String> {
     if text == "always" {
         Ok(Durability::Always)
     } else {
-        match parse_duration(text)? {
+        match values::duration(text)? {
             Duration::ZERO => Err("a sync interval must be longer than zero".to_owned()),
             interval => Ok(Durability::Interval(interval)),
         }
@@ -164,19 +141,6 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_take_units() {
-        let ms = Duration::from_millis;
-        assert_eq!(parse_duration("250ms"), Ok(ms(250)));
-        assert_eq!(parse_duration("5s"), Ok(ms(5000)));
-        assert_eq!(parse_duration("1.5"), Ok(ms(1500)));
-        assert_eq!(parse_duration("2m"), Ok(ms(120_000)));
-        assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
-        for bad in ["", "ms", "-1s", "5h", "fast", "NaN", "1e400s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn durability_is_always_or_an_interval() {

@@ -77,10 +77,11 @@ pub struct ReplayArgs {
     pub versioned: Option<String>,
 
     /// Fail if writing the recovered mutations makes no progress (nothing written, retried or
-    /// settled) for this many seconds, rather than wait forever.
-    #[arg(long, value_name = "SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub stall_timeout: u64,
+    /// settled) for this long (`30s`, `2m`; a bare number is seconds), rather than wait
+    /// forever.
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = crate::values::stall_timeout)]
+    pub stall_timeout: Duration,
 
     /// Where to write the recovered mutations.
     #[command(
@@ -218,7 +219,7 @@ mod tests {
         assert_eq!(args.backend.path.as_deref(), Some(Path::new("db.redb")));
         assert!(args.backend.table.is_none());
         assert!(!args.salvage);
-        assert_eq!(args.stall_timeout, 30);
+        assert_eq!(args.stall_timeout, Duration::from_secs(30));
         let args = replay_args(&[
             "--salvage",
             "--path",
@@ -228,7 +229,7 @@ mod tests {
             "5",
         ])?;
         assert!(args.salvage);
-        assert_eq!(args.stall_timeout, 5);
+        assert_eq!(args.stall_timeout, Duration::from_secs(5));
         assert_eq!(args.versioned, None);
         let args = replay_args(&["wal", "--path", "db.redb", "--versioned", "_version"])?;
         assert_eq!(args.versioned.as_deref(), Some("_version"));

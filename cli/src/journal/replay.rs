@@ -91,7 +91,7 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let report = before.recovery.clone().unwrap_or_default();
     print(&render_recovery(&args, &opened.target, &report)?)?;
 
-    let stall = Duration::from_secs(args.stall_timeout);
+    let stall = args.stall_timeout;
     let closed = drain(
         &store,
         "writing the recovered mutations",
