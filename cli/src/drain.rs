@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use quickstore::{Stats, Store};
 use tokio::time::MissedTickBehavior;
 
@@ -50,5 +50,29 @@ pub async fn drain(
                 }
             }
         }
+    }
+}
+
+/// How long a store whose work failed is given to close.
+const CLOSE_AFTER_ERROR: Duration = Duration::from_secs(10);
+
+/// Awaits `work`, done with `store` open; if it fails, closes the store before handing the
+/// error on, so that no store is dropped open (its writes would drain unwatched, and the
+/// library warns of it). A close that fails too, or takes longer than [`CLOSE_AFTER_ERROR`],
+/// is added to the error.
+pub async fn close_on_error<T>(
+    store: &Store,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let err = match work.await {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    match store.close_within(CLOSE_AFTER_ERROR).await {
+        Ok(()) => Err(err),
+        Err(closing) => Err(anyhow!(
+            "{}; closing the store afterwards failed too: {closing}",
+            crate::describe(&err)
+        )),
     }
 }

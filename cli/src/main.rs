@@ -166,14 +166,15 @@ mod tests {
     fn bench_defaults() -> Result<(), clap::Error> {
         let args = bench_args(&[])?;
         assert_eq!(args.items, 10_000);
-        assert_eq!(args.ops, 100_000);
+        assert_eq!(args.ops, None);
         assert_eq!(args.tasks, 8);
         assert_eq!(args.value_size, 100);
-        assert!((args.read_ratio - 0.9).abs() < f64::EPSILON);
+        assert_eq!(args.read_ratio, None);
+        assert!((args.read_ratio() - 0.9).abs() < f64::EPSILON);
         assert_eq!(args.seed, 42);
         assert_eq!(args.tuning.cache_bytes, None);
-        assert_eq!(args.distribution, KeyDistribution::Zipf);
-        assert_eq!(args.distribution.to_string(), "zipf");
+        assert_eq!(args.distribution(), KeyDistribution::Zipf);
+        assert_eq!(args.distribution().to_string(), "zipf");
         assert_eq!(args.workload, None);
         assert_eq!(args.stall_timeout, std::time::Duration::from_secs(30));
         assert!(!args.quiet);
@@ -203,8 +204,8 @@ mod tests {
             "--path",
             "data.redb",
         ])?;
-        assert_eq!((args.items, args.ops, args.tasks), (2000, 20000, 2));
-        assert!((args.read_ratio - 0.5).abs() < f64::EPSILON);
+        assert_eq!((args.items, args.ops, args.tasks), (2000, Some(20000), 2));
+        assert_eq!(args.read_ratio, Some(0.5));
         assert_eq!(args.tuning.cache_bytes, Some(4096));
         assert_eq!(args.seed, 7);
         assert!(args.quiet);

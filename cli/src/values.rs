@@ -102,14 +102,17 @@ fn count_between(text: &str, min: u64, max: u64, what: &str) -> Result<u64, Stri
     }
 }
 
+/// The most items a benchmark loads: their keys are held in memory.
+const MAX_ITEMS: u64 = 100_000_000;
+
 /// `--items`.
 pub fn items(text: &str) -> Result<u64, String> {
     count_between(
         text,
         1,
-        u64::MAX,
-        "the load phase inserts at least 1 item, and the run phase works on those (give 1 or \
-         more, such as 10000 or 10k)",
+        MAX_ITEMS,
+        "the load phase inserts from 1 to 100M items (each key is held in memory), and the run \
+         phase works on those: give a number such as 10000 or 10k",
     )
 }
 
@@ -333,7 +336,9 @@ mod tests {
     #[test]
     fn out_of_range_counts_say_what_is_allowed() {
         let zero = items("0").err().unwrap_or_default();
-        assert!(zero.contains("at least 1 item"), "{zero}");
+        assert!(zero.contains("from 1 to 100M items"), "{zero}");
+        assert!(items("101M").is_err());
+        assert_eq!(items("100M"), Ok(100_000_000));
         assert!(tasks("0").is_err_and(|err| err.contains("at least 1 task")));
         assert_eq!(tasks("8"), Ok(8));
         assert!(shards("65537").is_err_and(|err| err.contains("from 1 to 65536")));

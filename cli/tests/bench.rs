@@ -444,7 +444,7 @@ fn values_are_read_as_people_write_them() -> anyhow::Result<()> {
     ensure!(report["settings"]["flush_interval_secs"] == 0.5, "{report}");
 
     for (args, words) in [
-        (&["--items", "0"][..], "at least 1 item"),
+        (&["--items", "0"][..], "from 1 to 100M items"),
         (&["--tasks", "0"][..], "at least 1 task"),
         (&["--cache-bytes", "0"][..], "at least 1 byte"),
         (&["--max-pending-bytes", "1000"][..], "at least 1MiB"),
@@ -459,5 +459,79 @@ fn values_are_read_as_people_write_them() -> anyhow::Result<()> {
         ensure!(!run.status.success(), "{args:?} was accepted");
         ensure!(stderr.contains(words), "{args:?}: {stderr}");
     }
+    Ok(())
+}
+
+/// Options that would change nothing beside the others are refused before anything runs,
+/// with a sentence that says why.
+#[test]
+fn options_that_would_do_nothing_are_refused() -> anyhow::Result<()> {
+    for (args, words) in [
+        (
+            &["--workload", "a", "--read-ratio", "0.3"][..],
+            "--read-ratio cannot be used with --workload a",
+        ),
+        (
+            &["--workload", "load", "--duration", "1s"][..],
+            "--duration would do nothing with --workload load",
+        ),
+        (
+            &["--workload", "load", "--compare", "direct"][..],
+            "--compare direct would do nothing",
+        ),
+        (
+            &["--workload", "u", "--compare", "batch"][..],
+            "workload u only reads",
+        ),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+            .arg("bench")
+            .args(args)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        ensure!(!run.status.success(), "{args:?} was accepted");
+        ensure!(stderr.contains(words), "{args:?}: {stderr}");
+        ensure!(run.stdout.is_empty(), "{args:?} ran: {run:?}");
+    }
+    Ok(())
+}
+
+/// A `--plot` file that cannot be written is refused before the run, not after it.
+#[test]
+fn the_plot_path_is_checked_before_the_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("no such dir").join("bench.svg");
+    let directory = dir.path().to_str().context("a UTF-8 path")?;
+    for (path, words) in [
+        (
+            missing.to_str().context("a UTF-8 path")?,
+            "there is no directory",
+        ),
+        (directory, "it is a directory"),
+    ] {
+        let run = bench(&["--plot", path], None)?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        ensure!(!run.status.success(), "{path}: {run:?}");
+        ensure!(stderr.contains(words), "{path}: {stderr}");
+        ensure!(run.stdout.is_empty(), "the benchmark ran: {run:?}");
+    }
+    ensure!(
+        std::fs::read_dir(dir.path())?.next().is_none(),
+        "the check left a file behind"
+    );
+    Ok(())
+}
+
+/// A run that fails with the store open closes it before reporting the error: the library's
+/// warning about a store dropped without close() is not printed.
+#[test]
+fn a_failed_run_closes_the_store_first() -> anyhow::Result<()> {
+    // Every request takes 2 s, and a flush without progress for 1 s fails.
+    let run = bench(&["--round-trip", "2s", "--stall-timeout", "1s"], None)?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    ensure!(!run.status.success(), "{run:?}");
+    ensure!(stderr.contains("made no progress for 1s"), "{stderr}");
+    ensure!(!stderr.contains("without close()"), "{stderr}");
+    ensure!(!stderr.contains("WARN"), "{stderr}");
     Ok(())
 }

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::backend::{self, BackendArgs, OpenStore, Unspecified};
 use crate::bench::keys::KeyDistribution;
-use crate::drain::drain;
+use crate::drain::{close_on_error, drain};
 use crate::meter::Metered;
 use crate::{print, values};
 use report::Report;
@@ -49,6 +49,20 @@ pub enum Compare {
     Direct,
     /// The store's final drain against a concurrent `BatchWriteItem` loop writing as many items.
     Batch,
+}
+
+/// The read ratio without `--read-ratio` or a named workload.
+const DEFAULT_READ_RATIO: f64 = 0.9;
+
+/// The operations of the run phase without `--ops` or `--duration`.
+const DEFAULT_OPS: u64 = 100_000;
+
+/// A workload's name, as `--workload` takes it.
+fn workload_name(workload: Workload) -> String {
+    workload.to_possible_value().map_or_else(
+        || format!("{workload:?}"),
+        |value| value.get_name().to_owned(),
+    )
 }
 
 /// The named workloads.
@@ -104,9 +118,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub restart: bool,
 
-    /// Operations in the run phase, split evenly across the tasks.
-    #[arg(long, value_name = "M", default_value_t = 100_000, value_parser = values::ops)]
-    pub ops: u64,
+    /// Operations in the run phase, split evenly across the tasks (default: 100000).
+    #[arg(long, value_name = "M", value_parser = values::ops)]
+    pub ops: Option<u64>,
 
     /// Run for this long instead of a number of operations, e.g. `30s`, `5m` or `1h`.
     #[arg(long, value_name = "DURATION", value_parser = values::run_duration, conflicts_with = "ops")]
@@ -137,13 +151,13 @@ pub struct BenchArgs {
     pub workload: Option<Workload>,
 
     /// Fraction of run-phase operations that are reads (`get`), e.g. `0.9` or `90%`; the rest
-    /// are upserts.
-    #[arg(long, value_name = "RATIO", default_value_t = 0.9, value_parser = values::ratio)]
-    pub read_ratio: f64,
+    /// are upserts (default: 0.9). A named `--workload` sets it instead.
+    #[arg(long, value_name = "RATIO", value_parser = values::ratio)]
+    pub read_ratio: Option<f64>,
 
-    /// How run-phase operations pick their keys.
-    #[arg(long, value_enum, default_value_t = KeyDistribution::Zipf)]
-    pub distribution: KeyDistribution,
+    /// How run-phase operations pick their keys (default: zipf).
+    #[arg(long, value_enum)]
+    pub distribution: Option<KeyDistribution>,
 
     /// Seed of the random choices (keys, reads or writes, payloads).
     #[arg(long, default_value_t = 42)]
@@ -199,30 +213,93 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    /// The arguments with the named workload's settings applied.
-    fn with_workload(mut self) -> Self {
-        let Some(workload) = self.workload else {
-            return self;
-        };
-        self.read_ratio = match workload {
-            Workload::Load => self.read_ratio,
-            Workload::A => 0.5,
-            Workload::B => 0.95,
-            Workload::C | Workload::U => 1.0,
-            Workload::W | Workload::K => 0.0,
-        };
-        match workload {
-            Workload::Load => {
-                self.ops = 0;
-                self.duration = None;
-            }
-            Workload::U if self.tuning.cache_bytes.is_none() => {
-                let data = self.items * (self.value_size as u64 + ITEM_OVERHEAD_ESTIMATE);
+    /// The arguments checked (see [`check`](Self::check)), with the named workload's settings
+    /// and the defaults applied.
+    fn resolve(mut self) -> anyhow::Result<Self> {
+        self.check()?;
+        self.read_ratio = Some(self.mix());
+        self.distribution = Some(self.distribution());
+        match self.workload {
+            Some(Workload::Load) => self.ops = Some(0),
+            Some(Workload::U) if self.tuning.cache_bytes.is_none() => {
+                let item = self.value_size as u64 + ITEM_OVERHEAD_ESTIMATE;
+                let data = self.items.saturating_mul(item);
                 self.tuning.cache_bytes = Some((data / 10).max(64 * 1024));
             }
             _ => {}
         }
-        self
+        if self.duration.is_none() && self.ops.is_none() {
+            self.ops = Some(DEFAULT_OPS);
+        }
+        Ok(self)
+    }
+
+    /// Refuses options that would have no effect with the others, each with a sentence that
+    /// says why, and a `--plot` file that could not be written, before anything runs.
+    fn check(&self) -> anyhow::Result<()> {
+        let workload = self.workload.map(workload_name);
+        if let (Some(name), Some(_)) = (&workload, self.read_ratio) {
+            bail!(
+                "--read-ratio cannot be used with --workload {name}, which sets the mix itself; \
+                 leave out one of them (--workload a is 50% reads, b 95%, c and u 100%, w and k 0%)"
+            );
+        }
+        if self.workload == Some(Workload::Load) {
+            let given = [
+                ("--ops", self.ops.is_some()),
+                ("--duration", self.duration.is_some()),
+                ("--warmup", self.warmup.is_some()),
+                ("--rate", self.rate.is_some()),
+                ("--distribution", self.distribution.is_some()),
+                ("--cold", self.cold),
+                ("--restart", self.restart),
+                ("--compare direct", self.compare.contains(&Compare::Direct)),
+                ("--compare batch", self.compare.contains(&Compare::Batch)),
+                ("--plot", self.plot.is_some()),
+            ];
+            if let Some((option, _)) = given.iter().find(|(_, given)| *given) {
+                bail!(
+                    "{option} would do nothing with --workload load, which only inserts the \
+                     items and runs no operations; leave it out, or pick a workload with a run \
+                     phase (a, b, c, w, u or k)"
+                );
+            }
+        }
+        if self.compare.contains(&Compare::Batch) && !self.increments() && self.mix() >= 1.0 {
+            let mix = match &workload {
+                Some(name) => format!("workload {name} only reads"),
+                None => "--read-ratio 1 only reads".to_owned(),
+            };
+            bail!(
+                "--compare batch compares the store's final drain with a BatchWriteItem loop \
+                 writing as many items, but {mix}: its drain writes nothing to compare"
+            );
+        }
+        if let Some(path) = &self.plot {
+            plot::check_path(path)?;
+        }
+        Ok(())
+    }
+
+    /// The fraction of reads the named workload sets, or else `--read-ratio`'s.
+    fn mix(&self) -> f64 {
+        match self.workload {
+            Some(Workload::A) => 0.5,
+            Some(Workload::B) => 0.95,
+            Some(Workload::C | Workload::U) => 1.0,
+            Some(Workload::W | Workload::K) => 0.0,
+            Some(Workload::Load) | None => self.read_ratio(),
+        }
+    }
+
+    /// The fraction of reads in the run phase (once resolved, the workload's).
+    pub fn read_ratio(&self) -> f64 {
+        self.read_ratio.unwrap_or(DEFAULT_READ_RATIO)
+    }
+
+    /// How the run phase picks its keys.
+    pub fn distribution(&self) -> KeyDistribution {
+        self.distribution.unwrap_or(KeyDistribution::Zipf)
     }
 
     /// The run phase, or the warm-up when `warmup` is given.
@@ -231,16 +308,16 @@ impl BenchArgs {
             Some(time) => (Length::For(time), WARMUP_PHASE, "warmup"),
             None => match self.duration {
                 Some(time) => (Length::For(time), RUN_PHASE, "run"),
-                None => (Length::Ops(self.ops), RUN_PHASE, "run"),
+                None => (Length::Ops(self.ops.unwrap_or(0)), RUN_PHASE, "run"),
             },
         };
         RunPlan {
             length,
             rate: self.rate,
             tasks: self.tasks,
-            read_ratio: self.read_ratio,
+            read_ratio: self.read_ratio(),
             increments: self.increments(),
-            distribution: self.distribution,
+            distribution: self.distribution(),
             value_size: self.value_size,
             seed: self.seed,
             phase,
@@ -250,7 +327,7 @@ impl BenchArgs {
 
     /// Whether the run phase has operations to run.
     fn runs_ops(&self) -> bool {
-        self.duration.is_some() || self.ops > 0
+        self.duration.is_some() || self.ops.is_some_and(|ops| ops > 0)
     }
 
     /// Whether the run phase increments counters (`--workload k`).
@@ -403,8 +480,24 @@ async fn run_store(
         }
     })
     .await?;
-    let store = opened.store.clone();
+    let measured = close_on_error(
+        &opened.store,
+        measure_store(args, keys, &opened, flush_interval, warm_file.as_deref()),
+    )
+    .await;
+    Ok((measured?, opened))
+}
 
+/// Loads the items into `opened`'s fresh store, warms up, runs the workload and drains and
+/// closes the store; with `--restart`, opens the stores that measure it after.
+async fn measure_store(
+    args: &BenchArgs,
+    keys: &Arc<[Key]>,
+    opened: &OpenStore,
+    flush_interval: Option<Duration>,
+    warm_file: Option<&std::path::Path>,
+) -> anyhow::Result<StoreRun> {
+    let store = opened.store.clone();
     let started = Instant::now();
     let plan = LoadPlan {
         tasks: args.tasks,
@@ -476,7 +569,7 @@ async fn run_store(
         }
         None => None,
     };
-    let restarted = match (&last_window, &warm_file) {
+    let restarted = match (&last_window, warm_file) {
         (Some(before), Some(file)) => {
             let backend = Arc::clone(&opened.meter) as Arc<dyn Backend>;
             Some(restart::measure(args, keys, backend, flush_interval, before, file).await?)
@@ -498,7 +591,7 @@ async fn run_store(
         restarted,
         counted,
     };
-    Ok((run, opened))
+    Ok(run)
 }
 
 /// Runs the workload straight against `opened`'s backend.
@@ -525,7 +618,7 @@ async fn run_direct(
 
 /// Runs `quickstore bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let args = args.with_workload();
+    let args = args.resolve()?;
     let keys: Arc<[Key]> = (0..args.items)
         .map(|index| Key::new(KIND, index.to_string()))
         .collect::<Result<_, _>>()?;
@@ -595,7 +688,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn args(extra: &[&str]) -> Result<BenchArgs, clap::Error> {
+    fn args(extra: &[&str]) -> anyhow::Result<BenchArgs> {
         use clap::Parser as _;
         #[derive(clap::Parser)]
         struct Cli {
@@ -603,23 +696,23 @@ mod tests {
             bench: BenchArgs,
         }
         let argv = ["bench"].iter().chain(extra).copied();
-        Cli::try_parse_from(argv).map(|cli| cli.bench.with_workload())
+        Cli::try_parse_from(argv)?.bench.resolve()
     }
 
     #[test]
     fn workloads_set_the_mix() -> anyhow::Result<()> {
-        assert_eq!(args(&["--workload", "a"])?.read_ratio, 0.5);
-        assert_eq!(args(&["--workload", "b"])?.read_ratio, 0.95);
-        assert_eq!(args(&["--workload", "w"])?.read_ratio, 0.0);
+        assert_eq!(args(&["--workload", "a"])?.read_ratio(), 0.5);
+        assert_eq!(args(&["--workload", "b"])?.read_ratio(), 0.95);
+        assert_eq!(args(&["--workload", "w"])?.read_ratio(), 0.0);
         let k = args(&["--workload", "k"])?;
-        assert_eq!(k.read_ratio, 0.0);
+        assert_eq!(k.read_ratio(), 0.0);
         assert!(k.plan(None).increments, "k increments counters");
         assert!(!args(&["--workload", "w"])?.plan(None).increments);
         assert!(!args(&[])?.plan(None).increments);
-        let load = args(&["--workload", "load", "--duration", "5s"])?;
+        let load = args(&["--workload", "load"])?;
         assert!(!load.runs_ops(), "the load workload runs no operations");
         let u = args(&["--workload", "u", "--items", "100000"])?;
-        assert_eq!(u.read_ratio, 1.0);
+        assert_eq!(u.read_ratio(), 1.0);
         assert_eq!(u.tuning.cache_bytes, Some(100_000 * 250 / 10));
         let sized = args(&["--workload", "u", "--cache-bytes", "5000"])?;
         assert_eq!(
@@ -627,9 +720,67 @@ mod tests {
             Some(5000),
             "an explicit size wins"
         );
-        assert_eq!(args(&["--read-ratio", "0.3"])?.read_ratio, 0.3);
+        assert_eq!(args(&["--read-ratio", "0.3"])?.read_ratio(), 0.3);
+        assert_eq!(args(&[])?.read_ratio(), 0.9);
         assert_eq!(args(&["--concurrency", "3"])?.tasks, 3);
         Ok(())
+    }
+
+    /// Options that would change nothing beside the others are refused, with the reason.
+    #[test]
+    fn options_without_effect_are_refused() {
+        for (bad, words) in [
+            (
+                &["--workload", "a", "--read-ratio", "0.5"][..],
+                "sets the mix itself",
+            ),
+            (
+                &["--workload", "k", "--read-ratio", "0"],
+                "sets the mix itself",
+            ),
+            (
+                &["--workload", "load", "--duration", "5s"],
+                "--duration would do nothing",
+            ),
+            (
+                &["--workload", "load", "--ops", "5"],
+                "--ops would do nothing",
+            ),
+            (
+                &["--workload", "load", "--warmup", "1s"],
+                "--warmup would do nothing",
+            ),
+            (
+                &["--workload", "load", "--rate", "10"],
+                "--rate would do nothing",
+            ),
+            (
+                &["--workload", "load", "--distribution", "uniform"],
+                "--distribution",
+            ),
+            (
+                &["--workload", "load", "--compare", "direct"],
+                "--compare direct",
+            ),
+            (&["--workload", "load", "--cold"], "--cold"),
+            (&["--workload", "load", "--restart"], "--restart"),
+            (
+                &["--workload", "c", "--compare", "batch"],
+                "workload c only reads",
+            ),
+            (
+                &["--read-ratio", "1", "--compare", "batch"],
+                "--read-ratio 1 only reads",
+            ),
+        ] {
+            let refusal = args(bad).err().map(|err| err.to_string());
+            assert!(
+                refusal.as_ref().is_some_and(|text| text.contains(words)),
+                "{bad:?}: {refusal:?}"
+            );
+        }
+        assert!(args(&["--workload", "w", "--compare", "batch"]).is_ok());
+        assert!(args(&["--workload", "k", "--compare", "batch"]).is_ok());
     }
 
     #[test]

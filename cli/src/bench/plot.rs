@@ -55,6 +55,40 @@ pub struct Series<'a> {
     pub ran: &'a Ran,
 }
 
+/// Fails, with the reason, unless a plot can be written to `path`: its directory exists and
+/// takes a new file (tried with a temporary one, removed again), and `path` is not a directory.
+/// Checked before the benchmark runs, so that a run is not lost to a mistyped path.
+pub fn check_path(path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(anyhow!(
+            "cannot draw the plot into {shown}: it is a directory; give a file name such as \
+             {}",
+            path.join("bench.svg").display()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "cannot draw the plot into {shown}: there is no directory {}",
+            dir.display()
+        ));
+    }
+    tempfile::Builder::new()
+        .prefix(".quickstore-plot-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|err| {
+            anyhow!(
+                "cannot draw the plot into {shown}: cannot write in {} ({err})",
+                dir.display()
+            )
+        })
+}
+
 /// Draws `series` into an SVG file at `path`.
 pub fn draw(path: &Path, series: &[Series<'_>]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();

@@ -188,7 +188,7 @@ impl Report<'_> {
         )?;
         let length = match args.duration {
             Some(time) => format!("{time:?} of ops"),
-            None => format!("{} ops", args.ops),
+            None => format!("{} ops", args.ops.unwrap_or(0)),
         };
         let warmup = args
             .warmup
@@ -200,13 +200,17 @@ impl Report<'_> {
             .unwrap_or_default();
         let mix = match args.increments() {
             true => format!("increments of `{COUNTER}`"),
-            false => format!("{:.0}% reads", args.read_ratio * 100.0),
+            false => format!("{:.0}% reads", args.read_ratio() * 100.0),
         };
         writeln!(
             out,
             "  {} items with {}-byte payloads; {length}{warmup}{pace} from {} tasks, {mix}, {} \
              keys, seed {}",
-            args.items, args.value_size, args.tasks, args.distribution, args.seed,
+            args.items,
+            args.value_size,
+            args.tasks,
+            args.distribution(),
+            args.seed,
         )?;
         let mut settings = Vec::new();
         let mut set = |name: &str, value: Option<String>| {
@@ -704,7 +708,8 @@ struct JsonReport {
     workload: Option<String>,
     items: u64,
     value_size: usize,
-    ops: u64,
+    /// Operations asked for; `null` for a run of a duration.
+    ops: Option<u64>,
     duration_secs: Option<f64>,
     warmup_secs: Option<f64>,
     target_rate: Option<f64>,
@@ -912,8 +917,8 @@ impl Report<'_> {
             warmup_secs: args.warmup.map(secs),
             target_rate: args.rate,
             tasks: args.tasks,
-            read_ratio: args.read_ratio,
-            distribution: args.distribution.to_string(),
+            read_ratio: args.read_ratio(),
+            distribution: args.distribution().to_string(),
             seed: args.seed,
             cache_bytes: tuning.cache_bytes,
             settings: JsonSettings {

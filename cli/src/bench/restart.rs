@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::workload::{self, Length, RunPlan, Via};
 use super::BenchArgs;
+use crate::drain::close_on_error;
 
 /// The window the hit ratios are measured over.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -69,7 +70,7 @@ async fn first_window(
         builder = builder.warm_restart(file);
     }
     let store = builder.open().await?;
-    let (stats, _) = one_window(&store, keys, args).await?;
+    let (stats, _) = close_on_error(&store, one_window(&store, keys, args)).await?;
     store.close().await?;
     Ok(stats)
 }

@@ -89,7 +89,11 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let store = opened.store;
     let before = store.stats();
     let report = before.recovery.clone().unwrap_or_default();
-    print(&render_recovery(&args, &opened.target, &report)?)?;
+    // Shown before the drain, which may take long; the store is drained and closed even if
+    // it cannot be shown.
+    let shown = render_recovery(&args, &opened.target, &report)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| print(&text));
 
     let stall = args.stall_timeout;
     let closed = drain(
@@ -100,6 +104,7 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     )
     .await;
     let end = store.stats();
+    shown?;
     let left = inspect_journal(&args.dir).ok();
     print(&render_replay(&args.dir, &before, &end, left.as_ref())?)?;
     closed.with_context(|| {
