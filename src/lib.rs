@@ -143,6 +143,8 @@
 //! client (usually built with `aws-config`) brings the HTTP and TLS stack, so there is only one.
 
 #![forbid(unsafe_code)]
+// docs.rs marks what each feature adds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled as doctests so that they cannot rot.
 #[cfg(doctest)]
