@@ -339,31 +339,25 @@ impl Report<'_> {
             rate(theirs.ops(), theirs.elapsed),
             0,
         )?;
-        let micros = |r: &Recorder, pick: fn(&Summary) -> Duration| {
+        let us = |r: &Recorder, pick: fn(&Summary) -> Duration| {
             r.summary().map_or(0.0, |s| pick(&s).as_secs_f64() * 1e6)
         };
+        // Only the kinds of operation the run made: no upsert rows for a run of reads.
+        let kinds = [
+            ("read", &ran.reads, &theirs.reads),
+            ("upsert", &ran.writes, &theirs.writes),
+            ("increment", &ran.increments, &theirs.increments),
+        ];
         for (name, pick) in [
             ("p50", (|s: &Summary| s.p50) as fn(&Summary) -> Duration),
             ("p99", |s: &Summary| s.p99),
         ] {
-            if ran.increments.count() > 0 {
-                let increment = (
-                    micros(&ran.increments, pick),
-                    micros(&theirs.increments, pick),
-                );
-                row(
-                    out,
-                    &format!("increment {name} (us)"),
-                    increment.0,
-                    increment.1,
-                    1,
-                )?;
-                continue;
+            for (kind, ours, theirs) in kinds {
+                if ours.count() + theirs.count() > 0 {
+                    let label = format!("{kind} {name} (µs)");
+                    row(out, &label, us(ours, pick), us(theirs, pick), 1)?;
+                }
             }
-            let read = (micros(&ran.reads, pick), micros(&theirs.reads, pick));
-            row(out, &format!("read {name} (us)"), read.0, read.1, 1)?;
-            let upsert = (micros(&ran.writes, pick), micros(&theirs.writes, pick));
-            row(out, &format!("upsert {name} (us)"), upsert.0, upsert.1, 1)?;
         }
         let requests = |m: &Metered| (m.read_requests + m.write_requests) as f64;
         let (mine, theirs) = (&run.metered, &direct.metered);
@@ -447,11 +441,10 @@ impl Report<'_> {
         for run in self.runs {
             let (bill, _) = run.bills(self.consistent_reads(), &prices);
             let ratio = match direct {
-                Some(direct) if direct.dollars_per_million_ops > 0.0 => format!(
-                    "{:.3}",
-                    bill.dollars_per_million_ops / direct.dollars_per_million_ops
-                ),
-                _ => "-".to_owned(),
+                Some(direct) => {
+                    ratio_text(bill.dollars_per_million_ops, direct.dollars_per_million_ops)
+                }
+                None => "-".to_owned(),
             };
             let requests = run.metered.read_requests + run.metered.write_requests;
             writeln!(
@@ -477,7 +470,7 @@ impl Report<'_> {
                 bill.units_per_million_ops.read,
                 bill.units_per_million_ops.write,
                 bill.dollars_per_million_ops,
-                "1.000",
+                ratio_text(1.0, 1.0),
             )?;
         }
         Ok(())
@@ -540,52 +533,74 @@ fn compare_row(out: &mut String, name: &str, a: &str, b: &str, ratio: &str) -> f
 
 /// A row of two figures with `digits` decimals, and their ratio.
 fn compare_figures(out: &mut String, name: &str, a: f64, b: f64, digits: usize) -> fmt::Result {
-    let ratio = if b > 0.0 {
-        format!("{:.2}", a / b)
-    } else {
-        "-".to_owned()
-    };
-    let (a, b) = (format!("{a:.digits$}"), format!("{b:.digits$}"));
-    compare_row(out, name, &a, &b, &ratio)
+    let (a_text, b_text) = (format!("{a:.digits$}"), format!("{b:.digits$}"));
+    compare_row(out, name, &a_text, &b_text, &ratio_text(a, b))
 }
 
+/// `a / b` as a ratio people read at a glance: `83x`, `2.4x`, `0.35x`, and below a tenth as a
+/// fraction, `1/710x`, rather than a rounded `0.00`; `0` when `a` is none, `-` when `b` is.
+pub fn ratio_text(a: f64, b: f64) -> String {
+    if !a.is_finite() || !b.is_finite() || b <= 0.0 {
+        return "-".to_owned();
+    }
+    let ratio = a / b;
+    match ratio {
+        r if r <= 0.0 => "0".to_owned(),
+        r if r >= 100.0 => format!("{r:.0}x"),
+        r if r >= 10.0 => format!("{r:.1}x"),
+        r if r >= 0.1 => format!("{r:.2}x"),
+        r => format!("1/{}x", two_figures(1.0 / r)),
+    }
+}
+
+/// `value` rounded to two significant figures, as a whole number: 714 -> 710, 29.8 -> 30.
+fn two_figures(value: f64) -> String {
+    if value < 100.0 {
+        return format!("{value:.0}");
+    }
+    let scale = 10f64.powi(value.log10().floor() as i32 - 1);
+    format!("{:.0}", (value / scale).round() * scale)
+}
+
+/// A latency in microseconds, with the decimals its size deserves: `0.34`, `17.9`, `10200`.
+pub fn micros(latency: Duration) -> String {
+    let us = latency.as_secs_f64() * 1e6;
+    match us {
+        us if us < 1.0 => format!("{us:.2}"),
+        us if us < 100.0 => format!("{us:.1}"),
+        us => format!("{us:.0}"),
+    }
+}
+
+/// The latency percentiles of each kind of operation the run made, all in microseconds.
 fn render_latencies(out: &mut String, ran: &super::Ran) -> fmt::Result {
-    // A run of increments has no reads or upserts, and the other runs no increments.
-    let (rows, width) = match ran.increments.count() {
-        0 => (
-            vec![
-                ("read", ran.reads.summary()),
-                ("upsert", ran.writes.summary()),
-            ],
-            8,
-        ),
-        _ => (vec![("increment", ran.increments.summary())], 9),
-    };
+    let rows: Vec<(&str, Summary)> = [
+        ("read", &ran.reads),
+        ("upsert", &ran.writes),
+        ("increment", &ran.increments),
+    ]
+    .into_iter()
+    .filter_map(|(name, recorder)| Some((name, recorder.summary()?)))
+    .collect();
+    if rows.is_empty() {
+        return writeln!(out, "latency: no operations ran");
+    }
     writeln!(
         out,
-        "{:<width$} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "latency", "count", "mean", "p50", "p99", "p99.9", "max"
+        "{:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency (µs)", "count", "mean", "p50", "p99", "p99.9", "max"
     )?;
     for (name, summary) in rows {
-        match summary {
-            Some(Summary {
-                count,
-                mean,
-                p50,
-                p99,
-                p999,
-                max,
-            }) => writeln!(
-                out,
-                "{name:<width$} {count:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                format!("{mean:.1?}"),
-                format!("{p50:.1?}"),
-                format!("{p99:.1?}"),
-                format!("{p999:.1?}"),
-                format!("{max:.1?}"),
-            )?,
-            None => writeln!(out, "{name:<width$} {:>9}", 0)?,
-        }
+        writeln!(
+            out,
+            "{name:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            summary.count,
+            micros(summary.mean),
+            micros(summary.p50),
+            micros(summary.p99),
+            micros(summary.p999),
+            micros(summary.max),
+        )?;
     }
     Ok(())
 }
@@ -970,5 +985,32 @@ impl Report<'_> {
             increments_in_table: run.counted.map(|counted| counted.in_table),
             writes_per_increment: run.writes_per_increment(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_read_at_a_glance() {
+        assert_eq!(ratio_text(172_621.0, 2210.0), "78.1x");
+        assert_eq!(ratio_text(1_726_210.0, 2210.0), "781x");
+        assert_eq!(ratio_text(316_618.0, 12_730.0), "24.9x");
+        assert_eq!(ratio_text(3.15, 1.0), "3.15x");
+        assert_eq!(ratio_text(3490.0, 9955.0), "0.35x");
+        assert_eq!(ratio_text(0.0125, 0.3723), "1/30x");
+        assert_eq!(ratio_text(140.0, 100_000.0), "1/710x");
+        assert_eq!(ratio_text(1.5, 4780.0), "1/3200x");
+        assert_eq!(ratio_text(0.0, 90_045.0), "0");
+        assert_eq!(ratio_text(5.0, 0.0), "-");
+        assert_eq!(ratio_text(f64::NAN, 1.0), "-");
+    }
+
+    #[test]
+    fn latencies_are_microseconds() {
+        assert_eq!(micros(Duration::from_nanos(341)), "0.34");
+        assert_eq!(micros(Duration::from_nanos(17_900)), "17.9");
+        assert_eq!(micros(Duration::from_micros(10_200)), "10200");
     }
 }
