@@ -398,7 +398,7 @@ async fn a_recovered_write_that_lost_the_race_is_a_reported_conflict(
         .ok_or("a put's letter holds its item")?;
     assert_eq!(
         dropped.get("_key"),
-        Some(&AttributeValue::S("Notecontested".into()))
+        Some(&AttributeValue::S("Noteshared".into()))
     );
     assert_eq!(
         dropped.get("text"),
