@@ -37,8 +37,22 @@ async fn main() -> anyhow::Result<()> {
         Err(Error::ItemExisted { .. }) => println!("there already"),
         Err(err) => return Err(err.into()),
     }
+    // `update` replaces an item that is there (`ItemNotExisted` if there is none).
+    let hopper = User {
+        name: "Grace Hopper".into(),
+    };
+    store.update(&key, &hopper).await?;
     let user: Option<User> = store.get(&key).await?;
     println!("{}", user.map(|u| u.name).unwrap_or_default());
+
+    // `upsert` and `delete` are acknowledged at once; `close` writes them to the table.
+    let alan = Key::new("User", "alan")?;
+    let turing = User {
+        name: "Alan".into(),
+    };
+    store.upsert(&alan, &turing).await?;
+    store.delete(&alan).await?;
+    println!("alan exists: {}", store.exists(&alan).await?);
     store.close().await?;
     Ok(())
 }
