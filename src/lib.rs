@@ -151,6 +151,11 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// The migration guide's examples, compiled (and those that need no table run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/MIGRATING-FROM-GO.md")]
+struct MigratingDoctests;
+
 // Each module uses only those before it in this order (docs/design.md, "Layout"): key, error,
 // item, codec, backend, stream, version, stored, journal, retry, options, stats,
 // telemetry, shard, shared, load, warm, flusher, follow, write, store, builder, testing.
