@@ -1,8 +1,9 @@
 //! `quickstore`: command-line tools for the quickstore write-back cache.
 //!
 //! `quickstore bench` runs a load-then-mixed workload against a store, on an embedded database
-//! by default (no infrastructure needed) or on a DynamoDB table, and prints throughput,
-//! latency and the store's own counters.
+//! by default (no infrastructure needed) or on a DynamoDB table, and prints what DynamoDB would
+//! see (requests and the bill per million operations, against write-through), how writes
+//! coalesced, latency and the store's own counters.
 //!
 //! `quickstore journal inspect DIR` reports what a crash journal holds, and `quickstore journal
 //! replay DIR` writes what it holds to a backend.
@@ -50,8 +51,9 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load items into a store, then run a mix of reads and upserts, and report throughput,
-    /// latency and the store's counters.
+    /// Load items into a store, run a mix of reads and upserts for 10 s at 10,000 a second,
+    /// and report what DynamoDB would see (requests and the bill per million operations,
+    /// against write-through), how writes coalesced, and latencies.
     Bench(Box<bench::BenchArgs>),
     /// Inspect a crash journal directory, or replay it into a backend.
     Journal(journal::JournalArgs),

@@ -240,9 +240,13 @@ pub fn bytes_text(bytes: u64) -> String {
     }
 }
 
-/// Parses a positive, finite rate in operations per second: `2500`, `10k`, `1.5k`.
+/// Parses a positive rate in operations per second: `2500`, `10k`, `1.5k`; or `max` (as fast
+/// as possible), which is infinite.
 pub fn rate(text: &str) -> Result<f64, String> {
     let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("max") {
+        return Ok(f64::INFINITY);
+    }
     let plain: String = trimmed
         .chars()
         .filter(|c| !matches!(c, '_' | ','))
@@ -252,13 +256,14 @@ pub fn rate(text: &str) -> Result<f64, String> {
         None => (plain.as_str(), 1.0),
     };
     let rate = number.parse::<f64>().map(|n| n * scale).map_err(|_| {
-        format!("`{trimmed}` is not a rate such as 500, 2500 or 10k operations a second")
+        format!("`{trimmed}` is not a rate such as 500, 2500 or 10k operations a second, or max")
     })?;
     if rate.is_finite() && rate > 0.0 {
         Ok(rate)
     } else {
         Err(format!(
-            "`{trimmed}` is not allowed: a rate is a number of operations a second above 0"
+            "`{trimmed}` is not allowed: a rate is a number of operations a second above 0, \
+             or max"
         ))
     }
 }
@@ -381,6 +386,7 @@ mod tests {
         assert_eq!(rate("2500"), Ok(2500.0));
         assert_eq!(rate("10k"), Ok(10_000.0));
         assert_eq!(rate("10_000"), Ok(10_000.0));
+        assert_eq!(rate("max"), Ok(f64::INFINITY));
         for bad in ["0", "-1", "inf", "NaN", "fast", ""] {
             assert!(rate(bad).is_err(), "{bad}");
         }

@@ -195,8 +195,14 @@ fn compare_direct_runs_the_same_operations_write_through() -> anyhow::Result<()>
     let stdout = String::from_utf8_lossy(&text.stdout);
     ensure!(stdout.contains("mutations/req"), "{stdout}");
     ensure!(
-        stdout.contains("compare: the same run straight against the backend"),
+        stdout.contains("write-through: measured, the same operations"),
         "{stdout}"
+    );
+    ensure!(
+        stdout.contains(
+            "timings, against the embedded database (redb on this machine), not DynamoDB"
+        ),
+        "the embedded database's timings are labelled as such: {stdout}"
     );
     Ok(())
 }
@@ -320,7 +326,7 @@ fn several_flush_intervals_compare_their_cost() -> anyhow::Result<()> {
         .split("cost by flush interval")
         .nth(1)
         .with_context(|| format!("no cost table: {stdout}"))?;
-    for row in ["50ms", "1s", "direct"] {
+    for row in ["50ms", "1s", "write-through"] {
         ensure!(
             table.lines().any(|line| line.starts_with(row)),
             "no {row} row: {table}"
@@ -403,7 +409,10 @@ fn compare_batch_writes_as_many_items_as_the_drain() -> anyhow::Result<()> {
         stdout.contains("against a direct BatchWriteItem loop"),
         "{stdout}"
     );
-    ensure!(stdout.contains("straight against the backend"), "{stdout}");
+    ensure!(
+        stdout.contains("timings, against the embedded database"),
+        "{stdout}"
+    );
     Ok(())
 }
 
@@ -533,5 +542,127 @@ fn a_failed_run_closes_the_store_first() -> anyhow::Result<()> {
     ensure!(stderr.contains("made no progress for 1s"), "{stderr}");
     ensure!(!stderr.contains("without close()"), "{stderr}");
     ensure!(!stderr.contains("WARN"), "{stderr}");
+    Ok(())
+}
+
+/// The report leads with what DynamoDB would see, true on any backend: requests, units and the
+/// bill per million operations against write-through (computed for the same operations when
+/// write-through did not run), coalescing, and latencies, all in µs; timings against the
+/// embedded database are labelled as such.
+#[test]
+fn the_report_leads_with_the_bill_against_write_through() -> anyhow::Result<()> {
+    let run = bench(&[], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let headline = stdout
+        .split("\n\n")
+        .nth(1)
+        .with_context(|| format!("no headline: {stdout}"))?;
+    ensure!(
+        headline.starts_with(
+            "dynamodb per million operations (run and final drain), against write-through"
+        ),
+        "{headline}"
+    );
+    for row in ["requests", "read units", "write units", "$"] {
+        ensure!(
+            headline
+                .lines()
+                .any(|line| line.starts_with(&format!("{row} "))),
+            "no {row} row: {headline}"
+        );
+    }
+    ensure!(
+        headline.contains("write-through: computed for the same operations, a request each"),
+        "{headline}"
+    );
+    ensure!(
+        stdout
+            .contains("timings are the embedded database's (redb on this machine), not DynamoDB's"),
+        "{stdout}"
+    );
+    ensure!(stdout.contains("coalescing: "), "{stdout}");
+    ensure!(stdout.contains("latency (µs)"), "{stdout}");
+    ensure!(
+        !stdout.contains("(us)") && !stdout.contains(" 0.00 "),
+        "{stdout}"
+    );
+
+    let json = bench(&["--json"], None)?;
+    ensure!(json.status.success(), "{json:?}");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    let through = &report["write_through"];
+    ensure!(through["measured"] == false, "{through}");
+    ensure!(
+        through["requests"] == report["run"]["ops"],
+        "a request each: {through}"
+    );
+    ensure!(through["requests_per_million_ops"] == 1e6, "{through}");
+    let reads = report["run"]["reads"].as_f64().context("run.reads")?;
+    let units = &through["bill"]["units"];
+    ensure!(
+        units["read"].as_f64() == Some(reads),
+        "small items, a unit a read: {through}"
+    );
+    ensure!(
+        report["target_rate"] == 10_000.0,
+        "paced by default: {report}"
+    );
+    let store = report["dynamodb"]["requests_per_million_ops"]
+        .as_f64()
+        .context("dynamodb.requests_per_million_ops")?;
+    ensure!(store < 1e6, "the store makes fewer requests: {report}");
+    Ok(())
+}
+
+/// A setting that could not matter says so: a flush interval longer than the run.
+#[test]
+fn a_flush_interval_longer_than_the_run_is_noted() -> anyhow::Result<()> {
+    let run = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args([
+            "bench",
+            "--items",
+            "200",
+            "--duration",
+            "300ms",
+            "--flush-interval",
+            "100ms,1s",
+            "--quiet",
+        ])
+        .output()?;
+    ensure!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let notes: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("note: "))
+        .collect();
+    ensure!(notes.len() == 1, "{stdout}");
+    ensure!(
+        notes[0].contains("less than --flush-interval 1s, so the interval could not matter"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+/// A read-only workload's tables have no upsert rows, and no write units.
+#[test]
+fn read_only_workloads_show_no_upserts() -> anyhow::Result<()> {
+    let run = bench(&["--workload", "c", "--compare", "direct"], None)?;
+    ensure!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    ensure!(
+        stdout.lines().any(|line| line.starts_with("read p50 (µs)")),
+        "{stdout}"
+    );
+    ensure!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("upsert") || line.starts_with("write units")),
+        "{stdout}"
+    );
+    ensure!(
+        stdout.contains("coalescing: the run wrote nothing"),
+        "{stdout}"
+    );
     Ok(())
 }

@@ -1,15 +1,18 @@
 //! `quickstore bench`: load items, run a workload of reads and upserts (or counter increments)
-//! over them from concurrent tasks, drain the store, and report throughput, latency, the store's
-//! counters and the DynamoDB bill; optionally beside the same workload run write-through,
-//! straight against the backend.
+//! over them from concurrent tasks, at a fixed rate by default, drain the store, and report what
+//! DynamoDB would see (requests and the bill per million operations, against write-through for
+//! the same operations), coalescing, latency and the store's counters; optionally beside the
+//! same workload run write-through, straight against the backend.
 
 pub(crate) mod keys;
 mod latency;
+mod notes;
 mod plot;
 mod report;
 mod restart;
 mod timeline;
 mod tuning;
+mod versus;
 mod workload;
 
 use std::path::PathBuf;
@@ -54,8 +57,13 @@ pub enum Compare {
 /// The read ratio without `--read-ratio` or a named workload.
 const DEFAULT_READ_RATIO: f64 = 0.9;
 
-/// The operations of the run phase without `--ops` or `--duration`.
-const DEFAULT_OPS: u64 = 100_000;
+/// How long the run phase lasts without `--ops` or `--duration`: long enough for a hundred of
+/// the store's default flush intervals, short enough for a first run.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// The target rate without `--rate`: a busy service's, and one the store keeps on any backend,
+/// so that the figures do not depend on the machine.
+pub const DEFAULT_RATE: f64 = 10_000.0;
 
 /// A workload's name, as `--workload` takes it.
 fn workload_name(workload: Workload) -> String {
@@ -118,11 +126,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub restart: bool,
 
-    /// Operations in the run phase, split evenly across the tasks (default: 100000).
+    /// Operations in the run phase, split evenly across the tasks, instead of a time.
     #[arg(long, value_name = "M", value_parser = values::ops)]
     pub ops: Option<u64>,
 
-    /// Run for this long instead of a number of operations, e.g. `30s`, `5m` or `1h`.
+    /// How long the run phase lasts, e.g. `30s`, `5m` or `1h` (default: 10s, a hundred of the
+    /// store's default flush intervals).
     #[arg(long, value_name = "DURATION", value_parser = values::run_duration, conflicts_with = "ops")]
     pub duration: Option<Duration>,
 
@@ -132,9 +141,9 @@ pub struct BenchArgs {
     pub warmup: Option<Duration>,
 
     /// Target rate in operations per second over all tasks (an open loop: each task starts
-    /// its operations on a fixed schedule), e.g. `2500` or `10k`; default: as fast as the tasks
-    /// go.
-    #[arg(long, value_name = "OPS_PER_SEC", value_parser = values::rate)]
+    /// its operations on a fixed schedule), e.g. `2500` or `10k` (default: 10k); `max` runs
+    /// as fast as the tasks go (a closed loop, whose figures depend on this machine's speed).
+    #[arg(long, value_name = "OPS_PER_SEC|max", value_parser = values::rate)]
     pub rate: Option<f64>,
 
     /// Concurrent Tokio tasks issuing operations, in both phases.
@@ -182,7 +191,9 @@ pub struct BenchArgs {
 
     /// `direct`: after the store's run, run the same operations (same keys, same mix, same
     /// seeds) straight against the backend, as a write-through client with no cache would:
-    /// each read a `GetItem`, each upsert a one-item write; the report puts both side by side.
+    /// each read a `GetItem`, each upsert a one-item write; the report puts both side by side,
+    /// timings too (without it, write-through's requests and bill are computed, a request per
+    /// operation).
     /// `batch`: write as many items as the store's final flush and close wrote, straight to the
     /// backend in `BatchWriteItem` requests of 25 from a concurrent loop, and compare the time
     /// with the store's drain. Both: `--compare direct,batch`.
@@ -229,7 +240,7 @@ impl BenchArgs {
             _ => {}
         }
         if self.duration.is_none() && self.ops.is_none() {
-            self.ops = Some(DEFAULT_OPS);
+            self.duration = Some(DEFAULT_DURATION);
         }
         Ok(self)
     }
@@ -292,6 +303,16 @@ impl BenchArgs {
         }
     }
 
+    /// The target rate of the run phase in operations per second; `None` for as fast as the
+    /// tasks go (`--rate max`).
+    pub fn rate(&self) -> Option<f64> {
+        match self.rate {
+            None => Some(DEFAULT_RATE),
+            Some(rate) if rate.is_finite() => Some(rate),
+            Some(_) => None,
+        }
+    }
+
     /// The fraction of reads in the run phase (once resolved, the workload's).
     pub fn read_ratio(&self) -> f64 {
         self.read_ratio.unwrap_or(DEFAULT_READ_RATIO)
@@ -313,7 +334,7 @@ impl BenchArgs {
         };
         RunPlan {
             length,
-            rate: self.rate,
+            rate: self.rate(),
             tasks: self.tasks,
             read_ratio: self.read_ratio(),
             increments: self.increments(),
@@ -643,12 +664,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         false => None,
     };
 
+    let item_bytes = match keys.first() {
+        Some(key) => workload::item_bytes(
+            args.backend.partition_key(),
+            key,
+            args.value_size,
+            args.increments(),
+        ),
+        None => 0,
+    };
     let report = Report {
         args: &args,
         target: &opened.target,
         runs: &runs,
         direct: direct.as_ref(),
         batch: batch.as_ref(),
+        item_bytes,
     };
     if let Some(path) = &args.plot {
         plot::draw(path, &report.series())
@@ -796,6 +827,11 @@ mod tests {
             "the warm-up draws other keys"
         );
         assert!(args(&["--ops", "7", "--duration", "2s"]).is_err());
+        let default = args(&[])?.plan(None);
+        assert_eq!(default.length, Length::For(DEFAULT_DURATION));
+        assert_eq!(default.rate, Some(DEFAULT_RATE), "paced by default");
+        assert_eq!(args(&["--rate", "max"])?.plan(None).rate, None);
+        assert_eq!(args(&["--rate", "2k"])?.plan(None).rate, Some(2000.0));
         Ok(())
     }
 

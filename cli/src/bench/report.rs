@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use super::plot::Series;
 use super::restart::Restarted;
+use super::tuning::DEFAULT_FLUSH_INTERVAL;
+use super::versus::{per_million, requests, WriteThrough};
 use super::workload::COUNTER;
 use super::{BenchArgs, Counted, Direct, Drained, StoreRun, BATCH_LOOP_IN_FLIGHT};
 use crate::backend::Target;
 use crate::bench::latency::{Recorder, Summary};
 use crate::bench::timeline::{Timeline, MAX_POINTS};
-use crate::cost::{Bill, Prices, Units};
+use crate::cost::{read_units, write_units, Bill, Prices, Units};
 use crate::meter::Metered;
 use crate::values::bytes_text;
 
@@ -31,6 +33,9 @@ pub struct Report<'a> {
     pub direct: Option<&'a Direct>,
     /// A direct `BatchWriteItem` loop writing as many items as a drain, with `--compare batch`.
     pub batch: Option<&'a Drained>,
+    /// The DynamoDB size of the run's items, for the write-through figures computed without
+    /// `--compare direct`.
+    pub item_bytes: u64,
 }
 
 /// Per second, for throughput figures.
@@ -147,11 +152,13 @@ impl Report<'_> {
                     interval_name(run.flush_interval)
                 )?;
             }
+            self.render_versus(&mut out, run)?;
+            writeln!(out)?;
+            render_coalescing(&mut out, run)?;
+            writeln!(out)?;
+            render_latencies(&mut out, &run.ran)?;
+            writeln!(out)?;
             self.render_run(&mut out, run)?;
-            if let Some(direct) = self.direct {
-                writeln!(out)?;
-                self.render_compare(&mut out, run, direct)?;
-            }
             if let Some(batch) = self.batch {
                 writeln!(out)?;
                 render_drain_compare(&mut out, &run.drained, batch)?;
@@ -160,6 +167,13 @@ impl Report<'_> {
         if self.runs.len() > 1 {
             writeln!(out)?;
             self.render_intervals(&mut out)?;
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            writeln!(out)?;
+            for note in notes {
+                writeln!(out, "note: {note}")?;
+            }
         }
         if let Some(path) = &self.args.plot {
             writeln!(out)?;
@@ -194,17 +208,17 @@ impl Report<'_> {
             .warmup
             .map(|time| format!(" after a {time:?} warm-up"))
             .unwrap_or_default();
-        let pace = args
-            .rate
-            .map(|rate| format!(" at {rate:.0} ops/s"))
-            .unwrap_or_default();
+        let pace = match args.rate() {
+            Some(rate) => format!(" at {rate:.0} ops/s"),
+            None => ", as fast as they go".to_owned(),
+        };
         let mix = match args.increments() {
             true => format!("increments of `{COUNTER}`"),
             false => format!("{:.0}% reads", args.read_ratio() * 100.0),
         };
         writeln!(
             out,
-            "  {} items with {}-byte payloads; {length}{warmup}{pace} from {} tasks, {mix}, {} \
+            "  {} items with {}-byte payloads; {length}{warmup} from {} tasks{pace}, {mix}, {} \
              keys, seed {}",
             args.items,
             args.value_size,
@@ -249,14 +263,35 @@ impl Report<'_> {
             settings.push("eventually consistent reads".to_owned());
         }
         if settings.is_empty() {
-            writeln!(out, "  store settings: the library's defaults")
+            writeln!(out, "  store settings: the library's defaults")?;
         } else {
             writeln!(
                 out,
                 "  store settings: {} (others default)",
                 settings.join(", ")
-            )
+            )?;
         }
+        if let Target::Embedded { .. } = self.target {
+            writeln!(
+                out,
+                "  timings are the embedded database's (redb on this machine), not DynamoDB's; \
+                 requests, units and the bill are what DynamoDB would see"
+            )?;
+        }
+        Ok(())
+    }
+
+    /// What write-through asked, or would have asked, for the operations of `run`.
+    fn write_through(&self, run: &StoreRun) -> WriteThrough {
+        match self.direct {
+            Some(direct) => WriteThrough::measured(direct),
+            None => WriteThrough::computed(&run.ran, self.item_bytes, self.consistent_reads()),
+        }
+    }
+
+    /// The notes on settings that had no effect, or less than it seems.
+    pub fn notes(&self) -> Vec<String> {
+        super::notes::notes(self.args, self.runs, self.direct)
     }
 
     fn render_run(&self, out: &mut String, run: &StoreRun) -> fmt::Result {
@@ -284,7 +319,7 @@ impl Report<'_> {
         } else {
             String::new()
         };
-        let behind = match args.rate {
+        let behind = match args.rate() {
             Some(_) => format!("; at worst {:.1?} behind schedule", ran.behind),
             None => String::new(),
         };
@@ -305,8 +340,6 @@ impl Report<'_> {
             run.flush_time, run.close_time
         )?;
         writeln!(out)?;
-        render_latencies(out, ran)?;
-        writeln!(out)?;
         render_store(out, &run.end.since(&run.before_run), &run.end)?;
         writeln!(out)?;
         if let Some(counted) = &run.counted {
@@ -320,17 +353,100 @@ impl Report<'_> {
         self.render_cost(out, run)
     }
 
-    /// The store's run beside the same run straight against the backend.
-    fn render_compare(&self, out: &mut String, run: &StoreRun, direct: &Direct) -> fmt::Result {
+    /// The headline: what the store asked of DynamoDB per million operations, against what
+    /// write-through asked (`--compare direct`) or would have asked for the same operations;
+    /// with `--compare direct`, both runs' timings too.
+    fn render_versus(&self, out: &mut String, run: &StoreRun) -> fmt::Result {
         let prices = Prices::default();
-        let (ran, theirs) = (&run.ran, &direct.ran);
+        let ran = &run.ran;
         let ours = Bill::new(run.metered.units, ran.ops(), &prices);
-        let theirs_bill = direct.bill(&prices);
+        let theirs = self.write_through(run);
+        let theirs_bill = theirs.bill(&prices);
         writeln!(
             out,
-            "compare: the same run straight against the backend (write-through, no cache)"
+            "dynamodb per million operations (run and final drain), against write-through"
         )?;
-        compare_row(out, "", "quickstore", "direct", "ratio")?;
+        compare_row(out, "", "quickstore", "write-through", "ratio")?;
+        let row = compare_figures;
+        row(
+            out,
+            "requests",
+            per_million(requests(&run.metered), ran.ops()),
+            theirs.requests_per_million_ops(),
+            0,
+        )?;
+        let mine = &ours.units_per_million_ops;
+        let their = &theirs_bill.units_per_million_ops;
+        // A kind of unit neither side used (no reads in a run of upserts) gets no row.
+        for (name, a, b) in [
+            ("read units", mine.read, their.read),
+            ("write units", mine.write, their.write),
+        ] {
+            if a + b > 0.0 {
+                row(out, name, a, b, 0)?;
+            }
+        }
+        row(
+            out,
+            "$",
+            ours.dollars_per_million_ops,
+            theirs_bill.dollars_per_million_ops,
+            4,
+        )?;
+        if let Some(per) = run.writes_per_increment() {
+            let direct = self.direct.and_then(Direct::writes_per_increment);
+            row(out, "writes per increment", per, direct.unwrap_or(1.0), 4)?;
+        }
+        let reads = match self.consistent_reads() {
+            true => "strongly consistent reads",
+            false => "eventually consistent reads",
+        };
+        let how = match theirs.item_bytes {
+            Some(bytes) => {
+                let read = units(read_units(bytes, self.consistent_reads()), "read");
+                let write = units(write_units(bytes) as f64, "write");
+                let each: Vec<String> = [
+                    (ran.reads.count(), format!("{read} a GetItem")),
+                    (ran.writes.count(), format!("{write} a PutItem")),
+                    (ran.increments.count(), format!("{write} an UpdateItem")),
+                ]
+                .into_iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|(_, text)| text)
+                .collect();
+                format!(
+                    "computed for the same operations, a request each (items of {bytes} bytes: \
+                     {})",
+                    each.join(", ")
+                )
+            }
+            None => "measured, the same operations run straight against the backend".to_owned(),
+        };
+        writeln!(out, "  write-through: {how}")?;
+        writeln!(
+            out,
+            "  on-demand prices: ${} per million read units, ${} per million write units; {reads}",
+            prices.read_per_million, prices.write_per_million
+        )?;
+        if let Some(direct) = self.direct {
+            writeln!(out)?;
+            self.render_timings(out, run, direct)?;
+        }
+        Ok(())
+    }
+
+    /// The store's and write-through's throughput and latencies side by side (`--compare
+    /// direct`), labelled with what they were measured against.
+    fn render_timings(&self, out: &mut String, run: &StoreRun, direct: &Direct) -> fmt::Result {
+        let (ran, theirs) = (&run.ran, &direct.ran);
+        let against = match self.target {
+            Target::Embedded { .. } => {
+                "against the embedded database (redb on this machine), not DynamoDB".to_owned()
+            }
+            Target::DynamoDb { .. } => format!("against the {}", self.target),
+        };
+        writeln!(out, "timings, {against}")?;
+        compare_row(out, "", "quickstore", "write-through", "ratio")?;
         let row = compare_figures;
         row(
             out,
@@ -358,24 +474,6 @@ impl Report<'_> {
                     row(out, &label, us(ours, pick), us(theirs, pick), 1)?;
                 }
             }
-        }
-        let requests = |m: &Metered| (m.read_requests + m.write_requests) as f64;
-        let (mine, theirs) = (&run.metered, &direct.metered);
-        for (name, a, b, digits) in [
-            ("requests", requests(mine), requests(theirs), 0),
-            ("read units", mine.units.read, theirs.units.read, 1),
-            ("write units", mine.units.write, theirs.units.write, 1),
-            (
-                "$ per million ops",
-                ours.dollars_per_million_ops,
-                theirs_bill.dollars_per_million_ops,
-                4,
-            ),
-        ] {
-            row(out, name, a, b, digits)?;
-        }
-        if let (Some(a), Some(b)) = (run.writes_per_increment(), direct.writes_per_increment()) {
-            row(out, "writes per increment", a, b, 4)?;
         }
         Ok(())
     }
@@ -427,7 +525,7 @@ impl Report<'_> {
         )?;
         writeln!(
             out,
-            "{:<16} {:>12} {:>10} {:>12} {:>14} {:>14} {:>10} {:>9}",
+            "{:<16} {:>12} {:>10} {:>12} {:>14} {:>14} {:>10} {:>16}",
             "flush interval",
             "ops/s",
             "requests",
@@ -435,21 +533,16 @@ impl Report<'_> {
             "read units",
             "write units",
             "$",
-            "vs direct"
+            "vs write-through"
         )?;
-        let direct = self.direct.map(|direct| direct.bill(&prices));
         for run in self.runs {
             let (bill, _) = run.bills(self.consistent_reads(), &prices);
-            let ratio = match direct {
-                Some(direct) => {
-                    ratio_text(bill.dollars_per_million_ops, direct.dollars_per_million_ops)
-                }
-                None => "-".to_owned(),
-            };
-            let requests = run.metered.read_requests + run.metered.write_requests;
+            let theirs = self.write_through(run).bill(&prices);
+            let ratio = ratio_text(bill.dollars_per_million_ops, theirs.dollars_per_million_ops);
+            let requests = per_million(requests(&run.metered), run.ran.ops());
             writeln!(
                 out,
-                "{:<16} {:>12.0} {:>10} {:>12} {:>14.0} {:>14.0} {:>10.4} {ratio:>9}",
+                "{:<16} {:>12.0} {:>10.0} {:>12} {:>14.0} {:>14.0} {:>10.4} {ratio:>16}",
                 interval_name(run.flush_interval),
                 rate(run.ran.ops(), run.ran.elapsed),
                 requests,
@@ -459,13 +552,21 @@ impl Report<'_> {
                 bill.dollars_per_million_ops,
             )?;
         }
-        if let (Some(direct), Some(bill)) = (self.direct, direct) {
+        // Write-through's row: measured, or computed for the first run's operations (its
+        // cost per operation is the same for every run).
+        if let Some(first) = self.runs.first() {
+            let theirs = self.write_through(first);
+            let bill = theirs.bill(&prices);
+            let ops_per_sec = match self.direct {
+                Some(direct) => format!("{:.0}", rate(direct.ran.ops(), direct.ran.elapsed)),
+                None => "-".to_owned(),
+            };
             writeln!(
                 out,
-                "{:<16} {:>12.0} {:>10} {:>12} {:>14.0} {:>14.0} {:>10.4} {:>9}",
-                "direct",
-                rate(direct.ran.ops(), direct.ran.elapsed),
-                direct.metered.read_requests + direct.metered.write_requests,
+                "{:<16} {:>12} {:>10.0} {:>12} {:>14.0} {:>14.0} {:>10.4} {:>16}",
+                "write-through",
+                ops_per_sec,
+                theirs.requests_per_million_ops(),
                 "1.000",
                 bill.units_per_million_ops.read,
                 bill.units_per_million_ops.write,
@@ -570,6 +671,53 @@ pub fn micros(latency: Duration) -> String {
         us if us < 100.0 => format!("{us:.1}"),
         us => format!("{us:.0}"),
     }
+}
+
+/// What the store made of the run's writes: the items that reached the backend for them, and
+/// in how many requests.
+fn render_coalescing(out: &mut String, run: &StoreRun) -> fmt::Result {
+    let during = run.end.since(&run.before_run);
+    if during.mutations == 0 {
+        return writeln!(out, "coalescing: the run wrote nothing");
+    }
+    let (kind, one) = match run.ran.increments.count() {
+        0 => ("upserts", "upsert"),
+        _ => ("increments", "increment"),
+    };
+    let per_request = match during.write_requests {
+        0 => String::new(),
+        requests => format!(
+            " ({:.1} items each)",
+            during.items_written as f64 / requests as f64
+        ),
+    };
+    let interval = match run.flush_interval {
+        Some(interval) => format!("{interval:?}"),
+        None => format!("{DEFAULT_FLUSH_INTERVAL:?}, the default"),
+    };
+    writeln!(
+        out,
+        "coalescing: {} {kind} reached the backend as {} item writes ({:.3} per {one}) in {} \
+         write requests{per_request}; flush interval {interval}",
+        during.mutations,
+        during.items_written,
+        per_mutation_value(&during),
+        during.write_requests,
+    )
+}
+
+/// Request units as text: `1 read unit`, `0.5 read units`, `2 write units`.
+fn units(count: f64, kind: &str) -> String {
+    if count == 1.0 {
+        format!("1 {kind} unit")
+    } else {
+        format!("{count} {kind} units")
+    }
+}
+
+/// Items written per mutation.
+fn per_mutation_value(stats: &Stats) -> f64 {
+    stats.items_written as f64 / (stats.mutations as f64).max(1.0)
 }
 
 /// The latency percentiles of each kind of operation the run made, all in microseconds.
@@ -759,6 +907,23 @@ struct JsonReport {
     /// With `--workload k`: the store's write requests over the run and drain, divided by the
     /// increments acknowledged in the run.
     writes_per_increment: Option<f64>,
+    /// What write-through asked (`--compare direct`) or would have asked (computed) for the
+    /// same operations: a request each.
+    write_through: JsonWriteThrough,
+    /// Settings that had no effect on the run, or less than it seems, as sentences.
+    notes: Vec<String>,
+}
+
+/// Write-through's requests and bill.
+#[derive(Debug, Serialize)]
+struct JsonWriteThrough {
+    /// Whether measured (`--compare direct`) rather than computed.
+    measured: bool,
+    /// The item size the figures were computed for; `null` when measured.
+    item_bytes: Option<u64>,
+    requests: u64,
+    requests_per_million_ops: f64,
+    bill: Bill,
 }
 
 /// The store's settings; `null` for the library's default.
@@ -895,6 +1060,8 @@ struct JsonDrain {
 #[derive(Debug, Serialize)]
 struct JsonDynamoDb {
     metered: Metered,
+    /// Read and write requests per million operations of the run.
+    requests_per_million_ops: f64,
     prices: Prices,
     /// The bill as the store read.
     bill: Bill,
@@ -919,6 +1086,7 @@ impl Report<'_> {
         let tuning = &args.tuning;
         let prices = Prices::default();
         let (bill, bill_other_consistency) = run.bills(self.consistent_reads(), &prices);
+        let write_through = self.write_through(run);
         let secs = |d: Duration| d.as_secs_f64();
         JsonReport {
             workload: args
@@ -930,7 +1098,7 @@ impl Report<'_> {
             ops: args.ops,
             duration_secs: args.duration.map(secs),
             warmup_secs: args.warmup.map(secs),
-            target_rate: args.rate,
+            target_rate: args.rate(),
             tasks: args.tasks,
             read_ratio: args.read_ratio(),
             distribution: args.distribution().to_string(),
@@ -967,6 +1135,7 @@ impl Report<'_> {
             store: run.end.since(&run.before_run),
             dynamodb: JsonDynamoDb {
                 metered: run.metered,
+                requests_per_million_ops: per_million(requests(&run.metered), run.ran.ops()),
                 prices,
                 bill,
                 bill_other_consistency,
@@ -984,6 +1153,14 @@ impl Report<'_> {
             increments_acknowledged: run.counted.map(|counted| counted.acknowledged),
             increments_in_table: run.counted.map(|counted| counted.in_table),
             writes_per_increment: run.writes_per_increment(),
+            write_through: JsonWriteThrough {
+                measured: write_through.measured,
+                item_bytes: write_through.item_bytes,
+                requests: write_through.requests,
+                requests_per_million_ops: write_through.requests_per_million_ops(),
+                bill: write_through.bill(&prices),
+            },
+            notes: self.notes(),
         }
     }
 }

@@ -8,6 +8,12 @@ use quickstore::{Backpressure, Durability, StoreBuilder};
 
 use crate::values;
 
+/// The library's flush interval, when `--flush-interval` is not given.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The library's batch threshold, when `--batch-threshold` is not given.
+pub const DEFAULT_BATCH_THRESHOLD: u64 = 100;
+
 /// How long a mutation waits for room when the store has too many pending writes.
 const PENDING_WAIT_LIMIT: Duration = Duration::from_secs(60);
 

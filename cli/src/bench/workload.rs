@@ -77,6 +77,18 @@ impl Record {
     }
 }
 
+/// The DynamoDB size of the smallest item a run writes under `key` (item 0's, with a payload
+/// of `value_size` bytes), with a [`COUNTER`] when `counter`: what a write-through client
+/// would be billed by for each read and write of it.
+pub fn item_bytes(partition_key: &str, key: &Key, value_size: usize, counter: bool) -> u64 {
+    let payload = "x".repeat(value_size);
+    let mut item = Record::new(0, 0, 0, &payload).item(partition_key, key);
+    if counter {
+        item.insert(COUNTER.to_owned(), AttributeValue::N("1".to_owned()));
+    }
+    quickstore::item_size(&item) as u64
+}
+
 /// A new state of item `index` under `key`, as a write straight to the backend.
 pub fn final_state(index: u64, payload: &str, partition_key: &str, key: &Key) -> Write {
     Write::Put(Record::new(index, u64::MAX, 0, payload).item(partition_key, key))
