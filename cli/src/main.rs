@@ -8,9 +8,10 @@
 //! `quickstore journal inspect DIR` reports what a crash journal holds, and `quickstore journal
 //! replay DIR` writes what it holds to a backend.
 //!
-//! `quickstore table create --table T` creates a DynamoDB table in quickstore's layout.
+//! `quickstore table create NAME` creates a DynamoDB table in quickstore's layout.
 //!
-//! The library's logs go to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+//! The library's logs go to stderr, filtered by `RUST_LOG` (default: warnings and errors, but
+//! none of the AWS SDK's configuration loader, whose warnings come in `Debug` form).
 
 mod backend;
 mod bench;
@@ -30,17 +31,20 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::fmt::format::FmtSpan;
 
-/// Command-line tools for quickstore, a sharded write-back cache in front of DynamoDB.
+/// quickstore is a write-back cache in front of DynamoDB: reads are served from memory, and
+/// writes are acknowledged at once and reach DynamoDB in batches, repeated writes of a key
+/// coalesced into one. These tools measure what it saves for a workload (bench), inspect and
+/// replay its crash journal (journal), and create tables in its layout (table).
 #[derive(Debug, Parser)]
 #[command(
     name = "quickstore",
     version,
-    about,
     propagate_version = true,
     after_help = "Logs (the library's warnings and errors, by default) go to stderr. Set RUST_LOG \
                   to see more: RUST_LOG=quickstore=info adds each flush and close, \
                   RUST_LOG=quickstore=debug retries, loads and flush batches, each with its \
-                  fields and timings as it ends."
+                  fields and timings as it ends, and RUST_LOG=aws_config=info how the AWS SDK \
+                  looked for credentials and a region."
 )]
 struct Cli {
     /// What to do.
@@ -73,13 +77,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// What is logged without `RUST_LOG`: warnings and errors, but none of the AWS SDK's
+/// configuration loader, which warns of every place it looked for credentials or a region in
+/// vain (an instance metadata service, say), each with its error in `Debug` form; a command
+/// that then fails says why in a sentence.
+const DEFAULT_LOG: &str = "warn,aws_config=off";
+
 /// Sends `tracing` events to stderr, filtered by `RUST_LOG` (directives it cannot parse are
-/// left out); without it, warnings and errors only. Spans let through are printed as they
-/// close, with their fields and timings.
+/// left out); without it, by [`DEFAULT_LOG`]. Spans let through are printed as they close,
+/// with their fields and timings.
 fn install_logging() {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env_lossy();
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
+            .with_default_directive(LevelFilter::WARN.into())
+            .parse_lossy(directives),
+        _ => EnvFilter::builder().parse_lossy(DEFAULT_LOG),
+    };
     // Fails only if a subscriber is installed already, which then keeps the logs.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -2,7 +2,7 @@
 //! library) uses, so that a first run needs no console or infrastructure code.
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use quickstore::DynamoDbBackend;
 
 use crate::backend::{self, BackendArgs, PARTITION_KEY};
@@ -25,10 +25,15 @@ enum TableCommand {
 
 /// `quickstore table create`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("name").required(true).args(["table_name", "table"])))]
 struct CreateArgs {
     /// The table's name.
+    #[arg(value_name = "NAME")]
+    table_name: Option<String>,
+
+    /// The table's name, as an option (the same as NAME).
     #[arg(long, value_name = "NAME")]
-    table: String,
+    table: Option<String>,
 
     /// Reach DynamoDB at this URL, e.g. a local dynalite or DynamoDB Local. Without AWS
     /// credentials in the environment, dummy credentials are used.
@@ -53,19 +58,24 @@ pub async fn run(args: TableArgs) -> anyhow::Result<()> {
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    // The group requires one of them, and allows only one.
+    let table = args
+        .table_name
+        .or(args.table)
+        .context("no table name was given: pass it as NAME")?;
     let location = BackendArgs {
-        table: Some(args.table.clone()),
+        table: Some(table.clone()),
         endpoint: args.endpoint,
         region: args.region,
         ..BackendArgs::default()
     };
     let client = backend::dynamodb_client(&location).await?;
-    DynamoDbBackend::new(client, args.table.clone())
+    DynamoDbBackend::new(client, table.clone())
         .create_table(&args.partition_key)
         .await
-        .with_context(|| format!("cannot create table `{}`", args.table))?;
+        .with_context(|| format!("cannot create table `{table}`"))?;
     crate::print(&format!(
-        "table `{}` is active, with string partition key `{}`\n",
-        args.table, args.partition_key
+        "table `{table}` is active, with string partition key `{}`\n",
+        args.partition_key
     ))
 }

@@ -414,3 +414,31 @@ fn replay_needs_an_explicit_backend_and_an_existing_directory() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// A directory that holds no journal says so in a sentence, and fails; a journal that a store
+/// closed cleanly (its lock and writer files, no segments) is reported as empty.
+#[test]
+fn inspect_says_when_a_directory_holds_no_journal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().to_str().context("a UTF-8 path")?;
+    let none = quickstore(dir.path(), &["journal", "inspect", path])?;
+    let (stdout, stderr) = texts(&none);
+    ensure!(!none.status.success(), "{none:?}");
+    ensure!(stdout.is_empty(), "{stdout}");
+    ensure!(
+        stderr.contains(&format!("{path} holds no journal")),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("LOCK"), b"")?;
+    std::fs::write(dir.path().join("WRITER"), b"ddc0ffd9d8fd4051\n")?;
+    let empty = quickstore(dir.path(), &["journal", "inspect", path])?;
+    let (stdout, stderr) = texts(&empty);
+    ensure!(empty.status.success(), "{empty:?}");
+    ensure!(
+        stdout.contains("no segments: the journal holds no mutation"),
+        "{stdout}"
+    );
+    ensure!(stderr.is_empty(), "{stderr}");
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! End to end: `quickstore table create` against a dynalite server, then a store on the table.
+//! End to end: `quickstore table create` against a dynalite server, then a store on the table;
+//! its errors, and `quickstore --help`.
 
 #[path = "../../tests/common/dynalite.rs"]
 #[allow(dead_code)]
@@ -47,5 +48,73 @@ async fn table_create_makes_a_table_the_store_opens() -> anyhow::Result<()> {
     DynamoDbBackend::new(server.client(), "orders")
         .check_table("pk")
         .await?;
+    Ok(())
+}
+
+/// The table's name may be given as an argument; `--table` still works (scripts use it).
+#[tokio::test]
+async fn table_create_takes_the_name_as_an_argument() -> anyhow::Result<()> {
+    let server = Dynalite::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let made = create(&server, &["events"])?;
+    ensure!(made.status.success(), "{made:?}");
+    let stdout = String::from_utf8_lossy(&made.stdout);
+    ensure!(stdout.contains("`events` is active"), "{stdout}");
+    DynamoDbBackend::new(server.client(), "events")
+        .check_table("_key")
+        .await?;
+    let both = create(&server, &["events", "--table", "other"])?;
+    ensure!(!both.status.success(), "{both:?}");
+    let neither = create(&server, &[])?;
+    ensure!(!neither.status.success(), "{neither:?}");
+    Ok(())
+}
+
+/// An error from the AWS SDK prints as one sentence with its causes, with no `Debug` dump and
+/// no SDK warnings before it.
+#[test]
+fn sdk_errors_print_as_sentences() -> anyhow::Result<()> {
+    // Nothing listens on port 1 of the loopback address.
+    let failed = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args([
+            "table",
+            "create",
+            "orders",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUST_LOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .context("cannot run quickstore")?;
+    ensure!(!failed.status.success(), "{failed:?}");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    ensure!(lines.len() == 1, "one line: {stderr}");
+    ensure!(
+        lines[0].starts_with("error: cannot create table `orders`: "),
+        "{stderr}"
+    );
+    ensure!(stderr.contains("Connection refused"), "{stderr}");
+    for debug in ["{", "}", "Error {", "Some(", "source:"] {
+        ensure!(!stderr.contains(debug), "`{debug}` in {stderr}");
+    }
+    Ok(())
+}
+
+/// `quickstore --help` says what quickstore is.
+#[test]
+fn help_says_what_quickstore_is() -> anyhow::Result<()> {
+    let help = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .arg("--help")
+        .output()
+        .context("cannot run quickstore")?;
+    ensure!(help.status.success(), "{help:?}");
+    let stdout = String::from_utf8_lossy(&help.stdout);
+    ensure!(
+        stdout.starts_with("quickstore is a write-back cache in front of DynamoDB"),
+        "{stdout}"
+    );
     Ok(())
 }

@@ -2,10 +2,24 @@
 
 use super::*;
 
+/// Files a store leaves in a journal directory when it opens it, besides segments and dead
+/// letters: the lock it holds while open, and the id of the store that wrote it.
+const STORE_FILES: [&str; 2] = ["LOCK", "WRITER"];
+
 pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     ensure_dir(&args.dir)?;
     let summary = inspect_journal(&args.dir)
         .with_context(|| format!("cannot inspect the journal in {}", args.dir.display()))?;
+    let store_files = STORE_FILES.iter().any(|name| args.dir.join(name).exists());
+    if summary.segments.is_empty() && summary.dead_letters.is_empty() && !store_files {
+        bail!(
+            "{} holds no journal: no segment files (*.wal), no dead letters, and none of the \
+             files a store leaves in a journal directory it opened ({}); is it the directory \
+             the store was given as its journal?",
+            args.dir.display(),
+            STORE_FILES.join(", ")
+        );
+    }
     let verdict = judge(&summary);
     print(&render_inspection(&args.dir, &summary, &verdict)?)?;
     if let Some((segment, damage)) = verdict.corruption.first() {
@@ -33,7 +47,11 @@ pub(super) fn render_inspection(
     writeln!(out)?;
     let segments = &summary.segments;
     if segments.is_empty() {
-        writeln!(out, "no segments")?;
+        writeln!(
+            out,
+            "no segments: the journal holds no mutation, so nothing waits to be written to the \
+             backend"
+        )?;
     } else {
         let width = segments
             .iter()

@@ -34,7 +34,8 @@ pub enum JournalCommand {
     /// record (what a crash mid-write leaves, and what recovery accepts); with status 1 when
     /// there is damage anywhere else, which a store refuses to open unless asked to salvage:
     /// corruption, or sequence numbers missing (a segment deleted from the middle of the
-    /// journal).
+    /// journal); and with status 1 when the directory holds no journal at all (no segments,
+    /// no dead letters, no file a store leaves there).
     Inspect(InspectArgs),
     /// Open a store over a backend with this journal and close it again, which writes every
     /// mutation recovered from the journal to the backend, then empties the journal.
