@@ -8,13 +8,14 @@ use anyhow::{anyhow, bail, Context as _};
 use quickstore::{Stats, Store};
 use tokio::time::MissedTickBehavior;
 
-/// What shows a draining store making progress.
-fn progress_mark(stats: &Stats) -> (u64, u64, u64, u64, usize) {
+/// What shows a draining store making progress: items the backend accepted, writes settled
+/// for good (refused, or lost to another writer), keys no longer pending. Retries are not
+/// progress: a store whose backend is gone retries for ever.
+fn progress_mark(stats: &Stats) -> (u64, u64, u64, usize) {
     (
         stats.items_written,
-        stats.write_requests,
-        stats.retries,
         stats.rejected_writes,
+        stats.conflicts,
         stats.pending,
     )
 }
@@ -29,8 +30,9 @@ pub async fn drain(
     tokio::pin!(done);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last = progress_mark(&store.stats());
-    let mut since = Instant::now();
+    let stats = store.stats();
+    let mut last = progress_mark(&stats);
+    let (mut since, mut retries_since) = (Instant::now(), stats.retries);
     loop {
         tokio::select! {
             result = &mut done => return result.with_context(|| format!("{step} failed")),
@@ -38,11 +40,18 @@ pub async fn drain(
                 let stats = store.stats();
                 let mark = progress_mark(&stats);
                 if mark != last {
-                    (last, since) = (mark, Instant::now());
+                    (last, since, retries_since) = (mark, Instant::now(), stats.retries);
                 } else if since.elapsed() >= stall {
+                    let why = match stats.retries - retries_since {
+                        0 => "the store's flusher seems stuck".to_owned(),
+                        retried => format!(
+                            "{retried} requests to the backend failed and were retried \
+                             meanwhile; it may be unreachable"
+                        ),
+                    };
                     bail!(
                         "{step} made no progress for {} with {} keys still pending \
-                         ({} items written so far); the store's flusher seems stuck",
+                         ({} items written so far): {why}",
                         humantime::format_duration(stall),
                         stats.pending,
                         stats.items_written,

@@ -1,11 +1,13 @@
-//! End to end: `quickstore table create` against a dynalite server, then a store on the table;
-//! its errors, and `quickstore --help`.
+//! End to end against a dynalite server: `quickstore table create`, then a store on the table;
+//! the CLI's errors (an SDK error, a backend gone in the middle of a benchmark), and
+//! `quickstore --help`.
 
 #[path = "../../tests/common/dynalite.rs"]
 #[allow(dead_code)]
 mod dynalite;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
 use dynalite::Dynalite;
@@ -116,5 +118,61 @@ fn help_says_what_quickstore_is() -> anyhow::Result<()> {
         stdout.starts_with("quickstore is a write-back cache in front of DynamoDB"),
         "{stdout}"
     );
+    Ok(())
+}
+
+/// A backend that goes away in the middle of a benchmark fails the run once the final flush
+/// has written nothing for the stall timeout (retries do not count as progress), rather than
+/// retrying for ever; the store is closed before the error is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_gone_mid_run_fails_the_run() -> anyhow::Result<()> {
+    let mut server = Dynalite::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let child = Command::new(env!("CARGO_BIN_EXE_quickstore"))
+        .args(["bench", "--table", "gone", "--endpoint", server.endpoint()])
+        .args(["--create-table", "--workload", "a", "--items", "200"])
+        .args([
+            "--duration",
+            "4s",
+            "--rate",
+            "100",
+            "--stall-timeout",
+            "2s",
+            "--quiet",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUST_LOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run quickstore")?;
+    // Once the load phase has written every item, the server goes away during the run.
+    let client = server.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let scan = client
+            .scan()
+            .table_name("gone")
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await;
+        if scan.is_ok_and(|scan| scan.count() == 200) {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the load phase did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop();
+    let failed = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    ensure!(!failed.status.success(), "{failed:?}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .with_context(|| format!("no error: {stderr}"))?;
+    ensure!(error.contains("made no progress for 2s"), "{stderr}");
+    ensure!(error.contains("it may be unreachable"), "{stderr}");
+    ensure!(!stderr.contains("without close()"), "{stderr}");
     Ok(())
 }

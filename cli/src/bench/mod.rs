@@ -172,8 +172,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Fail a flush or close that makes no progress (nothing written, retried or settled)
-    /// for this long (`30s`, `2m`; a bare number is seconds), rather than wait forever.
+    /// Fail a flush or close that makes no progress (no item written or write settled; retries
+    /// do not count) for this long (`30s`, `2m`; a bare number is seconds), rather than wait
+    /// forever: a store retries a backend that is gone for as long as it runs.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = values::stall_timeout)]
     pub stall_timeout: Duration,
 

@@ -77,9 +77,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ATTR")]
     pub versioned: Option<String>,
 
-    /// Fail if writing the recovered mutations makes no progress (nothing written, retried or
-    /// settled) for this long (`30s`, `2m`; a bare number is seconds), rather than wait
-    /// forever.
+    /// Fail if writing the recovered mutations makes no progress (no item written or write
+    /// settled; retries do not count) for this long (`30s`, `2m`; a bare number is seconds),
+    /// rather than wait forever.
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = crate::values::stall_timeout)]
     pub stall_timeout: Duration,
