@@ -37,7 +37,8 @@
 //! credentials are used; without it the standard AWS configuration is read: environment,
 //! `~/.aws/config`, instance roles, and `AWS_ENDPOINT_URL`); `--table NAME` (`items`), created
 //! if absent with the partition key `_key`; `--listen ADDR` (`127.0.0.1:3000`; port 0 picks a
-//! free one). `RUST_LOG`-style filtering is left out to stay short: it logs at `info`.
+//! free one); `--max-pending N`, the keys whose writes may wait for DynamoDB at once (the
+//! store's default, 100,000) before writes are answered 429. `RUST_LOG`-style filtering is left out to stay short: it logs at `info`.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
@@ -93,7 +94,11 @@ async fn main() -> anyhow::Result<()> {
     let client = aws_sdk_dynamodb::Client::new(&config.load().await);
     let backend = DynamoDbBackend::new(client, &options.table);
     backend.create_table("_key").await?; // accepts the table if it is there already
-    let store = Store::builder(backend).open().await?;
+    let mut builder = Store::builder(backend);
+    if let Some(keys) = options.max_pending {
+        builder = builder.max_pending(keys);
+    }
+    let store = builder.open().await?;
 
     let app = Router::new()
         .route(
@@ -266,11 +271,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The command line: `--endpoint URL`, `--table NAME`, `--listen ADDR`.
+/// The command line: `--endpoint URL`, `--table NAME`, `--listen ADDR`, `--max-pending N`.
 struct Options {
     endpoint: Option<String>,
     table: String,
     listen: String,
+    max_pending: Option<usize>,
 }
 
 impl Options {
@@ -279,6 +285,7 @@ impl Options {
             endpoint: None,
             table: "items".into(),
             listen: "127.0.0.1:3000".into(),
+            max_pending: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -287,9 +294,11 @@ impl Options {
                 ("--endpoint", Some(url)) => options.endpoint = Some(url),
                 ("--table", Some(table)) => options.table = table,
                 ("--listen", Some(addr)) => options.listen = addr,
-                _ => {
-                    anyhow::bail!("usage: service [--endpoint URL] [--table NAME] [--listen ADDR]")
-                }
+                ("--max-pending", Some(keys)) => options.max_pending = Some(keys.parse()?),
+                _ => anyhow::bail!(
+                    "usage: service [--endpoint URL] [--table NAME] [--listen ADDR] \
+                     [--max-pending N]"
+                ),
             }
         }
         Ok(options)

@@ -2,7 +2,7 @@
 //! loaded with concurrent writes and counter increments over HTTP, and sent SIGTERM in the
 //! middle of the load. It must exit with status 0 having lost nothing it acknowledged: every
 //! item whose PUT it answered with a 2xx is in the table, and every counter holds exactly the
-//! increments it answered with a 2xx.
+//! increments it answered with a 2xx. And with DynamoDB gone, it answers 429 and 503.
 
 mod common;
 
@@ -49,7 +49,7 @@ struct Acknowledged {
 async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -> TestResult {
     let dynalite = Dynalite::start()?;
     let program = build_example("service")?;
-    let mut service = Service::start(&program, dynalite.endpoint(), "service").await?;
+    let mut service = Service::start(&program, dynalite.endpoint(), "service", &[]).await?;
     let http = Http::new(&service.address);
 
     // A status per outcome, before the load: what is sent, then the status and error code.
@@ -184,6 +184,45 @@ async fn nothing_acknowledged_is_lost_when_the_service_is_stopped_under_load() -
     Ok(())
 }
 
+/// With DynamoDB gone, the statuses of its failures: 429 once the writes waiting for it fill
+/// the store (`--max-pending 1`), and 503 for a read that cannot reach it, each with its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_table_is_answered_429_and_503() -> TestResult {
+    let mut dynalite = Dynalite::start()?;
+    let program = build_example("service")?;
+    let service = Service::start(
+        &program,
+        dynalite.endpoint(),
+        "outage",
+        &["--max-pending", "1"],
+    )
+    .await?;
+    let http = Http::new(&service.address);
+    dynalite.stop();
+
+    let ada = json!({ "name": "Ada" });
+    let (status, answer) = http
+        .call(Method::PUT, "/items/User/ada", Some(&ada))
+        .await?;
+    assert_eq!(status.as_u16(), 204, "{answer}");
+    let (status, answer) = http
+        .call(Method::PUT, "/items/User/bob", Some(&ada))
+        .await?;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (429, Some("TooManyRequests")),
+        "{answer}"
+    );
+    // The store's reads retry, then give up: at most the retry policy's 20-second deadline.
+    let (status, answer) = http.call(Method::GET, "/items/User/carol", None).await?;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (503, Some("DynamoDBException")),
+        "{answer}"
+    );
+    Ok(()) // the service is killed as it drops: what it holds is not this test's concern
+}
+
 fn sum(increments: &HashMap<String, u64>) -> usize {
     increments.values().sum::<u64>() as usize
 }
@@ -251,7 +290,7 @@ struct Service {
 }
 
 impl Service {
-    async fn start(program: &Path, endpoint: &str, table: &str) -> TestResult<Self> {
+    async fn start(program: &Path, endpoint: &str, table: &str, more: &[&str]) -> TestResult<Self> {
         let mut child = Command::new(program)
             .args([
                 "--endpoint",
@@ -261,6 +300,7 @@ impl Service {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
