@@ -369,8 +369,13 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
 
 /// The first offset at or after `from` where a valid record starts.
 fn next_valid(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len().saturating_sub(HEADER_BYTES))
-        .find(|&at| record::decode(&bytes[at..]).is_ok())
+    (from..bytes.len().saturating_sub(HEADER_BYTES)).find(|&at| {
+        // An intact record of a later format is where reading resumes too, to refuse it there.
+        matches!(
+            record::decode(&bytes[at..]),
+            Ok(_) | Err(FrameError::Newer { .. })
+        )
+    })
 }
 
 #[cfg(test)]
@@ -396,6 +401,31 @@ mod tests {
             proptest::prop_assert!(scan.records.len() >= 2);
             proptest::prop_assert!(scan.valid_len <= bytes.len());
         }
+    }
+
+    /// Records of a later format after damaged bytes are found, not skipped with the damage:
+    /// salvaging must not pass over them.
+    #[test]
+    fn a_later_format_after_damage_is_found() {
+        let mut bytes = segment(2);
+        bytes.extend_from_slice(&[0xAB; 40]);
+        let mut later = Vec::new();
+        assert!(record::encode(&Record::new(3, Op::Delete, "K3", None), &mut later).is_ok());
+        later[HEADER_BYTES + 9] = 200; // an operation this version does not know
+        let len = [later[0], later[1], later[2], later[3]];
+        let crc = record::checksum(&len, &later[HEADER_BYTES..]);
+        later[4..8].copy_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(&later);
+        bytes.extend_from_slice(&segment(4)[MAGIC.len()..]);
+        let scan = scan(&bytes);
+        assert!(
+            matches!(
+                scan.damage.as_slice(),
+                [Damage::Corrupt { .. }, Damage::Newer { .. }]
+            ),
+            "{:?}",
+            scan.damage
+        );
     }
 
     /// The damage `Continuity` finds in segments given as (name, records), where a record is a
