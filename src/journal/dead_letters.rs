@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use super::fs::{AppendFile, FileSystem};
 use crate::backend::Write;
 use crate::error::{Error, Result};
+use crate::item::Item;
 
 /// The file that records refused writes, one JSON object a line.
 pub const DEAD_LETTERS: &str = "dead-letters.jsonl";
@@ -27,6 +28,21 @@ pub(crate) struct DeadLetter {
     pub write: String,
     pub reason: String,
     pub item: Option<String>,
+}
+
+impl DeadLetter {
+    /// The letter's item, decoded from what [`DeadLetters::append`] wrote; `None` for a delete.
+    pub(super) fn decoded_item(&self) -> std::result::Result<Option<Item>, String> {
+        let Some(text) = &self.item else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| e.to_string())?;
+        crate::codec::decode(&bytes)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A journal directory's dead-letter file, opened for appending on the first letter.

@@ -9,15 +9,6 @@ use super::{DeadLetter, DEAD_LETTERS};
 use crate::error::{Error, Result};
 use crate::item::Item;
 
-/// A letter's item: base64 of the codec's encoding.
-fn decode_item(text: &str) -> std::result::Result<Item, String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| e.to_string())?;
-    crate::codec::decode(&bytes).map_err(|e| e.to_string())
-}
-
 /// One segment as found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -160,19 +151,14 @@ pub(crate) fn inspect(fs: &dyn FileSystem, dir: &Path) -> Result<JournalSummary>
                         ))
                     }
                 };
-                let item = letter
-                    .item
-                    .as_deref()
-                    .map(decode_item)
-                    .transpose()
-                    .map_err(|reason| Error::Journal {
-                        message: format!(
-                            "cannot read the item of the letter of {} in {}: {reason}",
-                            letter.key,
-                            letters.display()
-                        ),
-                        source: None,
-                    })?;
+                let item = letter.decoded_item().map_err(|reason| Error::Journal {
+                    message: format!(
+                        "cannot read the item of the letter of {} in {}: {reason}",
+                        letter.key,
+                        letters.display()
+                    ),
+                    source: None,
+                })?;
                 summary.dead_letters.push(DeadLetterSummary {
                     seq: letter.seq,
                     key: letter.key,
