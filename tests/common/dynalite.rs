@@ -211,7 +211,14 @@ fn wait_for_port(child: &mut Child, port: u16) -> Result<(), String> {
             return Err(format!("dynalite exited with {status}"));
         }
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+            // Another process may have taken the freed port first, and this server then
+            // fails to bind it and exits: only a server still running a moment later is ours.
+            std::thread::sleep(Duration::from_millis(300));
+            return match child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(status)) => Err(format!("the server exited with {status}")),
+                Err(err) => Err(format!("cannot tell whether the server runs: {err}")),
+            };
         }
         if Instant::now() > deadline {
             return Err(format!(
