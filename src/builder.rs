@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::follow::Follower;
-use crate::journal::{Durability, Journal, JournalConfig, Recovery, DEFAULT_SEGMENT_BYTES};
+use crate::journal::{
+    Durability, FileSystem, Journal, JournalConfig, Recovery, StdFs, DEFAULT_RESERVE_BYTES,
+    DEFAULT_SEGMENT_BYTES,
+};
 use crate::key::Kinds;
 use crate::options::{Backpressure, Options};
 use crate::retry::RetryPolicy;
@@ -35,15 +38,48 @@ impl Store {
 
 /// The journal's options as set, so that `open` can tell a journal option set without
 /// [`StoreBuilder::journal`] from a default.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct JournalOptions {
     dir: Option<PathBuf>,
     durability: Option<Durability>,
     segment_bytes: Option<u64>,
     recovery: Option<Recovery>,
+    /// In the crate's tests: the journal's files on a simulated disk, and the space reserved
+    /// ahead of its writes.
+    #[cfg(test)]
+    fs: Option<(Arc<dyn FileSystem>, u64)>,
+}
+
+impl std::fmt::Debug for JournalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalOptions")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JournalOptions {
+    /// Where the journal's files are: the real file system, but in some of the crate's tests.
+    fn file_system(&self) -> Arc<dyn FileSystem> {
+        #[cfg(test)]
+        if let Some((fs, _)) = &self.fs {
+            return Arc::clone(fs);
+        }
+        Arc::new(StdFs)
+    }
+
+    /// The disk space the journal reserves ahead of its writes.
+    fn reserve_bytes(&self) -> u64 {
+        #[cfg(test)]
+        if let Some((_, reserve_bytes)) = &self.fs {
+            return *reserve_bytes;
+        }
+        DEFAULT_RESERVE_BYTES
+    }
+
     /// The journal's configuration, or `None` without a directory. Fails when another journal
     /// option was set without one: a journal nobody asked for would be worse.
     fn config(&self) -> Result<Option<JournalConfig>> {
@@ -65,6 +101,7 @@ impl JournalOptions {
             dir: dir.clone(),
             durability: self.durability.unwrap_or_default(),
             segment_bytes: self.segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES),
+            reserve_bytes: self.reserve_bytes(),
             recovery: self.recovery.unwrap_or_default(),
         }))
     }
@@ -110,6 +147,18 @@ impl std::fmt::Debug for StoreBuilder {
 }
 
 impl StoreBuilder {
+    /// Keeps the journal's files on `fs`, reserving `reserve_bytes` ahead of its writes: for
+    /// the crate's tests of disks that fail or fill up.
+    #[cfg(test)]
+    pub(crate) fn journal_file_system(
+        mut self,
+        fs: Arc<dyn FileSystem>,
+        reserve_bytes: u64,
+    ) -> Self {
+        self.journal.fs = Some((fs, reserve_bytes));
+        self
+    }
+
     /// The number of shards the cache is split into; more shards, less lock contention.
     ///
     /// Default: 64.
@@ -541,11 +590,12 @@ impl StoreBuilder {
             None => None,
         };
         let journal = match journal {
-            Some(journal) => Some(
-                tokio::task::spawn_blocking(move || Journal::open(&journal))
+            Some(journal) => Some({
+                let fs = self.journal.file_system();
+                tokio::task::spawn_blocking(move || Journal::open_with(&journal, fs))
                     .await
-                    .map_err(|e| Error::journal("the journal recovery task failed", e))??,
-            ),
+                    .map_err(|e| Error::journal("the journal recovery task failed", e))??
+            }),
             None => None,
         };
         Store::start(

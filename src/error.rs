@@ -153,6 +153,22 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// The crash journal has no disk space for the mutation's record: its disk is full. The
+    /// mutation was refused before anything changed: nothing is applied, nothing acknowledged.
+    /// Trying again later may succeed: the journal takes mutations again as soon as it can
+    /// reserve space, and frees its own as the backend takes what it holds. Code
+    /// `JournalException`, like [`Error::Journal`].
+    ///
+    /// The journal reserves disk space ahead of its writes (8 MiB at a time), so that a full
+    /// disk refuses a mutation at call time and never fails a write the journal took. That
+    /// needs a file system that can reserve space (Linux's `fallocate`: ext4, XFS, Btrfs,
+    /// tmpfs and others); elsewhere a full disk fails the journal, as [`Error::Journal`].
+    #[error("the journal's disk is full ({}): the mutation was refused", dir.display())]
+    JournalFull {
+        /// The journal's directory.
+        dir: std::path::PathBuf,
+    },
+
     /// The crash journal could not be read or written, or is damaged.
     ///
     /// From a mutation, it means the journal failed while the mutation waited for it: the
@@ -194,7 +210,7 @@ impl Error {
             Error::Backend(_) | Error::Refused(_) => "DynamoDBException",
             Error::Timeout { .. } => "Timeout",
             Error::Key(_) | Error::Validation { .. } => "ValidationException",
-            Error::Journal { .. } => "JournalException",
+            Error::Journal { .. } | Error::JournalFull { .. } => "JournalException",
         }
     }
 
@@ -202,7 +218,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Backend(err) => err.is_retryable(),
-            Error::TooManyRequests { .. } | Error::Timeout { .. } => true,
+            Error::TooManyRequests { .. } | Error::Timeout { .. } | Error::JournalFull { .. } => {
+                true
+            }
             _ => false,
         }
     }
@@ -701,6 +719,7 @@ impl fmt::Debug for Error {
                     ),
                 )
                 .finish(),
+            Error::JournalFull { dir } => f.debug_struct("JournalFull").field("dir", dir).finish(),
             Error::Key(err) => f.debug_tuple("Key").field(err).finish(),
             Error::Validation { message } => f
                 .debug_struct("Validation")

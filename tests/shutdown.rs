@@ -87,7 +87,8 @@ async fn dropping_the_last_handle_without_close_warns() -> TestResult {
     Ok(())
 }
 
-/// The journal writer's thread name, "quickstore-journal", as Linux keeps it: 15 bytes.
+/// The journal's thread names, "quickstore-journal" and "quickstore-journal-sync", as Linux
+/// keeps them: 15 bytes.
 #[cfg(target_os = "linux")]
 const JOURNAL_THREAD: &str = "quickstore-jour";
 
@@ -122,12 +123,20 @@ fn the_journal_thread_ends_when_the_runtime_goes_before_the_store_is_closed() ->
             .open()
             .await?;
         store.upsert(&wanted, &value).await?;
-        assert_eq!(threads_named(JOURNAL_THREAD)?, 1);
+        assert_eq!(
+            threads_named(JOURNAL_THREAD)?,
+            2,
+            "the writer and the syncer"
+        );
         drop(store);
         TestResult::Ok(())
     })?;
     drop(runtime);
-    assert_eq!(threads_named(JOURNAL_THREAD)?, 0, "the writer thread ended");
+    assert_eq!(
+        threads_named(JOURNAL_THREAD)?,
+        0,
+        "the journal's threads ended"
+    );
 
     // Nothing acknowledged was lost: the next store recovers and writes it.
     let runtime = tokio::runtime::Runtime::new()?;

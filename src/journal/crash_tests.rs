@@ -87,6 +87,8 @@ struct Inode {
     data: Vec<u8>,
     /// What it holds on stable storage: `data` as of its last sync.
     durable: Vec<u8>,
+    /// Bytes of disk space reserved for it (`AppendFile::reserve`).
+    reserved: u64,
 }
 
 /// What is left on the disk after the power went: file names and contents.
@@ -120,6 +122,8 @@ struct Disk {
     counts: BTreeMap<&'static str, u64>,
     /// What the crash is: a power loss (false: a crash of the process only).
     power_loss: bool,
+    /// The bytes the disk holds, all files together; `None`: no limit.
+    capacity: Option<u64>,
 }
 
 fn power_lost() -> io::Error {
@@ -178,30 +182,29 @@ impl Disk {
         Ok(())
     }
 
-    /// What the journal is doing, from the operation and the thread it runs on.
+    /// What the journal is doing, from the operation, the file and the thread it runs on.
+    /// Records are written by the appenders' threads as well as the writer thread.
     fn phase(&mut self, kind: &'static str, path: &Path) -> Phase {
         if self.recovering {
             return Phase::Recovery;
         }
-        // The writer thread, or (under an interval policy) its syncer.
+        // The writer thread, or its syncer.
         let writer = std::thread::current()
             .name()
             .is_some_and(|name| name.starts_with("quickstore-journal"));
-        if !writer {
-            return Phase::Other;
-        }
         let segment = path.extension().is_some_and(|e| e == "wal");
         match kind {
-            "open_append" if segment => {
+            "open_append" if segment && writer => {
                 self.activity = Some(Phase::Rotation);
                 Phase::Rotation
             }
-            "remove" if segment => {
+            "remove" if segment && writer => {
                 self.activity = Some(Phase::Release);
                 Phase::Release
             }
-            "sync_dir" => self.activity.take().unwrap_or(Phase::Other),
-            _ => self.activity.unwrap_or(Phase::Records),
+            "sync_dir" if writer => self.activity.take().unwrap_or(Phase::Other),
+            _ if writer || segment => self.activity.unwrap_or(Phase::Records),
+            _ => Phase::Other,
         }
     }
 
@@ -258,6 +261,32 @@ impl Disk {
             .collect()
     }
 
+    /// Whether `inode` may hold `len` bytes (written or reserved) without the disk running out
+    /// of space; fails with `StorageFull` if not. Files no name links take no space.
+    fn room(&self, inode: u64, len: u64) -> io::Result<()> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let linked: std::collections::BTreeSet<u64> = self.names.values().copied().collect();
+        let used: u64 = linked
+            .iter()
+            .filter(|&&i| i != inode)
+            .filter_map(|i| self.inodes.get(i))
+            .map(|i| (i.data.len() as u64).max(i.reserved))
+            .sum();
+        let own = self
+            .inodes
+            .get(&inode)
+            .map_or(0, |i| (i.data.len() as u64).max(i.reserved));
+        if used + own.max(len) > capacity {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "the simulated disk is full",
+            ));
+        }
+        Ok(())
+    }
+
     fn inode(&mut self, inode: u64) -> &mut Inode {
         self.inodes.entry(inode).or_default()
     }
@@ -296,6 +325,7 @@ impl SimFs {
             activity: None,
             counts: BTreeMap::new(),
             power_loss: true,
+            capacity: None,
         };
         for (name, bytes) in image {
             let inode = disk.next_inode;
@@ -305,6 +335,7 @@ impl SimFs {
                 Inode {
                     data: bytes.clone(),
                     durable: bytes.clone(),
+                    reserved: 0,
                 },
             );
             disk.names.insert(name.clone(), inode);
@@ -356,12 +387,20 @@ impl SimFs {
 struct SimFile {
     disk: Arc<Mutex<Disk>>,
     inode: u64,
+    /// Whether it is a journal segment.
+    segment: bool,
 }
 
 impl AppendFile for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut disk = self.disk.lock();
-        let crash = disk.begin("write", Path::new(""))?;
+        let crash = disk.begin("write", self.path())?;
+        let len = disk.inode(self.inode).data.len() + bytes.len();
+        if let Err(err) = disk.room(self.inode, len as u64) {
+            disk.finish(crash)?;
+            *disk.counts.entry("write (disk full)").or_default() += 1;
+            return Err(err);
+        }
         disk.inode(self.inode).data.extend_from_slice(bytes);
         disk.finish(crash)
     }
@@ -374,7 +413,7 @@ impl AppendFile for SimFile {
         } else {
             "sync_data"
         };
-        let crash = disk.begin(kind, Path::new(""))?;
+        let crash = disk.begin(kind, self.path())?;
         // A sync makes durable what was written before it began; writes made while it runs
         // (through another handle, by another thread) may or may not be. Letting them in makes
         // a syncer that counts them as synced lose acknowledged mutations in a power loss.
@@ -402,7 +441,29 @@ impl AppendFile for SimFile {
         Ok(Box::new(SimFile {
             disk: Arc::clone(&self.disk),
             inode: self.inode,
+            segment: self.segment,
         }))
+    }
+
+    fn reserve(&mut self, len: u64) -> io::Result<bool> {
+        let mut disk = self.disk.lock();
+        let crash = disk.begin("reserve", self.path())?;
+        if let Err(err) = disk.room(self.inode, len) {
+            disk.finish(crash)?;
+            *disk.counts.entry("reserve (disk full)").or_default() += 1;
+            return Err(err);
+        }
+        let inode = disk.inode(self.inode);
+        inode.reserved = inode.reserved.max(len);
+        disk.finish(crash)?;
+        Ok(true)
+    }
+}
+
+impl SimFile {
+    /// A stand-in path for the file's operations: a segment's or another file's.
+    fn path(&self) -> &'static Path {
+        Path::new(if self.segment { "segment.wal" } else { "" })
     }
 }
 
@@ -429,6 +490,7 @@ impl FileSystem for SimFs {
         Ok(Box::new(SimFile {
             disk: Arc::clone(&self.0),
             inode,
+            segment: path.extension().is_some_and(|e| e == "wal"),
         }))
     }
 
@@ -447,6 +509,7 @@ impl FileSystem for SimFs {
         Ok(Box::new(SimFile {
             disk: Arc::clone(&self.0),
             inode,
+            segment: path.extension().is_some_and(|e| e == "wal"),
         }))
     }
 
@@ -546,6 +609,9 @@ struct Model {
     durability: Durability,
     versioned: bool,
     segment_bytes: u64,
+    reserve_bytes: u64,
+    /// Mutations the journal refused for want of disk space.
+    refused: u64,
     /// What the backend holds: the landed mutations.
     landed: BTreeMap<String, u64>,
     /// Mutations journaled and not landed, in sequence order.
@@ -572,6 +638,8 @@ struct Coverage {
     crashes: BTreeMap<Phase, u64>,
     /// Crashes of the process, the machine running on.
     process_crashes: u64,
+    /// Mutations refused for want of disk space.
+    refused: u64,
     operations: BTreeMap<&'static str, u64>,
 }
 
@@ -585,6 +653,23 @@ fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), TestCa
     } else {
         Err(fail(message()))
     }
+}
+
+/// Whether `err` comes of a full disk.
+fn is_full(err: &Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        // A cause is shared, behind an `Arc`.
+        let io = match err.downcast_ref::<crate::error::Cause>() {
+            Some(cause) => cause.downcast_ref::<io::Error>(),
+            None => err.downcast_ref::<io::Error>(),
+        };
+        if io.is_some_and(|e| e.kind() == io::ErrorKind::StorageFull) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn value_item(value: u64) -> Arc<Item> {
@@ -614,6 +699,7 @@ impl Model {
             dir: dir.to_path_buf(),
             durability: self.durability,
             segment_bytes: self.segment_bytes,
+            reserve_bytes: self.reserve_bytes,
             recovery: Recovery::Strict,
         }
     }
@@ -715,6 +801,11 @@ fn life(
                 let _ = err;
                 return Ok(());
             }
+            // No room for the first segment: the journal does not open, and changes nothing.
+            Err(err) if is_full(&err) && fs.0.lock().capacity.is_some() => {
+                fs.crash_now();
+                return Ok(());
+            }
             Err(err) => return Err(fail(format!("the journal did not open: {err}"))),
         };
         model.recovered(&recovered)?;
@@ -751,6 +842,14 @@ fn life(
                         None => (Op::Delete, None),
                     };
                     match journal.append(&seq, op, &key, item.as_ref(), base) {
+                        // Refused for want of space: nothing appended, and the journal goes on.
+                        Err(Error::JournalFull { .. }) => {
+                            model.refused += 1;
+                            check(journal.shared.state.lock().failure.is_none(), || {
+                                "a full disk failed the journal".to_string()
+                            })?;
+                            Ok(())
+                        }
                         Ok(appended) => {
                             model.pending.push(Mutation {
                                 seq: appended,
@@ -789,6 +888,8 @@ fn life(
                             model.dead_letters.push(key);
                             Ok(())
                         }
+                        // Not acknowledged; the dead-letter file is not reserved.
+                        Err(err) if is_full(&err) => Ok(()),
                         Err(_) => Err(()),
                     }
                 }
@@ -883,6 +984,8 @@ fn run_case(
         durability,
         versioned,
         segment_bytes: rng.random_range(64..512),
+        reserve_bytes: rng.random_range(128..1024),
+        refused: 0,
         landed: BTreeMap::new(),
         pending: Vec::new(),
         floor: 0,
@@ -904,6 +1007,13 @@ fn run_case(
         if rng.random_bool(0.3) {
             fs = fs.crash_process_only();
         }
+        if rng.random_bool(0.3) {
+            // A small disk, which the journal fills: the segments left, a reservation ahead
+            // of the writes, the dead letters, and room to spare or not.
+            let used: u64 = image.values().map(|bytes| bytes.len() as u64).sum();
+            let room = rng.random_range(0..4 * model.reserve_bytes);
+            fs.0.lock().capacity = Some(used + room);
+        }
         life(&fs, &dir, &mut model, &mut rng, &runtime)?;
         // A crash of the process keeps everything acknowledged; a power loss may lose what was
         // acknowledged but not synced, and what it lost need not survive the next crash.
@@ -916,6 +1026,7 @@ fn run_case(
             .crashed()
             .ok_or_else(|| fail("a life ended without a crash"))?;
         let mut covered = coverage.lock();
+        covered.refused += std::mem::take(&mut model.refused);
         *covered.crashes.entry(phase).or_default() += 1;
         if !power_loss {
             covered.process_crashes += 1;
@@ -983,6 +1094,10 @@ fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
         coverage.process_crashes > 0,
         "no crash of the process: {coverage:?}"
     );
+    assert!(
+        coverage.refused > 0,
+        "no mutation refused on a full disk: {coverage:?}"
+    );
     for kind in [
         "write",
         "sync_data",
@@ -991,6 +1106,8 @@ fn power_loss_loses_nothing_acknowledged() -> Result<(), String> {
         "remove",
         "rename",
         "truncate",
+        "reserve",
+        "reserve (disk full)",
     ] {
         assert!(
             coverage.operations.get(kind).copied().unwrap_or(0) > 0,
@@ -1078,6 +1195,10 @@ impl AppendFile for GatedFile {
             gate: Arc::clone(&self.gate),
         }))
     }
+
+    fn reserve(&mut self, len: u64) -> io::Result<bool> {
+        self.file.reserve(len)
+    }
 }
 
 impl GatedFs {
@@ -1142,6 +1263,7 @@ fn recovered_keys(dir: &Path, image: &Image) -> Result<Vec<String>, String> {
         dir: dir.to_path_buf(),
         durability: Durability::Always,
         segment_bytes: DEFAULT_SEGMENT_BYTES,
+        reserve_bytes: DEFAULT_RESERVE_BYTES,
         recovery: Recovery::Strict,
     };
     let (journal, recovered) =
@@ -1170,6 +1292,7 @@ fn an_append_completes_while_a_sync_is_blocked() -> Result<(), String> {
         dir: dir.clone(),
         durability: Durability::Interval(Duration::ZERO),
         segment_bytes: DEFAULT_SEGMENT_BYTES,
+        reserve_bytes: DEFAULT_RESERVE_BYTES,
         recovery: Recovery::Strict,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1236,4 +1359,92 @@ fn an_append_completes_while_a_sync_is_blocked() -> Result<(), String> {
     );
     journal.close(0);
     Ok(())
+}
+
+/// A store whose journal's disk fills up refuses the next mutation at call time with
+/// `Error::JournalFull`: nothing changes (the key keeps its value, nothing is written), the
+/// journal does not fail, and once space is free the store takes mutations again. Everything
+/// acknowledged is recovered, the refused mutation is not.
+#[test]
+fn a_full_disk_refuses_the_mutation_at_call_time() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::{EmbeddedBackend, Key, Store};
+
+    const RESERVE: u64 = 2048;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tables = tempfile::tempdir()?;
+    let dir = PathBuf::from("/simulated/journal");
+    let disk = SimFs::new(&dir, &Image::new(), u64::MAX, 0);
+    // Room for the writer id and the first segment's reservation, and a little more.
+    disk.0.lock().capacity = Some(RESERVE + 600);
+    let key = |i: usize| Key::new("Doc", format!("d{i}"));
+    // The second store, after the crash, has a table of its own: the first may still hold its
+    // own while the runtime winds its tasks down, and wrote nothing to it.
+    let open = |fs: SimFs, table: &str| {
+        let backend = EmbeddedBackend::open(tables.path().join(table));
+        let dir = dir.clone();
+        async move {
+            Store::builder(backend?)
+                .journal(&dir)
+                .durability(Durability::Interval(Duration::from_millis(1)))
+                // Nothing reaches the backend, nor leaves the journal, unless flushed.
+                .flush_interval(Duration::from_secs(3600))
+                .journal_file_system(Arc::new(fs), RESERVE)
+                .open()
+                .await
+        }
+    };
+    runtime.block_on(async {
+        let store = open(disk.clone(), "before.redb").await?;
+        let mut acknowledged = 0;
+        let refused = loop {
+            let value = serde_json::json!({ "n": acknowledged });
+            match store.upsert(&key(acknowledged)?, &value).await {
+                Ok(()) => acknowledged += 1,
+                Err(err) => break err,
+            }
+            assert!(acknowledged < 1000, "the disk never filled");
+        };
+        assert!(matches!(refused, Error::JournalFull { .. }), "{refused:?}");
+        assert!(refused.is_retryable());
+        assert_eq!(refused.code(), "JournalException");
+        assert!(acknowledged > 3, "only {acknowledged} upserts fitted");
+        // Nothing changed: the refused key is absent, the journal did not fail.
+        assert!(store.get_item(&key(acknowledged)?).await?.is_none());
+        assert_eq!(store.stats().pending, acknowledged);
+        let counts = disk.counts();
+        assert!(!counts.contains_key("write (disk full)"), "{counts:?}");
+
+        // Space freed: the writer thread reserves more, and the mutation goes through (so the
+        // journal did not fail).
+        disk.0.lock().capacity = None;
+        let taken = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let value = serde_json::json!({ "n": acknowledged });
+                match store.upsert(&key(acknowledged)?, &value).await {
+                    Ok(()) => return crate::Result::Ok(()),
+                    Err(Error::JournalFull { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        })
+        .await;
+        assert!(matches!(taken, Ok(Ok(()))), "{taken:?}");
+        acknowledged += 1;
+        // A crash of the process: everything acknowledged is in the journal.
+        let image = disk.image(false);
+        drop(store);
+        let store = open(SimFs::new(&dir, &image, u64::MAX, 0), "after.redb").await?;
+        for i in 0..acknowledged {
+            let item = store.get_item(&key(i)?).await?;
+            assert!(item.is_some(), "acknowledged d{i} was lost");
+        }
+        assert!(store.get_item(&key(acknowledged)?).await?.is_none());
+        store.close().await?;
+        Ok(())
+    })
 }

@@ -59,6 +59,10 @@ pub(crate) trait AppendFile: Send {
     /// A second handle to the same file, so that another thread can sync it while this one
     /// goes on writing. Syncing either handle makes durable what was written through both.
     fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>>;
+    /// Reserves disk space for the file's first `len` bytes without changing its length, so
+    /// that writing them cannot fail for want of space. `Ok(false)` where the file system
+    /// cannot reserve space; [`io::ErrorKind::StorageFull`] when the disk has no room.
+    fn reserve(&mut self, len: u64) -> io::Result<bool>;
 }
 
 /// The real file system.
@@ -161,6 +165,28 @@ impl AppendFile for File {
 
     fn sync_handle(&self) -> io::Result<Box<dyn AppendFile>> {
         Ok(Box::new(File::try_clone(self)?))
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn reserve(&mut self, len: u64) -> io::Result<bool> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        use rustix::io::Errno;
+        // Space beyond the end of the file, which stays as long as it is: a reader (recovery)
+        // sees only what was written.
+        match fallocate(&*self, FallocateFlags::KEEP_SIZE, 0, len) {
+            Ok(()) => Ok(true),
+            Err(Errno::OPNOTSUPP | Errno::NOSYS) => Ok(false),
+            Err(Errno::NOSPC | Errno::DQUOT) => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on the device to reserve for the journal",
+            )),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn reserve(&mut self, _len: u64) -> io::Result<bool> {
+        Ok(false)
     }
 }
 

@@ -53,14 +53,15 @@ use parking_lot::Mutex;
 use crate::backend::Write;
 use crate::error::{Error, Result};
 use crate::item::Item;
-use fs::{FileSystem, Lock, StdFs};
+use fs::Lock;
+pub(crate) use fs::{FileSystem, StdFs};
 
 pub(crate) use dead_letters::DeadLetter;
 use dead_letters::DeadLetters;
 pub use dead_letters::DEAD_LETTERS;
 pub use inspect::{inspect_journal, DeadLetterSummary, JournalSummary, SegmentSummary};
 pub use options::{Durability, Recovery};
-pub(crate) use options::{JournalConfig, DEFAULT_SEGMENT_BYTES};
+pub(crate) use options::{JournalConfig, DEFAULT_RESERVE_BYTES, DEFAULT_SEGMENT_BYTES};
 pub(crate) use record::{decode as decode_record, encode as encode_record, FrameError};
 pub(crate) use record::{Op, Record, TableState};
 pub use recovery::RecoveryReport;
@@ -96,11 +97,13 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Locks the directory, recovers what is in it, and starts the writer thread on a fresh
     /// segment. Blocking: call it off the async runtime.
+    #[cfg(test)]
     pub(crate) fn open(config: &JournalConfig) -> Result<(Self, Recovered)> {
         Self::open_with(config, Arc::new(StdFs))
     }
 
-    /// [`open`](Self::open), reaching files through `fs`.
+    /// Locks the directory, recovers what is in it, and starts the writer thread on a fresh
+    /// segment, reaching files through `fs`. Blocking: call it off the async runtime.
     pub(crate) fn open_with(
         config: &JournalConfig,
         fs: Arc<dyn FileSystem>,
@@ -112,23 +115,33 @@ impl Journal {
         let writer_id = writer_id(&*fs, dir)?;
         let mut recovered = recovery::recover(&*fs, dir, config.recovery)?;
         let first_seq = recovered.max_seq + 1;
-        let (file, path) = segment::create(&*fs, dir, first_seq)
-            .map_err(|e| Error::journal("cannot create a journal segment", e))?;
+        let (file, path, reserved) = segment::create(&*fs, dir, first_seq, config.reserve_bytes)
+            .map_err(|e| {
+                Error::journal(
+                    format!("cannot create a journal segment in {}", dir.display()),
+                    e,
+                )
+            })?;
         let mut segments = std::mem::take(&mut recovered.segments);
         segments.push(writer::SegmentInfo {
             path,
             last_seq: 0,
             bytes: segment::MAGIC.len() as u64,
         });
-        let shared = writer::Shared::new(segments, recovered.max_seq);
+        let shared = writer::Shared::new(
+            segments,
+            recovered.max_seq,
+            file,
+            first_seq,
+            reserved,
+            config,
+        )
+        .map_err(|e| Error::journal("cannot open the journal segment twice", e))?;
         let writer = writer::SegmentWriter {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
             dir: dir.clone(),
-            file,
-            first_seq,
             durability: config.durability,
-            segment_bytes: config.segment_bytes,
         };
         let thread = std::thread::Builder::new()
             .name("quickstore-journal".into())
@@ -151,6 +164,12 @@ impl Journal {
     /// for the disk: see [`wait`](Self::wait). Sequence numbers are taken under the journal's
     /// lock, so they increase through the journal. A versioned store passes the key's `base`,
     /// which makes the record a format 2 one; others pass `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JournalFull`] when the journal's disk has no room for the record, and
+    /// [`Error::Journal`] when the record cannot be encoded or the journal failed earlier:
+    /// nothing is appended then.
     pub(crate) fn append(
         &self,
         seq: &AtomicU64,
@@ -171,12 +190,16 @@ impl Journal {
             item: item.cloned(),
             base,
         };
+        let before = state.buffer.len();
         record::encode(&record, &mut state.buffer)
             .map_err(|e| Error::journal(format!("cannot journal the mutation of `{key}`"), e))?;
+        if !state.admit(before, &self.shared) {
+            return Err(Error::JournalFull {
+                dir: self.dir.clone(),
+            });
+        }
         seq.store(next, Ordering::Release);
         state.buffer_last_seq = next;
-        drop(state);
-        self.shared.wake();
         Ok(next)
     }
 
@@ -189,40 +212,37 @@ impl Journal {
         if let Some(failure) = &state.failure {
             return Err(poisoned(failure));
         }
+        let before = state.buffer.len();
         record::encode(&Record::settled(seq, key, table), &mut state.buffer)
             .map_err(|e| Error::journal(format!("cannot journal the settling of `{key}`"), e))?;
-        drop(state);
-        self.shared.wake();
+        // A marker the disk has no room for is left out: it need not reach the disk.
+        state.admit(before, &self.shared);
         Ok(())
     }
 
     /// Waits until the mutation `seq` is as durable as the policy promises: synced under
-    /// `Always`, written to the operating system under `Interval`.
+    /// `Always`, written to the operating system under `Interval`. Writes it first, with every
+    /// record buffered before it, unless another thread is writing them (see the `writer`
+    /// module): under `Interval` an acknowledgement usually waits for nothing else.
     pub(crate) async fn wait(&self, seq: u64) -> Result<()> {
         let synced = matches!(self.durability, Durability::Always);
-        let mut progress = self.shared.progress.subscribe();
-        let reached = progress
-            .wait_for(|p| {
-                p.failed
-                    || if synced {
-                        p.synced >= seq
-                    } else {
-                        p.written >= seq
-                    }
-            })
-            .await
-            .map(|p| !p.failed);
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(poisoned(
-                self.shared
-                    .state
-                    .lock()
-                    .failure
-                    .as_deref()
-                    .unwrap_or("the journal writer stopped"),
-            )),
+        if self.shared.written() < seq && !(synced && self.shared.syncing()) {
+            self.shared.write_buffered();
         }
+        if !synced && self.shared.written() >= seq {
+            return Ok(());
+        }
+        if self.shared.reached(seq, synced).await {
+            return Ok(());
+        }
+        Err(poisoned(
+            self.shared
+                .state
+                .lock()
+                .failure
+                .as_deref()
+                .unwrap_or("the journal writer stopped"),
+        ))
     }
 
     /// Allows deleting segments whose mutations all have sequences below `seq`, all of which

@@ -6,6 +6,10 @@ use std::time::Duration;
 /// The size at which a segment is closed and the next one started, unless configured.
 pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Disk space reserved ahead of the journal's writes: more is reserved once less than half of
+/// it is left. A record is at most about 1 MiB.
+pub(crate) const DEFAULT_RESERVE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// When an acknowledged mutation is on stable storage, with a journal
 /// ([`StoreBuilder::journal`](crate::StoreBuilder::journal)).
 ///
@@ -68,5 +72,7 @@ pub(crate) struct JournalConfig {
     pub dir: PathBuf,
     pub durability: Durability,
     pub segment_bytes: u64,
+    /// Disk space reserved ahead of the writes: [`DEFAULT_RESERVE_BYTES`] but in tests.
+    pub reserve_bytes: u64,
     pub recovery: Recovery,
 }

@@ -48,18 +48,33 @@ pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> io::Result<Vec<(u64, Path
     Ok(segments)
 }
 
-/// Creates a new, empty segment and makes its existence durable.
+/// Creates a new, empty segment with `reserve` bytes of disk space reserved for it, and makes
+/// its existence durable. Returns how much is reserved: `None` where the file system reserves
+/// nothing. On a disk without room for the reservation, removes the file again (durably) and
+/// fails with [`io::ErrorKind::StorageFull`].
 pub(crate) fn create(
     fs: &dyn FileSystem,
     dir: &Path,
     first_seq: u64,
-) -> io::Result<(Box<dyn AppendFile>, PathBuf)> {
+    reserve: u64,
+) -> io::Result<(Box<dyn AppendFile>, PathBuf, Option<u64>)> {
     let path = dir.join(file_name(first_seq));
     let mut file = fs.open_append(&path)?;
+    let reserved = match file.reserve(reserve) {
+        Ok(reserved) => reserved.then_some(reserve),
+        Err(err) => {
+            drop(file);
+            // Gone for good before the caller writes on to the segment before this one, which
+            // a segment left with this name would follow out of order.
+            fs.remove(&path)?;
+            fs.sync_dir(dir)?;
+            return Err(err);
+        }
+    };
     file.write_all(MAGIC)?;
     file.sync_all()?;
     fs.sync_dir(dir)?;
-    Ok((file, path))
+    Ok((file, path, reserved))
 }
 
 /// Damage found in a journal segment.

@@ -10,6 +10,7 @@ fn config(dir: &Path, recovery: Recovery) -> JournalConfig {
         dir: dir.to_path_buf(),
         durability: Durability::Always,
         segment_bytes: 4096,
+        reserve_bytes: DEFAULT_RESERVE_BYTES,
         recovery,
     }
 }
