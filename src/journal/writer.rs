@@ -131,6 +131,9 @@ pub(crate) struct State {
     reserved: Option<u64>,
     /// The writer thread is asked to reserve more.
     reserve: bool,
+    /// A handle to the segment being written, to reserve space through when the writer thread
+    /// has fallen behind.
+    reserve_file: Option<Box<dyn AppendFile>>,
     /// When a reservation last failed for want of space, until one succeeds.
     full_since: Option<Instant>,
     /// Why the journal failed, once it has.
@@ -146,9 +149,10 @@ impl State {
     }
 
     /// Whether the records just buffered (the buffer grew from `before` bytes) may stay:
-    /// false when they go beyond the space reserved (they are then taken out again), so that
-    /// no write can fail for want of space. Asks the writer thread for more space once less
-    /// than half of what was reserved ahead is left.
+    /// false when they go beyond the space reserved and no more can be reserved (they are then
+    /// taken out again), so that no write fails for want of space. Asks the writer thread for
+    /// more space once less than half of what was reserved ahead is left; reserves it here if
+    /// the writer thread has fallen that far behind, unless the disk was found full.
     pub(crate) fn admit(&mut self, before: usize, shared: &Shared) -> bool {
         let Some(reserved) = self.reserved else {
             return true;
@@ -161,11 +165,28 @@ impl State {
             self.reserve = true;
             shared.wake.notify_one();
         }
-        if assigned > reserved {
-            self.buffer.truncate(before);
-            return false;
+        if assigned <= reserved {
+            return true;
         }
-        true
+        if self.full_since.is_none() {
+            let target = assigned + shared.reserve_bytes;
+            match self.reserve_file.as_mut().map(|file| file.reserve(target)) {
+                Some(Ok(true)) => {
+                    self.reserved = Some(target);
+                    return true;
+                }
+                Some(Ok(false)) | None => {
+                    self.reserved = None;
+                    return true;
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "the journal cannot reserve disk space: mutations are refused until it can");
+                    self.full_since = Some(Instant::now());
+                }
+            }
+        }
+        self.buffer.truncate(before);
+        false
     }
 }
 
@@ -181,6 +202,7 @@ impl Shared {
         config: &JournalConfig,
     ) -> io::Result<Arc<Self>> {
         let sync_file = file.sync_handle()?;
+        let reserve_file = file.sync_handle()?;
         Ok(Arc::new(Self {
             state: Mutex::new(State {
                 buffer: Vec::new(),
@@ -191,6 +213,7 @@ impl Shared {
                 rotate: false,
                 reserved,
                 reserve: false,
+                reserve_file: Some(reserve_file),
                 full_since: None,
                 failure: None,
                 segments,
@@ -515,6 +538,7 @@ impl SegmentWriter {
             Err(err) => return Err(err),
         };
         self.shared.sync.switch(file.sync_handle()?, written);
+        let reserve_file = file.sync_handle()?;
         current.file = Some(file);
         current.first_seq = written + 1;
         {
@@ -527,6 +551,7 @@ impl SegmentWriter {
             });
             state.reserved = reserved;
             state.reserve = false;
+            state.reserve_file = Some(reserve_file);
             state.full_since = None;
         }
         drop(current);
