@@ -9,9 +9,12 @@
 //!
 //! The directory holds numbered segments of records, a `LOCK` file held while a store uses the
 //! directory, and [`DEAD_LETTERS`], where writes the backend refused for good are kept with the
-//! reason. A writer thread writes the records: under [`Durability::Always`] it syncs each round
-//! before acknowledging it; under [`Durability::Interval`] it acknowledges each round once
-//! written, and a syncer thread syncs the segment beside it.
+//! reason. A mutation's record is written by the task that made the mutation, in one `write`
+//! with the records queued behind it (a group write); under [`Durability::Interval`] it is then
+//! acknowledged, under [`Durability::Always`] once the syncer thread's next sync covers it. Disk
+//! space is reserved ahead of the writes, so that a full disk refuses a mutation at call time
+//! ([`Error::JournalFull`](crate::Error::JournalFull)) and never fails a write the journal took.
+//! A writer thread starts segments, reserves space and deletes what was released.
 //!
 //! ```
 //! use quickstore::journal::inspect_journal;
