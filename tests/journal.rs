@@ -36,9 +36,13 @@ async fn crash_child() -> TestResult {
     ) else {
         return Ok(());
     };
+    let durability = match std::env::var(format!("{CHILD}_INTERVAL_MS")) {
+        Ok(ms) => Durability::Interval(std::time::Duration::from_millis(ms.parse()?)),
+        Err(_) => Durability::Always,
+    };
     let mut builder = Store::builder(DynamoDbBackend::new(client_for(&endpoint), table))
         .journal(dir)
-        .durability(Durability::Always)
+        .durability(durability)
         .flush_interval(std::time::Duration::from_millis(5));
     if std::env::var_os(format!("{CHILD}_VERSIONED")).is_some() {
         builder = builder.versioned(VERSION);
@@ -75,14 +79,20 @@ fn child(
 
 /// Runs the child (in versioned mode, with `versioned`) until it has acknowledged `acks`
 /// mutations, kills it with SIGKILL, and returns the newest acknowledged counter of each key.
+/// Odd seeds journal at `Durability::Interval(10ms)`, even ones at `Always`.
 fn run_and_kill(
     endpoint: &str,
     table: &str,
     dir: &std::path::Path,
     acks: usize,
     versioned: bool,
+    seed: u64,
 ) -> TestResult<HashMap<String, u64>> {
-    let mut child = child("crash_child", endpoint, table, dir, versioned)?
+    let mut command = child("crash_child", endpoint, table, dir, versioned)?;
+    if seed % 2 == 1 {
+        command.env(format!("{CHILD}_INTERVAL_MS"), "10");
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // Once the parent stops reading, the child's prints fail: that noise is not news.
@@ -109,6 +119,9 @@ fn run_and_kill(
     Ok(acked)
 }
 
+/// A child killed with SIGKILL after a random number of acknowledged upserts, ten times (half
+/// at `Durability::Always`, half at `Interval(10ms)`): every acknowledged upsert is read back
+/// and reaches the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult {
     let server = Dynalite::start()?;
@@ -119,7 +132,7 @@ async fn nothing_acknowledged_is_lost_when_the_process_is_killed() -> TestResult
         create_table(&client, &table, "_key").await?;
         let dir = tempfile::tempdir()?;
         let acks = StdRng::seed_from_u64(seed).random_range(1..400);
-        let acked = run_and_kill(server.endpoint(), &table, dir.path(), acks, false)?;
+        let acked = run_and_kill(server.endpoint(), &table, dir.path(), acks, false, seed)?;
 
         // Recovery re-applies what the backend may lack: reads see it at once...
         let store = Store::builder(DynamoDbBackend::new(client.clone(), table.clone()))
@@ -216,7 +229,7 @@ async fn nothing_acknowledged_is_lost_unreported_when_a_versioned_process_is_kil
         create_table(&client, &table, "_key").await?;
         let dir = tempfile::tempdir()?;
         let acks = StdRng::seed_from_u64(seed).random_range(1..400);
-        let acked = run_and_kill(server.endpoint(), &table, dir.path(), acks, true)?;
+        let acked = run_and_kill(server.endpoint(), &table, dir.path(), acks, true, seed)?;
 
         let conflicts = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let store = Store::builder(DynamoDbBackend::new(client.clone(), table.clone()))
