@@ -13,7 +13,7 @@
 //! with the records queued behind it (a group write); under [`Durability::Interval`] it is then
 //! acknowledged, under [`Durability::Always`] once the syncer thread's next sync covers it. Disk
 //! space is reserved ahead of the writes, so that a full disk refuses a mutation at call time
-//! ([`Error::JournalFull`](crate::Error::JournalFull)) and never fails a write the journal took.
+//! ([`Error::JournalFull`]) and never fails a write the journal took.
 //! A writer thread starts segments, reserves space and deletes what was released.
 //!
 //! ```
