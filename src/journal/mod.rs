@@ -139,7 +139,7 @@ impl Journal {
             reserved,
             config,
         )
-        .map_err(|e| Error::journal("cannot open the journal segment twice", e))?;
+        .map_err(|e| Error::journal("cannot open a second handle to the journal segment", e))?;
         let writer = writer::SegmentWriter {
             shared: Arc::clone(&shared),
             fs: Arc::clone(&fs),
