@@ -1368,7 +1368,9 @@ fn an_append_completes_while_a_sync_is_blocked() -> Result<(), String> {
 /// acknowledged is recovered, the refused mutation is not.
 #[test]
 fn a_full_disk_refuses_the_mutation_at_call_time() -> Result<(), Box<dyn std::error::Error>> {
-    use crate::{EmbeddedBackend, Key, Store};
+    use crate::EmbeddedBackend;
+    use crate::Key;
+    use crate::Store;
 
     const RESERVE: u64 = 2048;
     let runtime = tokio::runtime::Builder::new_multi_thread()
