@@ -261,14 +261,20 @@ impl Shared {
     /// thread. An I/O
     /// error fails the journal (waiters learn it from [`progress`](Self::progress)).
     pub(crate) fn write_buffered(&self) {
+        self.write_rounds(false);
+    }
+
+    /// [`write_buffered`](Self::write_buffered); `blocking` (the writer thread) waits for the
+    /// segment's lock however long another holds it.
+    fn write_rounds(&self, blocking: bool) {
         for round in 0..ROUNDS {
             // A holder writing a round lets go within microseconds: waiting that long costs
             // less than a wake-up through the runtime. A rotation holds on longer; then the
             // holder writes the record when it is done.
-            let current = if round == 0 {
-                self.current.try_lock_for(HOLD)
-            } else {
-                self.current.try_lock()
+            let current = match (blocking, round) {
+                (true, _) => Some(self.current.lock()),
+                (false, 0) => self.current.try_lock_for(HOLD),
+                (false, _) => self.current.try_lock(),
             };
             let Some(mut current) = current else {
                 return;
@@ -287,6 +293,17 @@ impl Shared {
         }
     }
 
+    /// Whether the segment being written (named after `first_seq`) is full. The next segment is
+    /// named after the next mutation's sequence, so one starts only once this one holds a
+    /// mutation: markers alone (which take no sequence) never make two segments with the same
+    /// name.
+    fn is_full(&self, state: &State, first_seq: u64) -> bool {
+        state
+            .segments
+            .last()
+            .is_some_and(|s| s.bytes >= self.segment_bytes && s.last_seq >= first_seq)
+    }
+
     /// Writes what is buffered to the segment being written, with one `write`; returns whether
     /// there was something to write. Publishes the progress.
     fn write_round(&self, current: &mut Current) -> bool {
@@ -301,16 +318,11 @@ impl Shared {
             std::mem::swap(&mut state.buffer, &mut current.spare);
             let last_seq = state.buffer_last_seq;
             let bytes = current.spare.len() as u64;
-            let mut full = false;
             if let Some(segment) = state.segments.last_mut() {
                 segment.bytes += bytes;
                 segment.last_seq = last_seq;
-                // The next segment is named after the next mutation's sequence, so one starts
-                // only once this one holds a mutation: markers alone (which take no sequence)
-                // never make two segments with the same name.
-                full = segment.bytes >= self.segment_bytes && last_seq >= current.first_seq;
             }
-            if full && !state.rotate {
+            if !state.rotate && self.is_full(&state, current.first_seq) {
                 state.rotate = true;
                 self.wake.notify_one();
             }
@@ -452,7 +464,7 @@ impl SegmentWriter {
                 return self.finish(syncer);
             }
             if work.handed {
-                self.write_handed();
+                self.shared.write_rounds(true);
             }
             if work.rotate && !self.rotate()? {
                 self.shared.state.lock().rotate = true;
@@ -503,20 +515,6 @@ impl SegmentWriter {
         }
     }
 
-    /// Writes what an appender handed over, blocking on the segment's lock.
-    fn write_handed(&self) {
-        for _ in 0..ROUNDS {
-            let mut current = self.shared.current.lock();
-            self.shared.write_round(&mut current);
-            drop(current);
-            if self.shared.state.lock().buffer.is_empty() {
-                return;
-            }
-        }
-        let mut state = self.shared.state.lock();
-        state.handed |= !state.buffer.is_empty();
-    }
-
     /// Closes the segment being written (synced first) and starts the next, handing the syncer
     /// a handle to it. Returns false, changing nothing, when the disk has no room for the next
     /// segment: the current one takes writes up to its reservation meanwhile.
@@ -531,9 +529,9 @@ impl SegmentWriter {
         self.shared.write_round(&mut current);
         let written = self.shared.written();
         // Asked again by a write since: the segment may have been started since.
-        let full = self.shared.state.lock().segments.last().is_some_and(|s| {
-            s.bytes >= self.shared.segment_bytes && s.last_seq >= current.first_seq
-        });
+        let full = self
+            .shared
+            .is_full(&self.shared.state.lock(), current.first_seq);
         let Some(file) = current.file.as_mut().filter(|_| full) else {
             drop(current);
             self.shared.write_buffered();
