@@ -2,15 +2,19 @@
 //!
 //! It keeps DynamoDB's contract where a store could notice the difference: batch limits,
 //! distinct keys per batch, and one fixed partition key attribute per database. Items are kept
-//! in the [`codec`](crate::codec) encoding; each batch is one redb transaction, committed with
-//! redb's default (fsync) durability.
+//! in the [`codec`](crate::codec) encoding. Writes are committed with redb's default (fsync)
+//! durability, those that arrive together in one transaction ([`commit`]): a batch is answered
+//! once the transaction holding it committed.
+
+mod commit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition, WriteTransaction};
 
+use self::commit::Committer;
 use super::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
 use super::{key_schema_mismatch, Backend, BatchGet, Condition, Conditional, Write};
 use crate::codec;
@@ -29,6 +33,7 @@ const PARTITION_KEY: &str = "partition_key";
 #[derive(Debug, Clone)]
 pub struct EmbeddedBackend {
     db: Arc<Database>,
+    committer: Committer,
     path: PathBuf,
 }
 
@@ -61,8 +66,10 @@ impl EmbeddedBackend {
                 .with_message(format!("cannot open {}", path.display()))
                 .with_source(Some(Arc::new(redb::Error::from(err))))
         })?;
+        let db = Arc::new(db);
         Ok(Self {
-            db: Arc::new(db),
+            committer: Committer::new(Arc::clone(&db)),
+            db,
             path,
         })
     }
@@ -72,8 +79,8 @@ impl EmbeddedBackend {
         &self.path
     }
 
-    /// Runs blocking database work off the async runtime.
-    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T>
+    /// Runs blocking reads off the async runtime.
+    async fn read<T, F>(&self, operation: &'static str, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
@@ -81,19 +88,38 @@ impl EmbeddedBackend {
         let db = Arc::clone(&self.db);
         match tokio::task::spawn_blocking(move || work(&db)).await {
             Ok(result) => result.map_err(|err| database_error(operation, err)),
-            Err(join) => Err(BackendError::new(NAME, operation, false)
-                .with_message("the database task died")
-                .with_source(Some(Arc::new(join)))
-                .into()),
+            Err(_) => Err(task_died(operation)),
         }
+    }
+
+    /// Runs `work` in a write transaction shared with the writes made beside it, and returns
+    /// its outcome once that transaction committed.
+    async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
+    {
+        self.committer.write(operation, work).await
     }
 }
 
 /// Classifies a redb error: I/O may succeed on retry, everything else will not.
 fn database_error(operation: &'static str, err: redb::Error) -> Error {
-    let retryable = matches!(err, redb::Error::Io(_));
+    shared_database_error(operation, Arc::new(err))
+}
+
+/// [`database_error`] for an error shared by the writes of one transaction.
+fn shared_database_error(operation: &'static str, err: Arc<redb::Error>) -> Error {
+    let retryable = matches!(*err, redb::Error::Io(_));
     BackendError::new(NAME, operation, retryable)
-        .with_source(Some(Arc::new(err)))
+        .with_source(Some(err))
+        .into()
+}
+
+/// The blocking task doing `operation` ended without an answer.
+fn task_died(operation: &'static str) -> Error {
+    BackendError::new(NAME, operation, false)
+        .with_message("the database task died")
         .into()
 }
 
@@ -142,18 +168,13 @@ impl Backend for EmbeddedBackend {
     async fn check_table(&self, partition_key: &str) -> Result<()> {
         let wanted = partition_key.to_owned();
         let found = self
-            .run("DescribeTable", move |db| {
-                let txn = db.begin_write()?;
-                let found = {
-                    let mut meta = txn.open_table(META)?;
-                    let found = meta.get(PARTITION_KEY)?.map(|v| v.value().to_owned());
-                    if found.is_none() {
-                        meta.insert(PARTITION_KEY, wanted.as_str())?;
-                    }
-                    txn.open_table(ITEMS)?;
-                    found
-                };
-                txn.commit()?;
+            .write("DescribeTable", move |txn| {
+                let mut meta = txn.open_table(META)?;
+                let found = meta.get(PARTITION_KEY)?.map(|v| v.value().to_owned());
+                if found.is_none() {
+                    meta.insert(PARTITION_KEY, wanted.as_str())?;
+                }
+                txn.open_table(ITEMS)?;
                 Ok(found)
             })
             .await?;
@@ -174,7 +195,9 @@ impl Backend for EmbeddedBackend {
         _consistent: bool,
     ) -> Result<Option<Item>> {
         let keys = vec![key.to_owned()];
-        let mut items = self.run("GetItem", move |db| read_items(db, &keys)).await?;
+        let mut items = self
+            .read("GetItem", move |db| read_items(db, &keys))
+            .await?;
         Ok(items.pop())
     }
 
@@ -187,7 +210,7 @@ impl Backend for EmbeddedBackend {
         check_batch_get(NAME, keys)?;
         let keys = keys.to_vec();
         let items = self
-            .run("BatchGetItem", move |db| read_items(db, &keys))
+            .read("BatchGetItem", move |db| read_items(db, &keys))
             .await?;
         Ok(BatchGet {
             items,
@@ -205,18 +228,14 @@ impl Backend for EmbeddedBackend {
             };
             encoded.push((key.to_owned(), bytes));
         }
-        self.run("BatchWriteItem", move |db| {
-            let txn = db.begin_write()?;
-            {
-                let mut table = txn.open_table(ITEMS)?;
-                for (key, bytes) in &encoded {
-                    match bytes {
-                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
-                        None => table.remove(key.as_str())?,
-                    };
-                }
+        self.write("BatchWriteItem", move |txn| {
+            let mut table = txn.open_table(ITEMS)?;
+            for (key, bytes) in &encoded {
+                match bytes {
+                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                    None => table.remove(key.as_str())?,
+                };
             }
-            txn.commit()?;
             Ok(Vec::new())
         })
         .await
@@ -234,23 +253,18 @@ impl Backend for EmbeddedBackend {
             Write::Delete(_) => None,
         };
         let condition = condition.clone();
-        self.run("ConditionalWrite", move |db| {
-            let txn = db.begin_write()?;
-            let outcome = {
-                let mut table = txn.open_table(ITEMS)?;
-                let current = stored_item(&table, &key)?;
-                if condition.holds_for(current.as_ref()) {
-                    match &bytes {
-                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
-                        None => table.remove(key.as_str())?,
-                    };
-                    Conditional::Written
-                } else {
-                    Conditional::Conflict { current }
-                }
-            };
-            txn.commit()?;
-            Ok(outcome)
+        self.write("ConditionalWrite", move |txn| {
+            let mut table = txn.open_table(ITEMS)?;
+            let current = stored_item(&table, &key)?;
+            if condition.holds_for(current.as_ref()) {
+                match &bytes {
+                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                    None => table.remove(key.as_str())?,
+                };
+                Ok(Conditional::Written)
+            } else {
+                Ok(Conditional::Conflict { current })
+            }
         })
         .await
     }
@@ -270,30 +284,25 @@ impl Backend for EmbeddedBackend {
         let (delta, mark) = (delta.clone(), mark.cloned());
         // The item the delta made, or why it was refused; written in one transaction with the
         // read it was made from.
-        self.run("UpdateItem", move |db| {
-            let txn = db.begin_write()?;
-            let outcome = {
-                let mut table = txn.open_table(ITEMS)?;
-                let current = stored_item(&table, &key)?;
-                let outcome = updated(
-                    NAME,
-                    &partition_key,
-                    &key,
-                    &delta,
-                    mark.as_ref(),
-                    current.as_ref(),
-                );
-                if let Ok(Updated::Applied(item)) = &outcome {
-                    match encode("UpdateItem", item) {
-                        Ok(bytes) => {
-                            table.insert(key.as_str(), bytes.as_slice())?;
-                        }
-                        Err(err) => return Ok(Err(err)),
+        self.write("UpdateItem", move |txn| {
+            let mut table = txn.open_table(ITEMS)?;
+            let current = stored_item(&table, &key)?;
+            let outcome = updated(
+                NAME,
+                &partition_key,
+                &key,
+                &delta,
+                mark.as_ref(),
+                current.as_ref(),
+            );
+            if let Ok(Updated::Applied(item)) = &outcome {
+                match encode("UpdateItem", item) {
+                    Ok(bytes) => {
+                        table.insert(key.as_str(), bytes.as_slice())?;
                     }
+                    Err(err) => return Ok(Err(err)),
                 }
-                outcome
-            };
-            txn.commit()?;
+            }
             Ok(outcome)
         })
         .await?
