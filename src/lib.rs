@@ -170,6 +170,7 @@ mod item;
 pub mod journal;
 mod key;
 mod load;
+mod lock;
 mod options;
 mod resume;
 mod retry;

@@ -15,7 +15,7 @@
 //! one write of a key is in flight, newer mutations of it stay dirty and are written after it
 //! completes, so an older state never lands over a newer one.
 //!
-//! Each shard is guarded by a `parking_lot` mutex. Critical sections are short, never await,
+//! Each shard is guarded by a [`Mutex`](crate::lock::Mutex). Critical sections are short, never await,
 //! and never touch the network, so a blocking lock is cheaper than an async one here.
 
 use std::any::Any;
@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -35,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::item::{self, Item};
 use crate::journal::{Journal, Op, TableState};
 use crate::key::Parts;
+use crate::lock::Mutex;
 use crate::stats::ShardCounters;
 use crate::version::Base;
 
@@ -47,6 +47,15 @@ use unwritten::{Taken, Unwritten};
 
 /// An item's state: `Some` when present, `None` when known to be absent.
 pub(crate) type Value = Option<Arc<Item>>;
+
+/// What a mutation took out of a shard: the value it replaced, or the clean entry it
+/// superseded. The caller drops it after releasing the shard's lock, so that freeing an item
+/// never holds up the shard's other callers.
+#[must_use]
+struct Replaced {
+    _value: Value,
+    _clean: Option<clean::Removed>,
+}
 
 /// Bytes counted for an entry besides its key and item: map slots, `Arc`s, bookkeeping.
 const ENTRY_OVERHEAD: u64 = 64;
@@ -741,7 +750,10 @@ impl Shard {
             current_value = Some(current.value);
         }
         let next = mutation.into_next(current_value.as_ref(), key.len())?;
-        state.apply(key, next, base, ctx).map(Mutated::Applied)
+        let (seq, replaced) = state.apply(key, next, base, ctx)?;
+        drop(state);
+        drop(replaced);
+        Ok(Mutated::Applied(seq))
     }
 
     /// Reads the key's current state and applies what `decide` makes of it, atomically with
@@ -770,7 +782,9 @@ impl Shard {
             (Some(mutation), answer) => {
                 let base = base_of(&current, ctx.versioned);
                 let next = mutation.into_next(Some(&current.value), key.len())?;
-                let seq = state.apply(key, next, base, ctx)?;
+                let (seq, replaced) = state.apply(key, next, base, ctx)?;
+                drop(state);
+                drop(replaced);
                 Ok(MutatedWith::Applied(seq, answer))
             }
             (None, answer) => Ok(MutatedWith::Unchanged(answer)),
@@ -1072,7 +1086,13 @@ impl State {
     /// Applies a mutation whose precondition held: admits it within the pending bounds (one
     /// more dirty key, and the bytes it adds), journals it, and makes the key dirty with the
     /// new state. Returns its sequence.
-    fn apply(&mut self, key: &str, next: Next, base: Base, ctx: &WriteContext<'_>) -> Result<u64> {
+    fn apply(
+        &mut self,
+        key: &str,
+        next: Next,
+        base: Base,
+        ctx: &WriteContext<'_>,
+    ) -> Result<(u64, Replaced)> {
         let new_weight = weight(key, next.value());
         let old_weight = self.dirty.get(key).map(|entry| entry.weight);
         let is_dirty = old_weight.is_some();
@@ -1144,9 +1164,9 @@ impl State {
             Next::Full(_, value) => (value, None),
             Next::Delta(value, delta) => (value, Some(delta)),
         };
-        match self.dirty.get_mut(key) {
+        let replaced = match self.dirty.get_mut(key) {
             Some(entry) => {
-                entry.value = value;
+                let old = std::mem::replace(&mut entry.value, value);
                 entry.weight = new_weight;
                 entry.seq = seq;
                 match delta {
@@ -1156,9 +1176,13 @@ impl State {
                 if entry.in_flight.is_some() && entry.next_first.is_none() {
                     entry.next_first = Some(seq);
                 }
+                Replaced {
+                    _value: old,
+                    _clean: None,
+                }
             }
             None => {
-                self.clean.remove(key);
+                let removed = self.clean.remove(key);
                 let mut unwritten = Unwritten::nothing();
                 match delta {
                     Some(delta) => unwritten.delta(delta, seq),
@@ -1180,9 +1204,13 @@ impl State {
                     },
                 );
                 (ctx.on_dirty)(seq, key);
+                Replaced {
+                    _value: None,
+                    _clean: Some(removed),
+                }
             }
-        }
-        Ok(seq)
+        };
+        Ok((seq, replaced))
     }
 
     /// Ends the flight of `ticket` and wakes its waiters; returns whether it went stale, or

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The library's top-level modules, bottom first.
 const ORDER: &[&str] = &[
+    "lock",
     "key",
     "error",
     "item",

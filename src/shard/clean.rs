@@ -61,6 +61,11 @@ impl Hash for Hashed<'_> {
     }
 }
 
+/// An entry taken out of the cache, freed when dropped.
+pub(crate) struct Removed {
+    _entry: Option<(CleanKey, Cached)>,
+}
+
 /// The key of a clean entry: the rendered key and its hash.
 #[derive(PartialEq, Eq)]
 pub(crate) struct CleanKey {
@@ -209,8 +214,12 @@ impl Clean {
     }
 
     /// Drops the entry of `key`, if any.
-    pub(crate) fn remove(&mut self, key: &str) {
-        self.cache.remove(&self.hasher.hash(key));
+    /// Removes `key`'s entry, and returns it for the caller to drop once it has let go of the
+    /// shard's lock.
+    pub(crate) fn remove(&mut self, key: &str) -> Removed {
+        Removed {
+            _entry: self.cache.remove(&self.hasher.hash(key)),
+        }
     }
 
     /// Drops every entry.
