@@ -1,19 +1,16 @@
-//! The mutex of the hot paths (shards, the journal): one whose waiters sleep until it is free.
+//! The shards' mutex: one whose waiters sleep until it is free.
 //!
 //! `parking_lot`'s mutex, when contended, spins and then calls `sched_yield` a few times before
 //! it sleeps. On a machine with more runnable threads than cores, a yield can hand the core to
 //! another thread for a whole time slice (milliseconds), long after the lock was released: on a
-//! 2-core machine writing at 100,000 upserts a second, those yields were the largest part of
+//! 2-core machine writing at 100,000 upserts a second, the shards' yields were a large part of
 //! the upserts' tail (docs/BENCHMARKS.md). The standard library's mutex spins briefly without
 //! yielding and then waits on a futex, woken as soon as the lock is released.
 //!
 //! A panic while the lock is held does not poison it: critical sections leave their state
 //! whole before anything that could panic, as with `parking_lot`.
 
-use std::sync::{PoisonError, TryLockError};
-
-pub(crate) use std::sync::MutexGuard;
-use std::time::Duration;
+use std::sync::{MutexGuard, PoisonError};
 
 /// A mutual exclusion lock; see the module docs.
 #[derive(Debug, Default)]
@@ -27,46 +24,6 @@ impl<T> Mutex<T> {
     /// Waits for the lock and takes it.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the lock if it is free.
-    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        match self.0.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-}
-
-/// A condition variable for [`Mutex`].
-#[derive(Debug, Default)]
-pub(crate) struct Condvar(std::sync::Condvar);
-
-impl Condvar {
-    pub(crate) const fn new() -> Self {
-        Self(std::sync::Condvar::new())
-    }
-
-    pub(crate) fn notify_one(&self) {
-        self.0.notify_one();
-    }
-
-    /// Releases `guard`'s lock until woken (or spuriously), then takes it again.
-    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// [`wait`](Self::wait), for at most `timeout`.
-    pub(crate) fn wait_for<'a, T>(
-        &self,
-        guard: MutexGuard<'a, T>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, T> {
-        match self.0.wait_timeout(guard, timeout) {
-            Ok((guard, _)) => guard,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
     }
 }
 
@@ -85,9 +42,6 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         *lock.lock() += 1;
-        assert_eq!(lock.try_lock().map(|v| *v), Some(2));
-        let guard = lock.lock();
-        assert!(lock.try_lock().is_none());
-        drop(guard);
+        assert_eq!(*lock.lock(), 2);
     }
 }

@@ -43,12 +43,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::fs::{AppendFile, FileSystem};
 use super::segment;
 use super::{Durability, JournalConfig};
-use crate::lock::{Condvar, Mutex, MutexGuard};
 
 /// How long the writer thread waits before trying again to reserve space on a full disk.
 pub(crate) const FULL_RETRY: Duration = Duration::from_millis(100);
@@ -273,7 +273,7 @@ impl Shared {
             // holder writes the record when it is done.
             let current = match (blocking, round) {
                 (true, _) => Some(self.current.lock()),
-                (false, 0) => self.lock_within(HOLD),
+                (false, 0) => self.current.try_lock_for(HOLD),
                 (false, _) => self.current.try_lock(),
             };
             let Some(mut current) = current else {
@@ -290,23 +290,6 @@ impl Shared {
         if !state.buffer.is_empty() {
             state.handed = true;
             self.wake.notify_one();
-        }
-    }
-
-    /// The segment's lock, if it can be taken within `hold`. Spins rather than sleeps: a
-    /// holder writing a round lets go within microseconds.
-    fn lock_within(&self, hold: Duration) -> Option<MutexGuard<'_, Current>> {
-        let start = Instant::now();
-        loop {
-            if let Some(current) = self.current.try_lock() {
-                return Some(current);
-            }
-            if start.elapsed() >= hold {
-                return None;
-            }
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
         }
     }
 
@@ -525,9 +508,9 @@ impl SegmentWriter {
             match state.full_since {
                 Some(since) => {
                     let left = FULL_RETRY.saturating_sub(since.elapsed());
-                    state = self.shared.wake.wait_for(state, left);
+                    self.shared.wake.wait_for(&mut state, left);
                 }
-                None => state = self.shared.wake.wait(state),
+                None => self.shared.wake.wait(&mut state),
             }
         }
     }
@@ -800,9 +783,9 @@ impl Syncer {
                         if left.is_zero() {
                             break;
                         }
-                        state = slot.wake.wait_for(state, left);
+                        slot.wake.wait_for(&mut state, left);
                     } else {
-                        state = slot.wake.wait(state);
+                        slot.wake.wait(&mut state);
                     }
                 }
                 let Some(file) = state.file.take() else {
