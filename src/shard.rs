@@ -15,8 +15,9 @@
 //! one write of a key is in flight, newer mutations of it stay dirty and are written after it
 //! completes, so an older state never lands over a newer one.
 //!
-//! Each shard is guarded by a [`Mutex`](crate::lock::Mutex). Critical sections are short, never await,
-//! and never touch the network, so a blocking lock is cheaper than an async one here.
+//! Each shard is guarded by a [`Mutex`](crate::lock::Mutex). Critical sections are short,
+//! never await, and never touch the network, so a blocking lock is cheaper than an async one
+//! here.
 
 use std::any::Any;
 use std::cell::Cell;

@@ -213,9 +213,8 @@ impl Clean {
         );
     }
 
-    /// Drops the entry of `key`, if any.
-    /// Removes `key`'s entry, and returns it for the caller to drop once it has let go of the
-    /// shard's lock.
+    /// Removes the entry of `key`, if any, and returns it for the caller to drop once it has
+    /// let go of the shard's lock.
     pub(crate) fn remove(&mut self, key: &str) -> Removed {
         Removed {
             _entry: self.cache.remove(&self.hasher.hash(key)),
