@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition};
 
 use self::commit::Committer;
 use super::rules::{batch_write_keys, check_batch_get, conditional_write_key, updated};
@@ -88,18 +88,8 @@ impl EmbeddedBackend {
         let db = Arc::clone(&self.db);
         match tokio::task::spawn_blocking(move || work(&db)).await {
             Ok(result) => result.map_err(|err| database_error(operation, err)),
-            Err(_) => Err(task_died(operation)),
+            Err(join) => Err(task_died(operation, Some(Arc::new(join)))),
         }
-    }
-
-    /// Runs `work` in a write transaction shared with the writes made beside it, and returns
-    /// its outcome once that transaction committed.
-    async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: Fn(&WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
-    {
-        self.committer.write(operation, work).await
     }
 }
 
@@ -116,10 +106,11 @@ fn shared_database_error(operation: &'static str, err: Arc<redb::Error>) -> Erro
         .into()
 }
 
-/// The blocking task doing `operation` ended without an answer.
-fn task_died(operation: &'static str) -> Error {
+/// The blocking task doing `operation` ended without an answer (`source`: how, where known).
+fn task_died(operation: &'static str, source: Option<crate::error::Cause>) -> Error {
     BackendError::new(NAME, operation, false)
         .with_message("the database task died")
+        .with_source(source)
         .into()
 }
 
@@ -168,6 +159,7 @@ impl Backend for EmbeddedBackend {
     async fn check_table(&self, partition_key: &str) -> Result<()> {
         let wanted = partition_key.to_owned();
         let found = self
+            .committer
             .write("DescribeTable", move |txn| {
                 let mut meta = txn.open_table(META)?;
                 let found = meta.get(PARTITION_KEY)?.map(|v| v.value().to_owned());
@@ -228,17 +220,18 @@ impl Backend for EmbeddedBackend {
             };
             encoded.push((key.to_owned(), bytes));
         }
-        self.write("BatchWriteItem", move |txn| {
-            let mut table = txn.open_table(ITEMS)?;
-            for (key, bytes) in &encoded {
-                match bytes {
-                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
-                    None => table.remove(key.as_str())?,
-                };
-            }
-            Ok(Vec::new())
-        })
-        .await
+        self.committer
+            .write("BatchWriteItem", move |txn| {
+                let mut table = txn.open_table(ITEMS)?;
+                for (key, bytes) in &encoded {
+                    match bytes {
+                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                        None => table.remove(key.as_str())?,
+                    };
+                }
+                Ok(Vec::new())
+            })
+            .await
     }
 
     async fn write_if(
@@ -253,20 +246,21 @@ impl Backend for EmbeddedBackend {
             Write::Delete(_) => None,
         };
         let condition = condition.clone();
-        self.write("ConditionalWrite", move |txn| {
-            let mut table = txn.open_table(ITEMS)?;
-            let current = stored_item(&table, &key)?;
-            if condition.holds_for(current.as_ref()) {
-                match &bytes {
-                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
-                    None => table.remove(key.as_str())?,
-                };
-                Ok(Conditional::Written)
-            } else {
-                Ok(Conditional::Conflict { current })
-            }
-        })
-        .await
+        self.committer
+            .write("ConditionalWrite", move |txn| {
+                let mut table = txn.open_table(ITEMS)?;
+                let current = stored_item(&table, &key)?;
+                if condition.holds_for(current.as_ref()) {
+                    match &bytes {
+                        Some(bytes) => table.insert(key.as_str(), bytes.as_slice())?,
+                        None => table.remove(key.as_str())?,
+                    };
+                    Ok(Conditional::Written)
+                } else {
+                    Ok(Conditional::Conflict { current })
+                }
+            })
+            .await
     }
 
     fn supports_conditional_writes(&self) -> bool {
@@ -284,28 +278,29 @@ impl Backend for EmbeddedBackend {
         let (delta, mark) = (delta.clone(), mark.cloned());
         // The item the delta made, or why it was refused; written in one transaction with the
         // read it was made from.
-        self.write("UpdateItem", move |txn| {
-            let mut table = txn.open_table(ITEMS)?;
-            let current = stored_item(&table, &key)?;
-            let outcome = updated(
-                NAME,
-                &partition_key,
-                &key,
-                &delta,
-                mark.as_ref(),
-                current.as_ref(),
-            );
-            if let Ok(Updated::Applied(item)) = &outcome {
-                match encode("UpdateItem", item) {
-                    Ok(bytes) => {
-                        table.insert(key.as_str(), bytes.as_slice())?;
+        self.committer
+            .write("UpdateItem", move |txn| {
+                let mut table = txn.open_table(ITEMS)?;
+                let current = stored_item(&table, &key)?;
+                let outcome = updated(
+                    NAME,
+                    &partition_key,
+                    &key,
+                    &delta,
+                    mark.as_ref(),
+                    current.as_ref(),
+                );
+                if let Ok(Updated::Applied(item)) = &outcome {
+                    match encode("UpdateItem", item) {
+                        Ok(bytes) => {
+                            table.insert(key.as_str(), bytes.as_slice())?;
+                        }
+                        Err(err) => return Ok(Err(err)),
                     }
-                    Err(err) => return Ok(Err(err)),
                 }
-            }
-            Ok(outcome)
-        })
-        .await?
+                Ok(outcome)
+            })
+            .await?
     }
 
     fn supports_deltas(&self) -> bool {

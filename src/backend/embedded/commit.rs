@@ -80,7 +80,7 @@ where
             (Ok(()), Some(outcome)) => Ok(outcome),
             (Err(err), _) => Err(shared_database_error(self.operation, err)),
             // A committed transaction applied every write it answers.
-            (Ok(()), None) => Err(super::task_died(self.operation)),
+            (Ok(()), None) => Err(super::task_died(self.operation, None)),
         };
         // A caller that stopped waiting has nothing to be told.
         let _ = self.reply.send(answer);
@@ -129,7 +129,7 @@ impl Committer {
         }
         match answer.await {
             Ok(answer) => answer,
-            Err(_) => Err(super::task_died(operation)),
+            Err(_) => Err(super::task_died(operation, None)),
         }
     }
 }
